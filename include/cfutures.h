@@ -1,0 +1,26 @@
+/*
+ * cfutures.h - Python's concurrent.futures in C, on a libev loop.
+ *
+ * One umbrella header.  A single-threaded reactor (a libev loop the
+ * application owns) owns every future and runs every completion callback;
+ * blocking or CPU-bound work runs on executors (a thread pool) and comes back
+ * to the loop through an ev_async watcher.
+ *
+ *   cfutures/common.h       error codes, cf_strerror(), clock, cpu count
+ *   cfutures/loop.h         cf_loop_t: binding to a struct ev_loop
+ *   cfutures/future.h       cf_future_t: states, results, callbacks, waits
+ *   cfutures/thread_pool.h  cf_thread_pool_t: the thread-pool executor
+ *
+ * See docs/DESIGN.md for threads, queues, wake-ups and lock order.
+ */
+#ifndef CFUTURES_H
+#define CFUTURES_H
+
+#include <ev.h>
+
+#include "cfutures/common.h"
+#include "cfutures/loop.h"
+#include "cfutures/future.h"
+#include "cfutures/thread_pool.h"
+
+#endif /* CFUTURES_H */

@@ -1,0 +1,152 @@
+/*
+ * cfutures/thread_pool.h - executor that runs tasks on a pool of threads.
+ *
+ * The pool belongs to one cf_loop_t.  cf_thread_pool_submit() queues a task
+ * and returns its future; a worker thread runs the task function; the outcome
+ * travels back to the loop through the loop's completion queue and ev_async,
+ * and the future's done callbacks run on the loop thread.
+ *
+ * Threads: every cf_thread_pool_* function is called on the loop thread.  The
+ * task function, initializer and finalizer run on a worker thread; there they
+ * may use only the cf_task_* functions (and cf_loop_call()).  Worker threads
+ * are named "<prefix>-<n>" and run with every signal blocked.
+ */
+#ifndef CFUTURES_THREAD_POOL_H
+#define CFUTURES_THREAD_POOL_H
+
+#include "common.h"
+#include "future.h"
+#include "loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cf_thread_pool cf_thread_pool_t;
+
+/* Worker-side view of a running task. Valid only during the task call. */
+typedef struct cf_task cf_task_t;
+
+/*
+ * A task.  Runs on a worker thread.  Return 0 for success (after an optional
+ * cf_task_set_*()), a negative error code for failure (cf_task_fail() sets a
+ * message and returns the code), or CF_ECANCELED to end cancelled.  A positive
+ * return is a failure with CF_EFAIL.
+ */
+typedef int (*cf_task_fn)(cf_task_t *task, void *arg);
+
+/* Store the task's value; the last call wins.  Worker thread. */
+CF_EXTERN void cf_task_set_result(cf_task_t *task, void *value, cf_free_fn value_free);
+CF_EXTERN void cf_task_set_i64(cf_task_t *task, int64_t value);
+CF_EXTERN void cf_task_set_f64(cf_task_t *task, double value);
+
+/*
+ * Record a failure message (printf format) and return `err` unchanged, for
+ * `return cf_task_fail(t, CF_EFAIL, "bad input %d", x);`.  A non-negative err
+ * becomes CF_EFAIL.  Worker thread.
+ */
+CF_EXTERN int cf_task_fail(cf_task_t *task, int err, const char *fmt, ...) CF_PRINTF(3, 4);
+
+/* 1 once cancellation of this running task was requested, else 0. Worker thread. */
+CF_EXTERN int cf_task_cancelled(const cf_task_t *task);
+
+/* The per-worker data the pool's initializer produced (NULL without one). */
+CF_EXTERN void *cf_task_worker_data(const cf_task_t *task);
+
+/* Index of the worker running the task, 0 .. max_workers-1. */
+CF_EXTERN int cf_task_worker_index(const cf_task_t *task);
+
+/* What cf_thread_pool_submit() does when max_queued tasks are already queued. */
+typedef enum cf_queue_full {
+    CF_QUEUE_FULL_FAIL = 0, /* submit returns CF_EAGAIN */
+    CF_QUEUE_FULL_WAIT = 1  /* submit returns a PENDING future; the task is queued once room frees up */
+} cf_queue_full;
+
+/*
+ * Per-worker initializer, run on each worker thread before it takes tasks.
+ * Return 0 and optionally set *worker_data (handed to tasks through
+ * cf_task_worker_data() and to the finalizer), or a negative code: the pool is
+ * then broken, like Python's BrokenThreadPool - queued tasks fail with
+ * CF_EBROKEN and a message naming the worker, later submits return CF_EBROKEN.
+ */
+typedef int (*cf_worker_init_fn)(void *pool_data, int worker_index, void **worker_data);
+/* Per-worker finalizer, run on the worker thread as it exits (only if init succeeded). */
+typedef void (*cf_worker_fini_fn)(void *pool_data, int worker_index, void *worker_data);
+
+typedef struct cf_thread_pool_opts {
+    int max_workers;             /* number of threads; default cf_cpu_count(); < 1 is CF_EINVAL */
+    const char *name_prefix;     /* thread name prefix, default "cf-worker" (names are cut to 15 bytes) */
+    cf_worker_init_fn initializer; /* optional */
+    cf_worker_fini_fn finalizer;   /* optional */
+    void *init_data;             /* passed to initializer and finalizer */
+    size_t max_queued;           /* bound on queued (not yet running) tasks; 0 = unbounded */
+    cf_queue_full on_full;       /* policy when the bound is reached */
+    unsigned spin_us;            /* microseconds an idle worker polls before sleeping; default 50, 0 = never */
+} cf_thread_pool_opts;
+
+/* Fill `o` with the defaults. Any thread. */
+CF_EXTERN void cf_thread_pool_opts_init(cf_thread_pool_opts *o);
+
+/*
+ * Create a pool on `loop` and start its workers (opts NULL = defaults).
+ * Returns 0, CF_EINVAL (bad option), CF_ENOMEM, or the negated errno of a
+ * failed pthread_create() (no thread is left behind).  Loop thread.
+ */
+CF_EXTERN int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thread_pool_t **out);
+
+/*
+ * Queue fn(task, arg).  On success *out receives a future (one reference, the
+ * caller's) that completes on the loop thread; `arg_free`, if given, is called
+ * with `arg` on the loop thread once the task is done (or cancelled).
+ * Returns 0, CF_EINVAL (NULL pool, fn or out), CF_ESHUTDOWN after shutdown,
+ * CF_EBROKEN when an initializer failed, CF_EAGAIN when the queue is full
+ * under CF_QUEUE_FULL_FAIL, or CF_ENOMEM.  On error nothing is queued and
+ * arg_free is not called.  Loop thread.
+ */
+CF_EXTERN int cf_thread_pool_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, cf_free_fn arg_free,
+                                    cf_future_t **out);
+
+/* Flags for cf_thread_pool_shutdown(). */
+enum {
+    CF_SHUTDOWN_WAIT = 1 << 0,   /* run the loop until every task of the pool is done */
+    CF_SHUTDOWN_CANCEL = 1 << 1, /* cancel queued tasks; request cancellation of running ones */
+};
+
+/*
+ * Stop accepting tasks (later submits return CF_ESHUTDOWN).  With
+ * CF_SHUTDOWN_CANCEL, queued tasks complete as CANCELLED and running tasks get
+ * their cancellation flag.  With CF_SHUTDOWN_WAIT, run the loop until every
+ * task the pool accepted is done and its callbacks ran, then join the workers;
+ * inside a loop callback this returns CF_EDEADLK (after doing the rest).
+ * Without it, workers exit once the queue is empty.  Calling it again is
+ * harmless.  Returns 0, CF_EINVAL or CF_EDEADLK.  Loop thread.
+ */
+CF_EXTERN int cf_thread_pool_shutdown(cf_thread_pool_t *pool, int flags);
+
+/*
+ * Shut down with CF_SHUTDOWN_CANCEL, wait for running tasks to return (the
+ * calling thread blocks on the joins), and release the pool.  Futures already
+ * handed out stay valid and still complete, exactly once, on the loop.
+ * Loop thread.
+ */
+CF_EXTERN void cf_thread_pool_free(cf_thread_pool_t *pool);
+
+typedef struct cf_pool_stats {
+    uint64_t submitted;     /* tasks accepted */
+    uint64_t queued;        /* tasks waiting now (including those waiting for queue room) */
+    uint64_t running;       /* tasks running now */
+    uint64_t completed;     /* tasks finished with a value */
+    uint64_t failed;        /* tasks that failed */
+    uint64_t cancelled;     /* tasks cancelled */
+    uint64_t queue_ns_total; /* total time tasks spent queued before a worker took them */
+    uint64_t queue_ns_max;   /* longest such time */
+    int workers;            /* worker threads alive */
+} cf_pool_stats;
+
+/* Snapshot of the pool's counters. Returns 0 or CF_EINVAL. Loop thread. */
+CF_EXTERN int cf_thread_pool_stats(cf_thread_pool_t *pool, cf_pool_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CFUTURES_THREAD_POOL_H */

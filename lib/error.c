@@ -1,0 +1,96 @@
+/*
+ * error.c - error texts, version, clock and CPU count.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct cf__errinfo {
+    int code;
+    const char *name;
+    const char *text;
+};
+
+static const struct cf__errinfo cf__errors[] = {
+    {0, "CF_OK", "success"},
+    {CF_EINVAL, "CF_EINVAL", "invalid argument"},
+    {CF_ENOMEM, "CF_ENOMEM", "out of memory"},
+    {CF_EAGAIN, "CF_EAGAIN", "task queue is full"},
+    {CF_EBUSY, "CF_EBUSY", "task is running; cancellation was requested"},
+    {CF_ECANCELED, "CF_ECANCELED", "cancelled"},
+    {CF_ETIMEDOUT, "CF_ETIMEDOUT", "timed out"},
+    {CF_EDEADLK, "CF_EDEADLK", "blocking wait would deadlock (inside a loop callback, or nothing can complete it)"},
+    {CF_EPERM, "CF_EPERM", "operation not permitted on this future"},
+    {CF_EALREADY, "CF_EALREADY", "future is already done"},
+    {CF_ESHUTDOWN, "CF_ESHUTDOWN", "executor is shut down"},
+    {CF_EPENDING, "CF_EPENDING", "future is not done yet"},
+    {CF_EBROKEN, "CF_EBROKEN", "executor is broken: a worker initializer failed"},
+    {CF_EFAIL, "CF_EFAIL", "task failed"},
+    {CF_ELOOPBUSY, "CF_ELOOPBUSY", "loop still has live futures, executors or queued calls"},
+};
+
+static const struct cf__errinfo *cf__errinfo_find(int err)
+{
+    for (size_t i = 0; i < sizeof(cf__errors) / sizeof(cf__errors[0]); i++)
+        if (cf__errors[i].code == err)
+            return &cf__errors[i];
+    return NULL;
+}
+
+const char *cf_strerror(int err)
+{
+    const struct cf__errinfo *e = cf__errinfo_find(err);
+    if (e)
+        return e->text;
+    if (err < 0 && err > -4000) {
+#ifdef HAVE_STRERRORDESC_NP
+        const char *s = strerrordesc_np(-err);
+        if (s)
+            return s;
+#endif
+    }
+    return "unknown error";
+}
+
+const char *cf_err_name(int err)
+{
+    const struct cf__errinfo *e = cf__errinfo_find(err);
+    if (e)
+        return e->name;
+    if (err < 0 && err > -4000) {
+#ifdef HAVE_STRERRORDESC_NP
+        const char *s = strerrorname_np(-err);
+        if (s)
+            return s;
+#endif
+    }
+    return "CF_EUNKNOWN";
+}
+
+const char *cf_version(void)
+{
+    return PACKAGE_VERSION;
+}
+
+uint64_t cf_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int cf_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (int)n;
+}
+
+void cf__panic(const char *func, const char *msg)
+{
+    fprintf(stderr, "cfutures: %s: %s\n", func, msg);
+    abort();
+}

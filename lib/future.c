@@ -1,0 +1,381 @@
+/*
+ * future.c - futures: states, values, done callbacks, blocking waits.
+ *
+ * A future is used on its loop thread only, with one exception: while an
+ * executor runs its task, the worker thread writes the task part (value,
+ * err, errmsg) and moves the state PENDING -> RUNNING; the loop reads those
+ * fields only after the completion came back through the inbox (whose mutex
+ * orders the accesses), and reads `state` atomically.
+ *
+ * Every state change goes through cf__future_set_state().
+ *
+ * Callback dispatch.  Callbacks are kept newest-first in `cbs` and reversed
+ * when they run, so they run in registration order.  A dispatch is queued on
+ * the loop's ready queue (`scheduled` set, one reference held) whenever a
+ * done future has callbacks that have not run: when it is settled, or when a
+ * callback is added to a future that is already done.  Executors complete
+ * their futures from their own deferred work item and call
+ * cf__future_dispatch() directly from there.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cf__state_final(int st)
+{
+    return st >= CF_FUTURE_FINISHED;
+}
+
+static int cf__future_final(const cf_future_t *f)
+{
+    return cf__state_final(atomic_load_explicit(&f->state, memory_order_acquire));
+}
+
+void cf__future_set_state(cf_future_t *f, cf_future_state to)
+{
+    int from = atomic_load_explicit(&f->state, memory_order_relaxed);
+
+    CF_ASSERT(!cf__state_final(from), "a done future cannot change state");
+    CF_ASSERT(to != CF_FUTURE_PENDING, "a future never goes back to pending");
+    CF_ASSERT(!(to == CF_FUTURE_RUNNING && from != CF_FUTURE_PENDING), "only a pending future starts running");
+    (void)from;
+    atomic_store_explicit(&f->state, (int)to, memory_order_release);
+}
+
+void cf__future_set_msg(cf_future_t *f, const char *fmt, va_list ap)
+{
+    char *msg = NULL;
+
+    if (fmt && vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    free(f->errmsg);
+    f->errmsg = msg;
+}
+
+static void cf__dispatch_run(cf_loop_t *loop, struct cf__work *w)
+{
+    cf_future_t *f = cf__container_of(w, struct cf_future, u.work);
+
+    (void)loop;
+    cf__future_dispatch(f);
+    cf_future_unref(f); /* the reference held by the scheduled dispatch */
+}
+
+static void cf__future_schedule(cf_future_t *f)
+{
+    if (f->scheduled || !f->cbs)
+        return;
+    f->scheduled = 1;
+    f->refs++;
+    f->u.work.run = cf__dispatch_run;
+    cf__loop_defer(f->loop, &f->u.work);
+}
+
+void cf__future_dispatch(cf_future_t *f)
+{
+    cf_loop_t *loop = f->loop;
+    struct cf__cb *list = NULL, *c = f->cbs;
+    int status = cf_future_status(f);
+
+    f->scheduled = 0;
+    f->cbs = NULL;
+    while (c) { /* newest-first -> registration order */
+        struct cf__cb *next = c->next;
+        c->next = list;
+        list = c;
+        c = next;
+    }
+    while (list) {
+        c = list;
+        list = c->next;
+        c->cb(f, status, c->data);
+        if (c->destroy)
+            c->destroy(c->data);
+        cf__cb_release(loop, c);
+        cf_future_unref(f); /* the reference this callback held */
+    }
+}
+
+void cf__future_settle(cf_future_t *f, cf_future_state st)
+{
+    cf__future_set_state(f, st);
+    cf__future_schedule(f);
+}
+
+int cf_future_new(cf_loop_t *loop, cf_future_t **out)
+{
+    cf_future_t *f;
+
+    if (!loop || !out)
+        return CF_EINVAL;
+    f = cf__future_alloc(loop);
+    if (!f)
+        return CF_ENOMEM;
+    *out = f;
+    return 0;
+}
+
+void cf_future_ref(cf_future_t *f)
+{
+    CF_REQUIRE(f, "future is NULL");
+    CF_REQUIRE(f->magic == CF__FUTURE_LIVE, "future was already released");
+    f->refs++;
+}
+
+int cf_future_unref(cf_future_t *f)
+{
+    if (!f || f->magic != CF__FUTURE_LIVE)
+        return CF_EINVAL;
+    CF_ASSERT(f->refs > 0, "live future without references");
+    if (--f->refs)
+        return 0;
+    CF_ASSERT(!f->scheduled && !f->cbs, "freeing a future with callbacks due");
+    if (f->value_free && f->value.ptr)
+        f->value_free(f->value.ptr);
+    free(f->errmsg);
+    cf__future_release_mem(f);
+    return 0;
+}
+
+cf_future_state cf_future_get_state(const cf_future_t *f)
+{
+    CF_REQUIRE(f, "future is NULL");
+    return (cf_future_state)atomic_load_explicit(&f->state, memory_order_acquire);
+}
+
+const char *cf_future_state_name(cf_future_state s)
+{
+    switch (s) {
+    case CF_FUTURE_PENDING:
+        return "pending";
+    case CF_FUTURE_RUNNING:
+        return "running";
+    case CF_FUTURE_FINISHED:
+        return "finished";
+    case CF_FUTURE_FAILED:
+        return "failed";
+    case CF_FUTURE_CANCELLED:
+        return "cancelled";
+    }
+    return "invalid";
+}
+
+cf_loop_t *cf_future_loop(const cf_future_t *f)
+{
+    CF_REQUIRE(f, "future is NULL");
+    return f->loop;
+}
+
+int cf_future_status(const cf_future_t *f)
+{
+    CF_REQUIRE(f, "future is NULL");
+    switch (cf_future_get_state(f)) {
+    case CF_FUTURE_FINISHED:
+        return 0;
+    case CF_FUTURE_FAILED:
+        return f->err;
+    case CF_FUTURE_CANCELLED:
+        return CF_ECANCELED;
+    default:
+        return CF_EPENDING;
+    }
+}
+
+int cf_future_result(const cf_future_t *f, void **out)
+{
+    int rc = cf_future_status(f);
+
+    if (rc == 0 && out)
+        *out = f->value.ptr;
+    return rc;
+}
+
+int cf_future_result_i64(const cf_future_t *f, int64_t *out)
+{
+    int rc = cf_future_status(f);
+
+    if (rc == 0 && out)
+        *out = f->value.i64;
+    return rc;
+}
+
+int cf_future_result_f64(const cf_future_t *f, double *out)
+{
+    int rc = cf_future_status(f);
+
+    if (rc == 0 && out)
+        *out = f->value.f64;
+    return rc;
+}
+
+int cf_future_take(cf_future_t *f, void **out)
+{
+    int rc = cf_future_status(f);
+
+    if (rc)
+        return rc;
+    if (f->taken)
+        return CF_EALREADY;
+    if (out)
+        *out = f->value.ptr;
+    f->taken = 1;
+    f->value.ptr = NULL;
+    f->value_free = NULL;
+    return 0;
+}
+
+const char *cf_future_error(const cf_future_t *f)
+{
+    int rc = cf_future_status(f);
+
+    if (rc == 0 || rc == CF_EPENDING)
+        return NULL;
+    return f->errmsg ? f->errmsg : cf_strerror(rc);
+}
+
+/* Promise side --------------------------------------------------------- */
+
+static int cf__promise_check(cf_future_t *f)
+{
+    if (!f)
+        return CF_EINVAL;
+    if (cf__future_final(f))
+        return CF_EALREADY;
+    if (f->ops)
+        return CF_EPERM;
+    return 0;
+}
+
+int cf_future_set_result(cf_future_t *f, void *value, cf_free_fn value_free)
+{
+    int rc = cf__promise_check(f);
+
+    if (rc)
+        return rc;
+    f->value.ptr = value;
+    f->value_free = value_free;
+    cf__future_settle(f, CF_FUTURE_FINISHED);
+    return 0;
+}
+
+int cf_future_set_i64(cf_future_t *f, int64_t value)
+{
+    int rc = cf__promise_check(f);
+
+    if (rc)
+        return rc;
+    f->value.i64 = value;
+    cf__future_settle(f, CF_FUTURE_FINISHED);
+    return 0;
+}
+
+int cf_future_set_f64(cf_future_t *f, double value)
+{
+    int rc = cf__promise_check(f);
+
+    if (rc)
+        return rc;
+    f->value.f64 = value;
+    cf__future_settle(f, CF_FUTURE_FINISHED);
+    return 0;
+}
+
+int cf_future_set_error(cf_future_t *f, int err, const char *fmt, ...)
+{
+    int rc = cf__promise_check(f);
+    va_list ap;
+
+    if (rc)
+        return rc;
+    if (err >= 0)
+        return CF_EINVAL;
+    va_start(ap, fmt);
+    cf__future_set_msg(f, fmt, ap);
+    va_end(ap);
+    f->err = err;
+    cf__future_settle(f, err == CF_ECANCELED ? CF_FUTURE_CANCELLED : CF_FUTURE_FAILED);
+    return 0;
+}
+
+int cf_future_cancel(cf_future_t *f)
+{
+    if (!f)
+        return CF_EINVAL;
+    if (cf__future_final(f))
+        return CF_EALREADY;
+    if (f->ops)
+        return f->ops->cancel(f);
+    f->err = CF_ECANCELED;
+    cf__future_settle(f, CF_FUTURE_CANCELLED);
+    return 0;
+}
+
+int cf_future_on_done(cf_future_t *f, cf_future_cb cb, void *data, cf_free_fn destroy)
+{
+    struct cf__cb *c;
+
+    if (!f || !cb)
+        return CF_EINVAL;
+    c = cf__cb_alloc(f->loop);
+    if (!c)
+        return CF_ENOMEM;
+    c->cb = cb;
+    c->data = data;
+    c->destroy = destroy;
+    c->next = f->cbs;
+    f->cbs = c;
+    f->refs++;
+    if (cf__future_final(f))
+        cf__future_schedule(f);
+    return 0;
+}
+
+/* Blocking wait ---------------------------------------------------------- */
+
+static void cf__wait_timer_cb(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)ev;
+    (void)revents;
+    *(int *)w->data = 1;
+}
+
+int cf_future_wait(cf_future_t *f, double timeout)
+{
+    struct ev_loop *ev;
+    ev_timer timer;
+    int fired = 0, rc;
+
+    if (!f)
+        return CF_EINVAL;
+    if (cf__future_final(f))
+        return 0;
+    rc = cf__loop_can_block(f->loop);
+    if (rc)
+        return rc;
+    ev = f->loop->ev;
+    if (timeout >= 0) {
+        ev_timer_init(&timer, cf__wait_timer_cb, timeout, 0.);
+        timer.data = &fired;
+        ev_timer_start(ev, &timer);
+    }
+    f->refs++;
+    while (!cf__future_final(f)) {
+        if (fired) {
+            rc = CF_ETIMEDOUT;
+            break;
+        }
+        /* ev_run() returns 0 once no referenced watcher is left: nothing can
+         * complete the future any more (only foreign threads could, and they
+         * must hold the loop with cf_loop_hold()). */
+        if (!ev_run(ev, EVRUN_ONCE) && !cf__future_final(f) && !fired && cf__loop_idle(f->loop)) {
+            rc = CF_EDEADLK;
+            break;
+        }
+    }
+    if (timeout >= 0)
+        ev_timer_stop(ev, &timer);
+    cf_future_unref(f);
+    return rc;
+}

@@ -1,0 +1,169 @@
+/*
+ * internal.h - structures shared by the cfutures modules.  Not installed.
+ * Non-static internals are named cf__*; everything here is hidden from the
+ * shared library's export table by -fvisibility=hidden.
+ */
+#ifndef CF_INTERNAL_H
+#define CF_INTERNAL_H
+
+#include "config.h"
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "cfutures.h"
+#include "queue.h"
+
+#ifdef NDEBUG
+#define CF_ASSERT(cond, msg) ((void)0)
+#else
+#include <stdio.h>
+#include <stdlib.h>
+#define CF_ASSERT(cond, msg)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "cfutures: %s:%d: %s: assertion '%s' failed: %s\n", __FILE__, __LINE__, \
+                    __func__, #cond, msg);                                                         \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+#endif
+
+/* Contract violations (NULL where the API forbids it) abort in every build. */
+#define CF_REQUIRE(cond, msg)                                                                      \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            cf__panic(__func__, msg);                                                              \
+    } while (0)
+
+void cf__panic(const char *func, const char *msg) __attribute__((noreturn));
+
+/* ------------------------------------------------------------------ work items
+ * Anything the loop runs later: a completion handed back by a worker (through
+ * the inbox), a due done-callback dispatch, a cross-thread call.
+ */
+struct cf__work;
+typedef void (*cf__work_fn)(cf_loop_t *loop, struct cf__work *w);
+
+struct cf__work {
+    struct cf__snode node;
+    cf__work_fn run;
+};
+
+/* ------------------------------------------------------------------ loop */
+struct cf__cb;
+
+struct cf_loop {
+    struct ev_loop *ev;
+    ev_async async; /* wake-up from other threads; unreferenced */
+    ev_idle idle;   /* EV_MAXPRI; active only while `ready` is non-empty */
+
+    /* Shared with other threads: guarded by inbox_mu (a leaf lock). */
+    pthread_mutex_t inbox_mu;
+    struct cf__fifo inbox;
+    size_t inbox_n;
+    atomic_size_t calls_pending; /* cf_loop_call() items not yet run */
+
+    /* Loop thread only. */
+    struct cf__fifo ready;  /* work due on this or the next iteration */
+    size_t ready_n;
+    unsigned batch;         /* max items run per iteration */
+    unsigned holds;         /* cf_loop_hold() count */
+    size_t outstanding;     /* executor tasks not yet completed (holds one ev_ref while > 0) */
+    size_t live_futures;
+    size_t live_executors;
+    struct cf__snode *future_cache; /* released futures kept for reuse */
+    size_t future_cache_n;
+    struct cf__cb *cb_cache;        /* released callback nodes kept for reuse */
+    size_t cb_cache_n;
+};
+
+/* Hand `w` to the loop from any thread (takes inbox_mu, wakes the loop on empty -> non-empty). */
+void cf__loop_post(cf_loop_t *loop, struct cf__work *w);
+/* The same in two steps, for posting under another lock: returns 1 when the
+ * caller must call cf__loop_wake() (after releasing its own lock). */
+int cf__loop_post_nowake(cf_loop_t *loop, struct cf__work *w);
+void cf__loop_wake(cf_loop_t *loop);
+/* Queue `w` to run on a later iteration. Loop thread. */
+void cf__loop_defer(cf_loop_t *loop, struct cf__work *w);
+/* Executor task accounting: keeps ev_run() alive while tasks are outstanding. Loop thread. */
+void cf__loop_task_begin(cf_loop_t *loop);
+void cf__loop_task_end(cf_loop_t *loop);
+/* ev_run(EV_RUN_ONCE) for blocking waits; CF_EDEADLK if inside ev_run(). */
+int cf__loop_can_block(cf_loop_t *loop);
+/* 1 when the loop has nothing queued that could still complete anything. */
+int cf__loop_idle(cf_loop_t *loop);
+
+/* ------------------------------------------------------------------ futures */
+
+/* What an owner (an executor) does for its futures. */
+struct cf__future_ops {
+    /* Cancel request on a PENDING or RUNNING future; returns 0 or CF_EBUSY. */
+    int (*cancel)(cf_future_t *f);
+};
+
+struct cf__cb {
+    struct cf__cb *next;
+    cf_future_cb cb;
+    void *data;
+    cf_free_fn destroy;
+};
+
+union cf__value {
+    void *ptr;
+    int64_t i64;
+    double f64;
+};
+
+struct cf_future {
+    /* Queue link: the owner's queue while queued, then the inbox/ready queue. */
+    union {
+        struct cf__list qlink;
+        struct cf__work work;
+    } u;
+    cf_loop_t *loop;
+    uint32_t magic;
+    uint32_t refs;    /* loop thread only */
+    atomic_int state; /* PENDING -> RUNNING is written by a worker; final states by the loop */
+    int err;          /* task outcome: written by the worker before handing back */
+    union cf__value value;
+    cf_free_fn value_free;
+    char *errmsg;
+    struct cf__cb *cbs; /* loop thread only; newest first */
+    const struct cf__future_ops *ops;
+    void *owner;
+    uint8_t scheduled; /* loop thread only: a dispatch or completion is queued */
+    uint8_t where;     /* owner-specific position (queued, overflow, ...) */
+    uint8_t taken;     /* the pointer value was moved out by cf_future_take() */
+    atomic_int cancel_req;
+    /* Task part (executor futures). */
+    cf_task_fn fn;
+    void *arg;
+    cf_free_fn arg_free;
+    uint64_t t_submit;
+    void *worker; /* executor's worker running the task */
+};
+
+#define CF__FUTURE_LIVE 0x43465554u /* "CFUT" */
+#define CF__FUTURE_DEAD 0xdeadf00du
+
+/* Allocate a future with one reference (the caller's). Loop thread. */
+cf_future_t *cf__future_alloc(cf_loop_t *loop);
+/* Return a future's memory to the loop's cache (refs reached 0). */
+void cf__future_release_mem(cf_future_t *f);
+/* Callback nodes, cached per loop. */
+struct cf__cb *cf__cb_alloc(cf_loop_t *loop);
+void cf__cb_release(cf_loop_t *loop, struct cf__cb *c);
+/* Move `f` to a final state and schedule its callbacks for a later iteration. */
+void cf__future_settle(cf_future_t *f, cf_future_state st);
+/* Run the callbacks registered so far, now (the caller is a deferred context). */
+void cf__future_dispatch(cf_future_t *f);
+/* Set the state; asserts that the transition is legal.  The one place states change. */
+void cf__future_set_state(cf_future_t *f, cf_future_state to);
+/* Store a failure message (vprintf format); replaces an earlier one. Any thread owning f. */
+void cf__future_set_msg(cf_future_t *f, const char *fmt, va_list ap) CF_PRINTF(2, 0);
+
+#endif /* CF_INTERNAL_H */
