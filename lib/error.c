@@ -94,3 +94,17 @@ void cf__panic(const char *func, const char *msg)
     fprintf(stderr, "cfutures: %s: %s\n", func, msg);
     abort();
 }
+
+int cf__mutex_init(pthread_mutex_t *mu)
+{
+    pthread_mutexattr_t attr;
+    int rc;
+
+    pthread_mutexattr_init(&attr);
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+    rc = pthread_mutex_init(mu, &attr);
+    pthread_mutexattr_destroy(&attr);
+    return -rc;
+}

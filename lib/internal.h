@@ -41,6 +41,10 @@
 
 void cf__panic(const char *func, const char *msg) __attribute__((noreturn));
 
+/* Initialise a mutex that spins briefly before sleeping (the critical
+ * sections it guards are a few pointer moves). Returns 0 or a negated errno. */
+int cf__mutex_init(pthread_mutex_t *mu);
+
 /* ------------------------------------------------------------------ work items
  * Anything the loop runs later: a completion handed back by a worker (through
  * the inbox), a due done-callback dispatch, a cross-thread call.

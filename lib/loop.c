@@ -93,10 +93,10 @@ int cf_loop_new(struct ev_loop *ev, cf_loop_t **out)
     loop = calloc(1, sizeof(*loop));
     if (!loop)
         return CF_ENOMEM;
-    rc = pthread_mutex_init(&loop->inbox_mu, NULL);
+    rc = cf__mutex_init(&loop->inbox_mu);
     if (rc) {
         free(loop);
-        return -rc;
+        return rc;
     }
     loop->ev = ev;
     loop->batch = CF__DEFAULT_BATCH;

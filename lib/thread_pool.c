@@ -521,7 +521,7 @@ int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thre
     cf__list_init(&pool->overflow);
     atomic_init(&pool->nqueued, 0);
     atomic_init(&pool->stopping, 0);
-    pthread_mutex_init(&pool->mu, NULL);
+    cf__mutex_init(&pool->mu);
     pthread_cond_init(&pool->cv, NULL);
     loop->live_executors++;
 
