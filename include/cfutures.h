@@ -9,6 +9,7 @@
  *   cfutures/common.h       error codes, cf_strerror(), clock, cpu count
  *   cfutures/loop.h         cf_loop_t: binding to a struct ev_loop
  *   cfutures/future.h       cf_future_t: states, results, callbacks, waits
+ *   cfutures/task.h         cf_task_t: the worker side of a task
  *   cfutures/thread_pool.h  cf_thread_pool_t: the thread-pool executor
  *
  * See docs/DESIGN.md for threads, queues, wake-ups and lock order.
@@ -21,6 +22,7 @@
 #include "cfutures/common.h"
 #include "cfutures/loop.h"
 #include "cfutures/future.h"
+#include "cfutures/task.h"
 #include "cfutures/thread_pool.h"
 
 #endif /* CFUTURES_H */

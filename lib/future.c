@@ -44,14 +44,30 @@ void cf__future_set_state(cf_future_t *f, cf_future_state to)
     atomic_store_explicit(&f->state, (int)to, memory_order_release);
 }
 
-void cf__future_set_msg(cf_future_t *f, const char *fmt, va_list ap)
+void cf__outcome_set_msg(struct cf__outcome *o, const char *fmt, va_list ap)
 {
     char *msg = NULL;
 
     if (fmt && vasprintf(&msg, fmt, ap) < 0)
         msg = NULL;
-    free(f->errmsg);
-    f->errmsg = msg;
+    free(o->errmsg);
+    o->errmsg = msg;
+}
+
+void cf__outcome_drop_value(struct cf__outcome *o)
+{
+    if (o->value_free && o->value.ptr)
+        o->value_free(o->value.ptr);
+    o->value.ptr = NULL;
+    o->value_free = NULL;
+    o->len = 0;
+}
+
+void cf__outcome_clear(struct cf__outcome *o)
+{
+    cf__outcome_drop_value(o);
+    free(o->errmsg);
+    o->errmsg = NULL;
 }
 
 static void cf__dispatch_run(cf_loop_t *loop, struct cf__work *w)
@@ -132,9 +148,9 @@ int cf_future_unref(cf_future_t *f)
     if (--f->refs)
         return 0;
     CF_ASSERT(!f->scheduled && !f->cbs, "freeing a future with callbacks due");
-    if (f->value_free && f->value.ptr)
-        f->value_free(f->value.ptr);
-    free(f->errmsg);
+    cf__outcome_clear(&f->out);
+    if (f->arg_free) /* data attached to a loop-side future */
+        f->arg_free(f->arg);
     cf__future_release_mem(f);
     return 0;
 }
@@ -175,7 +191,7 @@ int cf_future_status(const cf_future_t *f)
     case CF_FUTURE_FINISHED:
         return 0;
     case CF_FUTURE_FAILED:
-        return f->err;
+        return f->out.err;
     case CF_FUTURE_CANCELLED:
         return CF_ECANCELED;
     default:
@@ -188,7 +204,7 @@ int cf_future_result(const cf_future_t *f, void **out)
     int rc = cf_future_status(f);
 
     if (rc == 0 && out)
-        *out = f->value.ptr;
+        *out = f->out.value.ptr;
     return rc;
 }
 
@@ -197,7 +213,7 @@ int cf_future_result_i64(const cf_future_t *f, int64_t *out)
     int rc = cf_future_status(f);
 
     if (rc == 0 && out)
-        *out = f->value.i64;
+        *out = f->out.value.i64;
     return rc;
 }
 
@@ -206,7 +222,20 @@ int cf_future_result_f64(const cf_future_t *f, double *out)
     int rc = cf_future_status(f);
 
     if (rc == 0 && out)
-        *out = f->value.f64;
+        *out = f->out.value.f64;
+    return rc;
+}
+
+int cf_future_result_bytes(const cf_future_t *f, const void **data, size_t *len)
+{
+    int rc = cf_future_status(f);
+
+    if (rc == 0) {
+        if (data)
+            *data = f->out.value.ptr;
+        if (len)
+            *len = f->out.len;
+    }
     return rc;
 }
 
@@ -219,10 +248,10 @@ int cf_future_take(cf_future_t *f, void **out)
     if (f->taken)
         return CF_EALREADY;
     if (out)
-        *out = f->value.ptr;
+        *out = f->out.value.ptr;
     f->taken = 1;
-    f->value.ptr = NULL;
-    f->value_free = NULL;
+    f->out.value.ptr = NULL;
+    f->out.value_free = NULL;
     return 0;
 }
 
@@ -232,7 +261,7 @@ const char *cf_future_error(const cf_future_t *f)
 
     if (rc == 0 || rc == CF_EPENDING)
         return NULL;
-    return f->errmsg ? f->errmsg : cf_strerror(rc);
+    return f->out.errmsg ? f->out.errmsg : cf_strerror(rc);
 }
 
 /* Promise side --------------------------------------------------------- */
@@ -254,8 +283,8 @@ int cf_future_set_result(cf_future_t *f, void *value, cf_free_fn value_free)
 
     if (rc)
         return rc;
-    f->value.ptr = value;
-    f->value_free = value_free;
+    f->out.value.ptr = value;
+    f->out.value_free = value_free;
     cf__future_settle(f, CF_FUTURE_FINISHED);
     return 0;
 }
@@ -266,7 +295,7 @@ int cf_future_set_i64(cf_future_t *f, int64_t value)
 
     if (rc)
         return rc;
-    f->value.i64 = value;
+    f->out.value.i64 = value;
     cf__future_settle(f, CF_FUTURE_FINISHED);
     return 0;
 }
@@ -277,7 +306,28 @@ int cf_future_set_f64(cf_future_t *f, double value)
 
     if (rc)
         return rc;
-    f->value.f64 = value;
+    f->out.value.f64 = value;
+    cf__future_settle(f, CF_FUTURE_FINISHED);
+    return 0;
+}
+
+int cf_future_set_bytes(cf_future_t *f, const void *data, size_t len)
+{
+    int rc = cf__promise_check(f);
+    void *copy;
+
+    if (rc)
+        return rc;
+    if (!data && len)
+        return CF_EINVAL;
+    copy = malloc(len ? len : 1);
+    if (!copy)
+        return CF_ENOMEM;
+    if (len)
+        memcpy(copy, data, len);
+    f->out.value.ptr = copy;
+    f->out.value_free = free;
+    f->out.len = len;
     cf__future_settle(f, CF_FUTURE_FINISHED);
     return 0;
 }
@@ -292,9 +342,9 @@ int cf_future_set_error(cf_future_t *f, int err, const char *fmt, ...)
     if (err >= 0)
         return CF_EINVAL;
     va_start(ap, fmt);
-    cf__future_set_msg(f, fmt, ap);
+    cf__outcome_set_msg(&f->out, fmt, ap);
     va_end(ap);
-    f->err = err;
+    f->out.err = err;
     cf__future_settle(f, err == CF_ECANCELED ? CF_FUTURE_CANCELLED : CF_FUTURE_FAILED);
     return 0;
 }
@@ -307,7 +357,7 @@ int cf_future_cancel(cf_future_t *f)
         return CF_EALREADY;
     if (f->ops)
         return f->ops->cancel(f);
-    f->err = CF_ECANCELED;
+    f->out.err = CF_ECANCELED;
     cf__future_settle(f, CF_FUTURE_CANCELLED);
     return 0;
 }

@@ -101,6 +101,9 @@ int cf__loop_can_block(cf_loop_t *loop);
 /* 1 when the loop has nothing queued that could still complete anything. */
 int cf__loop_idle(cf_loop_t *loop);
 
+/* Run fn for `task`, normalising its return value into task->out->err. Worker thread. */
+void cf__task_run(struct cf_task *task, cf_task_fn fn);
+
 /* ------------------------------------------------------------------ futures */
 
 /* What an owner (an executor) does for its futures. */
@@ -122,6 +125,33 @@ union cf__value {
     double f64;
 };
 
+/* What a task produced: a value or an error.  Written by whoever runs the
+ * task (a worker), read by the loop after the hand-back. */
+struct cf__outcome {
+    union cf__value value;
+    cf_free_fn value_free; /* destroys value.ptr */
+    size_t len;            /* length of a bytes value (value.ptr) */
+    int err;               /* 0, or a negative code */
+    char *errmsg;          /* malloc'd, or NULL */
+};
+
+/* Store a failure message (vprintf format); replaces an earlier one. */
+void cf__outcome_set_msg(struct cf__outcome *o, const char *fmt, va_list ap) CF_PRINTF(2, 0);
+/* Destroy the value (if it has a destructor) and forget it. */
+void cf__outcome_drop_value(struct cf__outcome *o);
+/* Release everything the outcome owns. */
+void cf__outcome_clear(struct cf__outcome *o);
+
+/* The worker-side view of a running task (built on the worker's stack). */
+struct cf_task {
+    struct cf__outcome *out;
+    const atomic_int *cancel_req;
+    void *worker_data;
+    int worker_index;
+    void *arg;
+    size_t arg_len;
+};
+
 struct cf_future {
     /* Queue link: the owner's queue while queued, then the inbox/ready queue. */
     union {
@@ -132,10 +162,7 @@ struct cf_future {
     uint32_t magic;
     uint32_t refs;    /* loop thread only */
     atomic_int state; /* PENDING -> RUNNING is written by a worker; final states by the loop */
-    int err;          /* task outcome: written by the worker before handing back */
-    union cf__value value;
-    cf_free_fn value_free;
-    char *errmsg;
+    struct cf__outcome out; /* written by the worker before handing back */
     struct cf__cb *cbs; /* loop thread only; newest first */
     const struct cf__future_ops *ops;
     void *owner;
@@ -147,8 +174,8 @@ struct cf_future {
     cf_task_fn fn;
     void *arg;
     cf_free_fn arg_free;
+    size_t arg_len;
     uint64_t t_submit;
-    void *worker; /* executor's worker running the task */
 };
 
 #define CF__FUTURE_LIVE 0x43465554u /* "CFUT" */
@@ -167,7 +194,5 @@ void cf__future_settle(cf_future_t *f, cf_future_state st);
 void cf__future_dispatch(cf_future_t *f);
 /* Set the state; asserts that the transition is legal.  The one place states change. */
 void cf__future_set_state(cf_future_t *f, cf_future_state to);
-/* Store a failure message (vprintf format); replaces an earlier one. Any thread owning f. */
-void cf__future_set_msg(cf_future_t *f, const char *fmt, va_list ap) CF_PRINTF(2, 0);
 
 #endif /* CF_INTERNAL_H */

@@ -298,10 +298,11 @@ cf_future_t *cf__future_alloc(cf_loop_t *loop)
     f->magic = CF__FUTURE_LIVE;
     f->refs = 1;
     atomic_init(&f->state, CF_FUTURE_PENDING);
-    f->err = 0;
-    f->value.ptr = NULL;
-    f->value_free = NULL;
-    f->errmsg = NULL;
+    f->out.value.ptr = NULL;
+    f->out.value_free = NULL;
+    f->out.len = 0;
+    f->out.err = 0;
+    f->out.errmsg = NULL;
     f->cbs = NULL;
     f->ops = NULL;
     f->owner = NULL;
@@ -312,8 +313,8 @@ cf_future_t *cf__future_alloc(cf_loop_t *loop)
     f->fn = NULL;
     f->arg = NULL;
     f->arg_free = NULL;
+    f->arg_len = 0;
     f->t_submit = 0;
-    f->worker = NULL;
     loop->live_futures++;
     return f;
 }

@@ -164,8 +164,8 @@ static void tp_break(struct cf__tp_worker *w, int err)
         cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
         atomic_fetch_sub_explicit(&pool->nqueued, 1, memory_order_relaxed);
         f->where = TP_NONE;
-        f->err = CF_EBROKEN;
-        f->errmsg = pool->broken_msg ? strdup(pool->broken_msg) : NULL;
+        f->out.err = CF_EBROKEN;
+        f->out.errmsg = pool->broken_msg ? strdup(pool->broken_msg) : NULL;
         wake |= tp_hand_back_locked(pool, f);
     }
     pool->nalive--;
@@ -174,17 +174,18 @@ static void tp_break(struct cf__tp_worker *w, int err)
         cf__loop_wake(pool->loop);
 }
 
-static void tp_run_task(cf_future_t *f)
+static void tp_run_task(struct cf__tp_worker *w, cf_future_t *f)
 {
-    int rc = f->fn((cf_task_t *)f, f->arg);
+    struct cf_task task = {
+        .out = &f->out,
+        .cancel_req = &f->cancel_req,
+        .worker_data = w->data,
+        .worker_index = w->index,
+        .arg = f->arg,
+        .arg_len = f->arg_len,
+    };
 
-    if (rc > 0) {
-        free(f->errmsg);
-        if (asprintf(&f->errmsg, "task returned a positive status (%d)", rc) < 0)
-            f->errmsg = NULL;
-        rc = CF_EFAIL;
-    }
-    f->err = rc;
+    cf__task_run(&task, f->fn);
 }
 
 static void *tp_worker_main(void *arg)
@@ -217,12 +218,11 @@ static void *tp_worker_main(void *arg)
             if (waited > pool->queue_ns_max)
                 pool->queue_ns_max = waited;
             f->where = TP_NONE;
-            f->worker = w;
             w->current = f;
             cf__future_set_state(f, CF_FUTURE_RUNNING);
             pthread_mutex_unlock(&pool->mu);
 
-            tp_run_task(f);
+            tp_run_task(w, f);
 
             pthread_mutex_lock(&pool->mu);
             w->current = NULL;
@@ -261,79 +261,6 @@ static void *tp_worker_main(void *arg)
     return NULL;
 }
 
-/* Task accessors (worker thread) ------------------------------------------ */
-
-static void tp_drop_value(cf_future_t *f)
-{
-    if (f->value_free && f->value.ptr)
-        f->value_free(f->value.ptr);
-    f->value_free = NULL;
-}
-
-void cf_task_set_result(cf_task_t *task, void *value, cf_free_fn value_free)
-{
-    cf_future_t *f = (cf_future_t *)task;
-
-    CF_REQUIRE(task, "task is NULL");
-    tp_drop_value(f);
-    f->value.ptr = value;
-    f->value_free = value_free;
-}
-
-void cf_task_set_i64(cf_task_t *task, int64_t value)
-{
-    cf_future_t *f = (cf_future_t *)task;
-
-    CF_REQUIRE(task, "task is NULL");
-    tp_drop_value(f);
-    f->value.i64 = value;
-}
-
-void cf_task_set_f64(cf_task_t *task, double value)
-{
-    cf_future_t *f = (cf_future_t *)task;
-
-    CF_REQUIRE(task, "task is NULL");
-    tp_drop_value(f);
-    f->value.f64 = value;
-}
-
-int cf_task_fail(cf_task_t *task, int err, const char *fmt, ...)
-{
-    cf_future_t *f = (cf_future_t *)task;
-    va_list ap;
-
-    CF_REQUIRE(task, "task is NULL");
-    va_start(ap, fmt);
-    cf__future_set_msg(f, fmt, ap);
-    va_end(ap);
-    return err < 0 ? err : CF_EFAIL;
-}
-
-int cf_task_cancelled(const cf_task_t *task)
-{
-    const cf_future_t *f = (const cf_future_t *)task;
-
-    CF_REQUIRE(task, "task is NULL");
-    return atomic_load_explicit(&f->cancel_req, memory_order_relaxed) != 0;
-}
-
-void *cf_task_worker_data(const cf_task_t *task)
-{
-    const cf_future_t *f = (const cf_future_t *)task;
-
-    CF_REQUIRE(task, "task is NULL");
-    return ((const struct cf__tp_worker *)f->worker)->data;
-}
-
-int cf_task_worker_index(const cf_task_t *task)
-{
-    const cf_future_t *f = (const cf_future_t *)task;
-
-    CF_REQUIRE(task, "task is NULL");
-    return ((const struct cf__tp_worker *)f->worker)->index;
-}
-
 /* ------------------------------------------------------------------ loop side */
 
 static void tp_destroy(cf_thread_pool_t *pool)
@@ -360,7 +287,7 @@ static void tp_maybe_stop(cf_thread_pool_t *pool)
 /* Complete `f` on a later iteration with `err` (CF_ECANCELED, CF_EBROKEN...). */
 static void tp_complete_later(cf_future_t *f, int err)
 {
-    f->err = err;
+    f->out.err = err;
     if (err == CF_ECANCELED)
         cf__future_set_state(f, CF_FUTURE_CANCELLED);
     f->scheduled = 1;
@@ -401,7 +328,7 @@ static void tp_refill(cf_thread_pool_t *pool)
     while ((n = cf__list_pop(&failed))) {
         cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
         f->where = TP_NONE;
-        f->errmsg = msg ? strdup(msg) : NULL;
+        f->out.errmsg = msg ? strdup(msg) : NULL;
         tp_complete_later(f, CF_EBROKEN);
     }
     pthread_mutex_unlock(&pool->mu);
@@ -416,7 +343,9 @@ static void tp_complete(cf_loop_t *loop, struct cf__work *w)
     int st = atomic_load_explicit(&f->state, memory_order_acquire);
 
     if (st < CF_FUTURE_FINISHED) {
-        st = f->err == 0 ? CF_FUTURE_FINISHED : f->err == CF_ECANCELED ? CF_FUTURE_CANCELLED : CF_FUTURE_FAILED;
+        st = f->out.err == 0 ? CF_FUTURE_FINISHED
+             : f->out.err == CF_ECANCELED ? CF_FUTURE_CANCELLED
+                                          : CF_FUTURE_FAILED;
         cf__future_set_state(f, (cf_future_state)st);
     }
     if (st == CF_FUTURE_FINISHED)
@@ -429,7 +358,6 @@ static void tp_complete(cf_loop_t *loop, struct cf__work *w)
         f->arg_free(f->arg);
     f->arg_free = NULL;
     f->arg = NULL;
-    f->worker = NULL;
 
     pool->outstanding--;
     cf__loop_task_end(loop);

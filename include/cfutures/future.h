@@ -99,6 +99,12 @@ CF_EXTERN int cf_future_result_i64(const cf_future_t *f, int64_t *out);
 CF_EXTERN int cf_future_result_f64(const cf_future_t *f, double *out);
 
 /*
+ * A bytes value (cf_task_set_bytes(), cf_future_set_bytes()): *data points
+ * into the future, valid while it lives.  Returns cf_future_status().
+ */
+CF_EXTERN int cf_future_result_bytes(const cf_future_t *f, const void **data, size_t *len);
+
+/*
  * Take the pointer value out of a finished future: the caller becomes its
  * owner and the future forgets its destructor.  Returns cf_future_status(),
  * or CF_EALREADY if the value was already taken.  Loop thread.
@@ -122,6 +128,8 @@ CF_EXTERN const char *cf_future_error(const cf_future_t *f);
 CF_EXTERN int cf_future_set_result(cf_future_t *f, void *value, cf_free_fn value_free);
 CF_EXTERN int cf_future_set_i64(cf_future_t *f, int64_t value);
 CF_EXTERN int cf_future_set_f64(cf_future_t *f, double value);
+/* Stores a copy of the bytes; CF_ENOMEM leaves the future pending. */
+CF_EXTERN int cf_future_set_bytes(cf_future_t *f, const void *data, size_t len);
 CF_EXTERN int cf_future_set_error(cf_future_t *f, int err, const char *fmt, ...) CF_PRINTF(3, 4);
 
 /*

@@ -17,44 +17,13 @@
 #include "common.h"
 #include "future.h"
 #include "loop.h"
+#include "task.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct cf_thread_pool cf_thread_pool_t;
-
-/* Worker-side view of a running task. Valid only during the task call. */
-typedef struct cf_task cf_task_t;
-
-/*
- * A task.  Runs on a worker thread.  Return 0 for success (after an optional
- * cf_task_set_*()), a negative error code for failure (cf_task_fail() sets a
- * message and returns the code), or CF_ECANCELED to end cancelled.  A positive
- * return is a failure with CF_EFAIL.
- */
-typedef int (*cf_task_fn)(cf_task_t *task, void *arg);
-
-/* Store the task's value; the last call wins.  Worker thread. */
-CF_EXTERN void cf_task_set_result(cf_task_t *task, void *value, cf_free_fn value_free);
-CF_EXTERN void cf_task_set_i64(cf_task_t *task, int64_t value);
-CF_EXTERN void cf_task_set_f64(cf_task_t *task, double value);
-
-/*
- * Record a failure message (printf format) and return `err` unchanged, for
- * `return cf_task_fail(t, CF_EFAIL, "bad input %d", x);`.  A non-negative err
- * becomes CF_EFAIL.  Worker thread.
- */
-CF_EXTERN int cf_task_fail(cf_task_t *task, int err, const char *fmt, ...) CF_PRINTF(3, 4);
-
-/* 1 once cancellation of this running task was requested, else 0. Worker thread. */
-CF_EXTERN int cf_task_cancelled(const cf_task_t *task);
-
-/* The per-worker data the pool's initializer produced (NULL without one). */
-CF_EXTERN void *cf_task_worker_data(const cf_task_t *task);
-
-/* Index of the worker running the task, 0 .. max_workers-1. */
-CF_EXTERN int cf_task_worker_index(const cf_task_t *task);
 
 /* What cf_thread_pool_submit() does when max_queued tasks are already queued. */
 typedef enum cf_queue_full {
