@@ -10,6 +10,7 @@
  *   cfutures/loop.h         cf_loop_t: binding to a struct ev_loop
  *   cfutures/future.h       cf_future_t: states, results, callbacks, waits
  *   cfutures/task.h         cf_task_t: the worker side of a task
+ *   cfutures/executor.h     cf_executor_t: the interface every executor implements
  *   cfutures/thread_pool.h  cf_thread_pool_t: the thread-pool executor
  *
  * See docs/DESIGN.md for threads, queues, wake-ups and lock order.
@@ -23,6 +24,7 @@
 #include "cfutures/loop.h"
 #include "cfutures/future.h"
 #include "cfutures/task.h"
+#include "cfutures/executor.h"
 #include "cfutures/thread_pool.h"
 
 #endif /* CFUTURES_H */

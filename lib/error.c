@@ -30,6 +30,8 @@ static const struct cf__errinfo cf__errors[] = {
     {CF_EPENDING, "CF_EPENDING", "future is not done yet"},
     {CF_EBROKEN, "CF_EBROKEN", "executor is broken: a worker initializer failed"},
     {CF_EFAIL, "CF_EFAIL", "task failed"},
+    {CF_ENOTSUP, "CF_ENOTSUP", "not supported by this executor"},
+    {CF_EOF, "CF_EOF", "no more items"},
     {CF_ELOOPBUSY, "CF_ELOOPBUSY", "loop still has live futures, executors or queued calls"},
 };
 

@@ -195,4 +195,25 @@ void cf__future_dispatch(cf_future_t *f);
 /* Set the state; asserts that the transition is legal.  The one place states change. */
 void cf__future_set_state(cf_future_t *f, cf_future_state to);
 
+/* ------------------------------------------------------------------ executors */
+
+struct cf__executor_ops {
+    const char *kind;
+    /* Queue fn(task, arg).  len > 0: arg points at len bytes that are the
+     * task's data (executors in other address spaces send them); len == 0:
+     * arg is an opaque pointer.  Ownership of arg passes to the executor on
+     * success (arg_free is called when the task is done); on error the caller
+     * keeps it. */
+    int (*submit)(cf_executor_t *ex, cf_task_fn fn, void *arg, size_t len, cf_free_fn arg_free,
+                  cf_future_t **out);
+    int (*shutdown)(cf_executor_t *ex, int flags);
+    int (*workers)(const cf_executor_t *ex);
+    int shares_memory; /* accepts opaque pointer arguments */
+};
+
+struct cf_executor {
+    const struct cf__executor_ops *ops;
+    cf_loop_t *loop;
+};
+
 #endif /* CF_INTERNAL_H */

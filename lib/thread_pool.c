@@ -71,6 +71,7 @@ struct cf__tp_worker {
 };
 
 struct cf_thread_pool {
+    struct cf_executor ex; /* first: the executor view */
     cf_loop_t *loop;
     cf_thread_pool_opts opts;
     char prefix[16];
@@ -439,6 +440,8 @@ int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thre
         free(pool);
         return CF_ENOMEM;
     }
+    pool->ex.ops = &tp_executor_ops;
+    pool->ex.loop = loop;
     pool->loop = loop;
     pool->opts = *opts;
     snprintf(pool->prefix, sizeof(pool->prefix), "%s",
@@ -485,12 +488,11 @@ int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thre
     return 0;
 }
 
-int cf_thread_pool_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, cf_free_fn arg_free, cf_future_t **out)
+static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t len, cf_free_fn arg_free,
+                     cf_future_t **out)
 {
     cf_future_t *f;
 
-    if (!pool || !fn || !out)
-        return CF_EINVAL;
     if (pool->shut)
         return CF_ESHUTDOWN;
     f = cf__future_alloc(pool->loop);
@@ -501,6 +503,7 @@ int cf_thread_pool_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, cf_f
     f->fn = fn;
     f->arg = arg;
     f->arg_free = arg_free;
+    f->arg_len = len;
     f->t_submit = cf_now_ns();
 
     pthread_mutex_lock(&pool->mu);
@@ -536,6 +539,43 @@ int cf_thread_pool_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, cf_f
     cf__loop_task_begin(pool->loop);
     *out = f;
     return 0;
+}
+
+int cf_thread_pool_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, cf_free_fn arg_free, cf_future_t **out)
+{
+    if (!pool || !fn || !out)
+        return CF_EINVAL;
+    return tp_submit(pool, fn, arg, 0, arg_free, out);
+}
+
+static int tp_ex_submit(cf_executor_t *ex, cf_task_fn fn, void *arg, size_t len, cf_free_fn arg_free,
+                        cf_future_t **out)
+{
+    return tp_submit((cf_thread_pool_t *)ex, fn, arg, len, arg_free, out);
+}
+
+static int tp_ex_shutdown(cf_executor_t *ex, int flags)
+{
+    return cf_thread_pool_shutdown((cf_thread_pool_t *)ex, flags);
+}
+
+static int tp_ex_workers(const cf_executor_t *ex)
+{
+    return ((const cf_thread_pool_t *)ex)->nworkers;
+}
+
+static const struct cf__executor_ops tp_executor_ops = {
+    .kind = "thread pool",
+    .submit = tp_ex_submit,
+    .shutdown = tp_ex_shutdown,
+    .workers = tp_ex_workers,
+    .shares_memory = 1,
+};
+
+cf_executor_t *cf_thread_pool_executor(cf_thread_pool_t *pool)
+{
+    CF_REQUIRE(pool, "pool is NULL");
+    return &pool->ex;
 }
 
 int cf_thread_pool_shutdown(cf_thread_pool_t *pool, int flags)

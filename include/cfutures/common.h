@@ -43,12 +43,14 @@ enum cf_errno {
     CF_EPERM = -EPERM,         /* not allowed on this object (e.g. resolving an executor's future) */
     CF_EALREADY = -EALREADY,   /* the future is already done */
     CF_ESHUTDOWN = -ESHUTDOWN, /* the executor has been shut down */
+    CF_ENOTSUP = -ENOTSUP,     /* not supported by this executor */
 
     /* cfutures-specific codes, outside the errno range. */
     CF_EPENDING = -4001, /* the future is not done yet */
     CF_EBROKEN = -4002,  /* the executor is broken (a worker initializer failed) */
     CF_EFAIL = -4003,    /* a task failed (generic task error) */
-    CF_ELOOPBUSY = -4004 /* the loop still has live futures or executors */
+    CF_ELOOPBUSY = -4004, /* the loop still has live futures or executors */
+    CF_EOF = -4005        /* an iteration has no more items */
 };
 
 /*

@@ -15,6 +15,7 @@
 #define CFUTURES_THREAD_POOL_H
 
 #include "common.h"
+#include "executor.h"
 #include "future.h"
 #include "loop.h"
 #include "task.h"
@@ -74,6 +75,9 @@ CF_EXTERN int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opt
  */
 CF_EXTERN int cf_thread_pool_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, cf_free_fn arg_free,
                                     cf_future_t **out);
+
+/* The pool's executor interface (for combinators and cf_map()); valid as long as the pool. */
+CF_EXTERN cf_executor_t *cf_thread_pool_executor(cf_thread_pool_t *pool);
 
 /* Flags for cf_thread_pool_shutdown(). */
 enum {
