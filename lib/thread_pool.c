@@ -104,6 +104,7 @@ struct cf_thread_pool {
 
 static int tp_cancel(cf_future_t *f);
 static const struct cf__future_ops tp_ops = {.cancel = tp_cancel};
+static const struct cf__executor_ops tp_executor_ops;
 
 static inline void tp_cpu_relax(void)
 {
