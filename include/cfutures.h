@@ -12,6 +12,7 @@
  *   cfutures/task.h         cf_task_t: the worker side of a task
  *   cfutures/executor.h     cf_executor_t: the interface every executor implements
  *   cfutures/thread_pool.h  cf_thread_pool_t: the thread-pool executor
+ *   cfutures/combinators.h  wait, as-completed, all/any, then, timeouts, timers, fds, groups
  *
  * See docs/DESIGN.md for threads, queues, wake-ups and lock order.
  */
@@ -26,5 +27,6 @@
 #include "cfutures/task.h"
 #include "cfutures/executor.h"
 #include "cfutures/thread_pool.h"
+#include "cfutures/combinators.h"
 
 #endif /* CFUTURES_H */

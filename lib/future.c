@@ -382,50 +382,41 @@ int cf_future_on_done(cf_future_t *f, cf_future_cb cb, void *data, cf_free_fn de
     return 0;
 }
 
+int cf__future_remove_cb(cf_future_t *f, cf_future_cb cb, void *data)
+{
+    struct cf__cb **pp = &f->cbs;
+
+    for (; *pp; pp = &(*pp)->next) {
+        struct cf__cb *c = *pp;
+        if (c->cb == cb && c->data == data) {
+            *pp = c->next;
+            if (c->destroy)
+                c->destroy(c->data);
+            cf__cb_release(f->loop, c);
+            cf_future_unref(f);
+            return 0;
+        }
+    }
+    return CF_EINVAL;
+}
+
 /* Blocking wait ---------------------------------------------------------- */
 
-static void cf__wait_timer_cb(struct ev_loop *ev, ev_timer *w, int revents)
+static int cf__future_done_pred(void *f)
 {
-    (void)ev;
-    (void)revents;
-    *(int *)w->data = 1;
+    return cf__future_final(f);
 }
 
 int cf_future_wait(cf_future_t *f, double timeout)
 {
-    struct ev_loop *ev;
-    ev_timer timer;
-    int fired = 0, rc;
+    int rc;
 
     if (!f)
         return CF_EINVAL;
     if (cf__future_final(f))
         return 0;
-    rc = cf__loop_can_block(f->loop);
-    if (rc)
-        return rc;
-    ev = f->loop->ev;
-    if (timeout >= 0) {
-        ev_timer_init(&timer, cf__wait_timer_cb, timeout, 0.);
-        timer.data = &fired;
-        ev_timer_start(ev, &timer);
-    }
     f->refs++;
-    while (!cf__future_final(f)) {
-        if (fired) {
-            rc = CF_ETIMEDOUT;
-            break;
-        }
-        /* ev_run() returns 0 once no referenced watcher is left: nothing can
-         * complete the future any more (only foreign threads could, and they
-         * must hold the loop with cf_loop_hold()). */
-        if (!ev_run(ev, EVRUN_ONCE) && !cf__future_final(f) && !fired && cf__loop_idle(f->loop)) {
-            rc = CF_EDEADLK;
-            break;
-        }
-    }
-    if (timeout >= 0)
-        ev_timer_stop(ev, &timer);
+    rc = cf__loop_run_until(f->loop, cf__future_done_pred, f, timeout);
     cf_future_unref(f);
     return rc;
 }

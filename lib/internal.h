@@ -98,6 +98,12 @@ void cf__loop_task_begin(cf_loop_t *loop);
 void cf__loop_task_end(cf_loop_t *loop);
 /* ev_run(EV_RUN_ONCE) for blocking waits; CF_EDEADLK if inside ev_run(). */
 int cf__loop_can_block(cf_loop_t *loop);
+/*
+ * Run the loop (EVRUN_ONCE at a time) until done(arg) is true or `timeout`
+ * seconds pass (< 0: no limit).  Returns 0, CF_ETIMEDOUT, or CF_EDEADLK when
+ * called inside ev_run() or when nothing left on the loop can make progress.
+ */
+int cf__loop_run_until(cf_loop_t *loop, int (*done)(void *arg), void *arg, double timeout);
 /* 1 when the loop has nothing queued that could still complete anything. */
 int cf__loop_idle(cf_loop_t *loop);
 
@@ -192,6 +198,8 @@ void cf__cb_release(cf_loop_t *loop, struct cf__cb *c);
 void cf__future_settle(cf_future_t *f, cf_future_state st);
 /* Run the callbacks registered so far, now (the caller is a deferred context). */
 void cf__future_dispatch(cf_future_t *f);
+/* Unregister a callback that has not started running; 0 or CF_EINVAL (not found). */
+int cf__future_remove_cb(cf_future_t *f, cf_future_cb cb, void *data);
 /* Set the state; asserts that the transition is legal.  The one place states change. */
 void cf__future_set_state(cf_future_t *f, cf_future_state to);
 

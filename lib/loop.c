@@ -209,6 +209,46 @@ int cf__loop_can_block(cf_loop_t *loop)
     return ev_depth(loop->ev) == 0 ? 0 : CF_EDEADLK;
 }
 
+static void cf__run_until_timer_cb(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)ev;
+    (void)revents;
+    *(int *)w->data = 1;
+}
+
+int cf__loop_run_until(cf_loop_t *loop, int (*done)(void *arg), void *arg, double timeout)
+{
+    ev_timer timer;
+    int fired = 0, rc = 0;
+
+    if (done(arg))
+        return 0;
+    rc = cf__loop_can_block(loop);
+    if (rc)
+        return rc;
+    if (timeout >= 0) {
+        ev_timer_init(&timer, cf__run_until_timer_cb, timeout, 0.);
+        timer.data = &fired;
+        ev_timer_start(loop->ev, &timer);
+    }
+    while (!done(arg)) {
+        if (fired) {
+            rc = CF_ETIMEDOUT;
+            break;
+        }
+        /* ev_run() returns 0 once no referenced watcher is left: with nothing
+         * queued either, nothing on this loop can make progress any more (only
+         * foreign threads could, and they must hold the loop: cf_loop_hold()). */
+        if (!ev_run(loop->ev, EVRUN_ONCE) && !fired && !done(arg) && cf__loop_idle(loop)) {
+            rc = CF_EDEADLK;
+            break;
+        }
+    }
+    if (timeout >= 0)
+        ev_timer_stop(loop->ev, &timer);
+    return rc;
+}
+
 int cf__loop_idle(cf_loop_t *loop)
 {
     size_t inbox_n;

@@ -579,6 +579,11 @@ cf_executor_t *cf_thread_pool_executor(cf_thread_pool_t *pool)
     return &pool->ex;
 }
 
+static int tp_drained(void *pool)
+{
+    return ((cf_thread_pool_t *)pool)->outstanding == 0;
+}
+
 int cf_thread_pool_shutdown(cf_thread_pool_t *pool, int flags)
 {
     if (!pool || (flags & ~(CF_SHUTDOWN_WAIT | CF_SHUTDOWN_CANCEL)))
@@ -608,11 +613,9 @@ int cf_thread_pool_shutdown(cf_thread_pool_t *pool, int flags)
     }
     tp_maybe_stop(pool);
     if (flags & CF_SHUTDOWN_WAIT) {
-        int rc = cf__loop_can_block(pool->loop);
+        int rc = cf__loop_run_until(pool->loop, tp_drained, pool, -1);
         if (rc)
             return rc;
-        while (pool->outstanding)
-            ev_run(pool->loop->ev, EVRUN_ONCE);
         tp_join(pool);
     }
     return 0;
