@@ -13,6 +13,7 @@
  *   cfutures/executor.h     cf_executor_t: the interface every executor implements
  *   cfutures/thread_pool.h  cf_thread_pool_t: the thread-pool executor
  *   cfutures/combinators.h  wait, as-completed, all/any, then, timeouts, timers, fds, groups
+ *   cfutures/map.h          cf_map_t: lazy, bounded, chunked map over any executor
  *
  * See docs/DESIGN.md for threads, queues, wake-ups and lock order.
  */
@@ -28,5 +29,6 @@
 #include "cfutures/executor.h"
 #include "cfutures/thread_pool.h"
 #include "cfutures/combinators.h"
+#include "cfutures/map.h"
 
 #endif /* CFUTURES_H */

@@ -282,6 +282,7 @@ static void comb_mirror_finish(struct comb *c, cf_future_t *src)
     if (st == CF_FUTURE_FINISHED && out && !is_done(out)) {
         out->out.value = src->out.value;
         out->out.len = src->out.len;
+        out->out.is_bytes = src->out.is_bytes;
         out->out.value_free = NULL;
         if (src->out.value_free) { /* a pointer value owned by src: keep src alive */
             cf_future_ref(src);

@@ -61,6 +61,7 @@ void cf__outcome_drop_value(struct cf__outcome *o)
     o->value.ptr = NULL;
     o->value_free = NULL;
     o->len = 0;
+    o->is_bytes = 0;
 }
 
 void cf__outcome_clear(struct cf__outcome *o)
@@ -328,6 +329,7 @@ int cf_future_set_bytes(cf_future_t *f, const void *data, size_t len)
     f->out.value.ptr = copy;
     f->out.value_free = free;
     f->out.len = len;
+    f->out.is_bytes = 1;
     cf__future_settle(f, CF_FUTURE_FINISHED);
     return 0;
 }

@@ -109,6 +109,8 @@ int cf__loop_idle(cf_loop_t *loop);
 
 /* Run fn for `task`, normalising its return value into task->out->err. Worker thread. */
 void cf__task_run(struct cf_task *task, cf_task_fn fn);
+/* Store a task function's return value `rc` as the outcome's error (positive -> CF_EFAIL). */
+void cf__task_finish(struct cf_task *task, int rc);
 
 /* ------------------------------------------------------------------ futures */
 
@@ -138,6 +140,7 @@ struct cf__outcome {
     cf_free_fn value_free; /* destroys value.ptr */
     size_t len;            /* length of a bytes value (value.ptr) */
     int err;               /* 0, or a negative code */
+    uint8_t is_bytes;      /* value.ptr holds `len` bytes set by *_set_bytes() */
     char *errmsg;          /* malloc'd, or NULL */
 };
 

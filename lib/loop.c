@@ -341,6 +341,7 @@ cf_future_t *cf__future_alloc(cf_loop_t *loop)
     f->out.value.ptr = NULL;
     f->out.value_free = NULL;
     f->out.len = 0;
+    f->out.is_bytes = 0;
     f->out.err = 0;
     f->out.errmsg = NULL;
     f->cbs = NULL;

@@ -13,8 +13,11 @@
 
 void cf__task_run(struct cf_task *task, cf_task_fn fn)
 {
-    int rc = fn(task, task->arg);
+    cf__task_finish(task, fn(task, task->arg));
+}
 
+void cf__task_finish(struct cf_task *task, int rc)
+{
     if (rc > 0) {
         free(task->out->errmsg);
         if (asprintf(&task->out->errmsg, "task returned a positive status (%d)", rc) < 0)
@@ -47,6 +50,7 @@ int cf_task_set_bytes(cf_task_t *task, const void *data, size_t len)
     task->out->value.ptr = copy;
     task->out->value_free = free;
     task->out->len = len;
+    task->out->is_bytes = 1;
     return 0;
 }
 
