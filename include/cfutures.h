@@ -14,6 +14,7 @@
  *   cfutures/thread_pool.h  cf_thread_pool_t: the thread-pool executor
  *   cfutures/combinators.h  wait, as-completed, all/any, then, timeouts, timers, fds, groups
  *   cfutures/map.h          cf_map_t: lazy, bounded, chunked map over any executor
+ *   cfutures/process_pool.h cf_process_pool_t: forked workers, crash isolation, timeouts
  *
  * See docs/DESIGN.md for threads, queues, wake-ups and lock order.
  */
@@ -30,5 +31,6 @@
 #include "cfutures/thread_pool.h"
 #include "cfutures/combinators.h"
 #include "cfutures/map.h"
+#include "cfutures/process_pool.h"
 
 #endif /* CFUTURES_H */

@@ -32,6 +32,7 @@ static const struct cf__errinfo cf__errors[] = {
     {CF_EFAIL, "CF_EFAIL", "task failed"},
     {CF_ENOTSUP, "CF_ENOTSUP", "not supported by this executor"},
     {CF_EOF, "CF_EOF", "no more items"},
+    {CF_EWORKER, "CF_EWORKER", "worker process died while running the task"},
     {CF_ELOOPBUSY, "CF_ELOOPBUSY", "loop still has live futures, executors or queued calls"},
 };
 

@@ -50,7 +50,8 @@ enum cf_errno {
     CF_EBROKEN = -4002,  /* the executor is broken (a worker initializer failed) */
     CF_EFAIL = -4003,    /* a task failed (generic task error) */
     CF_ELOOPBUSY = -4004, /* the loop still has live futures or executors */
-    CF_EOF = -4005        /* an iteration has no more items */
+    CF_EOF = -4005,       /* an iteration has no more items */
+    CF_EWORKER = -4006    /* a worker process died while running the task */
 };
 
 /*

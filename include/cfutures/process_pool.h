@@ -1,0 +1,130 @@
+/*
+ * cfutures/process_pool.h - executor that runs tasks in worker processes.
+ *
+ * Workers are forked from a small single-threaded fork server that the pool
+ * starts when it is created, so a replacement worker is never forked from a
+ * process that already runs threads.  Create pools early, before the
+ * application starts threads of its own: the fork server itself is a fork of
+ * the caller, and only what the calling thread had is in it.  (With glibc,
+ * malloc and stdio are safe in it even when other threads existed; locks that
+ * other threads of yours held at that moment stay locked in the workers.)
+ *
+ * Tasks name a function (a pointer: valid in the workers because every worker
+ * is a fork of the same program) and carry a byte payload; results come back
+ * as the task's value: an i64, an f64 or bytes (cf_task_set_bytes()).  A
+ * pointer value with a destructor cannot cross processes and fails the task
+ * with CF_ENOTSUP.
+ *
+ * Faults.  A worker that dies (signal, exit, OOM kill, killed from outside)
+ * fails only the task it was running - with an error naming the worker, its
+ * pid, the signal or exit status and the task - and is replaced; tasks sent
+ * to it but not yet started are queued again.  A per-task timeout starts when
+ * a worker takes the task; on expiry the worker's process group gets SIGTERM,
+ * then SIGKILL after a grace period, the future fails with CF_ETIMEDOUT and
+ * the worker is replaced.  Cancelling a running task stops its worker the same
+ * way.  CF_CRASH_BREAK gives Python's behaviour instead: the first crash
+ * breaks the whole pool.
+ *
+ * Threads: loop thread only; the pool runs no threads.  Works on any loop
+ * (it does not use ev_child).
+ */
+#ifndef CFUTURES_PROCESS_POOL_H
+#define CFUTURES_PROCESS_POOL_H
+
+#include <sys/types.h>
+
+#include "common.h"
+#include "executor.h"
+#include "future.h"
+#include "loop.h"
+#include "task.h"
+#include "thread_pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cf_process_pool cf_process_pool_t;
+
+typedef enum cf_crash_policy {
+    CF_CRASH_REPLACE = 0, /* fail the task the worker held, replace the worker (default) */
+    CF_CRASH_BREAK = 1    /* the first crash breaks the pool: every pending task fails */
+} cf_crash_policy;
+
+typedef struct cf_process_pool_opts {
+    int max_workers;                /* default cf_cpu_count(); < 1 is CF_EINVAL */
+    cf_worker_init_fn initializer;  /* runs in each worker process after it starts */
+    cf_worker_fini_fn finalizer;    /* runs in the worker before it exits normally */
+    void *init_data;                /* as seen in the worker (a copy made by fork) */
+    unsigned max_tasks_per_child;   /* replace a worker after this many tasks; 0 = never */
+    size_t max_memory;              /* address-space limit per worker in bytes (RLIMIT_AS); 0 = none */
+    double task_timeout;            /* default per-task timeout in seconds; < 0 = none (default) */
+    double kill_grace;              /* seconds between SIGTERM and SIGKILL; default 1.0 */
+    unsigned pipeline;              /* tasks sent ahead to each worker; default 2 */
+    cf_crash_policy on_crash;       /* default CF_CRASH_REPLACE */
+    unsigned max_init_failures;     /* initializer failures in a row that break the pool; default 3 */
+} cf_process_pool_opts;
+
+/* Fill `o` with the defaults. Any thread. */
+CF_EXTERN void cf_process_pool_opts_init(cf_process_pool_opts *o);
+
+/*
+ * Create a pool on `loop`: start the fork server and the workers.
+ * Returns 0, CF_EINVAL, CF_ENOMEM or a negated errno (socketpair, fork).
+ * Loop thread.
+ */
+CF_EXTERN int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_process_pool_t **out);
+
+/*
+ * Queue fn(task, payload) with a copy of `len` bytes as the payload (the task
+ * reads it with cf_task_arg()).  `timeout` seconds (< 0: the pool's default)
+ * bound the task once a worker takes it.  Returns 0, CF_EINVAL, CF_ESHUTDOWN,
+ * CF_EBROKEN or CF_ENOMEM.  Loop thread.
+ */
+CF_EXTERN int cf_process_pool_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, size_t len,
+                                     double timeout, cf_future_t **out);
+
+/* The pool's executor interface (byte submissions; opaque pointers are CF_ENOTSUP). */
+CF_EXTERN cf_executor_t *cf_process_pool_executor(cf_process_pool_t *pool);
+
+/* Flags for cf_process_pool_shutdown(), besides CF_SHUTDOWN_WAIT and CF_SHUTDOWN_CANCEL. */
+enum {
+    CF_SHUTDOWN_KILL = 1 << 2 /* also stop running tasks: their workers are killed, tasks fail CF_ECANCELED */
+};
+
+/*
+ * Stop accepting tasks.  CF_SHUTDOWN_CANCEL cancels queued tasks;
+ * CF_SHUTDOWN_KILL also kills running ones; CF_SHUTDOWN_WAIT runs the loop
+ * until every task is done and the workers have exited (CF_EDEADLK inside a
+ * loop callback).  Every future completes exactly once whichever path is
+ * taken.  Returns 0, CF_EINVAL or CF_EDEADLK.  Loop thread.
+ */
+CF_EXTERN int cf_process_pool_shutdown(cf_process_pool_t *pool, int flags);
+
+/*
+ * Shut down with CF_SHUTDOWN_CANCEL | CF_SHUTDOWN_KILL, stop the workers and
+ * the fork server, reap them, close every descriptor, and free the pool.
+ * Futures already handed out stay valid and complete exactly once.
+ * Loop thread.
+ */
+CF_EXTERN void cf_process_pool_free(cf_process_pool_t *pool);
+
+/* Pool counters (as for the thread pool). Returns 0 or CF_EINVAL. */
+CF_EXTERN int cf_process_pool_stats(cf_process_pool_t *pool, cf_pool_stats *out);
+
+typedef struct cf_worker_info {
+    pid_t pid;          /* current process, 0 while (re)starting */
+    uint64_t tasks_done; /* tasks this worker slot completed, across restarts */
+    uint64_t restarts;   /* times this slot's process was replaced */
+} cf_worker_info;
+
+/* Per-worker figures for worker `index` (0 .. max_workers-1). Returns 0 or CF_EINVAL. */
+CF_EXTERN int cf_process_pool_worker_info(cf_process_pool_t *pool, int index, cf_worker_info *out);
+
+/* Pid of the pool's fork server (for diagnostics). */
+CF_EXTERN pid_t cf_process_pool_server_pid(const cf_process_pool_t *pool);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CFUTURES_PROCESS_POOL_H */

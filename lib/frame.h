@@ -1,0 +1,88 @@
+/*
+ * frame.h - the wire format between a process pool and its workers.
+ *
+ * Every message is a frame: a 24-byte header followed by `len` payload bytes.
+ *
+ *   u16 magic (CF__FRAME_MAGIC) | u16 type | u32 flags | u64 id | u64 len
+ *
+ *   TASK       parent -> worker  id = task id; payload = u64 fn | argument bytes
+ *   ACK        worker -> parent  id = task id; the worker took the task
+ *   RESULT     worker -> parent  id = task id; payload = an encoded outcome
+ *   READY      worker -> parent  the initializer succeeded
+ *   INIT_FAIL  worker -> parent  payload = an encoded outcome (err, message)
+ *
+ * An encoded outcome puts the bytes first so that the receiver can keep the
+ * payload buffer itself as a bytes value:
+ *
+ *   bytes (len) | message (msglen, NUL-terminated) |
+ *   i32 err | u32 kind | u64 raw | u64 len | u64 msglen      (32-byte trailer)
+ *
+ * Integers are in host byte order: both ends are the same program on the
+ * same machine.  The decoder rejects anything malformed with CF_EINVAL; it is
+ * fuzzed (tests/fuzz/).
+ */
+#ifndef CF_FRAME_H
+#define CF_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cf__outcome;
+
+#define CF__FRAME_MAGIC 0xCFF5u
+#define CF__FRAME_HDR 24u
+#define CF__FRAME_MAX_LEN (UINT64_C(1) << 34) /* 16 GiB */
+#define CF__OUTCOME_TRAILER 32u
+
+enum cf__frame_type {
+    CF__FR_TASK = 1,
+    CF__FR_ACK = 2,
+    CF__FR_RESULT = 3,
+    CF__FR_READY = 4,
+    CF__FR_INIT_FAIL = 5,
+};
+
+struct cf__frame_hdr {
+    uint16_t magic;
+    uint16_t type;
+    uint32_t flags;
+    uint64_t id;
+    uint64_t len;
+};
+
+void cf__frame_hdr_encode(uint8_t out[CF__FRAME_HDR], unsigned type, uint64_t id, uint64_t len);
+/* 0, or CF_EINVAL for a bad magic, unknown type or oversized length. */
+int cf__frame_hdr_decode(const uint8_t in[CF__FRAME_HDR], struct cf__frame_hdr *h);
+
+/*
+ * Incremental reader: cf__frame_reader_want() says where the next bytes go
+ * and how many are wanted; after reading n (<= wanted) bytes there, call
+ * cf__frame_reader_got(): 1 when a frame is complete (h and payload, which
+ * the caller then owns, or NULL when len is 0), 0 when more is needed,
+ * CF_EINVAL for a malformed header, CF_ENOMEM.
+ */
+struct cf__frame_reader {
+    uint8_t hdr[CF__FRAME_HDR];
+    size_t hdr_got;
+    struct cf__frame_hdr h;
+    uint8_t *payload;
+    size_t got;
+    uint64_t max_len;
+};
+
+void cf__frame_reader_init(struct cf__frame_reader *r, uint64_t max_len);
+void cf__frame_reader_want(const struct cf__frame_reader *r, uint8_t **where, size_t *n);
+int cf__frame_reader_got(struct cf__frame_reader *r, size_t n, struct cf__frame_hdr *h, uint8_t **payload);
+void cf__frame_reader_reset(struct cf__frame_reader *r);
+
+/* Size of an encoded outcome, and encoding into `out` (of that size). */
+size_t cf__outcome_encoded_size(const struct cf__outcome *o);
+void cf__outcome_encode(const struct cf__outcome *o, uint8_t *out);
+/*
+ * Decode an outcome from `buf` (malloc'd, `n` bytes).  Takes ownership of buf:
+ * a bytes value keeps it as value.ptr, otherwise it is freed.  The message is
+ * copied.  Returns 0, CF_EINVAL (malformed; buf freed) or CF_ENOMEM.
+ */
+int cf__outcome_decode(uint8_t *buf, size_t n, struct cf__outcome *o);
+
+#endif /* CF_FRAME_H */

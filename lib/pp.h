@@ -1,0 +1,41 @@
+/*
+ * pp.h - shared between the process pool (parent side, process_pool.c) and
+ * its fork server and workers (pp_child.c).
+ *
+ * Control channel (SOCK_SEQPACKET, one message per datagram):
+ *   parent -> server  SPAWN   {index}          fork a worker for slot `index`
+ *   server -> parent  SPAWNED {index, pid}     + the parent's end of the worker's
+ *                                               socketpair (SCM_RIGHTS); pid < 0 is -errno
+ *   server -> parent  EXITED  {pid, status}    a worker was reaped (waitpid status)
+ */
+#ifndef CF_PP_H
+#define CF_PP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cfutures.h"
+
+struct cf__pp_config {
+    cf_worker_init_fn initializer;
+    cf_worker_fini_fn finalizer;
+    void *init_data;
+    unsigned max_tasks_per_child;
+    size_t max_memory;
+    pid_t parent;
+};
+
+enum { CF__CTL_SPAWN = 1, CF__CTL_SPAWNED = 2, CF__CTL_EXITED = 3 };
+
+struct cf__pp_ctl {
+    uint32_t type;
+    int32_t index;
+    int32_t pid;
+    int32_t status;
+};
+
+/* The fork server: never returns.  `ctl` is its end of the control channel. */
+void cf__pp_server_main(int ctl, const struct cf__pp_config *cfg) __attribute__((noreturn));
+
+#endif /* CF_PP_H */

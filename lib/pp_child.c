@@ -1,0 +1,380 @@
+/*
+ * pp_child.c - the process pool's fork server and worker processes.
+ *
+ * DESIGN
+ *
+ * Fork server.  Forked from the application by cf_process_pool_new().  It is
+ * single-threaded, puts itself in its own process group (terminal signals
+ * such as Ctrl-C go to the application, which decides), dies with its parent
+ * (PR_SET_PDEATHSIG), and closes every descriptor it inherited except
+ * stdin/stdout/stderr and its control socket.  It waits in poll() on the
+ * control socket and on a signalfd for SIGCHLD:
+ *   SPAWN     socketpair + fork a worker; send the parent its end (SCM_RIGHTS)
+ *   SIGCHLD   reap every exited worker, kill what is left of its process group,
+ *             report EXITED {pid, status}
+ *   EOF       the pool is gone: kill every worker group, reap them, exit.
+ *
+ * Worker.  Forked from the fork server, so never from a multi-threaded
+ * process.  Leads its own process group (so a timeout kills the task's
+ * children too), dies with the fork server, restores default signal handling,
+ * applies the memory limit, runs the initializer, then serves frames on its
+ * channel with blocking I/O: read TASK, send ACK, run, send RESULT.  It exits
+ * with _exit() (never the application's atexit handlers) on EOF or after
+ * max_tasks_per_child tasks.
+ */
+#include "internal.h"
+
+#include "frame.h"
+#include "pp.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CHILD_CTL_FD 3
+#define WORKER_CHAN_FD 3
+
+static void close_from(int lowfd)
+{
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0) == 0)
+        return;
+#endif
+    for (int fd = lowfd; fd < 65536; fd++)
+        close(fd);
+}
+
+static void reset_signals(void)
+{
+    sigset_t none;
+
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static int write_full(int fd, const void *buf, size_t n)
+{
+    const uint8_t *p = buf;
+
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_full(int fd, void *buf, size_t n)
+{
+    uint8_t *p = buf;
+
+    while (n) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            return 1; /* EOF */
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int send_frame(int fd, unsigned type, uint64_t id, const void *payload, size_t len)
+{
+    uint8_t hdr[CF__FRAME_HDR];
+
+    cf__frame_hdr_encode(hdr, type, id, len);
+    if (write_full(fd, hdr, sizeof(hdr)))
+        return -1;
+    return len ? write_full(fd, payload, len) : 0;
+}
+
+static int send_outcome(int fd, unsigned type, uint64_t id, const struct cf__outcome *o)
+{
+    size_t n = cf__outcome_encoded_size(o);
+    uint8_t *buf = malloc(n);
+    int rc;
+
+    if (!buf)
+        return -1;
+    cf__outcome_encode(o, buf);
+    rc = send_frame(fd, type, id, buf, n);
+    free(buf);
+    return rc;
+}
+
+static void worker_exit(const struct cf__pp_config *cfg, int index, void *wdata, int code)
+{
+    if (cfg->finalizer)
+        cfg->finalizer(cfg->init_data, index, wdata);
+    fflush(NULL);
+    _exit(code);
+}
+
+static void worker_main(int fd, int index, const struct cf__pp_config *cfg) __attribute__((noreturn));
+static void worker_main(int fd, int index, const struct cf__pp_config *cfg)
+{
+    void *wdata = NULL;
+    unsigned done = 0;
+
+    setpgid(0, 0);
+    if (fd != WORKER_CHAN_FD) {
+        dup2(fd, WORKER_CHAN_FD);
+        fd = WORKER_CHAN_FD;
+    }
+    close_from(WORKER_CHAN_FD + 1);
+    reset_signals();
+    if (cfg->max_memory) {
+        struct rlimit rl = {.rlim_cur = cfg->max_memory, .rlim_max = cfg->max_memory};
+        setrlimit(RLIMIT_AS, &rl);
+    }
+    if (cfg->initializer) {
+        int rc = cfg->initializer(cfg->init_data, index, &wdata);
+        if (rc) {
+            struct cf__outcome o;
+            memset(&o, 0, sizeof(o));
+            o.err = rc < 0 ? rc : CF_EFAIL;
+            if (asprintf(&o.errmsg, "initializer of worker %d (pid %d) failed: %s", index, (int)getpid(),
+                         cf_strerror(o.err)) < 0)
+                o.errmsg = NULL;
+            send_outcome(fd, CF__FR_INIT_FAIL, 0, &o);
+            free(o.errmsg);
+            fflush(NULL);
+            _exit(3);
+        }
+    }
+    if (send_frame(fd, CF__FR_READY, 0, NULL, 0))
+        worker_exit(cfg, index, wdata, 0);
+
+    for (;;) {
+        uint8_t hdrbuf[CF__FRAME_HDR];
+        struct cf__frame_hdr h;
+        struct cf__outcome o;
+        struct cf_task task;
+        uint8_t *payload;
+        cf_task_fn fn;
+
+        if (read_full(fd, hdrbuf, sizeof(hdrbuf)))
+            worker_exit(cfg, index, wdata, 0); /* EOF: the pool let go of this worker */
+        if (cf__frame_hdr_decode(hdrbuf, &h) || h.type != CF__FR_TASK || h.len < 8)
+            _exit(4); /* protocol violation: the parent reports the exit status */
+        payload = malloc((size_t)h.len);
+        if (!payload || read_full(fd, payload, (size_t)h.len))
+            _exit(5);
+        memcpy(&fn, payload, sizeof(fn));
+        if (send_frame(fd, CF__FR_ACK, h.id, NULL, 0))
+            _exit(0);
+
+        memset(&o, 0, sizeof(o));
+        memset(&task, 0, sizeof(task));
+        task.out = &o;
+        task.worker_data = wdata;
+        task.worker_index = index;
+        task.arg = payload + 8;
+        task.arg_len = (size_t)h.len - 8;
+        cf__task_run(&task, fn);
+        if (o.err == 0 && o.value_free && !o.is_bytes) {
+            cf__outcome_drop_value(&o);
+            free(o.errmsg);
+            o.errmsg = strdup("a process-pool task must produce a number or bytes (cf_task_set_bytes), "
+                              "not a pointer with a destructor");
+            o.err = CF_ENOTSUP;
+        }
+        free(payload);
+        if (send_outcome(fd, CF__FR_RESULT, h.id, &o))
+            _exit(0);
+        cf__outcome_clear(&o);
+        if (cfg->max_tasks_per_child && ++done >= cfg->max_tasks_per_child)
+            worker_exit(cfg, index, wdata, 0);
+    }
+}
+
+/* ------------------------------------------------------------------ fork server */
+
+#define MAX_CHILDREN 4096
+
+static pid_t children[MAX_CHILDREN];
+
+static void child_add(pid_t pid)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        if (!children[i]) {
+            children[i] = pid;
+            return;
+        }
+}
+
+static void child_remove(pid_t pid)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        if (children[i] == pid)
+            children[i] = 0;
+}
+
+static int ctl_send(int ctl, const struct cf__pp_ctl *m, int fd)
+{
+    struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cm;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+
+    if (fd >= 0) {
+        memset(&cm, 0, sizeof(cm));
+        msg.msg_control = cm.buf;
+        msg.msg_controllen = sizeof(cm.buf);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    for (;;) {
+        ssize_t r = sendmsg(ctl, &msg, MSG_NOSIGNAL);
+        if (r >= 0)
+            return 0;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+static void server_spawn(int ctl, int sfd, int index, const struct cf__pp_config *cfg)
+{
+    struct cf__pp_ctl reply = {.type = CF__CTL_SPAWNED, .index = index};
+    int sp[2];
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+        reply.pid = -errno;
+        ctl_send(ctl, &reply, -1);
+        return;
+    }
+    pid = fork();
+    if (pid < 0) {
+        reply.pid = -errno;
+        close(sp[0]);
+        close(sp[1]);
+        ctl_send(ctl, &reply, -1);
+        return;
+    }
+    if (pid == 0) {
+        pid_t server = getppid();
+        close(ctl);
+        close(sfd);
+        close(sp[0]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != server)
+            _exit(0);
+        fcntl(sp[1], F_SETFD, 0);
+        worker_main(sp[1], index, cfg);
+    }
+    setpgid(pid, pid); /* also done by the child: whichever runs first */
+    close(sp[1]);
+    child_add(pid);
+    reply.pid = pid;
+    ctl_send(ctl, &reply, sp[0]);
+    close(sp[0]);
+}
+
+static void server_reap(int ctl)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        struct cf__pp_ctl m = {.type = CF__CTL_EXITED};
+
+        if (pid <= 0)
+            return;
+        child_remove(pid);
+        kill(-pid, SIGKILL); /* whatever the task left behind in the worker's group */
+        m.pid = pid;
+        m.status = status;
+        ctl_send(ctl, &m, -1);
+    }
+}
+
+static void server_exit(void) __attribute__((noreturn));
+static void server_exit(void)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        if (children[i])
+            kill(-children[i], SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
+    _exit(0);
+}
+
+void cf__pp_server_main(int ctl, const struct cf__pp_config *cfg_in)
+{
+    struct cf__pp_config cfg = *cfg_in;
+    sigset_t chld;
+    int sfd;
+
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != cfg.parent)
+        _exit(0);
+    if (ctl != CHILD_CTL_FD) {
+        dup2(ctl, CHILD_CTL_FD);
+        ctl = CHILD_CTL_FD;
+    }
+    fcntl(ctl, F_SETFD, FD_CLOEXEC);
+    close_from(CHILD_CTL_FD + 1);
+    reset_signals();
+    signal(SIGINT, SIG_IGN);
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0)
+        _exit(1);
+
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = ctl, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            server_exit();
+        }
+        if (pfd[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof(si)) > 0)
+                ;
+            server_reap(ctl);
+        }
+        if (pfd[0].revents) {
+            struct cf__pp_ctl m;
+            ssize_t r = recv(ctl, &m, sizeof(m), 0);
+
+            if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+                server_exit();
+            if (r == (ssize_t)sizeof(m) && m.type == CF__CTL_SPAWN)
+                server_spawn(ctl, sfd, m.index, &cfg);
+        }
+    }
+}
