@@ -86,6 +86,7 @@ struct cf_thread_pool {
     atomic_int stopping; /* workers exit once the queue is empty */
     size_t nrunning;
     int nsleeping;
+    int nspinning; /* workers polling the queue before sleeping: they need no signal */
     int nalive;
     int broken;
     char *broken_msg;
@@ -242,13 +243,17 @@ static void *tp_worker_main(void *arg)
             break;
         if (may_spin && pool->opts.spin_us) {
             uint64_t until = cf_now_ns() + (uint64_t)pool->opts.spin_us * 1000u;
+            unsigned spins = 0;
 
             may_spin = 0;
+            pool->nspinning++;
             pthread_mutex_unlock(&pool->mu);
             while (!atomic_load_explicit(&pool->nqueued, memory_order_relaxed) &&
-                   !atomic_load_explicit(&pool->stopping, memory_order_relaxed) && cf_now_ns() < until)
+                   !atomic_load_explicit(&pool->stopping, memory_order_relaxed) &&
+                   ((++spins & 31u) || cf_now_ns() < until))
                 tp_cpu_relax();
             pthread_mutex_lock(&pool->mu);
+            pool->nspinning--; /* under mu: a submitter that saw us spinning knows we re-check the queue */
             continue;
         }
         pool->nsleeping++;
@@ -529,7 +534,7 @@ static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t le
         f->where = TP_QUEUED;
         cf__list_push(&pool->queue, &f->u.qlink);
         atomic_fetch_add_explicit(&pool->nqueued, 1, memory_order_relaxed);
-        if (pool->nsleeping)
+        if (pool->nsleeping && !pool->nspinning)
             pthread_cond_signal(&pool->cv);
     }
     pthread_mutex_unlock(&pool->mu);

@@ -1,0 +1,466 @@
+/*
+ * seeds.c - the seed programs of cfutures, on a thread pool.
+ *
+ * The project started from two articles that show Python's concurrent.futures
+ * on small CPU-bound programs.  This demo runs the same programs with cfutures
+ * and times each one serially and on a thread pool:
+ *
+ *   1. fib(25..37): one task per number, results printed from done callbacks
+ *      as they complete; ev_run() returns by itself once every task is done.
+ *   2. fib(30..34) where the task for 34 raises "Don't do this": the error
+ *      arrives through the same done callback as the values.
+ *      Then the seed's map() version: cf_map yields fib(30..33) in input
+ *      order, then the error of 34 ends the iteration.
+ *   3. Brute-force gcd of six pairs, results in input order with cf_map
+ *      (Python's list(pool.map(gcd, numbers))), read with the blocking
+ *      iterator cf_map_next().
+ *
+ * Usage: seeds [--workers N] [--quick]
+ *   --workers N  threads in the pool (default: one per CPU)
+ *   --quick      fib over 25..30 in part 1, so the demo runs in a blink
+ *
+ * Exit status: 0 when every result is right, 1 on a wrong result or a library
+ * error (printed with cf_strerror()), 2 on a usage error.
+ */
+#include <cfutures.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ the work */
+
+static int64_t fib(int n)
+{
+    if (n <= 2)
+        return 1;
+    return fib(n - 1) + fib(n - 2);
+}
+
+/* The seed's gcd: count down from min(a, b) to the first common divisor. */
+static int64_t gcd_brute(int64_t a, int64_t b)
+{
+    for (int64_t i = a < b ? a : b; i > 0; i--) {
+        if (a % i == 0 && b % i == 0)
+            return i;
+    }
+    return 0;
+}
+
+static double seconds(uint64_t ns)
+{
+    return (double)ns / 1e9;
+}
+
+/* Print a library error; return 1 so that callers can add it to a failure count. */
+static int report(const char *what, int rc)
+{
+    fflush(stdout);
+    fprintf(stderr, "seeds: %s: %s (%s)\n", what, cf_strerror(rc), cf_err_name(rc));
+    return 1;
+}
+
+static void print_cost(double serial_s, double pool_s, int workers)
+{
+    printf("COST serial: %.3fs  thread pool (%d worker%s): %.3fs", serial_s, workers, workers == 1 ? "" : "s",
+           pool_s);
+    if (pool_s > 0)
+        printf("  (speed-up %.2fx)", serial_s / pool_s);
+    printf("\n");
+}
+
+/* ------------------------------------------------------------------ parts 1 and 2: fib with callbacks */
+
+struct fib_run {
+    int done;     /* callbacks that ran */
+    int failures; /* wrong values or unexpected errors */
+};
+
+struct fib_job {
+    int n;
+    int raises;     /* the task fails with "Don't do this" (part 2) */
+    int64_t expect; /* value from the serial run */
+    struct fib_run *run;
+};
+
+/* Task: runs on a worker thread. */
+static int fib_task(cf_task_t *task, void *arg)
+{
+    const struct fib_job *job = arg;
+
+    if (job->raises)
+        return cf_task_fail(task, CF_EFAIL, "Don't do this");
+    cf_task_set_i64(task, fib(job->n));
+    return 0;
+}
+
+/* Done callback: runs on the loop thread, in completion order. */
+static void fib_done(cf_future_t *f, int status, void *data)
+{
+    struct fib_job *job = data;
+    struct fib_run *run = job->run;
+
+    run->done++;
+    if (status != 0) {
+        const char *msg = cf_future_error(f);
+        printf("raise an exception: %s\n", msg ? msg : cf_strerror(status));
+        if (!job->raises || status != CF_EFAIL || !msg || strcmp(msg, "Don't do this") != 0) {
+            fprintf(stderr, "seeds: fib(%d) failed unexpectedly: %s\n", job->n, cf_strerror(status));
+            run->failures++;
+        }
+        return;
+    }
+
+    int64_t v = 0;
+    int rc = cf_future_result_i64(f, &v);
+    if (rc != 0) {
+        run->failures += report("cf_future_result_i64", rc);
+        return;
+    }
+    printf("fib(%d) = %" PRId64 "\n", job->n, v);
+    if (job->raises || v != job->expect) {
+        fprintf(stderr, "seeds: fib(%d): got %" PRId64 ", expected %s%" PRId64 "\n", job->n, v,
+                job->raises ? "an error, not " : "", job->expect);
+        run->failures++;
+    }
+}
+
+/*
+ * Submit fib(lo..hi) to the pool, each with a done callback, then run the loop
+ * until it returns by itself: tasks keep ev_run() alive while outstanding.
+ * `raise_at` is the n whose task fails (0: none).  Returns the number of
+ * failures (0 = every result right).
+ */
+static int fib_demo(struct ev_loop *ev, cf_thread_pool_t *pool, int workers, int lo, int hi, int raise_at)
+{
+    int count = hi - lo + 1;
+    struct fib_run run = {0, 0};
+    struct fib_job *jobs = calloc((size_t)count, sizeof(*jobs));
+    if (!jobs)
+        return report("calloc", CF_ENOMEM);
+
+    /* Serial run: the reference values and the time to beat. */
+    uint64_t t0 = cf_now_ns();
+    for (int i = 0; i < count; i++) {
+        jobs[i].n = lo + i;
+        jobs[i].raises = jobs[i].n == raise_at;
+        jobs[i].run = &run;
+        if (!jobs[i].raises)
+            jobs[i].expect = fib(jobs[i].n);
+    }
+    uint64_t serial_ns = cf_now_ns() - t0;
+
+    /* Thread pool: submit everything, print from the callbacks. */
+    int submitted = 0;
+    t0 = cf_now_ns();
+    for (int i = 0; i < count; i++) {
+        cf_future_t *f = NULL;
+        int rc = cf_thread_pool_submit(pool, fib_task, &jobs[i], NULL, &f);
+        if (rc != 0) {
+            run.failures += report("cf_thread_pool_submit", rc);
+            break; /* what was submitted still runs: drain it below */
+        }
+        submitted++;
+        rc = cf_future_on_done(f, fib_done, &jobs[i], NULL);
+        if (rc != 0) {
+            run.failures += report("cf_future_on_done", rc);
+            run.done++; /* its callback will never run */
+        }
+        /* The registered callback holds its own reference until it ran. */
+        rc = cf_future_unref(f);
+        if (rc != 0)
+            run.failures += report("cf_future_unref", rc);
+    }
+    ev_run(ev, 0);
+    uint64_t pool_ns = cf_now_ns() - t0;
+
+    if (run.done != submitted) {
+        fprintf(stderr, "seeds: ev_run() returned after %d of %d callbacks\n", run.done, submitted);
+        run.failures++;
+    }
+    print_cost(seconds(serial_ns), seconds(pool_ns), workers);
+    free(jobs);
+    return run.failures;
+}
+
+/* ------------------------------------------------------------------ part 2b: the same with map */
+
+struct fib_item {
+    int32_t n;
+    int32_t raises;
+};
+
+/* Map item function: runs on a worker thread. */
+static int fib_item_fn(cf_task_t *task, const void *item, size_t len)
+{
+    const struct fib_item *it = item;
+    (void)len;
+
+    if (it->raises)
+        return cf_task_fail(task, CF_EFAIL, "Don't do this");
+    cf_task_set_i64(task, fib(it->n));
+    return 0;
+}
+
+/*
+ * The seed's second half: `for num, result in zip(NUMBERS, executor.map(fib,
+ * NUMBERS))`.  map() yields in input order and the first error ends the
+ * iteration at its position: fib(30..33), then the error of 34.
+ */
+static int fib_map_demo(cf_thread_pool_t *pool)
+{
+    struct fib_item items[5];
+    cf_map_t *m = NULL;
+    cf_map_result r;
+    int failures = 0, delivered = 0, raised = 0;
+
+    for (int i = 0; i < 5; i++) {
+        items[i].n = 30 + i;
+        items[i].raises = items[i].n == 34;
+    }
+    int rc = cf_map_new_array(cf_thread_pool_executor(pool), fib_item_fn, items, 5, sizeof(items[0]), NULL, &m);
+    if (rc != 0)
+        return report("cf_map_new_array", rc);
+
+    while ((rc = cf_map_next(m, &r)) == 0) {
+        const struct fib_item *it = &items[r.index];
+        delivered++;
+        if (r.index != (size_t)delivered - 1) {
+            fprintf(stderr, "seeds: map delivered item %zu at position %d\n", r.index, delivered - 1);
+            failures++;
+        }
+        if (r.status == 0) {
+            printf("fib(%d) = %" PRId64 "\n", (int)it->n, r.i64);
+            if (it->raises || r.i64 != fib(it->n)) {
+                fprintf(stderr, "seeds: map: wrong value for fib(%d)\n", (int)it->n);
+                failures++;
+            }
+        } else {
+            printf("raise an exception: %s\n", r.error ? r.error : cf_strerror(r.status));
+            raised = 1;
+            if (!it->raises || r.status != CF_EFAIL) {
+                fprintf(stderr, "seeds: map: fib(%d) failed unexpectedly: %s\n", (int)it->n,
+                        cf_strerror(r.status));
+                failures++;
+            }
+        }
+    }
+    /* The map ends with the error of the item that raised, after delivering it. */
+    if (rc != CF_EFAIL || !raised || delivered != 5) {
+        fprintf(stderr, "seeds: map ended with %s after %d results; expected CF_EFAIL after 5\n", cf_err_name(rc),
+                delivered);
+        failures++;
+    } else {
+        const char *msg = cf_map_error(m);
+        printf("map stopped: %s\n", msg ? msg : cf_strerror(rc));
+    }
+    cf_map_free(m);
+    return failures;
+}
+
+/* ------------------------------------------------------------------ part 3: gcd, results in input order */
+
+struct gcd_pair {
+    int64_t a, b;
+};
+
+static const struct gcd_pair gcd_pairs[] = {
+    {1963309, 2265973}, {1879675, 2493670}, {2030677, 3814172},
+    {1551645, 2229620}, {1988912, 4736670}, {2198964, 7876293},
+};
+static const int64_t gcd_expect[] = {1, 5, 1, 5, 2, 3};
+#define NPAIRS (sizeof(gcd_pairs) / sizeof(gcd_pairs[0]))
+
+/* Map item function: runs on a worker thread. */
+static int gcd_item_fn(cf_task_t *task, const void *item, size_t len)
+{
+    const struct gcd_pair *p = item;
+    (void)len;
+    cf_task_set_i64(task, gcd_brute(p->a, p->b));
+    return 0;
+}
+
+static void print_list(const char *label, const int64_t *v, size_t n)
+{
+    printf("%s[", label);
+    for (size_t i = 0; i < n; i++)
+        printf("%s%" PRId64, i ? ", " : "", v[i]);
+    printf("]\n");
+}
+
+static int check_list(const char *label, const int64_t *v)
+{
+    if (memcmp(v, gcd_expect, sizeof(gcd_expect)) == 0)
+        return 0;
+    fflush(stdout);
+    fprintf(stderr, "seeds: gcd %s results differ from the expected [1, 5, 1, 5, 2, 3]\n", label);
+    return 1;
+}
+
+/*
+ * Python's `results = list(pool.map(gcd, numbers))`: cf_map over the array of
+ * pairs, read with the blocking iterator cf_map_next() (it runs the loop), so
+ * results come in input order whatever order the tasks finish in.
+ */
+static int gcd_demo(cf_thread_pool_t *pool, int workers)
+{
+    int failures = 0;
+    int64_t serial[NPAIRS], pooled[NPAIRS] = {0};
+    size_t got = 0;
+    cf_map_t *m = NULL;
+    cf_map_result r;
+
+    uint64_t t0 = cf_now_ns();
+    for (size_t i = 0; i < NPAIRS; i++)
+        serial[i] = gcd_brute(gcd_pairs[i].a, gcd_pairs[i].b);
+    uint64_t serial_ns = cf_now_ns() - t0;
+
+    t0 = cf_now_ns();
+    int rc = cf_map_new_array(cf_thread_pool_executor(pool), gcd_item_fn, gcd_pairs, NPAIRS, sizeof(gcd_pairs[0]),
+                              NULL, &m);
+    if (rc != 0)
+        return report("cf_map_new_array", rc);
+    while ((rc = cf_map_next(m, &r)) == 0) {
+        if (r.status != 0) {
+            failures += report(r.error ? r.error : "gcd task", r.status);
+        } else if (r.index >= NPAIRS || r.index != got) {
+            fprintf(stderr, "seeds: map delivered item %zu at position %zu\n", r.index, got);
+            failures++;
+        } else {
+            pooled[r.index] = r.i64;
+        }
+        got++;
+    }
+    uint64_t pool_ns = cf_now_ns() - t0;
+    if (rc != CF_EOF)
+        failures += report(cf_map_error(m) ? cf_map_error(m) : "cf_map_next", rc);
+    else if (got != NPAIRS) {
+        fprintf(stderr, "seeds: map delivered %zu results for %zu pairs\n", got, NPAIRS);
+        failures++;
+    }
+    cf_map_free(m);
+
+    print_list("serial:      ", serial, NPAIRS);
+    print_list("thread pool: ", pooled, NPAIRS);
+    failures += check_list("serial", serial);
+    failures += check_list("thread pool", pooled);
+    print_cost(seconds(serial_ns), seconds(pool_ns), workers);
+    return failures;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: seeds [--workers N] [--quick]\n"
+                 "  --workers N  threads in the pool (default: one per CPU)\n"
+                 "  --quick      fib over 25..30 instead of 25..37\n");
+}
+
+static int parse_workers(const char *s, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 1024)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int workers = 0; /* 0: the pool's default, one per CPU */
+    int quick = 0;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
+            if (parse_workers(argv[++i], &workers) != 0) {
+                fprintf(stderr, "seeds: --workers wants a number from 1 to 1024, not '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (strncmp(argv[i], "--workers=", 10) == 0) {
+            if (parse_workers(argv[i] + 10, &workers) != 0) {
+                fprintf(stderr, "seeds: --workers wants a number from 1 to 1024, not '%s'\n", argv[i] + 10);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "seeds: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    /* Results appear as tasks complete, even through a pipe. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    /*
+     * A loop of our own rather than EV_DEFAULT: cfutures works on any loop and
+     * keeps no global state, and the default loop would also take over
+     * SIGCHLD, which a demo has no use for.
+     */
+    struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO);
+    if (!ev) {
+        fprintf(stderr, "seeds: ev_loop_new failed\n");
+        return 1;
+    }
+
+    int failures = 0;
+    cf_loop_t *loop = NULL;
+    cf_thread_pool_t *pool = NULL;
+    int rc = cf_loop_new(ev, &loop);
+    if (rc != 0) {
+        failures += report("cf_loop_new", rc);
+        goto out;
+    }
+
+    cf_thread_pool_opts opts;
+    cf_thread_pool_opts_init(&opts);
+    if (workers > 0)
+        opts.max_workers = workers;
+    opts.name_prefix = "seeds";
+    rc = cf_thread_pool_new(loop, &opts, &pool);
+    if (rc != 0) {
+        failures += report("cf_thread_pool_new", rc);
+        goto out;
+    }
+    workers = cf_executor_workers(cf_thread_pool_executor(pool));
+
+    int fib_hi = quick ? 30 : 37;
+    printf("cfutures %s seed demos: a thread pool of %d worker%s on a %d-CPU machine\n", cf_version(), workers,
+           workers == 1 ? "" : "s", cf_cpu_count());
+
+    printf("\n== 1. fib(25..%d): submit, print from done callbacks as tasks complete\n", fib_hi);
+    failures += fib_demo(ev, pool, workers, 25, fib_hi, 0);
+
+    printf("\n== 2. fib(30..34): the task for 34 raises \"Don't do this\"\n");
+    failures += fib_demo(ev, pool, workers, 30, 34, 34);
+    printf("-- the same with map: results in input order, the error ends the iteration\n");
+    failures += fib_map_demo(pool);
+
+    printf("\n== 3. gcd of six pairs, brute force, results in input order\n");
+    failures += gcd_demo(pool, workers);
+
+out:
+    if (pool)
+        cf_thread_pool_free(pool); /* no task is left: this only joins the workers */
+    if (loop && (rc = cf_loop_close(loop)) != 0) {
+        /* The binding still uses the ev_loop: leak both rather than destroy it under it. */
+        failures += report("cf_loop_close", rc);
+    } else {
+        ev_loop_destroy(ev);
+    }
+
+    if (failures) {
+        fprintf(stderr, "seeds: FAILED (%d problem%s)\n", failures, failures == 1 ? "" : "s");
+        return 1;
+    }
+    printf("\nAll results correct.\n");
+    return 0;
+}
