@@ -1,9 +1,9 @@
 /*
- * seeds.c - the seed programs of cfutures, on a thread pool.
+ * seeds.c - the seed programs of cfutures, on a thread pool and a process pool.
  *
- * The project started from two articles that show Python's concurrent.futures
- * on small CPU-bound programs.  This demo runs the same programs with cfutures
- * and times each one serially and on a thread pool:
+ * The project started from articles that show Python's concurrent.futures on
+ * small CPU-bound programs.  This demo runs the same programs with cfutures and
+ * times each one serially, on a thread pool and on a process pool:
  *
  *   1. fib(25..37): one task per number, results printed from done callbacks
  *      as they complete; ev_run() returns by itself once every task is done.
@@ -14,10 +14,18 @@
  *   3. Brute-force gcd of six pairs, results in input order with cf_map
  *      (Python's list(pool.map(gcd, numbers))), read with the blocking
  *      iterator cf_map_next().
+ *   4. map with and without chunksize: f(x) = sum of x^(1/k^1.5) for
+ *      k = 1..51 over 99,999 items, chunksize 1 vs automatic chunking,
+ *      every result checked against the serial run.
+ *
+ * Parts 1 and 2 submit with cf_executor_submit_bytes(), parts 3 and 4 use
+ * cf_map: the same code runs on both pools through the executor interface.
+ * The process pool is created first, before the thread pool starts threads,
+ * so its fork server is forked from a single-threaded process.
  *
  * Usage: seeds [--workers N] [--quick]
- *   --workers N  threads in the pool (default: one per CPU)
- *   --quick      fib over 25..30 in part 1, so the demo runs in a blink
+ *   --workers N  workers in each pool (default: one per CPU)
+ *   --quick      fib over 25..30 in part 1 and 9,999 items in part 4
  *
  * Exit status: 0 when every result is right, 1 on a wrong result or a library
  * error (printed with cf_strerror()), 2 on a usage error.
@@ -25,6 +33,7 @@
 #include <cfutures.h>
 
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,14 +71,19 @@ static int report(const char *what, int rc)
     return 1;
 }
 
-static void print_cost(double serial_s, double pool_s, int workers)
+static void print_cost(const char *what, double serial_s, double pool_s, int workers)
 {
-    printf("COST serial: %.3fs  thread pool (%d worker%s): %.3fs", serial_s, workers, workers == 1 ? "" : "s",
-           pool_s);
+    printf("COST %-40s %.3fs  (serial %.3fs, %d worker%s", what, pool_s, serial_s, workers, workers == 1 ? "" : "s");
     if (pool_s > 0)
-        printf("  (speed-up %.2fx)", serial_s / pool_s);
-    printf("\n");
+        printf(", speed-up %.2fx", serial_s / pool_s);
+    printf(")\n");
 }
+
+/* One pool the demo runs on, through the executor interface. */
+struct pool_ref {
+    const char *name;
+    cf_executor_t *ex;
+};
 
 /* ------------------------------------------------------------------ parts 1 and 2: fib with callbacks */
 
@@ -85,7 +99,7 @@ struct fib_job {
     struct fib_run *run;
 };
 
-/* Task: runs on a worker thread. */
+/* Task: runs on a worker thread or in a worker process; `arg` is its copy of the job. */
 static int fib_task(cf_task_t *task, void *arg)
 {
     const struct fib_job *job = arg;
@@ -128,14 +142,16 @@ static void fib_done(cf_future_t *f, int status, void *data)
 }
 
 /*
- * Submit fib(lo..hi) to the pool, each with a done callback, then run the loop
- * until it returns by itself: tasks keep ev_run() alive while outstanding.
- * `raise_at` is the n whose task fails (0: none).  Returns the number of
- * failures (0 = every result right).
+ * Submit fib(lo..hi) to each pool, each task with a done callback, then run
+ * the loop until it returns by itself: tasks keep ev_run() alive while
+ * outstanding.  A job travels as bytes (cf_executor_submit_bytes), so the same
+ * task function runs in a thread or in a worker process.  `raise_at` is the n
+ * whose task fails (0: none).  Returns the number of failures.
  */
-static int fib_demo(struct ev_loop *ev, cf_thread_pool_t *pool, int workers, int lo, int hi, int raise_at)
+static int fib_demo(struct ev_loop *ev, const struct pool_ref *pools, int npools, int workers, int lo, int hi,
+                    int raise_at)
 {
-    int count = hi - lo + 1;
+    int count = hi - lo + 1, failures = 0;
     struct fib_run run = {0, 0};
     struct fib_job *jobs = calloc((size_t)count, sizeof(*jobs));
     if (!jobs)
@@ -152,37 +168,42 @@ static int fib_demo(struct ev_loop *ev, cf_thread_pool_t *pool, int workers, int
     }
     uint64_t serial_ns = cf_now_ns() - t0;
 
-    /* Thread pool: submit everything, print from the callbacks. */
-    int submitted = 0;
-    t0 = cf_now_ns();
-    for (int i = 0; i < count; i++) {
-        cf_future_t *f = NULL;
-        int rc = cf_thread_pool_submit(pool, fib_task, &jobs[i], NULL, &f);
-        if (rc != 0) {
-            run.failures += report("cf_thread_pool_submit", rc);
-            break; /* what was submitted still runs: drain it below */
-        }
-        submitted++;
-        rc = cf_future_on_done(f, fib_done, &jobs[i], NULL);
-        if (rc != 0) {
-            run.failures += report("cf_future_on_done", rc);
-            run.done++; /* its callback will never run */
-        }
-        /* The registered callback holds its own reference until it ran. */
-        rc = cf_future_unref(f);
-        if (rc != 0)
-            run.failures += report("cf_future_unref", rc);
-    }
-    ev_run(ev, 0);
-    uint64_t pool_ns = cf_now_ns() - t0;
+    for (int p = 0; p < npools; p++) {
+        int submitted = 0;
 
-    if (run.done != submitted) {
-        fprintf(stderr, "seeds: ev_run() returned after %d of %d callbacks\n", run.done, submitted);
-        run.failures++;
+        printf("-- %s\n", pools[p].name);
+        run.done = 0;
+        t0 = cf_now_ns();
+        for (int i = 0; i < count; i++) {
+            cf_future_t *f = NULL;
+            int rc = cf_executor_submit_bytes(pools[p].ex, fib_task, &jobs[i], sizeof(jobs[i]), &f);
+            if (rc != 0) {
+                run.failures += report("cf_executor_submit_bytes", rc);
+                break; /* what was submitted still runs: drain it below */
+            }
+            submitted++;
+            rc = cf_future_on_done(f, fib_done, &jobs[i], NULL);
+            if (rc != 0) {
+                run.failures += report("cf_future_on_done", rc);
+                run.done++; /* its callback will never run */
+            }
+            /* The registered callback holds its own reference until it ran. */
+            rc = cf_future_unref(f);
+            if (rc != 0)
+                run.failures += report("cf_future_unref", rc);
+        }
+        ev_run(ev, 0);
+        uint64_t pool_ns = cf_now_ns() - t0;
+
+        if (run.done != submitted) {
+            fprintf(stderr, "seeds: ev_run() returned after %d of %d callbacks\n", run.done, submitted);
+            run.failures++;
+        }
+        print_cost(pools[p].name, seconds(serial_ns), seconds(pool_ns), workers);
     }
-    print_cost(seconds(serial_ns), seconds(pool_ns), workers);
+    failures = run.failures;
     free(jobs);
-    return run.failures;
+    return failures;
 }
 
 /* ------------------------------------------------------------------ part 2b: the same with map */
@@ -209,7 +230,7 @@ static int fib_item_fn(cf_task_t *task, const void *item, size_t len)
  * NUMBERS))`.  map() yields in input order and the first error ends the
  * iteration at its position: fib(30..33), then the error of 34.
  */
-static int fib_map_demo(cf_thread_pool_t *pool)
+static int fib_map_demo(cf_executor_t *ex)
 {
     struct fib_item items[5];
     cf_map_t *m = NULL;
@@ -220,7 +241,7 @@ static int fib_map_demo(cf_thread_pool_t *pool)
         items[i].n = 30 + i;
         items[i].raises = items[i].n == 34;
     }
-    int rc = cf_map_new_array(cf_thread_pool_executor(pool), fib_item_fn, items, 5, sizeof(items[0]), NULL, &m);
+    int rc = cf_map_new_array(ex, fib_item_fn, items, 5, sizeof(items[0]), NULL, &m);
     if (rc != 0)
         return report("cf_map_new_array", rc);
 
@@ -304,49 +325,149 @@ static int check_list(const char *label, const int64_t *v)
  * pairs, read with the blocking iterator cf_map_next() (it runs the loop), so
  * results come in input order whatever order the tasks finish in.
  */
-static int gcd_demo(cf_thread_pool_t *pool, int workers)
+static int gcd_demo(const struct pool_ref *pools, int npools, int workers)
 {
     int failures = 0;
-    int64_t serial[NPAIRS], pooled[NPAIRS] = {0};
-    size_t got = 0;
-    cf_map_t *m = NULL;
-    cf_map_result r;
+    int64_t serial[NPAIRS];
 
     uint64_t t0 = cf_now_ns();
     for (size_t i = 0; i < NPAIRS; i++)
         serial[i] = gcd_brute(gcd_pairs[i].a, gcd_pairs[i].b);
     uint64_t serial_ns = cf_now_ns() - t0;
+    print_list("serial:       ", serial, NPAIRS);
+    failures += check_list("serial", serial);
 
-    t0 = cf_now_ns();
-    int rc = cf_map_new_array(cf_thread_pool_executor(pool), gcd_item_fn, gcd_pairs, NPAIRS, sizeof(gcd_pairs[0]),
-                              NULL, &m);
+    for (int p = 0; p < npools; p++) {
+        int64_t pooled[NPAIRS] = {0};
+        size_t got = 0;
+        cf_map_t *m = NULL;
+        cf_map_result r;
+        char label[32];
+
+        t0 = cf_now_ns();
+        int rc = cf_map_new_array(pools[p].ex, gcd_item_fn, gcd_pairs, NPAIRS, sizeof(gcd_pairs[0]), NULL, &m);
+        if (rc != 0)
+            return failures + report("cf_map_new_array", rc);
+        while ((rc = cf_map_next(m, &r)) == 0) {
+            if (r.status != 0) {
+                failures += report(r.error ? r.error : "gcd task", r.status);
+            } else if (r.index >= NPAIRS || r.index != got) {
+                fprintf(stderr, "seeds: map delivered item %zu at position %zu\n", r.index, got);
+                failures++;
+            } else {
+                pooled[r.index] = r.i64;
+            }
+            got++;
+        }
+        uint64_t pool_ns = cf_now_ns() - t0;
+        if (rc != CF_EOF)
+            failures += report(cf_map_error(m) ? cf_map_error(m) : "cf_map_next", rc);
+        else if (got != NPAIRS) {
+            fprintf(stderr, "seeds: map delivered %zu results for %zu pairs\n", got, NPAIRS);
+            failures++;
+        }
+        cf_map_free(m);
+
+        snprintf(label, sizeof(label), "%s: ", pools[p].name);
+        printf("%-14s", label);
+        print_list("", pooled, NPAIRS);
+        failures += check_list(pools[p].name, pooled);
+        print_cost(pools[p].name, seconds(serial_ns), seconds(pool_ns), workers);
+    }
+    return failures;
+}
+
+/* ------------------------------------------------------------------ part 4: map with and without chunksize */
+
+#define SEED_K 50
+
+/* The seed's f(x) = sum over k = 1..K+1 of x^(1/k^1.5). */
+static double seed_f(int64_t x)
+{
+    double s = 0;
+    for (int k = 1; k <= SEED_K + 1; k++)
+        s += pow((double)x, 1.0 / pow((double)k, 1.5));
+    return s;
+}
+
+static int seed_f_item(cf_task_t *task, const void *item, size_t len)
+{
+    int64_t x;
+    (void)len;
+    memcpy(&x, item, sizeof(x));
+    cf_task_set_f64(task, seed_f(x));
+    return 0;
+}
+
+/* One map run; returns failures, sets *ns. */
+static int seed_map_run(cf_executor_t *ex, const int64_t *xs, const double *want, size_t n, size_t chunksize,
+                        uint64_t *ns, size_t *used_chunksize)
+{
+    cf_map_opts o;
+    cf_map_t *m = NULL;
+    cf_map_result r;
+    size_t got = 0, wrong = 0;
+    int rc;
+
+    cf_map_opts_init(&o);
+    o.chunksize = chunksize;
+    uint64_t t0 = cf_now_ns();
+    rc = cf_map_new_array(ex, seed_f_item, xs, n, sizeof(xs[0]), &o, &m);
     if (rc != 0)
         return report("cf_map_new_array", rc);
+    *used_chunksize = cf_map_chunksize(m);
     while ((rc = cf_map_next(m, &r)) == 0) {
-        if (r.status != 0) {
-            failures += report(r.error ? r.error : "gcd task", r.status);
-        } else if (r.index >= NPAIRS || r.index != got) {
-            fprintf(stderr, "seeds: map delivered item %zu at position %zu\n", r.index, got);
-            failures++;
-        } else {
-            pooled[r.index] = r.i64;
-        }
+        if (r.status != 0 || r.index != got || r.f64 != want[r.index])
+            wrong++;
         got++;
     }
-    uint64_t pool_ns = cf_now_ns() - t0;
-    if (rc != CF_EOF)
-        failures += report(cf_map_error(m) ? cf_map_error(m) : "cf_map_next", rc);
-    else if (got != NPAIRS) {
-        fprintf(stderr, "seeds: map delivered %zu results for %zu pairs\n", got, NPAIRS);
-        failures++;
+    *ns = cf_now_ns() - t0;
+    if (rc != CF_EOF) {
+        report(cf_map_error(m) ? cf_map_error(m) : "cf_map_next", rc);
+        wrong++;
     }
     cf_map_free(m);
+    if (wrong || got != n) {
+        fprintf(stderr, "seeds: map chunksize %zu: %zu wrong of %zu (expected %zu)\n", chunksize, wrong, got, n);
+        return 1;
+    }
+    return 0;
+}
 
-    print_list("serial:      ", serial, NPAIRS);
-    print_list("thread pool: ", pooled, NPAIRS);
-    failures += check_list("serial", serial);
-    failures += check_list("thread pool", pooled);
-    print_cost(seconds(serial_ns), seconds(pool_ns), workers);
+static int seed_map_demo(const struct pool_ref *pools, int npools, int workers, size_t n)
+{
+    int64_t *xs = malloc(n * sizeof(*xs));
+    double *want = malloc(n * sizeof(*want));
+    int failures = 0;
+
+    if (!xs || !want) {
+        free(xs);
+        free(want);
+        return report("malloc", CF_ENOMEM);
+    }
+    for (size_t i = 0; i < n; i++)
+        xs[i] = (int64_t)i;
+    uint64_t t0 = cf_now_ns();
+    for (size_t i = 0; i < n; i++)
+        want[i] = seed_f(xs[i]);
+    uint64_t serial_ns = cf_now_ns() - t0;
+    printf("serial: %zu items, K = %d: %.3fs\n", n, SEED_K, seconds(serial_ns));
+
+    for (int p = 0; p < npools; p++) {
+        for (int auto_chunks = 0; auto_chunks < 2; auto_chunks++) {
+            uint64_t ns = 0;
+            size_t used = 0;
+            char what[64];
+
+            failures += seed_map_run(pools[p].ex, xs, want, n, auto_chunks ? 0 : 1, &ns, &used);
+            snprintf(what, sizeof(what), "%s, chunksize %zu%s", pools[p].name, used, auto_chunks ? " (auto)" : "");
+            print_cost(what, seconds(serial_ns), seconds(ns), workers);
+        }
+    }
+    if (!failures)
+        printf("every result equals the serial run\n");
+    free(xs);
+    free(want);
     return failures;
 }
 
@@ -355,8 +476,8 @@ static int gcd_demo(cf_thread_pool_t *pool, int workers)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: seeds [--workers N] [--quick]\n"
-                 "  --workers N  threads in the pool (default: one per CPU)\n"
-                 "  --quick      fib over 25..30 instead of 25..37\n");
+                 "  --workers N  workers in each pool (default: one per CPU)\n"
+                 "  --quick      fib over 25..30 instead of 25..37, 9,999 map items instead of 99,999\n");
 }
 
 static int parse_workers(const char *s, int *out)
@@ -414,9 +535,21 @@ int main(int argc, char **argv)
     int failures = 0;
     cf_loop_t *loop = NULL;
     cf_thread_pool_t *pool = NULL;
+    cf_process_pool_t *ppool = NULL;
     int rc = cf_loop_new(ev, &loop);
     if (rc != 0) {
         failures += report("cf_loop_new", rc);
+        goto out;
+    }
+
+    /* The process pool first: its fork server is forked before any thread exists. */
+    cf_process_pool_opts popts;
+    cf_process_pool_opts_init(&popts);
+    if (workers > 0)
+        popts.max_workers = workers;
+    rc = cf_process_pool_new(loop, &popts, &ppool);
+    if (rc != 0) {
+        failures += report("cf_process_pool_new", rc);
         goto out;
     }
 
@@ -432,24 +565,36 @@ int main(int argc, char **argv)
     }
     workers = cf_executor_workers(cf_thread_pool_executor(pool));
 
+    struct pool_ref pools[2] = {
+        {"thread pool", cf_thread_pool_executor(pool)},
+        {"process pool", cf_process_pool_executor(ppool)},
+    };
     int fib_hi = quick ? 30 : 37;
-    printf("cfutures %s seed demos: a thread pool of %d worker%s on a %d-CPU machine\n", cf_version(), workers,
-           workers == 1 ? "" : "s", cf_cpu_count());
+    printf("cfutures %s seed demos: a thread pool and a process pool of %d worker%s each, %d CPUs\n", cf_version(),
+           workers, workers == 1 ? "" : "s", cf_cpu_count());
 
     printf("\n== 1. fib(25..%d): submit, print from done callbacks as tasks complete\n", fib_hi);
-    failures += fib_demo(ev, pool, workers, 25, fib_hi, 0);
+    failures += fib_demo(ev, pools, 2, workers, 25, fib_hi, 0);
 
     printf("\n== 2. fib(30..34): the task for 34 raises \"Don't do this\"\n");
-    failures += fib_demo(ev, pool, workers, 30, 34, 34);
-    printf("-- the same with map: results in input order, the error ends the iteration\n");
-    failures += fib_map_demo(pool);
+    failures += fib_demo(ev, pools, 2, workers, 30, 34, 34);
+    for (int p = 0; p < 2; p++) {
+        printf("-- the same with map on the %s: results in input order, the error ends the iteration\n",
+               pools[p].name);
+        failures += fib_map_demo(pools[p].ex);
+    }
 
     printf("\n== 3. gcd of six pairs, brute force, results in input order\n");
-    failures += gcd_demo(pool, workers);
+    failures += gcd_demo(pools, 2, workers);
+
+    printf("\n== 4. map with and without chunksize\n");
+    failures += seed_map_demo(pools, 2, workers, quick ? 9999 : 99999);
 
 out:
     if (pool)
         cf_thread_pool_free(pool); /* no task is left: this only joins the workers */
+    if (ppool)
+        cf_process_pool_free(ppool); /* stops the workers and the fork server */
     if (loop && (rc = cf_loop_close(loop)) != 0) {
         /* The binding still uses the ev_loop: leak both rather than destroy it under it. */
         failures += report("cf_loop_close", rc);
