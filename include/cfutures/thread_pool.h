@@ -90,7 +90,8 @@ enum {
  * CF_SHUTDOWN_CANCEL, queued tasks complete as CANCELLED and running tasks get
  * their cancellation flag.  With CF_SHUTDOWN_WAIT, run the loop until every
  * task the pool accepted is done and its callbacks ran, then join the workers;
- * inside a loop callback this returns CF_EDEADLK (after doing the rest).
+ * inside a loop callback, when there is still something to wait for, this
+ * returns CF_EDEADLK (after doing the rest) instead of waiting.
  * Without it, workers exit once the queue is empty.  Calling it again is
  * harmless.  Returns 0, CF_EINVAL or CF_EDEADLK.  Loop thread.
  */
