@@ -1,0 +1,381 @@
+/*
+ * test_map.c - cf_map: order, chunking, errors, pull inputs, early stop, memory.
+ */
+#define _GNU_SOURCE 1
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <sys/resource.h>
+
+static cf_thread_pool_t *pool_of(struct fixture *fx, int n)
+{
+    cf_thread_pool_opts o;
+    cf_thread_pool_t *p;
+
+    cf_thread_pool_opts_init(&o);
+    o.max_workers = n;
+    assert_int_equal(cf_thread_pool_new(fx->loop, &o, &p), 0);
+    return p;
+}
+
+static int64_t item_i64(const void *item)
+{
+    int64_t x;
+    memcpy(&x, item, sizeof(x));
+    return x;
+}
+
+static int sq_item(cf_task_t *t, const void *item, size_t len)
+{
+    int64_t x = item_i64(item);
+
+    if (len != sizeof(int64_t))
+        return cf_task_fail(t, CF_EINVAL, "bad length %zu", len);
+    if (x == 7)
+        return cf_task_fail(t, CF_EFAIL, "seven");
+    cf_task_set_i64(t, x * x);
+    return 0;
+}
+
+static int sqrt_item(cf_task_t *t, const void *item, size_t len)
+{
+    (void)len;
+    cf_task_set_f64(t, sqrt((double)item_i64(item)));
+    return 0;
+}
+
+static int bytes_item(cf_task_t *t, const void *item, size_t len)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "<%.*s>", (int)len, (const char *)item);
+    return cf_task_set_bytes(t, buf, (size_t)n);
+}
+
+static int ptr_item(cf_task_t *t, const void *item, size_t len)
+{
+    (void)item;
+    (void)len;
+    cf_task_set_result(t, malloc(4), free);
+    return 0;
+}
+
+static void test_array_order_and_values(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_t *p = pool_of(fx, 2);
+    enum { N = 10001 };
+    int64_t *xs = malloc(N * sizeof(*xs));
+    cf_map_opts o;
+    cf_map_t *m;
+    cf_map_result r;
+    size_t k;
+    int rc;
+
+    for (int i = 0; i < N; i++)
+        xs[i] = i + 10;
+    for (int chunk = 0; chunk < 3; chunk++) {
+        cf_map_opts_init(&o);
+        o.chunksize = chunk == 0 ? 1 : chunk == 1 ? 0 : 333;
+        o.window = chunk == 2 ? 3 : 0;
+        assert_int_equal(cf_map_new_array(cf_thread_pool_executor(p), sqrt_item, xs, N, sizeof(xs[0]), &o, &m), 0);
+        if (chunk == 1)
+            assert_int_equal(cf_map_chunksize(m), (N + 7) / 8); /* ceil(n / (4 x 2 workers)) */
+        k = 0;
+        while ((rc = cf_map_next(m, &r)) == 0) {
+            assert_int_equal(r.index, k);
+            assert_int_equal(r.status, 0);
+            assert_true(r.f64 == sqrt((double)xs[k]));
+            k++;
+        }
+        assert_int_equal(rc, CF_EOF);
+        assert_int_equal(k, N);
+        assert_int_equal(cf_map_next(m, &r), CF_EOF);
+        assert_int_equal(cf_map_status(m), 0);
+        cf_map_free(m);
+    }
+    free(xs);
+    cf_thread_pool_free(p);
+}
+
+static void test_bytes_results_and_empty_input(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_t *p = pool_of(fx, 2);
+    const char words[4][8] = {"one", "two", "three", "four"};
+    cf_map_t *m;
+    cf_map_result r;
+    char want[16];
+
+    assert_int_equal(cf_map_new_array(cf_thread_pool_executor(p), bytes_item, words, 4, 8, NULL, &m), 0);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(cf_map_next(m, &r), 0);
+        snprintf(want, sizeof(want), "<%.8s>", words[i]);
+        assert_int_equal(r.len, strlen(want));
+        assert_memory_equal(r.data, want, r.len);
+    }
+    assert_int_equal(cf_map_next(m, &r), CF_EOF);
+    cf_map_free(m);
+
+    assert_int_equal(cf_map_new_array(cf_thread_pool_executor(p), bytes_item, NULL, 0, 8, NULL, &m), 0);
+    assert_int_equal(cf_map_next(m, &r), CF_EOF);
+    cf_map_free(m);
+
+    /* Pointer values with destructors cannot be mapped. */
+    assert_int_equal(cf_map_new_array(cf_thread_pool_executor(p), ptr_item, words, 1, 8, NULL, &m), 0);
+    assert_int_equal(cf_map_next(m, &r), 0);
+    assert_int_equal(r.status, CF_ENOTSUP);
+    cf_map_free(m);
+
+    /* Misuse. */
+    assert_int_equal(cf_map_new_array(NULL, bytes_item, words, 4, 8, NULL, &m), CF_EINVAL);
+    assert_int_equal(cf_map_new_array(cf_thread_pool_executor(p), NULL, words, 4, 8, NULL, &m), CF_EINVAL);
+    assert_int_equal(cf_map_new_array(cf_thread_pool_executor(p), bytes_item, NULL, 4, 8, NULL, &m), CF_EINVAL);
+    cf_thread_pool_free(p);
+}
+
+static void test_error_policies(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_t *p = pool_of(fx, 2);
+    int64_t xs[40];
+    cf_map_opts o;
+    cf_map_t *m;
+    cf_map_result r;
+    size_t k = 0;
+    int rc;
+
+    for (int i = 0; i < 40; i++)
+        xs[i] = i;
+    cf_map_opts_init(&o);
+    o.chunksize = 3;
+    assert_int_equal(cf_map_new_array(cf_thread_pool_executor(p), sq_item, xs, 40, 8, &o, &m), 0);
+    while ((rc = cf_map_next(m, &r)) == 0) {
+        assert_int_equal(r.index, k);
+        if (k == 7) {
+            assert_int_equal(r.status, CF_EFAIL);
+            assert_string_equal(r.error, "seven");
+        } else {
+            assert_int_equal(r.status, 0);
+            assert_int_equal(r.i64, (int64_t)(k * k));
+        }
+        k++;
+    }
+    assert_int_equal(k, 8); /* delivered up to and including the failure */
+    assert_int_equal(rc, CF_EFAIL);
+    assert_string_equal(cf_map_error(m), "item 7: seven");
+    assert_int_equal(cf_map_next(m, &r), CF_EFAIL);
+    cf_map_free(m);
+
+    o.on_error = CF_MAP_CONTINUE;
+    assert_int_equal(cf_map_new_array(cf_thread_pool_executor(p), sq_item, xs, 40, 8, &o, &m), 0);
+    k = 0;
+    while ((rc = cf_map_next(m, &r)) == 0)
+        assert_int_equal(r.status, r.index == 7 ? CF_EFAIL : 0), k++;
+    assert_int_equal(k, 40);
+    assert_int_equal(rc, CF_EOF);
+    cf_map_free(m);
+    cf_thread_pool_free(p);
+}
+
+/* Pull inputs ------------------------------------------------------------ */
+
+struct counter {
+    int64_t next, end; /* end < 0: endless */
+    int64_t value;
+    int fail_at;
+    long pulls;
+};
+
+static int pull_counter(void *src, const void **item, size_t *len)
+{
+    struct counter *c = src;
+
+    c->pulls++;
+    if (c->end >= 0 && c->next >= c->end)
+        return 0;
+    if (c->fail_at >= 0 && c->next == c->fail_at)
+        return CF_EFAIL;
+    c->value = c->next++;
+    *item = &c->value;
+    *len = sizeof(c->value);
+    return 1;
+}
+
+struct collect {
+    long n;
+    long bad;
+    long stop_after;
+};
+
+static int collect_cb(cf_map_t *m, const cf_map_result *r, void *data)
+{
+    struct collect *c = data;
+
+    (void)m;
+    if (r->status || r->index != (size_t)c->n || r->i64 != (int64_t)(r->index * r->index))
+        c->bad++;
+    c->n++;
+    return c->stop_after && c->n >= c->stop_after;
+}
+
+static long max_rss_kib(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+}
+
+static void test_ten_million_pulled_items_in_flat_memory(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_t *p = pool_of(fx, 2);
+    struct counter c = {.next = 0, .end = 10000000, .fail_at = -1};
+    struct collect col = {0};
+    cf_map_opts o;
+    cf_map_t *m;
+    cf_future_t *done;
+    int64_t n = 0;
+    long before = max_rss_kib();
+
+    cf_map_opts_init(&o);
+    o.on_error = CF_MAP_CONTINUE;
+    assert_int_equal(cf_map_new(cf_thread_pool_executor(p), sq_item, pull_counter, &c, &o, &m), 0);
+    assert_int_equal(cf_map_each(m, collect_cb, &col, &done), 0);
+    assert_int_equal(cf_map_each(m, collect_cb, &col, NULL), CF_EINVAL);
+    assert_int_equal(cf_map_next(m, &(cf_map_result){0}), CF_EINVAL);
+    assert_int_equal(col.n, 0); /* never inline */
+    ev_run(fx->ev, 0);
+    assert_int_equal(cf_future_result_i64(done, &n), 0);
+    assert_int_equal(n, 10000000);
+    assert_int_equal(col.n, 10000000);
+    assert_int_equal(col.bad, 1); /* item 7 fails by design */
+    /* Loose bound: the precise figure is measured by bench/bench_map. */
+    assert_true(max_rss_kib() - before < 200 * 1024);
+    assert_int_equal(cf_future_unref(done), 0);
+    cf_map_free(m);
+    cf_thread_pool_free(p);
+}
+
+static void test_endless_input_stopped_early(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_t *p = pool_of(fx, 2);
+    struct counter c = {.next = 8, .end = -1, .fail_at = -1};
+    struct collect col = {.n = 0, .stop_after = 1000};
+    cf_map_opts o;
+    cf_map_t *m;
+    cf_future_t *done;
+    cf_map_result r;
+    long pulls;
+    int64_t n;
+
+    /* Stopped by the callback. */
+    cf_map_opts_init(&o);
+    o.chunksize = 4;
+    c.next = 0;
+    assert_int_equal(cf_map_new(cf_thread_pool_executor(p), sqrt_item, pull_counter, &c, &o, &m), 0);
+    col.bad = 0;
+    assert_int_equal(cf_map_each(m, collect_cb, &col, &done), 0);
+    assert_int_equal(cf_future_wait(done, -1), 0);
+    assert_int_equal(cf_future_result_i64(done, &n), 0);
+    assert_int_equal(n, 1000);
+    pulls = c.pulls;
+    ev_run(fx->ev, 0);
+    assert_int_equal(c.pulls, pulls); /* nothing more is read once stopped */
+    assert_int_equal(cf_future_unref(done), 0);
+    cf_map_free(m);
+
+    /* Freed in the middle of an iteration: queued chunks are cancelled. */
+    c.next = 0;
+    assert_int_equal(cf_map_new(cf_thread_pool_executor(p), sqrt_item, pull_counter, &c, &o, &m), 0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(cf_map_next(m, &r), 0);
+    pulls = c.pulls;
+    cf_map_free(m);
+    ev_run(fx->ev, 0);
+    assert_int_equal(c.pulls, pulls);
+    cf_thread_pool_free(p);
+}
+
+static void test_pull_error_and_timeout(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_t *p = pool_of(fx, 2);
+    struct counter c = {.next = 0, .end = -1, .fail_at = 50};
+    cf_map_opts o;
+    cf_map_t *m;
+    cf_map_result r;
+    int rc;
+    size_t k = 0;
+
+    cf_map_opts_init(&o);
+    o.chunksize = 8;
+    o.on_error = CF_MAP_CONTINUE;
+    assert_int_equal(cf_map_new(cf_thread_pool_executor(p), sqrt_item, pull_counter, &c, &o, &m), 0);
+    while ((rc = cf_map_next(m, &r)) == 0)
+        k++;
+    assert_int_equal(k, 50); /* everything before the bad read is delivered */
+    assert_int_equal(rc, CF_EFAIL);
+    assert_non_null(strstr(cf_map_error(m), "reading item 50"));
+    cf_map_free(m);
+
+    /* The timeout counts for the whole map. */
+    c = (struct counter){.next = 0, .end = -1, .fail_at = -1};
+    o.timeout = 0.05;
+    o.window = 1;
+    o.chunksize = 1;
+    assert_int_equal(cf_map_new(cf_thread_pool_executor(p), sqrt_item, pull_counter, &c, &o, &m), 0);
+    while ((rc = cf_map_next(m, &r)) == 0)
+        ;
+    assert_int_equal(rc, CF_ETIMEDOUT);
+    cf_map_free(m);
+    cf_thread_pool_free(p);
+}
+
+static int free_in_cb(cf_map_t *m, const cf_map_result *r, void *data)
+{
+    (void)r;
+    if (++*(int *)data == 3)
+        cf_map_free(m); /* safe from inside the map's own callback */
+    return 0;
+}
+
+static void test_free_from_callback(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_t *p = pool_of(fx, 2);
+    int64_t xs[100];
+    cf_map_opts o;
+    cf_map_t *m;
+    cf_future_t *done;
+    int seen = 0;
+
+    for (int i = 0; i < 100; i++)
+        xs[i] = i;
+    cf_map_opts_init(&o);
+    o.chunksize = 2;
+    assert_int_equal(cf_map_new_array(cf_thread_pool_executor(p), sqrt_item, xs, 100, 8, &o, &m), 0);
+    assert_int_equal(cf_map_each(m, free_in_cb, &seen, &done), 0);
+    ev_run(fx->ev, 0);
+    assert_int_equal(seen, 3);
+    assert_int_equal(cf_future_get_state(done), CF_FUTURE_CANCELLED);
+    assert_int_equal(cf_future_unref(done), 0);
+    cf_thread_pool_free(p);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_array_order_and_values),
+        T(test_bytes_results_and_empty_input),
+        T(test_error_policies),
+        T(test_ten_million_pulled_items_in_flat_memory),
+        T(test_endless_input_stopped_early),
+        T(test_pull_error_and_timeout),
+        T(test_free_from_callback),
+    };
+    return cmocka_run_group_tests_name("map", tests, NULL, NULL);
+}
