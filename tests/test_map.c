@@ -250,8 +250,13 @@ static void test_ten_million_pulled_items_in_flat_memory(void **state)
     assert_int_equal(n, 10000000);
     assert_int_equal(col.n, 10000000);
     assert_int_equal(col.bad, 1); /* item 7 fails by design */
-    /* Loose bound: the precise figure is measured by bench/bench_map. */
+    /* Loose bound: the precise figure is measured by bench/bench_map.  ASan
+     * keeps up to 256 MiB of freed memory in quarantine, so it gets more room. */
+#ifdef __SANITIZE_ADDRESS__
+    assert_true(max_rss_kib() - before < 640 * 1024);
+#else
     assert_true(max_rss_kib() - before < 200 * 1024);
+#endif
     assert_int_equal(cf_future_unref(done), 0);
     cf_map_free(m);
     cf_thread_pool_free(p);
