@@ -301,39 +301,59 @@ static void worker_flush(struct pp_worker *w)
     }
 }
 
-/* Hand queued tasks to ready workers with room in their pipeline. */
+/* Send one queued task to `w`. */
+static void pp_send_one(cf_process_pool_t *pool, struct pp_worker *w)
+{
+    struct pp_task *t = cf__container_of(cf__list_pop(&pool->queue), struct pp_task, link);
+    uint64_t waited = cf_now_ns() - t->t_submit;
+
+    pool->nqueued--;
+    pool->queue_ns_total += waited;
+    if (waited > pool->queue_ns_max)
+        pool->queue_ns_max = waited;
+    t->state = PT_SENT;
+    t->w = w;
+    t->sent = 0;
+    cf__frame_hdr_encode(t->hdr, CF__FR_TASK, t->id, t->len + 8);
+    memcpy(t->hdr + CF__FRAME_HDR, &t->fn, sizeof(t->fn));
+    cf__list_push(&w->inflight, &t->link);
+    w->ninflight++;
+    w->used++;
+}
+
+/*
+ * Hand queued tasks to ready workers, breadth first: every idle worker gets a
+ * task before any worker gets a second one in its pipeline, so that work
+ * spreads over the workers instead of queueing behind one of them.
+ */
 static void pp_dispatch(cf_process_pool_t *pool)
 {
-    for (int i = 0; i < pool->nworkers && pool->nqueued; i++) {
-        struct pp_worker *w = &pool->workers[i];
-        int sent = 0;
-        unsigned room;
+    uint64_t touched = 0; /* workers to flush (the first 64; the rest are flushed each time) */
+    size_t starting = 0;
 
-        if (w->state != W_READY)
-            continue;
-        room = pool->opts.max_tasks_per_child ? pool->opts.max_tasks_per_child - w->used : ~0u;
-        while (pool->nqueued && w->ninflight < pool->opts.pipeline && room) {
-            struct pp_task *t = cf__container_of(cf__list_pop(&pool->queue), struct pp_task, link);
-            uint64_t now = cf_now_ns(), waited = now - t->t_submit;
+    for (int i = 0; i < pool->nworkers; i++)
+        starting += pool->workers[i].state == W_SPAWNING || pool->workers[i].state == W_STARTING;
+    for (unsigned depth = 1; depth <= pool->opts.pipeline && pool->nqueued; depth++) {
+        /* A task sent ahead waits behind the one running: only do so when the
+         * workers about to start could not take it first. */
+        if (depth > 1 && pool->nqueued <= starting)
+            break;
+        for (int i = 0; i < pool->nworkers && pool->nqueued; i++) {
+            struct pp_worker *w = &pool->workers[i];
 
-            pool->nqueued--;
-            pool->queue_ns_total += waited;
-            if (waited > pool->queue_ns_max)
-                pool->queue_ns_max = waited;
-            t->state = PT_SENT;
-            t->w = w;
-            t->sent = 0;
-            cf__frame_hdr_encode(t->hdr, CF__FR_TASK, t->id, t->len + 8);
-            memcpy(t->hdr + CF__FRAME_HDR, &t->fn, sizeof(t->fn));
-            cf__list_push(&w->inflight, &t->link);
-            w->ninflight++;
-            w->used++;
-            room--;
-            sent = 1;
+            if (w->state != W_READY || w->ninflight >= depth ||
+                (pool->opts.max_tasks_per_child && w->used >= pool->opts.max_tasks_per_child))
+                continue;
+            pp_send_one(pool, w);
+            if (i < 64)
+                touched |= UINT64_C(1) << i;
+            else
+                worker_flush(w);
         }
-        if (sent)
-            worker_flush(w);
     }
+    for (int i = 0; i < pool->nworkers && i < 64; i++)
+        if (touched & (UINT64_C(1) << i))
+            worker_flush(&pool->workers[i]);
 }
 
 /* ------------------------------------------------------------------ worker deaths */

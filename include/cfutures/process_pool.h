@@ -60,7 +60,9 @@ typedef struct cf_process_pool_opts {
     size_t max_memory;              /* address-space limit per worker in bytes (RLIMIT_AS); 0 = none */
     double task_timeout;            /* default per-task timeout in seconds; < 0 = none (default) */
     double kill_grace;              /* seconds between SIGTERM and SIGKILL; default 1.0 */
-    unsigned pipeline;              /* tasks sent ahead to each worker; default 2 */
+    unsigned pipeline;              /* tasks in flight per worker, default 2: the ones beyond the first
+                                       hide the round trip, but wait behind the running task, so a short
+                                       task can wait for a long one; 1 never sends ahead */
     cf_crash_policy on_crash;       /* default CF_CRASH_REPLACE */
     unsigned max_init_failures;     /* initializer failures in a row that break the pool; default 3 */
 } cf_process_pool_opts;
