@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# check.sh PREFIX - build tests/pkgconfig/outside.c against the cfutures
-# installed under PREFIX using only pkg-config, run it, and check that the
-# shared library exports nothing but the public cf_ API.
+# check.sh DESTDIR - build tests/pkgconfig/outside.c against the cfutures
+# installed with `make install DESTDIR=DESTDIR`, using only pkg-config, run it,
+# and check that the shared library exports nothing but the public cf_ API.
 set -euo pipefail
-prefix=$1
+dest=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
-libdir=$(ls -d "$prefix"/lib*/ | head -n1)
-export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+pc=$(find "$dest" -name cfutures.pc | head -n1)
+[ -n "$pc" ] || { echo "check.sh: no cfutures.pc under $dest" >&2; exit 1; }
+libdir=$(dirname "$(dirname "$pc")")
+export PKG_CONFIG_PATH="$(dirname "$pc")"
+export PKG_CONFIG_SYSROOT_DIR="$dest"
 export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
