@@ -250,19 +250,6 @@ static char *comb_strdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static char *comb_printf(const char *fmt, ...) CF_PRINTF(1, 2);
-static char *comb_printf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
 static int state_of(const cf_future_t *f)
 {
     return (int)cf_future_get_state(f);
@@ -496,7 +483,7 @@ static void comb_input_cb(cf_future_t *f, int status, void *data)
             if (c->flags & CF_CANCEL_REST)
                 cancel_pending_inputs(c, f);
             comb_finish(c, status == CF_ECANCELED ? CF_FUTURE_CANCELLED : CF_FUTURE_FAILED, status,
-                        comb_printf("input %zu: %s", s->index, cf_future_error(f)));
+                        cf__printf_alloc("input %zu: %s", s->index, cf_future_error(f)));
         } else if (c->ndone == c->n) {
             comb_finish_list(c);
         }
@@ -535,7 +522,7 @@ static void comb_input_cb(cf_future_t *f, int status, void *data)
     case K_GROUP:
         if (status && status != CF_ECANCELED && !c->first_err) {
             c->first_err = status;
-            c->first_msg = comb_printf("member %zu: %s", s->index, cf_future_error(f));
+            c->first_msg = cf__printf_alloc("member %zu: %s", s->index, cf_future_error(f));
             cancel_pending_inputs(c, f);
         }
         group_maybe_finish(c);
@@ -560,14 +547,14 @@ static void comb_timer_cb(struct ev_loop *ev, ev_timer *w, int revents)
     case K_MIRROR: {
         cf_future_t *src = c->slots[0].f;
         cf_future_ref(src);
-        comb_finish(c, CF_FUTURE_FAILED, CF_ETIMEDOUT, comb_printf("timed out after %.3f s", c->timeout));
+        comb_finish(c, CF_FUTURE_FAILED, CF_ETIMEDOUT, cf__printf_alloc("timed out after %.3f s", c->timeout));
         cf_future_cancel(src);
         cf_future_unref(src);
         break;
     }
     case K_EACH:
         if (c->out)
-            comb_finish(c, CF_FUTURE_FAILED, CF_ETIMEDOUT, comb_printf("timed out after %.3f s", c->timeout));
+            comb_finish(c, CF_FUTURE_FAILED, CF_ETIMEDOUT, cf__printf_alloc("timed out after %.3f s", c->timeout));
         else
             comb_detach(c); /* the iterator: later next() calls report the timeout */
         break;

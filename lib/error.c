@@ -111,3 +111,24 @@ int cf__mutex_init(pthread_mutex_t *mu)
     pthread_mutexattr_destroy(&attr);
     return -rc;
 }
+
+char *cf__printf_alloc(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+void *cf__memdup(const void *data, size_t len)
+{
+    void *copy = malloc(len ? len : 1);
+
+    if (copy && len)
+        memcpy(copy, data, len);
+    return copy;
+}

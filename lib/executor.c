@@ -22,11 +22,9 @@ int cf_executor_submit_bytes(cf_executor_t *ex, cf_task_fn fn, const void *data,
 
     if (!ex || !fn || !out || (!data && len))
         return CF_EINVAL;
-    copy = malloc(len ? len : 1);
+    copy = cf__memdup(data, len);
     if (!copy)
         return CF_ENOMEM;
-    if (len)
-        memcpy(copy, data, len);
     rc = ex->ops->submit(ex, fn, copy, len, free, out);
     if (rc)
         free(copy);

@@ -321,11 +321,9 @@ int cf_future_set_bytes(cf_future_t *f, const void *data, size_t len)
         return rc;
     if (!data && len)
         return CF_EINVAL;
-    copy = malloc(len ? len : 1);
+    copy = cf__memdup(data, len);
     if (!copy)
         return CF_ENOMEM;
-    if (len)
-        memcpy(copy, data, len);
     f->out.value.ptr = copy;
     f->out.value_free = free;
     f->out.len = len;

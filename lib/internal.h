@@ -41,6 +41,11 @@
 
 void cf__panic(const char *func, const char *msg) __attribute__((noreturn));
 
+/* A malloc'd printf result, or NULL when out of memory. */
+char *cf__printf_alloc(const char *fmt, ...) CF_PRINTF(1, 2);
+/* A malloc'd copy of `len` bytes (at least one byte is allocated), or NULL. */
+void *cf__memdup(const void *data, size_t len);
+
 /* Initialise a mutex that spins briefly before sleeping (the critical
  * sections it guards are a few pointer moves). Returns 0 or a negated errno. */
 int cf__mutex_init(pthread_mutex_t *mu);

@@ -290,19 +290,6 @@ static void map_end(cf_map_t *m, int err, char *msg)
     map_drop_inflight(m);
 }
 
-static char *map_printf(const char *fmt, ...) CF_PRINTF(1, 2);
-static char *map_printf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
 /* Build and submit one chunk; 0 when the input had nothing more. */
 static int map_submit_chunk(cf_map_t *m)
 {
@@ -348,7 +335,7 @@ static int map_submit_chunk(cf_map_t *m)
     }
     if (b.oom) {
         free(b.p);
-        map_end(m, CF_ENOMEM, map_printf("out of memory building a chunk"));
+        map_end(m, CF_ENOMEM, cf__printf_alloc("out of memory building a chunk"));
         return 0;
     }
     if (count == 0) {
@@ -362,13 +349,13 @@ static int map_submit_chunk(cf_map_t *m)
     rc = m->ex->ops->submit(m->ex, map_chunk_run, b.p, b.len, free, &f);
     if (rc) {
         free(b.p);
-        map_end(m, rc, map_printf("submitting items %zu..%zu failed: %s", first, first + count - 1, cf_strerror(rc)));
+        map_end(m, rc, cf__printf_alloc("submitting items %zu..%zu failed: %s", first, first + count - 1, cf_strerror(rc)));
         return 0;
     }
     m->ring[(m->head + m->inflight) % m->window] = (struct chunk){.f = f, .first = first, .count = count};
     m->inflight++;
     if (m->cb && (rc = cf_future_on_done(f, map_chunk_done, m, NULL)) != 0) {
-        map_end(m, rc, map_printf("registering a chunk callback failed"));
+        map_end(m, rc, cf__printf_alloc("registering a chunk callback failed"));
         return 0;
     }
     return 1;
@@ -495,7 +482,7 @@ static int map_take(cf_map_t *m, cf_map_result *r)
 static void map_after_delivery(cf_map_t *m, const cf_map_result *r)
 {
     if (r->status && m->o.on_error == CF_MAP_STOP)
-        map_end(m, r->status, map_printf("item %zu: %s", r->index, r->error));
+        map_end(m, r->status, cf__printf_alloc("item %zu: %s", r->index, r->error));
     else
         map_fill(m);
 }
@@ -504,7 +491,7 @@ static void map_after_delivery(cf_map_t *m, const cf_map_result *r)
 static void map_end_of_input(cf_map_t *m)
 {
     if (m->pull_err < 0)
-        map_end(m, m->pull_err, map_printf("reading item %zu failed: %s", m->next_item, cf_strerror(m->pull_err)));
+        map_end(m, m->pull_err, cf__printf_alloc("reading item %zu failed: %s", m->next_item, cf_strerror(m->pull_err)));
     else
         map_end(m, 0, NULL);
 }
@@ -516,7 +503,7 @@ static void map_timer_cb(struct ev_loop *ev, ev_timer *w, int revents)
     (void)ev;
     (void)revents;
     m->timer_on = 0;
-    map_end(m, CF_ETIMEDOUT, map_printf("map timed out after %.3f s", m->o.timeout));
+    map_end(m, CF_ETIMEDOUT, cf__printf_alloc("map timed out after %.3f s", m->o.timeout));
     if (m->cb)
         map_finish_done(m);
 }
@@ -736,7 +723,7 @@ static int map_done_cancel(cf_future_t *f)
 
     if (!m)
         return CF_EALREADY;
-    map_end(m, CF_ECANCELED, map_printf("map cancelled"));
+    map_end(m, CF_ECANCELED, cf__printf_alloc("map cancelled"));
     map_finish_done(m);
     return 0;
 }
@@ -789,7 +776,7 @@ void cf_map_free(cf_map_t *m)
         return;
     if (m->pumping || m->kick_pending) {
         m->free_later = 1;
-        map_end(m, CF_ECANCELED, map_printf("map freed"));
+        map_end(m, CF_ECANCELED, cf__printf_alloc("map freed"));
         return;
     }
     map_destroy(m);

@@ -200,19 +200,6 @@ static void pp_complete(struct pp_task *t, struct cf__outcome *o, int err, char 
     cf_future_unref(f); /* the pool's reference */
 }
 
-static char *pp_printf(const char *fmt, ...) CF_PRINTF(1, 2);
-static char *pp_printf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
 /* Fail every queued task (pool broken or freed). */
 static void pp_fail_queue(cf_process_pool_t *pool, int err, const char *msg)
 {
@@ -420,16 +407,16 @@ static void worker_finalize(struct pp_worker *w)
                 pp_complete(t, NULL, pool->broken_err, pool->broken_msg ? strdup(pool->broken_msg) : NULL);
             else if (t->stop == STOP_TIMEOUT)
                 pp_complete(t, NULL, CF_ETIMEDOUT,
-                            pp_printf("task %llu timed out after %.3f s; worker %d (pid %d) was stopped (%s)",
+                            cf__printf_alloc("task %llu timed out after %.3f s; worker %d (pid %d) was stopped (%s)",
                                       (unsigned long long)t->id, t->timeout, w->index, (int)w->pid, how));
             else if (t->stop == STOP_CANCEL)
                 pp_complete(t, NULL, CF_ECANCELED,
-                            pp_printf("task %llu cancelled while running; worker %d (pid %d) was stopped (%s)",
+                            cf__printf_alloc("task %llu cancelled while running; worker %d (pid %d) was stopped (%s)",
                                       (unsigned long long)t->id, w->index, (int)w->pid, how));
             else {
                 crashed = 1;
                 pp_complete(t, NULL, CF_EWORKER,
-                            pp_printf("worker %d (pid %d) %s while running task %llu", w->index, (int)w->pid,
+                            cf__printf_alloc("worker %d (pid %d) %s while running task %llu", w->index, (int)w->pid,
                                       how, (unsigned long long)t->id));
             }
             pp_task_free(t);
@@ -455,12 +442,12 @@ static void worker_finalize(struct pp_worker *w)
         pool->init_failures++;
         if (pool->init_failures >= pool->opts.max_init_failures)
             pp_break(pool, CF_EBROKEN,
-                     pp_printf("process pool broken: worker initializer failed %u times in a row; last: %s",
+                     cf__printf_alloc("process pool broken: worker initializer failed %u times in a row; last: %s",
                                pool->init_failures, w->init_msg ? w->init_msg : how));
     }
     if (crashed && pool->opts.on_crash == CF_CRASH_BREAK)
         pp_break(pool, CF_EBROKEN,
-                 pp_printf("process pool broken: worker %d (pid %d) %s", w->index, (int)w->pid, how));
+                 cf__printf_alloc("process pool broken: worker %d (pid %d) %s", w->index, (int)w->pid, how));
     free(w->init_msg);
     w->init_msg = NULL;
     w->init_failed = 0;
@@ -581,7 +568,7 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
                 rc = cf__outcome_decode(payload, (size_t)h->len, &o);
                 if (rc)
                     pp_complete(head, NULL, rc,
-                                pp_printf("malformed result for task %llu from worker %d (pid %d)",
+                                cf__printf_alloc("malformed result for task %llu from worker %d (pid %d)",
                                           (unsigned long long)head->id, w->index, (int)w->pid));
                 else
                     pp_complete(head, &o, 0, NULL);
@@ -694,7 +681,7 @@ static void pp_server_gone(cf_process_pool_t *pool)
         worker_finalize(w);
     }
     if (!pool->shut)
-        pp_break(pool, CF_EBROKEN, pp_printf("process pool broken: its fork server (pid %d) died", (int)pool->server_pid));
+        pp_break(pool, CF_EBROKEN, cf__printf_alloc("process pool broken: its fork server (pid %d) died", (int)pool->server_pid));
     else
         pp_fail_queue(pool, CF_EBROKEN, "process pool's fork server died");
 }
@@ -744,7 +731,7 @@ static void ctl_cb(struct ev_loop *ev, ev_io *io, int revents)
                 if (w->state == W_SPAWNING) {
                     w->state = W_EMPTY;
                     pp_break(pool, m.pid < 0 ? m.pid : CF_EBROKEN,
-                             pp_printf("process pool broken: cannot start worker %d: %s", m.index,
+                             cf__printf_alloc("process pool broken: cannot start worker %d: %s", m.index,
                                        cf_strerror(m.pid < 0 ? m.pid : CF_EBROKEN)));
                 }
                 continue;
@@ -926,11 +913,9 @@ int cf_process_pool_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *d
 
     if (!pool || !fn || !out || (!data && len) || isnan(timeout))
         return CF_EINVAL;
-    copy = malloc(len ? len : 1);
+    copy = cf__memdup(data, len);
     if (!copy)
         return CF_ENOMEM;
-    if (len)
-        memcpy(copy, data, len);
     rc = pp_submit(pool, fn, copy, len, timeout, out);
     if (rc)
         free(copy);
@@ -1024,7 +1009,7 @@ void cf_process_pool_free(cf_process_pool_t *pool)
             struct pp_task *t = cf__container_of(n, struct pp_task, link);
             if (t->state == PT_RUNNING)
                 pool->nrunning--;
-            pp_complete(t, NULL, CF_ECANCELED, pp_printf("process pool freed while the task was running"));
+            pp_complete(t, NULL, CF_ECANCELED, cf__printf_alloc("process pool freed while the task was running"));
             pp_task_free(t);
         }
         w->ninflight = 0;
@@ -1093,11 +1078,9 @@ static int pp_ex_submit(cf_executor_t *ex, cf_task_fn fn, void *arg, size_t len,
 
     /* The pool frees payloads with free(): adopt the buffer only if that is its destructor. */
     if (arg_free != free) {
-        payload = malloc(len ? len : 1);
+        payload = cf__memdup(arg, len);
         if (!payload)
             return CF_ENOMEM;
-        if (len)
-            memcpy(payload, arg, len);
     }
     rc = pp_submit(pool, fn, payload, len, -1, out);
     if (rc) {

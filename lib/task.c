@@ -41,11 +41,9 @@ int cf_task_set_bytes(cf_task_t *task, const void *data, size_t len)
 
     CF_REQUIRE(task, "task is NULL");
     CF_REQUIRE(data || !len, "data is NULL");
-    copy = malloc(len ? len : 1);
+    copy = cf__memdup(data, len);
     if (!copy)
         return CF_ENOMEM;
-    if (len)
-        memcpy(copy, data, len);
     cf__outcome_drop_value(task->out);
     task->out->value.ptr = copy;
     task->out->value_free = free;
