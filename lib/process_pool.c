@@ -935,8 +935,19 @@ static int pp_cancel(cf_future_t *f)
         pp_complete(t, NULL, CF_ECANCELED, NULL);
         pp_task_free(t);
         return 0;
-    case PT_SENT: /* in the pipe, not started: forget it; its result will be dropped */
+    case PT_SENT:
         pp_complete(t, NULL, CF_ECANCELED, NULL);
+        if (t->sent == 0) { /* not a byte of it written yet: take it back */
+            cf__list_remove(&t->link);
+            t->w->ninflight--;
+            t->w->used--;
+            pp_task_free(t);
+        } else {
+            /* Already in the worker's pipe: it must not run.  The worker is
+             * stopped when it takes the task (see the ACK), and the tasks sent
+             * behind it go back to the queue. */
+            t->stop = STOP_CANCEL;
+        }
         return 0;
     case PT_RUNNING:
         atomic_store(&f->cancel_req, 1);

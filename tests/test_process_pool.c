@@ -237,6 +237,19 @@ static int t_pid_then_pause(cf_task_t *t, void *arg)
     return 0;
 }
 
+/* Returns once the file named by its payload exists (the test creates it). */
+static int t_wait_file(cf_task_t *t, void *arg)
+{
+    size_t len;
+    const char *path = cf_task_arg(t, &len);
+
+    (void)arg;
+    for (int i = 0; i < 20000 && access(path, F_OK) != 0; i++)
+        usleep(1000);
+    cf_task_set_i64(t, access(path, F_OK) == 0);
+    return 0;
+}
+
 /* Read the pid a task wrote (bounded wait: the loop does not run meanwhile). */
 static pid_t wait_for_pid_file(const char *path)
 {
@@ -454,6 +467,40 @@ static void test_cancel_running_and_queued(void **state)
     assert_int_equal(cf_future_unref(queued1), 0);
     assert_int_equal(cf_future_unref(queued2), 0);
     assert_int_equal(cf_future_unref(queued3), 0);
+    cf_process_pool_free(p);
+}
+
+/* A task cancelled after it was sent to a worker, behind a running one, must never run. */
+static void test_cancel_task_sent_ahead(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    char path[] = "/tmp/cf-go-XXXXXX";
+    int fd = mkstemp(path);
+    cf_future_t *a, *b, *c;
+    int64_t v = 0;
+
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    assert_int_equal(cf_process_pool_submit(p, t_wait_file, path, sizeof(path), -1, &a), 0);
+    run_until_running(fx, a);
+    b = submit_i(p, t_spin, 0, -1); /* sent ahead: the only worker is busy, none is starting */
+    c = submit_i(p, t_square, 5, -1);
+    assert_int_equal(cf_future_cancel(b), 0);
+    assert_int_equal(cf_future_get_state(b), CF_FUTURE_CANCELLED);
+    fd = open(path, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(cf_future_wait(c, -1), 0);
+    assert_int_equal(cf_future_result_i64(a, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(cf_future_result_i64(c, &v), 0);
+    assert_int_equal(v, 25);
+    unlink(path);
+    assert_int_equal(cf_future_unref(a), 0);
+    assert_int_equal(cf_future_unref(b), 0);
+    assert_int_equal(cf_future_unref(c), 0);
     cf_process_pool_free(p);
 }
 
@@ -800,6 +847,7 @@ int main(void)
         T(test_timeouts_stop_the_worker),
         T(test_timeout_kills_grandchildren),
         T(test_cancel_running_and_queued),
+        T(test_cancel_task_sent_ahead),
         T(test_64_mib_in_and_out),
         T(test_100k_tiny_tasks_and_map),
         T(test_initializers),
