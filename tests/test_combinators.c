@@ -112,7 +112,19 @@ static void test_wait_across_two_executors(void **state)
     assert_int_equal(cf_future_wait(w, -1), 0);
     assert_int_equal(cf_future_result_i64(w, &n), 0);
     assert_int_equal(n, 3); /* positions 0, 2, 3 done; the gated task is not */
+    /* as-completed over the same mix: the done ones first, the gated task last. */
+    cf_as_completed_t *it;
+    cf_future_t *got[3];
+    assert_int_equal(cf_as_completed_new(fs, 4, -1, &it), 0);
+    assert_int_equal(cf_as_completed_next(it, &got[0]), 0);
+    assert_int_equal(cf_as_completed_next(it, &got[1]), 0);
+    assert_ptr_equal(got[0], fs[0]);
+    assert_ptr_equal(got[1], fs[2]);
     gate_open(&g);
+    assert_int_equal(cf_as_completed_next(it, &got[2]), 0);
+    assert_ptr_equal(got[2], fs[1]);
+    assert_int_equal(cf_as_completed_next(it, &got[2]), CF_EOF);
+    cf_as_completed_free(it);
     assert_int_equal(cf_wait(fs, 4, CF_ALL_COMPLETED, -1, done, &ndone), 0);
     assert_int_equal(ndone, 4);
     unref_all(fs, 3);

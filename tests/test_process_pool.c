@@ -818,6 +818,49 @@ static void test_parent_death_leaves_no_workers(void **state)
     }
 }
 
+static int t_big_alloc(cf_task_t *t, void *arg)
+{
+    size_t n = (size_t)arg_i(t);
+    char *p = malloc(n);
+
+    (void)arg;
+    if (!p)
+        return cf_task_fail(t, CF_ENOMEM, "malloc(%zu) failed", n);
+    memset(p, 1, n);
+    cf_task_set_i64(t, p[n - 1]);
+    free(p);
+    return 0;
+}
+
+static void test_memory_limit(void **state)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    (void)state;
+    skip(); /* sanitizers reserve terabytes of address space: RLIMIT_AS cannot apply */
+#else
+    struct fixture *fx = *state;
+    cf_process_pool_opts o;
+    cf_process_pool_t *p;
+    cf_future_t *big, *small;
+    int64_t v = 0;
+
+    cf_process_pool_opts_init(&o);
+    o.max_workers = 1;
+    o.max_memory = 256u << 20;
+    assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
+    big = submit_i(p, t_big_alloc, (int64_t)1 << 30, -1);
+    small = submit_i(p, t_big_alloc, 1 << 20, -1);
+    assert_int_equal(cf_future_wait(big, -1), 0);
+    assert_int_equal(cf_future_wait(small, -1), 0);
+    assert_int_equal(cf_future_status(big), CF_ENOMEM);
+    assert_int_equal(cf_future_result_i64(small, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(cf_future_unref(big), 0);
+    assert_int_equal(cf_future_unref(small), 0);
+    cf_process_pool_free(p);
+#endif
+}
+
 static void test_worker_info_and_stats(void **state)
 {
     struct fixture *fx = *state;
@@ -857,6 +900,7 @@ int main(void)
         T(test_nothing_left_behind),
         cmocka_unit_test(test_parent_death_leaves_no_workers),
         T(test_worker_info_and_stats),
+        T(test_memory_limit),
     };
     return cmocka_run_group_tests_name("process_pool", tests, NULL, NULL);
 }
