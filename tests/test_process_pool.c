@@ -818,6 +818,7 @@ static void test_parent_death_leaves_no_workers(void **state)
     }
 }
 
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 static int t_big_alloc(cf_task_t *t, void *arg)
 {
     size_t n = (size_t)arg_i(t);
@@ -831,6 +832,7 @@ static int t_big_alloc(cf_task_t *t, void *arg)
     free(p);
     return 0;
 }
+#endif
 
 static void test_memory_limit(void **state)
 {
