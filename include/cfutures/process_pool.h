@@ -26,7 +26,14 @@
  * breaks the whole pool.
  *
  * Threads: loop thread only; the pool runs no threads.  Works on any loop
- * (it does not use ev_child).
+ * (it does not use ev_child).  The fork server dies with the thread that
+ * created the pool (PR_SET_PDEATHSIG follows the creating thread): create it
+ * on a thread that outlives it, such as the loop thread.
+ *
+ * Pipelining: a worker gets up to `pipeline` tasks at a time to hide the round
+ * trip; a task sent ahead waits behind the one running.  Tasks are spread
+ * breadth first and sent ahead only while no worker is starting, but a short
+ * task can still wait for a long one; pipeline = 1 never sends ahead.
  */
 #ifndef CFUTURES_PROCESS_POOL_H
 #define CFUTURES_PROCESS_POOL_H
