@@ -848,9 +848,9 @@ static void test_memory_limit(void **state)
 
     cf_process_pool_opts_init(&o);
     o.max_workers = 1;
-    o.max_memory = 256u << 20;
+    o.max_memory = (size_t)1 << 30; /* far above what a worker needs, far below the big task */
     assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
-    big = submit_i(p, t_big_alloc, (int64_t)1 << 30, -1);
+    big = submit_i(p, t_big_alloc, (int64_t)8 << 30, -1);
     small = submit_i(p, t_big_alloc, 1 << 20, -1);
     assert_int_equal(cf_future_wait(big, -1), 0);
     assert_int_equal(cf_future_wait(small, -1), 0);
