@@ -178,8 +178,6 @@ static int t_spin(cf_task_t *t, void *arg)
     volatile uint64_t n = 0;
     (void)t;
     (void)arg;
-    if (arg_i(t))
-        signal(SIGTERM, SIG_IGN); /* only SIGKILL stops this one */
     for (;;)
         n++;
     return 0;
@@ -282,11 +280,16 @@ static int t_grandchild(cf_task_t *t, void *arg)
         for (;;)
             pause();
     }
-    f = fopen(path, "w");
-    if (!f)
-        return cf_task_fail(t, CF_EFAIL, "cannot write %s", path);
-    fprintf(f, "%d\n", (int)pid);
-    fclose(f);
+    {
+        char tmp[300];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        f = fopen(tmp, "w");
+        if (!f)
+            return cf_task_fail(t, CF_EFAIL, "cannot write %s", tmp);
+        fprintf(f, "%d\n", (int)pid);
+        fclose(f);
+        rename(tmp, path); /* appears whole */
+    }
     for (;;)
         pause();
     return 0;
@@ -354,7 +357,8 @@ static void test_crashes_fail_only_their_task(void **state)
         for (int i = 0; i < 10; i++)
             others[i] = submit_i(p, t_square, i, -1);
         if (kind == 3) {
-            /* Killed from outside: the task told us its worker's pid. */
+            /* Killed from outside: the task tells us its worker's pid once it runs. */
+            run_until_running(fx, crash);
             pid_t pid = wait_for_pid_file(path);
             assert_true(pid > 0);
             assert_int_equal(kill(pid, SIGKILL), 0);
@@ -390,14 +394,32 @@ static void test_crashes_fail_only_their_task(void **state)
     cf_process_pool_free(p);
 }
 
+/* Worker initializer: the workers of this pool ignore SIGTERM. */
+static int init_ignore_term(void *pool_data, int index, void **worker_data)
+{
+    (void)pool_data;
+    (void)index;
+    (void)worker_data;
+    signal(SIGTERM, SIG_IGN);
+    return 0;
+}
+
 static void test_timeouts_stop_the_worker(void **state)
 {
     struct fixture *fx = *state;
-    cf_process_pool_t *p = ppool(fx, 2, 0.2);
+    cf_process_pool_t *p = ppool(fx, 2, 0.2), *stubborn_pool;
+    cf_process_pool_opts o;
     cf_future_t *spin = submit_i(p, t_spin, 0, 0.2);
-    cf_future_t *stubborn = submit_i(p, t_spin, 1, 0.2);
-    cf_future_t *after;
+    cf_future_t *stubborn, *after;
     int64_t v;
+
+    /* Workers that ignore SIGTERM get SIGKILL after the grace period. */
+    cf_process_pool_opts_init(&o);
+    o.max_workers = 1;
+    o.kill_grace = 0.2;
+    o.initializer = init_ignore_term;
+    assert_int_equal(cf_process_pool_new(fx->loop, &o, &stubborn_pool), 0);
+    stubborn = submit_i(stubborn_pool, t_spin, 0, 0.2);
 
     assert_int_equal(cf_future_wait(spin, -1), 0);
     assert_int_equal(cf_future_wait(stubborn, -1), 0);
@@ -413,6 +435,7 @@ static void test_timeouts_stop_the_worker(void **state)
     assert_int_equal(cf_future_unref(stubborn), 0);
     assert_int_equal(cf_future_unref(after), 0);
     cf_process_pool_free(p);
+    cf_process_pool_free(stubborn_pool);
 }
 
 static void test_timeout_kills_grandchildren(void **state)
@@ -422,18 +445,16 @@ static void test_timeout_kills_grandchildren(void **state)
     char path[] = "/tmp/cf-grandchild-XXXXXX";
     int fd = mkstemp(path);
     cf_future_t *f;
-    FILE *in;
     int pid = 0;
 
     assert_true(fd >= 0);
     close(fd);
-    assert_int_equal(cf_process_pool_submit(p, t_grandchild, path, sizeof(path), 0.5, &f), 0);
+    unlink(path);
+    assert_int_equal(cf_process_pool_submit(p, t_grandchild, path, sizeof(path), 3.0, &f), 0);
+    run_until_running(fx, f);
+    pid = wait_for_pid_file(path); /* the grandchild exists well before the deadline */
     assert_int_equal(cf_future_wait(f, -1), 0);
     assert_int_equal(cf_future_status(f), CF_ETIMEDOUT);
-    in = fopen(path, "r");
-    assert_non_null(in);
-    assert_int_equal(fscanf(in, "%d", &pid), 1);
-    fclose(in);
     unlink(path);
     assert_true(pid > 0);
     assert_true(gone_within(pid, 10));
