@@ -603,6 +603,14 @@ static int check_inputs(cf_future_t *const *fs, size_t n, cf_loop_t **loop)
     return 0;
 }
 
+/* As check_inputs(), and there must be an input to name the loop. */
+static int check_inputs_loop(cf_future_t *const *fs, size_t n, cf_loop_t **loop)
+{
+    int rc = check_inputs(fs, n, loop);
+
+    return rc ? rc : *loop ? 0 : CF_EINVAL;
+}
+
 /* Build a comb over fs[0..n) and attach every slot. */
 static int comb_build(cf_loop_t *loop, enum comb_kind kind, cf_future_t *const *fs, size_t n, struct comb **out)
 {
@@ -639,11 +647,9 @@ int cf_wait_future(cf_future_t *const *fs, size_t n, cf_wait_mode mode, double t
 
     if (!out || mode < CF_FIRST_COMPLETED || mode > CF_ALL_COMPLETED || isnan(timeout))
         return CF_EINVAL;
-    rc = check_inputs(fs, n, &loop);
+    rc = check_inputs_loop(fs, n, &loop); /* with no input, nothing names the loop: use cf_wait() */
     if (rc)
         return rc;
-    if (!loop)
-        return CF_EINVAL; /* no input to name the loop: use cf_wait() */
     rc = comb_build(loop, K_WAIT, fs, n, &c);
     if (rc)
         return rc;
@@ -700,11 +706,9 @@ static int combine(cf_future_t *const *fs, size_t n, int flags, enum comb_kind k
 
     if (!out)
         return CF_EINVAL;
-    rc = check_inputs(fs, n, &loop);
+    rc = check_inputs_loop(fs, n, &loop);
     if (rc)
         return rc;
-    if (!loop)
-        return CF_EINVAL;
     rc = comb_build(loop, kind, fs, n, &c);
     if (rc)
         return rc;
@@ -832,11 +836,9 @@ static int each_build(cf_future_t *const *fs, size_t n, double timeout, int with
 
     if (isnan(timeout))
         return CF_EINVAL;
-    rc = check_inputs(fs, n, &loop);
+    rc = check_inputs_loop(fs, n, &loop);
     if (rc)
         return rc;
-    if (!loop)
-        return CF_EINVAL;
     rc = dedupe(fs, n, &pos, &npos);
     if (rc)
         return rc;
