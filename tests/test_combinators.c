@@ -26,17 +26,6 @@ static int wait_gate(cf_task_t *t, void *arg)
     return 0;
 }
 
-static cf_thread_pool_t *pool_of(struct fixture *fx, int n)
-{
-    cf_thread_pool_opts o;
-    cf_thread_pool_t *p;
-
-    cf_thread_pool_opts_init(&o);
-    o.max_workers = n;
-    assert_int_equal(cf_thread_pool_new(fx->loop, &o, &p), 0);
-    return p;
-}
-
 static cf_future_t *promise(struct fixture *fx)
 {
     cf_future_t *f;
@@ -95,7 +84,7 @@ static void test_wait_modes(void **state)
 static void test_wait_across_two_executors(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *a = pool_of(fx, 1), *b = pool_of(fx, 1);
+    cf_thread_pool_t *a = make_pool(fx, 1), *b = make_pool(fx, 1);
     cf_future_t *fs[4], *w;
     struct gate g;
     unsigned char done[4];
@@ -166,7 +155,7 @@ static void test_wait_inside_callback(void **state)
 static void test_all_values_in_input_order(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *p = pool_of(fx, 2);
+    cf_thread_pool_t *p = make_pool(fx, 2);
     cf_future_t *fs[5], *all, *empty;
     cf_future_t *const *list;
     size_t n;
@@ -193,7 +182,7 @@ static void test_all_values_in_input_order(void **state)
 static void test_all_first_failure_and_cancel_rest(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *p = pool_of(fx, 1);
+    cf_thread_pool_t *p = make_pool(fx, 1);
     struct gate g;
     cf_future_t *fs[3], *all;
 
@@ -254,7 +243,7 @@ static void test_settled_never_fails(void **state)
 static void test_any(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *p = pool_of(fx, 2);
+    cf_thread_pool_t *p = make_pool(fx, 2);
     cf_future_t *fs[3], *any, *all_fail, *none;
     void *winner = NULL;
 
@@ -331,7 +320,7 @@ static void count_destroy(void *p)
 static void test_then_chains(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *p = pool_of(fx, 1);
+    cf_thread_pool_t *p = make_pool(fx, 1);
     cf_future_t *src, *t1, *t2, *failed, *t3, *t4, *t5, *t6;
     int64_t v = 0;
 
@@ -557,7 +546,7 @@ static void test_as_completed_callbacks(void **state)
 static void test_group_second_task_fails(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *p = pool_of(fx, 2);
+    cf_thread_pool_t *p = make_pool(fx, 2);
     cf_group_t *g;
     cf_future_t *sleeper, *failing, *pending, *late, *gf;
 
@@ -629,7 +618,7 @@ static void check_thread(cf_future_t *f, int status, void *data)
 static void test_every_callback_on_the_loop_thread(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *p = pool_of(fx, 2);
+    cf_thread_pool_t *p = make_pool(fx, 2);
     cf_future_t *fs[64], *all, *any;
 
     g_loop_thread = pthread_self();

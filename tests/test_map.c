@@ -8,17 +8,6 @@
 #include <stdio.h>
 #include <sys/resource.h>
 
-static cf_thread_pool_t *pool_of(struct fixture *fx, int n)
-{
-    cf_thread_pool_opts o;
-    cf_thread_pool_t *p;
-
-    cf_thread_pool_opts_init(&o);
-    o.max_workers = n;
-    assert_int_equal(cf_thread_pool_new(fx->loop, &o, &p), 0);
-    return p;
-}
-
 static int64_t item_i64(const void *item)
 {
     int64_t x;
@@ -63,7 +52,7 @@ static int ptr_item(cf_task_t *t, const void *item, size_t len)
 static void test_array_order_and_values(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *p = pool_of(fx, 2);
+    cf_thread_pool_t *p = make_pool(fx, 2);
     enum { N = 10001 };
     int64_t *xs = malloc(N * sizeof(*xs));
     cf_map_opts o;
@@ -101,7 +90,7 @@ static void test_array_order_and_values(void **state)
 static void test_bytes_results_and_empty_input(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *p = pool_of(fx, 2);
+    cf_thread_pool_t *p = make_pool(fx, 2);
     const char words[4][8] = {"one", "two", "three", "four"};
     cf_map_t *m;
     cf_map_result r;
@@ -137,7 +126,7 @@ static void test_bytes_results_and_empty_input(void **state)
 static void test_error_policies(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *p = pool_of(fx, 2);
+    cf_thread_pool_t *p = make_pool(fx, 2);
     int64_t xs[40];
     cf_map_opts o;
     cf_map_t *m;
@@ -229,7 +218,7 @@ static long max_rss_kib(void)
 static void test_ten_million_pulled_items_in_flat_memory(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *p = pool_of(fx, 2);
+    cf_thread_pool_t *p = make_pool(fx, 2);
     struct counter c = {.next = 0, .end = 10000000, .fail_at = -1};
     struct collect col = {0};
     cf_map_opts o;
@@ -265,7 +254,7 @@ static void test_ten_million_pulled_items_in_flat_memory(void **state)
 static void test_endless_input_stopped_early(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *p = pool_of(fx, 2);
+    cf_thread_pool_t *p = make_pool(fx, 2);
     struct counter c = {.next = 8, .end = -1, .fail_at = -1};
     struct collect col = {.n = 0, .stop_after = 1000};
     cf_map_opts o;
@@ -306,7 +295,7 @@ static void test_endless_input_stopped_early(void **state)
 static void test_pull_error_and_timeout(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *p = pool_of(fx, 2);
+    cf_thread_pool_t *p = make_pool(fx, 2);
     struct counter c = {.next = 0, .end = -1, .fail_at = 50};
     cf_map_opts o;
     cf_map_t *m;
@@ -349,7 +338,7 @@ static int free_in_cb(cf_map_t *m, const cf_map_result *r, void *data)
 static void test_free_from_callback(void **state)
 {
     struct fixture *fx = *state;
-    cf_thread_pool_t *p = pool_of(fx, 2);
+    cf_thread_pool_t *p = make_pool(fx, 2);
     int64_t xs[100];
     cf_map_opts o;
     cf_map_t *m;

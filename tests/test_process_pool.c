@@ -43,17 +43,10 @@ static int64_t arg_i(cf_task_t *t)
     return x;
 }
 
-static int count_fds(void)
+/* Open descriptors, not counting the one that reads /proc/self/fd. */
+static int count_fds_now(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1; /* the directory's own descriptor */
+    return count_dir_entries("/proc/self/fd") - 1;
 }
 
 /* State letter of a process ('Z' zombie), 0 if it does not exist. */
@@ -772,7 +765,7 @@ static void test_shutdown_paths(void **state)
 static void test_nothing_left_behind(void **state)
 {
     struct fixture *fx = *state;
-    int fds = count_fds(), children = count_children();
+    int fds = count_fds_now(), children = count_children();
     cf_process_pool_t *p = ppool(fx, 3, 0.2);
     cf_future_t *f = submit_i(p, t_spin, 0, -1), *g = submit_i(p, t_square, 5, -1);
 
@@ -780,7 +773,7 @@ static void test_nothing_left_behind(void **state)
     assert_true(count_children() > children);
     cf_process_pool_free(p); /* with a task still running */
     assert_int_equal(cf_future_get_state(f), CF_FUTURE_CANCELLED);
-    assert_int_equal(count_fds(), fds);
+    assert_int_equal(count_fds_now(), fds);
     assert_int_equal(count_children(), children);
     ev_run(fx->ev, 0);
     assert_int_equal(cf_future_unref(f), 0);

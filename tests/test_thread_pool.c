@@ -4,7 +4,6 @@
 #define _GNU_SOURCE 1
 #include "testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -23,30 +22,6 @@ int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(voi
     if (n > 0)
         atomic_fetch_sub(&create_fail_after, 1);
     return __real_pthread_create(t, a, fn, arg);
-}
-
-static int thread_count(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *e;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
-static cf_thread_pool_t *make_pool(struct fixture *fx, int workers)
-{
-    cf_thread_pool_opts o;
-    cf_thread_pool_t *p;
-
-    cf_thread_pool_opts_init(&o);
-    o.max_workers = workers;
-    assert_int_equal(cf_thread_pool_new(fx->loop, &o, &p), 0);
-    return p;
 }
 
 static int noop(cf_task_t *t, void *arg)
@@ -459,14 +434,14 @@ static void test_thread_creation_failure_leaves_nothing(void **state)
     struct fixture *fx = *state;
     cf_thread_pool_opts o;
     cf_thread_pool_t *p;
-    int before = thread_count();
+    int before = count_dir_entries("/proc/self/task");
 
     cf_thread_pool_opts_init(&o);
     o.max_workers = 4;
     atomic_store(&create_fail_after, 2); /* the third thread cannot be created */
     assert_int_equal(cf_thread_pool_new(fx->loop, &o, &p), -EAGAIN);
     atomic_store(&create_fail_after, -1);
-    assert_int_equal(thread_count(), before);
+    assert_int_equal(count_dir_entries("/proc/self/task"), before);
 }
 
 /* ------------------------------------------------------------------ queue bound */

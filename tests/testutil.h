@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,32 @@ static inline int fixture_teardown(void **state)
     ev_loop_destroy(fx->ev);
     free(fx);
     return 0;
+}
+
+/* A thread pool of `workers` threads on the fixture's loop. */
+static inline cf_thread_pool_t *make_pool(struct fixture *fx, int workers)
+{
+    cf_thread_pool_opts o;
+    cf_thread_pool_t *p;
+
+    cf_thread_pool_opts_init(&o);
+    o.max_workers = workers;
+    assert_int_equal(cf_thread_pool_new(fx->loop, &o, &p), 0);
+    return p;
+}
+
+/* Entries of a /proc directory (threads in /proc/self/task, descriptors in /proc/self/fd). */
+static inline int count_dir_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
 }
 
 /* A gate a task can block on until the test opens it (no sleeps). */
