@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""crawl_test.py - cfcrawl against a real nginx serving a generated site.
+
+Run by `make check` (CF_BUILDDIR and CF_SRCDIR set by the Makefile), or by hand:
+    CF_BUILDDIR=build/plain tests/demos/crawl_test.py
+
+The site (tools/gensite.py, 300 pages) has cycles, 404 links, a redirect, non-HTML
+files, fragments, a <base href>, and links to other hosts and ports.  The expected
+results are computed here from the generator's manifest, independently of cfcrawl:
+a breadth-first walk where a link costs one level and a redirect none.
+Exit status: 0 pass, 1 fail, 77 skip (no nginx).
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+
+SRCDIR = os.environ.get("CF_SRCDIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+BUILDDIR = os.environ.get("CF_BUILDDIR") or os.getcwd()
+sys.path.insert(0, os.path.join(SRCDIR, "tools"))
+import webfixture  # noqa: E402
+
+CFCRAWL = os.path.join(BUILDDIR, "demos", "cfcrawl")
+PAGES = 300
+failures = []
+
+
+def check(cond, name, detail=""):
+    if cond:
+        print("ok - %s" % name)
+    else:
+        print("not ok - %s %s" % (name, detail))
+        failures.append(name)
+
+
+def crawl(args, timeout=120):
+    r = subprocess.run([CFCRAWL, "--json"] + args, capture_output=True, text=True, timeout=timeout)
+    lines = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+    rows = [l for l in lines if "summary" not in l]
+    summary = [l["summary"] for l in lines if "summary" in l]
+    return r, rows, summary[0] if summary else None
+
+
+def expected(manifest, max_depth):
+    """{path: (depth, status, title or None, error kind or None)} for a crawl from '/'."""
+    pages, redirects = manifest["pages"], manifest["redirects"]
+    missing, files = set(manifest["missing"]), set(manifest["files"])
+    depth = {"/": 0}
+    level = ["/"]
+    d = 0
+    while level:
+        nxt = []
+        i = 0
+        while i < len(level):  # a redirect target joins the level being walked
+            path = level[i]
+            i += 1
+            outs = []
+            if path in redirects:
+                outs = [(redirects[path], d)]
+            elif path in pages:
+                outs = [(t, d + 1) for t in pages[path]["links"]]
+            for t, td in outs:
+                if t in depth or (max_depth >= 0 and td > max_depth):
+                    continue
+                depth[t] = td
+                (level if td == d else nxt).append(t)
+        level = nxt
+        d += 1
+    out = {}
+    for path, dp in depth.items():
+        if path in redirects:
+            out[path] = (dp, 301, None, None)
+        elif path in missing:
+            out[path] = (dp, 404, None, "HTTP 404")
+        elif path in files:
+            out[path] = (dp, 200, None, "not HTML")
+        else:
+            out[path] = (dp, 200, pages[path]["title"], None)
+    return out
+
+
+def compare(rows, exp, base, name):
+    got = {}
+    dup = []
+    for r in rows:
+        path = r["url"][len(base):] if r["url"].startswith(base) else r["url"]
+        if path in got:
+            dup.append(path)
+        got[path] = r
+    check(not dup, name + ": each URL fetched once", str(dup[:5]))
+    check(set(got) == set(exp), name + ": exact set of URLs (%d)" % len(exp),
+          "missing %s extra %s" % (sorted(set(exp) - set(got))[:5], sorted(set(got) - set(exp))[:5]))
+    bad = []
+    for path, (dp, status, title, err) in exp.items():
+        r = got.get(path)
+        if r is None:
+            continue
+        ok = r["depth"] == dp and r["status"] == status and r["title"] == title
+        ok = ok and ((err is None and r["error"] is None) or (err is not None and r["error"] and err in r["error"]))
+        ok = ok and isinstance(r["bytes"], int) and r["bytes"] > 0 and r["ms"] >= 0
+        if not ok:
+            bad.append((path, r, (dp, status, title, err)))
+    check(not bad, name + ": depth, status, title and error of every URL", str(bad[:3]))
+
+
+def silent_server():
+    """A listener that accepts and never answers; returns (port, accepted-event, closer)."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+    accepted = threading.Event()
+    conns = []
+
+    def run():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            conns.append(c)
+            accepted.set()
+
+    threading.Thread(target=run, daemon=True).start()
+
+    def close():
+        ls.close()
+        for c in conns:
+            c.close()
+
+    return ls.getsockname()[1], accepted, close
+
+
+def main():
+    if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
+        print("skip: nginx not installed")
+        return 77
+    if not os.path.exists(CFCRAWL):
+        print("skip: %s not built" % CFCRAWL)
+        return 77
+    tmp = tempfile.mkdtemp(prefix="cf-crawl-")
+    try:
+        os.chmod(tmp, 0o755)
+        site = os.path.join(tmp, "site")
+        manifest_path = os.path.join(tmp, "manifest.json")
+        subprocess.run([sys.executable, os.path.join(SRCDIR, "tools", "gensite.py"), site,
+                        "--pages", str(PAGES), "--manifest", manifest_path], check=True)
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+
+        with webfixture.Nginx(site) as ng:
+            base = ng.url("")
+
+            # The whole site, at two concurrencies: the same exact result.
+            full = expected(manifest, -1)
+            for conc in ("16", "1"):
+                r, rows, summ = crawl(["--depth", "-1", "--max-pages", "100000", "--concurrency", conc, ng.url("/")])
+                name = "full crawl, concurrency %s" % conc
+                check(r.returncode == 0, name + ": exit 0", r.stderr[-500:])
+                compare(rows, full, base, name)
+                nerr = sum(1 for e in full.values() if e[3])
+                check(summ is not None and summ["pages"] == len(full) and summ["errors"] == nerr
+                      and summ["redirects"] == 1 and summ["bytes"] == sum(x["bytes"] for x in rows)
+                      and summ["interrupted"] is False,
+                      name + ": summary", str(summ))
+            check(not any("other.invalid" in x["url"] or ":1/" in x["url"] for x in rows),
+                  "other hosts and ports are not followed")
+            check(not any("#" in x["url"] for x in rows), "fragments are dropped")
+
+            # --depth holds exactly.
+            for d in (0, 1, 3):
+                r, rows, summ = crawl(["--depth", str(d), "--concurrency", "8", ng.url("/")])
+                compare(rows, expected(manifest, d), base, "--depth %d" % d)
+                check(all(x["depth"] <= d for x in rows), "--depth %d: no row deeper" % d)
+
+            # --max-pages: exactly that many, taken level by level.
+            r, rows, summ = crawl(["--depth", "-1", "--max-pages", "50", "--concurrency", "8", ng.url("/")])
+            check(r.returncode == 0 and len(rows) == 50 and summ["pages"] == 50, "--max-pages 50: 50 URLs",
+                  "%d rows" % len(rows))
+            depths = full
+            paths = [x["url"][len(base):] for x in rows]
+            deepest = max(depths[p][0] for p in paths)
+            shallower = {p for p, e in depths.items() if e[0] < deepest}
+            check(shallower <= set(paths) and all(p in depths for p in paths),
+                  "--max-pages 50: every shallower URL fetched first")
+            check(summ["not_fetched"] > 0, "--max-pages 50: the rest reported as not fetched")
+
+            # Two start URLs on the same site: each URL still once.
+            r, rows, summ = crawl(["--depth", "1", ng.url("/p/10.html"), ng.url("/p/20.html")])
+            urls = [x["url"] for x in rows]
+            check(len(urls) == len(set(urls)) and ng.url("/p/10.html") in urls and ng.url("/p/20.html") in urls,
+                  "two start URLs")
+
+            # Text output: one line per URL plus the summary.
+            r = subprocess.run([CFCRAWL, "--depth", "1", ng.url("/p/5.html")], capture_output=True, text=True,
+                               timeout=60)
+            lines = r.stdout.strip().splitlines()
+            check(r.returncode == 0 and "not HTML" in r.stdout and "Page 5 & friends <#5>" in r.stdout
+                  and "pages/s" in lines[-1], "text output", r.stdout[-400:])
+
+        # Per-URL failures never stop the crawl.
+        port, accepted, close = silent_server()
+        closed = webfixture.free_port()
+        try:
+            r, rows, summ = crawl(["--timeout", "1", "http://127.0.0.1:%d/" % closed,
+                                   "http://127.0.0.1:%d/slow" % port, "http://nonexistent.invalid/"], timeout=60)
+            by = {x["url"]: x for x in rows}
+            refused = by.get("http://127.0.0.1:%d/" % closed)
+            slow = by.get("http://127.0.0.1:%d/slow" % port)
+            dns = by.get("http://nonexistent.invalid/")
+            check(r.returncode == 0 and len(rows) == 3 and summ["errors"] == 3, "failures reported, crawl ends",
+                  r.stdout + r.stderr)
+            check(refused and refused["status"] == 0 and "connect" in (refused["error"] or "").lower(),
+                  "connection refused", str(refused))
+            check(slow and slow["status"] == 0 and "timeout" in (slow["error"] or "").lower(), "timeout", str(slow))
+            check(dns and dns["status"] == 0 and dns["error"], "DNS failure", str(dns))
+        finally:
+            close()
+
+        # SIGINT stops a crawl that is waiting on the network and still prints the summary.
+        port, accepted, close = silent_server()
+        try:
+            p = subprocess.Popen([CFCRAWL, "--json", "--timeout", "60", "http://127.0.0.1:%d/" % port],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            check(accepted.wait(30), "interrupt: transfer started")
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=30)
+            summ = [json.loads(l)["summary"] for l in out.splitlines() if '"summary"' in l]
+            check(p.returncode == 130 and summ and summ[0]["interrupted"] is True and summ[0]["pages"] == 0,
+                  "interrupt: exit 130 with the summary", "rc=%s out=%r err=%r" % (p.returncode, out, err[-300:]))
+        finally:
+            close()
+
+        # Usage errors.
+        for args in (["--depth"], ["--concurrency", "0"], ["--bogus", "http://x/"], ["ftp://x/"], []):
+            r = subprocess.run([CFCRAWL] + args, capture_output=True, text=True, timeout=30)
+            check(r.returncode == 2 and r.stderr, "usage error: %s" % " ".join(args) or "no URL")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print("%d failed" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
