@@ -17,19 +17,23 @@
  *   4. map with and without chunksize: f(x) = sum of x^(1/k^1.5) for
  *      k = 1..51 over 99,999 items, chunksize 1 vs automatic chunking,
  *      every result checked against the serial run.
+ *   5. The md5 walk: hash every file under a directory (default: the source
+ *      tree) with libcrypto's MD5, digests checked against the serial run.
  *
  * Parts 1 and 2 submit with cf_executor_submit_bytes(), parts 3 and 4 use
  * cf_map: the same code runs on both pools through the executor interface.
  * The process pool is created first, before the thread pool starts threads,
  * so its fork server is forked from a single-threaded process.
  *
- * Usage: seeds [--workers N] [--quick]
- *   --workers N  workers in each pool (default: one per CPU)
- *   --quick      fib over 25..30 in part 1 and 9,999 items in part 4
+ * Usage: seeds [--workers N] [--quick] [--md5-dir DIR]
+ *   --workers N    workers in each pool (default: one per CPU)
+ *   --quick        fib over 25..30 in part 1 and 9,999 items in part 4
+ *   --md5-dir DIR  directory for part 5 (default: the source tree)
  *
  * Exit status: 0 when every result is right, 1 on a wrong result or a library
  * error (printed with cf_strerror()), 2 on a usage error.
  */
+#define _GNU_SOURCE /* nftw, strdup */
 #include <cfutures.h>
 
 #include <errno.h>
@@ -38,6 +42,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#ifdef CF_HAVE_LIBCRYPTO
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <openssl/evp.h>
+#endif
+
+#ifndef CF_SOURCE_DIR
+#define CF_SOURCE_DIR "."
+#endif
 
 /* ------------------------------------------------------------------ the work */
 
@@ -471,13 +487,201 @@ static int seed_map_demo(const struct pool_ref *pools, int npools, int workers, 
     return failures;
 }
 
+/* ------------------------------------------------------------------ part 5: md5 of every file under a directory */
+
+#ifdef CF_HAVE_LIBCRYPTO
+#define MD5_LEN 16
+
+struct walk {
+    char **paths;
+    size_t n, cap;
+    uint64_t bytes;
+    int failed;
+};
+
+static struct walk *walk_target; /* nftw() has no user pointer */
+
+static int walk_add(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    if (type != FTW_F || !S_ISREG(st->st_mode))
+        return 0;
+    struct walk *w = walk_target;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 1024;
+        char **p = realloc(w->paths, cap * sizeof(*p));
+        if (!p)
+            return -1;
+        w->paths = p;
+        w->cap = cap;
+    }
+    if (!(w->paths[w->n] = strdup(path)))
+        return -1;
+    w->n++;
+    w->bytes += (uint64_t)st->st_size;
+    return 0;
+}
+
+/* MD5 of a file's contents with libcrypto; 0 or a negated errno. Any thread. */
+static int md5_file(const char *path, unsigned char out[MD5_LEN])
+{
+    unsigned char buf[65536];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int rc = ctx && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) ? 0 : CF_ENOMEM;
+    for (;;) {
+        ssize_t got = rc ? 0 : read(fd, buf, sizeof(buf));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            rc = -errno;
+        if (got <= 0)
+            break;
+        if (!EVP_DigestUpdate(ctx, buf, (size_t)got))
+            rc = CF_EFAIL;
+    }
+    unsigned len = 0;
+    if (rc == 0 && !EVP_DigestFinal_ex(ctx, out, &len))
+        rc = CF_EFAIL;
+    EVP_MD_CTX_free(ctx);
+    close(fd);
+    return rc;
+}
+
+/* Map item function: the item is a NUL-terminated path. */
+static int md5_item(cf_task_t *task, const void *item, size_t len)
+{
+    unsigned char digest[MD5_LEN];
+    (void)len;
+    int rc = md5_file(item, digest);
+    if (rc != 0)
+        return cf_task_fail(task, rc, "%s: %s", (const char *)item, cf_strerror(rc));
+    return cf_task_set_bytes(task, digest, sizeof(digest));
+}
+
+struct path_src {
+    const struct walk *w;
+    size_t next;
+};
+
+/* Pull callback: the paths, one at a time, NUL included (lengths vary). */
+static int path_pull(void *src, const void **item, size_t *len)
+{
+    struct path_src *ps = src;
+    if (ps->next == ps->w->n)
+        return 0;
+    *item = ps->w->paths[ps->next];
+    *len = strlen(ps->w->paths[ps->next]) + 1;
+    ps->next++;
+    return 1;
+}
+
+static void hex(const unsigned char *d, char out[2 * MD5_LEN + 1])
+{
+    for (int i = 0; i < MD5_LEN; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/*
+ * The seed's md5 walk: list every regular file under `dir` (serially, like
+ * os.walk), then hash them all serially, on the thread pool and on the
+ * process pool with cf_map over a pull input, and check that every pool
+ * computed the same digest (or the same error) for every file.
+ */
+static int md5_demo(const struct pool_ref *pools, int npools, int workers, const char *dir)
+{
+    struct walk w = {0};
+    int failures = 0;
+    char *real = realpath(dir, NULL);
+    if (real)
+        dir = real;
+    walk_target = &w;
+    if (nftw(dir, walk_add, 32, FTW_PHYS) != 0) {
+        fprintf(stderr, "seeds: cannot walk %s: %s\n", dir, strerror(errno));
+        failures = 1;
+        goto out;
+    }
+    printf("%zu files, %.1f MiB under %s\n", w.n, (double)w.bytes / (1 << 20), dir);
+
+    unsigned char(*want)[MD5_LEN] = calloc(w.n ? w.n : 1, MD5_LEN);
+    int *want_rc = calloc(w.n ? w.n : 1, sizeof(int));
+    if (!want || !want_rc) {
+        free(want);
+        free(want_rc);
+        failures = report("calloc", CF_ENOMEM);
+        goto out;
+    }
+    /* Twice: the first pass fills the page cache, so every timed run reads from memory. */
+    uint64_t t0 = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        t0 = cf_now_ns();
+        for (size_t i = 0; i < w.n; i++)
+            want_rc[i] = md5_file(w.paths[i], want[i]);
+    }
+    uint64_t serial_ns = cf_now_ns() - t0;
+    for (size_t i = 0; i < w.n && i < 3; i++) {
+        char h[2 * MD5_LEN + 1];
+        hex(want[i], h);
+        printf("  %s  %s\n", want_rc[i] ? "(unreadable)                    " : h, w.paths[i]);
+    }
+    printf("serial: %.3fs\n", seconds(serial_ns));
+
+    for (int p = 0; p < npools; p++) {
+        struct path_src src = {&w, 0};
+        cf_map_opts o;
+        cf_map_t *m = NULL;
+        cf_map_result r;
+        size_t got = 0, differ = 0;
+
+        cf_map_opts_init(&o);
+        o.on_error = CF_MAP_CONTINUE; /* an unreadable file is that file's result, not the end */
+        t0 = cf_now_ns();
+        int rc = cf_map_new(pools[p].ex, md5_item, path_pull, &src, &o, &m);
+        if (rc != 0) {
+            failures += report("cf_map_new", rc);
+            break;
+        }
+        while ((rc = cf_map_next(m, &r)) == 0) {
+            int same = r.index == got && r.status == want_rc[r.index] &&
+                       (r.status != 0 || (r.len == MD5_LEN && memcmp(r.data, want[r.index], MD5_LEN) == 0));
+            if (!same && differ++ < 3)
+                fprintf(stderr, "seeds: md5 of %s differs on the %s\n", w.paths[r.index], pools[p].name);
+            got++;
+        }
+        uint64_t pool_ns = cf_now_ns() - t0;
+        if (rc != CF_EOF)
+            failures += report(cf_map_error(m) ? cf_map_error(m) : "cf_map_next", rc);
+        if (got != w.n || differ) {
+            fprintf(stderr, "seeds: md5 on the %s: %zu of %zu digests, %zu differ\n", pools[p].name, got, w.n,
+                    differ);
+            failures++;
+        }
+        cf_map_free(m);
+        print_cost(pools[p].name, seconds(serial_ns), seconds(pool_ns), workers);
+    }
+    if (!failures)
+        printf("every digest equals the serial run\n");
+    free(want);
+    free(want_rc);
+out:
+    for (size_t i = 0; i < w.n; i++)
+        free(w.paths[i]);
+    free(w.paths);
+    free(real);
+    return failures;
+}
+#endif /* CF_HAVE_LIBCRYPTO */
+
 /* ------------------------------------------------------------------ main */
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: seeds [--workers N] [--quick]\n"
-                 "  --workers N  workers in each pool (default: one per CPU)\n"
-                 "  --quick      fib over 25..30 instead of 25..37, 9,999 map items instead of 99,999\n");
+    fprintf(out, "usage: seeds [--workers N] [--quick] [--md5-dir DIR]\n"
+                 "  --workers N    workers in each pool (default: one per CPU)\n"
+                 "  --quick        fib over 25..30 instead of 25..37, 9,999 map items instead of 99,999\n"
+                 "  --md5-dir DIR  the directory whose files part 5 hashes (default: the source tree)\n");
 }
 
 static int parse_workers(const char *s, int *out)
@@ -495,6 +699,7 @@ int main(int argc, char **argv)
 {
     int workers = 0; /* 0: the pool's default, one per CPU */
     int quick = 0;
+    const char *md5_dir = CF_SOURCE_DIR;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
@@ -507,6 +712,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "seeds: --workers wants a number from 1 to 1024, not '%s'\n", argv[i] + 10);
                 return 2;
             }
+        } else if (strcmp(argv[i], "--md5-dir") == 0 && i + 1 < argc) {
+            md5_dir = argv[++i];
         } else if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -589,6 +796,13 @@ int main(int argc, char **argv)
 
     printf("\n== 4. map with and without chunksize\n");
     failures += seed_map_demo(pools, 2, workers, quick ? 9999 : 99999);
+
+#ifdef CF_HAVE_LIBCRYPTO
+    printf("\n== 5. md5 of every file under a directory\n");
+    failures += md5_demo(pools, 2, workers, md5_dir);
+#else
+    printf("\n== 5. md5 walk skipped: built without libcrypto\n");
+#endif
 
 out:
     if (pool)
