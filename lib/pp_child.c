@@ -18,7 +18,10 @@
  * process.  Leads its own process group (so a timeout kills the task's
  * children too), dies with the fork server, restores default signal handling,
  * applies the memory limit, runs the initializer, then serves frames on its
- * channel with blocking I/O: read TASK, send ACK, run, send RESULT.  It exits
+ * channel with blocking I/O: read TASK, send ACK, run, send RESULT.  Input is
+ * buffered (struct chan); the ACK of a task that was already buffered goes
+ * out with the RESULT of the task before, in one send(); an idle worker polls
+ * for CHAN_SPIN_NS, yielding between polls, before it blocks.  It exits
  * with _exit() (never the application's atexit handlers) on EOF or after
  * max_tasks_per_child tasks.
  */
@@ -29,6 +32,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,33 +87,138 @@ static int write_full(int fd, const void *buf, size_t n)
     return 0;
 }
 
-static int read_full(int fd, void *buf, size_t n)
-{
-    uint8_t *p = buf;
+/*
+ * The worker's channel: buffered in both directions.  Input is read in large
+ * pieces, so a pipeline of small tasks costs one read(); output frames are
+ * gathered and sent together (the RESULT of one task with the ACK of the
+ * next), one send() per batch.
+ */
+struct chan {
+    int fd;
+    uint8_t *in;
+    size_t in_cap, in_off, in_len; /* unread bytes are in[in_off .. in_len) */
+    uint8_t *out;
+    size_t out_len, out_cap;
+};
 
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
+#define CHAN_IN_MIN 65536
+#define CHAN_SPIN_NS 50000 /* an idle worker polls this long before it blocks */
+
+static int chan_flush(struct chan *c)
+{
+    int rc = write_full(c->fd, c->out, c->out_len);
+    c->out_len = 0;
+    return rc;
+}
+
+/* Append a frame to the output; nothing is sent until chan_flush(). */
+static int chan_put(struct chan *c, unsigned type, uint64_t id, const void *payload, size_t len)
+{
+    size_t need = c->out_len + CF__FRAME_HDR + len;
+    if (need > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *o = realloc(c->out, cap);
+        if (!o)
             return -1;
+        c->out = o;
+        c->out_cap = cap;
+    }
+    cf__frame_hdr_encode(c->out + c->out_len, type, id, len);
+    if (len)
+        memcpy(c->out + c->out_len + CF__FRAME_HDR, payload, len);
+    c->out_len = need;
+    return 0;
+}
+
+static int chan_put_outcome(struct chan *c, unsigned type, uint64_t id, const struct cf__outcome *o)
+{
+    size_t n = cf__outcome_encoded_size(o);
+    uint8_t *buf = malloc(n);
+    int rc = -1;
+
+    if (buf) {
+        cf__outcome_encode(o, buf);
+        rc = chan_put(c, type, id, buf, n);
+        free(buf);
+    }
+    return rc;
+}
+
+/* 1 if a whole frame is buffered (its header decoded into *h). */
+static int chan_has_frame(const struct chan *c, struct cf__frame_hdr *h)
+{
+    if (c->in_len - c->in_off < CF__FRAME_HDR || cf__frame_hdr_decode(c->in + c->in_off, h))
+        return 0;
+    return c->in_len - c->in_off - CF__FRAME_HDR >= h->len;
+}
+
+/*
+ * Read more input: first polling without blocking for a short while (a
+ * steady stream of tasks then costs no sleep and wake-up per task), then
+ * blocking.  0, 1 on EOF, -1 on error.
+ */
+static int chan_fill(struct chan *c, size_t want)
+{
+    if (c->in_off > 0) { /* keep the unread bytes at the front */
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+    }
+    if (want < CHAN_IN_MIN)
+        want = CHAN_IN_MIN;
+    if (want > c->in_cap) {
+        uint8_t *b = realloc(c->in, want);
+        if (!b)
+            return -1;
+        c->in = b;
+        c->in_cap = want;
+    }
+    uint64_t spin_until = cf_now_ns() + CHAN_SPIN_NS;
+    for (;;) {
+        int nowait = cf_now_ns() < spin_until;
+        ssize_t r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, nowait ? MSG_DONTWAIT : 0);
+        if (r > 0) {
+            c->in_len += (size_t)r;
+            return 0;
         }
         if (r == 0)
-            return 1; /* EOF */
-        p += r;
-        n -= (size_t)r;
+            return 1;
+        if (errno == EINTR)
+            continue;
+        if (nowait && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            sched_yield(); /* poll politely: a runnable loop thread on this CPU goes first */
+            continue;
+        }
+        return -1;
     }
-    return 0;
 }
 
 static int send_frame(int fd, unsigned type, uint64_t id, const void *payload, size_t len)
 {
     uint8_t hdr[CF__FRAME_HDR];
+    struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)payload, len}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
 
     cf__frame_hdr_encode(hdr, type, id, len);
-    if (write_full(fd, hdr, sizeof(hdr)))
-        return -1;
-    return len ? write_full(fd, payload, len) : 0;
+    for (;;) {
+        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (w == (ssize_t)(sizeof(hdr) + len))
+            return 0;
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        /* A short write of a frame: send the rest plainly. */
+        size_t done = (size_t)w;
+        if (done < sizeof(hdr)) {
+            if (write_full(fd, hdr + done, sizeof(hdr) - done))
+                return -1;
+            done = sizeof(hdr);
+        }
+        return write_full(fd, (const uint8_t *)payload + (done - sizeof(hdr)), len - (done - sizeof(hdr)));
+    }
 }
 
 static int send_outcome(int fd, unsigned type, uint64_t id, const struct cf__outcome *o)
@@ -169,23 +278,42 @@ static void worker_main(int fd, int index, const struct cf__pp_config *cfg)
     if (send_frame(fd, CF__FR_READY, 0, NULL, 0))
         worker_exit(cfg, index, wdata, 0);
 
+    struct chan ch = {.fd = fd};
     for (;;) {
-        uint8_t hdrbuf[CF__FRAME_HDR];
         struct cf__frame_hdr h;
         struct cf__outcome o;
         struct cf_task task;
         uint8_t *payload;
         cf_task_fn fn;
+        int rc;
 
-        if (read_full(fd, hdrbuf, sizeof(hdrbuf)))
-            worker_exit(cfg, index, wdata, 0); /* EOF: the pool let go of this worker */
-        if (cf__frame_hdr_decode(hdrbuf, &h) || h.type != CF__FR_TASK || h.len < 8)
-            _exit(4); /* protocol violation: the parent reports the exit status */
+        /*
+         * The next task.  If it is not here yet, what is waiting to be sent
+         * (the last RESULT) goes now; otherwise it goes together with this
+         * task's ACK.
+         */
+        while (!chan_has_frame(&ch, &h)) {
+            if (ch.out_len && chan_flush(&ch))
+                _exit(0);
+            size_t want = ch.in_len - ch.in_off >= CF__FRAME_HDR && !cf__frame_hdr_decode(ch.in + ch.in_off, &h)
+                              ? CF__FRAME_HDR + (size_t)h.len
+                              : 0;
+            if ((rc = chan_fill(&ch, want)) > 0)
+                worker_exit(cfg, index, wdata, 0); /* EOF: the pool let go of this worker */
+            if (rc < 0 || (ch.in_len >= CF__FRAME_HDR && cf__frame_hdr_decode(ch.in + ch.in_off, &h)))
+                _exit(4); /* protocol violation or broken channel: the parent reports the exit status */
+        }
+        if (h.type != CF__FR_TASK || h.len < 8)
+            _exit(4);
+        /* The payload is copied out so that the task's argument is 8-byte aligned. */
         payload = malloc((size_t)h.len);
-        if (!payload || read_full(fd, payload, (size_t)h.len))
+        if (!payload)
             _exit(5);
+        memcpy(payload, ch.in + ch.in_off + CF__FRAME_HDR, (size_t)h.len);
+        ch.in_off += CF__FRAME_HDR + (size_t)h.len;
         memcpy(&fn, payload, sizeof(fn));
-        if (send_frame(fd, CF__FR_ACK, h.id, NULL, 0))
+        /* The pool must know which task runs before it starts (timeouts, crash reports). */
+        if (chan_put(&ch, CF__FR_ACK, h.id, NULL, 0) || chan_flush(&ch))
             _exit(0);
 
         memset(&o, 0, sizeof(o));
@@ -204,11 +332,14 @@ static void worker_main(int fd, int index, const struct cf__pp_config *cfg)
             o.err = CF_ENOTSUP;
         }
         free(payload);
-        if (send_outcome(fd, CF__FR_RESULT, h.id, &o))
+        if (chan_put_outcome(&ch, CF__FR_RESULT, h.id, &o))
             _exit(0);
         cf__outcome_clear(&o);
-        if (cfg->max_tasks_per_child && ++done >= cfg->max_tasks_per_child)
+        if (cfg->max_tasks_per_child && ++done >= cfg->max_tasks_per_child) {
+            if (chan_flush(&ch))
+                _exit(0);
             worker_exit(cfg, index, wdata, 0);
+        }
     }
 }
 

@@ -19,13 +19,16 @@
  *
  * Queues (loop thread only, no locks).
  *   pool.queue        tasks waiting for a worker (FIFO; re-queued tasks go first)
- *   worker.inflight   tasks sent to the worker, oldest first: up to `pipeline`;
- *                     the head is RUNNING once the worker acknowledged it
- *   worker.sendq      the part of inflight not yet fully written
+ *   worker.inflight   tasks sent to the worker, oldest first: up to `pipeline`,
+ *                     and only about CF__PP_AHEAD_NS of work by the measured
+ *                     task time; the head is RUNNING once the worker
+ *                     acknowledged it; the tail may not be fully written yet
+ *                     (pp_task.sent)
  *
- * Life of a task.  submit -> queue -> sent (frame written with sendmsg(), at
- * most `pipeline` per worker) -> ACK: running, the timeout timer starts ->
- * RESULT: the outcome is decoded into the future, which completes.
+ * Life of a task.  submit -> queue -> sent (the frames of several tasks per
+ * sendmsg()) -> ACK: running, the timeout timer starts -> RESULT: the outcome
+ * is decoded into the future, which completes.  Results are read in 64 KiB
+ * pieces; dispatch runs once per burst of results (pp_dispatch_due()).
  *
  * Faults.  A worker's death is known from its channel (EOF) and from the fork
  * server's EXITED report, in either order; the channel is drained first so no
@@ -125,13 +128,22 @@ struct cf_process_pool {
     int broken_err;
     char *broken_msg;
     int server_dead;
+    uint8_t *rbuf; /* read buffer shared by the workers' channels (loop thread) */
+    uint64_t task_ns_avg; /* moving average of ACK -> RESULT time; 0 = none measured yet */
+    int dispatch_due;     /* results were read: dispatch once the read burst is handled */
 };
+
+/* Work (in average task time) a worker may have sent ahead of the task it runs. */
+#define CF__PP_AHEAD_NS 2000000u
+
+#define CF__PP_RBUF 65536
 
 static int pp_cancel(cf_future_t *f);
 static const struct cf__future_ops pp_future_ops = {.cancel = pp_cancel};
 static const struct cf__executor_ops pp_executor_ops;
 
 static void pp_dispatch(cf_process_pool_t *pool);
+static void pp_dispatch_due(cf_process_pool_t *pool);
 static void worker_spawn(struct pp_worker *w);
 
 /* ------------------------------------------------------------------ watchers */
@@ -241,45 +253,64 @@ static void worker_wio_cb(struct ev_loop *ev, ev_io *io, int revents)
     worker_flush(io->data);
 }
 
-/* Write as much of the unsent tail of inflight as the socket takes. */
+/*
+ * Write as much of the unsent tail of inflight as the socket takes: the
+ * frames of up to CF__PP_IOV / 2 tasks go out in one sendmsg().
+ */
+#define CF__PP_IOV 64
 static void worker_flush(struct pp_worker *w)
 {
     cf_loop_t *loop = w->pool->loop;
+    struct cf__list *n = w->inflight.next;
 
-    for (struct cf__list *n = w->inflight.next; n != &w->inflight; n = n->next) {
-        struct pp_task *t = cf__container_of(n, struct pp_task, link);
-        size_t total = sizeof(t->hdr) + t->len;
+    while (n != &w->inflight) {
+        struct iovec iov[CF__PP_IOV];
+        struct msghdr msg = {.msg_iov = iov};
+        size_t k = 0;
 
-        while (t->sent < total) {
-            struct iovec iov[2];
-            struct msghdr msg = {.msg_iov = iov};
-            ssize_t r;
+        /* Gather: skip what was sent, then header + payload of each task. */
+        for (struct cf__list *m = n; m != &w->inflight && k + 2 <= CF__PP_IOV; m = m->next) {
+            struct pp_task *t = cf__container_of(m, struct pp_task, link);
+            size_t total = sizeof(t->hdr) + t->len;
 
+            if (t->sent >= total)
+                continue;
             if (t->sent < sizeof(t->hdr)) {
-                iov[0].iov_base = t->hdr + t->sent;
-                iov[0].iov_len = sizeof(t->hdr) - t->sent;
-                iov[1].iov_base = t->payload;
-                iov[1].iov_len = t->len;
-                msg.msg_iovlen = t->len ? 2 : 1;
+                iov[k++] = (struct iovec){t->hdr + t->sent, sizeof(t->hdr) - t->sent};
+                if (t->len)
+                    iov[k++] = (struct iovec){t->payload, t->len};
             } else {
-                iov[0].iov_base = t->payload + (t->sent - sizeof(t->hdr));
-                iov[0].iov_len = total - t->sent;
-                msg.msg_iovlen = 1;
+                iov[k++] = (struct iovec){t->payload + (t->sent - sizeof(t->hdr)), total - t->sent};
             }
-            r = sendmsg(w->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (r < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    if (!w->wio_on) {
-                        io_start(loop, &w->wio);
-                        w->wio_on = 1;
-                    }
-                    return;
+        }
+        if (k == 0)
+            break;
+        msg.msg_iovlen = k;
+        ssize_t r = sendmsg(w->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!w->wio_on) {
+                    io_start(loop, &w->wio);
+                    w->wio_on = 1;
                 }
-                return; /* EPIPE/ECONNRESET: the read side sees the death */
+                return;
             }
-            t->sent += (size_t)r;
+            return; /* EPIPE/ECONNRESET: the read side sees the death */
+        }
+        /* Credit the bytes written to the tasks, in order. */
+        size_t left = (size_t)r;
+        for (; n != &w->inflight; n = n->next) {
+            struct pp_task *t = cf__container_of(n, struct pp_task, link);
+            size_t total = sizeof(t->hdr) + t->len, take = total - t->sent;
+
+            if (take > left) {
+                t->sent += left;
+                break;
+            }
+            t->sent = total;
+            left -= take;
         }
     }
     if (w->wio_on) {
@@ -318,9 +349,25 @@ static void pp_dispatch(cf_process_pool_t *pool)
     uint64_t touched = 0; /* workers to flush (the first 64; the rest are flushed each time) */
     size_t starting = 0;
 
-    for (int i = 0; i < pool->nworkers; i++)
-        starting += pool->workers[i].state == W_SPAWNING || pool->workers[i].state == W_STARTING;
-    for (unsigned depth = 1; depth <= pool->opts.pipeline && pool->nqueued; depth++) {
+    /*
+     * How far ahead to send: up to `pipeline` tasks, but only about
+     * CF__PP_AHEAD_NS of work by the measured task time (2 while nothing is
+     * measured), so that short tasks are streamed and long ones are not
+     * queued behind each other.
+     */
+    unsigned ahead = pool->opts.pipeline, first = ahead + 1;
+    if (ahead > 2) {
+        uint64_t want = pool->task_ns_avg ? CF__PP_AHEAD_NS / pool->task_ns_avg + 1 : 2;
+        if (want < ahead)
+            ahead = (unsigned)want;
+    }
+    for (int i = 0; i < pool->nworkers; i++) {
+        const struct pp_worker *w = &pool->workers[i];
+        starting += w->state == W_SPAWNING || w->state == W_STARTING;
+        if (w->state == W_READY && w->ninflight < first)
+            first = (unsigned)w->ninflight + 1; /* the shallowest pipeline */
+    }
+    for (unsigned depth = first; depth <= ahead && pool->nqueued; depth++) {
         /* A task sent ahead waits behind the one running: only do so when the
          * workers about to start could not take it first. */
         if (depth > 1 && pool->nqueued <= starting)
@@ -461,7 +508,8 @@ static void worker_finalize(struct pp_worker *w)
     }
     if (pool->broken)
         pp_fail_queue(pool, pool->broken_err, pool->broken_msg);
-    pp_dispatch(pool);
+    pool->dispatch_due = 1;
+    pp_dispatch_due(pool);
 }
 
 /* Stop a worker: SIGTERM to its process group now, SIGKILL after the grace period. */
@@ -538,6 +586,7 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
         free(payload);
         if (head && head->id == h->id && head->state == PT_SENT) {
             head->state = PT_RUNNING;
+            head->t_submit = cf_now_ns(); /* from here on: when it started */
             pool->nrunning++;
             if (head->f)
                 cf__future_set_state(head->f, CF_FUTURE_RUNNING);
@@ -556,6 +605,8 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
             int rc;
 
             timer_stop(pool->loop, &w->task_timer);
+            uint64_t ran = cf_now_ns() - head->t_submit;
+            pool->task_ns_avg = pool->task_ns_avg ? pool->task_ns_avg - pool->task_ns_avg / 8 + ran / 8 : ran + 1;
             cf__list_remove(&head->link);
             w->ninflight--;
             pool->nrunning--;
@@ -574,9 +625,7 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
                     pp_complete(head, &o, 0, NULL);
             }
             pp_task_free(head);
-            pp_dispatch(pool);
-            if (pool->shut && !pool->nqueued && !w->ninflight && w->fd >= 0)
-                shutdown(w->fd, SHUT_WR); /* nothing left to do: let it exit */
+            pool->dispatch_due = 1; /* after the rest of the burst: one write per worker */
             return;
         }
         break;
@@ -588,44 +637,54 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
     kill(-w->pid, SIGKILL);
 }
 
+/*
+ * Read what the worker wrote, in pieces of up to CF__PP_RBUF bytes, and hand
+ * each complete frame to worker_frame(): a burst of results costs one read().
+ */
 static void worker_read(struct pp_worker *w)
 {
+    cf_process_pool_t *pool = w->pool;
+
     if (w->fd < 0)
         return;
+    if (!pool->rbuf && !(pool->rbuf = malloc(CF__PP_RBUF)))
+        return; /* retried on the next readiness */
     for (;;) {
-        struct cf__frame_hdr h;
-        uint8_t *where, *payload;
-        size_t want;
-        ssize_t r;
-        int rc;
+        ssize_t r = read(w->fd, pool->rbuf, CF__PP_RBUF);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            goto eof; /* ECONNRESET: treat as EOF */
+        }
+        if (r == 0)
+            goto eof;
+        for (size_t off = 0; off < (size_t)r;) {
+            struct cf__frame_hdr h;
+            uint8_t *where, *payload;
+            size_t want;
 
-        cf__frame_reader_want(&w->rd, &where, &want);
-        if (want == 0) {
-            r = 0;
-        } else {
-            r = read(w->fd, where, want);
-            if (r < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                    return;
-                r = 0; /* ECONNRESET: treat as EOF */
+            cf__frame_reader_want(&w->rd, &where, &want);
+            if (want > (size_t)r - off)
+                want = (size_t)r - off;
+            memcpy(where, pool->rbuf + off, want);
+            off += want;
+            int rc = cf__frame_reader_got(&w->rd, want, &h, &payload);
+            if (rc < 0) {
+                kill(-w->pid, SIGKILL); /* malformed stream: the worker is of no more use */
                 goto eof;
             }
-            if (r == 0)
-                goto eof;
+            if (rc == 1) {
+                worker_frame(w, &h, payload);
+                if (w->fd < 0)
+                    return;
+            }
         }
-        rc = cf__frame_reader_got(&w->rd, (size_t)r, &h, &payload);
-        if (rc < 0) {
-            kill(-w->pid, SIGKILL); /* malformed stream: the worker is of no more use */
-            goto eof;
-        }
-        if (rc == 1) {
-            worker_frame(w, &h, payload);
-            if (w->fd < 0)
-                return;
-        }
+        if ((size_t)r < CF__PP_RBUF)
+            break; /* drained: the next readiness brings more */
     }
+    return;
 eof:
     if (!w->eof) {
         w->eof = 1;
@@ -636,6 +695,20 @@ eof:
     }
 }
 
+/* After reading results: hand out work once for the whole burst. */
+static void pp_dispatch_due(cf_process_pool_t *pool)
+{
+    if (!pool->dispatch_due)
+        return;
+    pool->dispatch_due = 0;
+    pp_dispatch(pool);
+    for (int i = 0; i < pool->nworkers; i++) {
+        struct pp_worker *x = &pool->workers[i];
+        if (pool->shut && !pool->nqueued && !x->ninflight && x->fd >= 0 && x->state == W_READY)
+            shutdown(x->fd, SHUT_WR); /* nothing left to do: let it exit */
+    }
+}
+
 static void worker_rio_cb(struct ev_loop *ev, ev_io *io, int revents)
 {
     struct pp_worker *w = io->data;
@@ -643,6 +716,7 @@ static void worker_rio_cb(struct ev_loop *ev, ev_io *io, int revents)
     (void)ev;
     (void)revents;
     worker_read(w);
+    pp_dispatch_due(w->pool);
     if (w->eof && w->exited && w->state != W_EMPTY)
         worker_finalize(w);
 }
@@ -776,7 +850,7 @@ void cf_process_pool_opts_init(cf_process_pool_opts *o)
     o->max_workers = cf_cpu_count();
     o->task_timeout = -1;
     o->kill_grace = 1.0;
-    o->pipeline = 2;
+    o->pipeline = 32;
     o->on_crash = CF_CRASH_REPLACE;
     o->max_init_failures = 3;
 }
@@ -1035,6 +1109,7 @@ void cf_process_pool_free(cf_process_pool_t *pool)
     pool->loop->live_executors--;
     free(pool->broken_msg);
     free(pool->workers);
+    free(pool->rbuf);
     free(pool);
 }
 

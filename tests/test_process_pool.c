@@ -387,6 +387,48 @@ static void test_crashes_fail_only_their_task(void **state)
     cf_process_pool_free(p);
 }
 
+/*
+ * Short tasks are streamed: many are sent ahead to each worker.  A crash in
+ * the middle of such a stream fails exactly the task that crashed; every task
+ * sent ahead of it to the same worker runs again elsewhere (or on the
+ * replacement) and completes with its own value.
+ */
+static void test_crash_in_a_deep_pipeline(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 2, 0.2);
+    enum { WARM = 2000, N = 400, BAD = 150 };
+    cf_future_t *warm[WARM], *fs[N];
+
+    /* Tiny tasks first, so that the pool measures them as short. */
+    for (int i = 0; i < WARM; i++)
+        warm[i] = submit_i(p, t_square, i, -1);
+    for (int i = 0; i < WARM; i++) {
+        assert_int_equal(cf_future_wait(warm[i], -1), 0);
+        assert_int_equal(cf_future_status(warm[i]), 0);
+        assert_int_equal(cf_future_unref(warm[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        fs[i] = i == BAD ? submit_i(p, t_crash, 0, -1) : submit_i(p, t_square, i, -1);
+    for (int i = 0; i < N; i++) {
+        int64_t v = -1;
+        assert_int_equal(cf_future_wait(fs[i], -1), 0);
+        if (i == BAD) {
+            assert_int_equal(cf_future_status(fs[i]), CF_EWORKER);
+            assert_non_null(strstr(cf_future_error(fs[i]), "SIGSEGV"));
+        } else {
+            assert_int_equal(cf_future_result_i64(fs[i], &v), 0);
+            assert_int_equal(v, (int64_t)i * i);
+        }
+        assert_int_equal(cf_future_unref(fs[i]), 0);
+    }
+    cf_pool_stats st;
+    assert_int_equal(cf_process_pool_stats(p, &st), 0);
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(st.completed, WARM + N - 1);
+    cf_process_pool_free(p);
+}
+
 /* Worker initializer: the workers of this pool ignore SIGTERM. */
 static int init_ignore_term(void *pool_data, int index, void **worker_data)
 {
@@ -903,6 +945,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_values_and_misuse),
         T(test_crashes_fail_only_their_task),
+        T(test_crash_in_a_deep_pipeline),
         T(test_timeouts_stop_the_worker),
         T(test_timeout_kills_grandchildren),
         T(test_cancel_running_and_queued),

@@ -30,10 +30,13 @@
  * created the pool (PR_SET_PDEATHSIG follows the creating thread): create it
  * on a thread that outlives it, such as the loop thread.
  *
- * Pipelining: a worker gets up to `pipeline` tasks at a time to hide the round
- * trip; a task sent ahead waits behind the one running.  Tasks are spread
- * breadth first and sent ahead only while no worker is starting, but a short
- * task can still wait for a long one; pipeline = 1 never sends ahead.
+ * Pipelining: to hide the round trip, tasks are sent ahead to a worker while
+ * it runs one - up to `pipeline` of them, and only about 2 ms of work by the
+ * task time the pool measures (a moving average), so a stream of tiny tasks
+ * flows without a round trip per task while long tasks are not queued behind
+ * each other.  A task sent ahead still waits behind the one running: a short
+ * task arriving among long ones can wait for a long one.  pipeline = 1 never
+ * sends ahead.
  */
 #ifndef CFUTURES_PROCESS_POOL_H
 #define CFUTURES_PROCESS_POOL_H
@@ -67,9 +70,9 @@ typedef struct cf_process_pool_opts {
     size_t max_memory;              /* address-space limit per worker in bytes (RLIMIT_AS); 0 = none */
     double task_timeout;            /* default per-task timeout in seconds; < 0 = none (default) */
     double kill_grace;              /* seconds between SIGTERM and SIGKILL; default 1.0 */
-    unsigned pipeline;              /* tasks in flight per worker, default 2: the ones beyond the first
-                                       hide the round trip, but wait behind the running task, so a short
-                                       task can wait for a long one; 1 never sends ahead */
+    unsigned pipeline;              /* tasks in flight per worker at most, default 32 (fewer while the
+                                       measured task time is long, see above); the ones beyond the
+                                       first wait behind the running task; 1 never sends ahead */
     cf_crash_policy on_crash;       /* default CF_CRASH_REPLACE */
     unsigned max_init_failures;     /* initializer failures in a row that break the pool; default 3 */
 } cf_process_pool_opts;
