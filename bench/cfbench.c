@@ -349,7 +349,9 @@ static int run_mem_pending(long n, double *bytes_per, long *rss_delta_kib)
     int nw = opt.workers < 64 ? opt.workers : 64, rc = 0;
     if (!fs)
         return fail("malloc", CF_ENOMEM);
-    memset(fs, 0, (size_t)n * sizeof(*fs)); /* the caller's array is not the runtime's memory */
+    /* Touch the caller's array now: it is not the runtime's memory.  (Not with
+     * zeros: malloc + memset(0) may become calloc, which touches nothing.) */
+    memset(fs, 0xff, (size_t)n * sizeof(*fs));
 
     for (int i = 0; i < nw; i++)
         if ((rc = cf_thread_pool_submit(tpool, gate_task, NULL, NULL, &gates[i])) != 0)

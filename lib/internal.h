@@ -16,6 +16,7 @@
 
 #include "cfutures.h"
 #include "queue.h"
+#include "slab.h"
 
 #ifdef NDEBUG
 #define CF_ASSERT(cond, msg) ((void)0)
@@ -84,10 +85,8 @@ struct cf_loop {
     size_t outstanding;     /* executor tasks not yet completed (holds one ev_ref while > 0) */
     size_t live_futures;
     size_t live_executors;
-    struct cf__snode *future_cache; /* released futures kept for reuse */
-    size_t future_cache_n;
-    struct cf__cb *cb_cache;        /* released callback nodes kept for reuse */
-    size_t cb_cache_n;
+    struct cf__slab future_slab; /* futures (see slab.h) */
+    struct cf__slab cb_slab;     /* callback nodes */
 };
 
 /* Hand `w` to the loop from any thread (takes inbox_mu, wakes the loop on empty -> non-empty). */
@@ -159,41 +158,54 @@ void cf__outcome_clear(struct cf__outcome *o);
 /* The worker-side view of a running task (built on the worker's stack). */
 struct cf_task {
     struct cf__outcome *out;
-    const atomic_int *cancel_req;
+    const atomic_uchar *cancel_req;
     void *worker_data;
     int worker_index;
     void *arg;
     size_t arg_len;
 };
 
+/*
+ * A future, and for executor futures the task too.  120 bytes on LP64: a
+ * pending task costs this much and no more, since futures come from the
+ * loop's slab, which also knows the loop a future belongs to
+ * (cf__future_loop()).
+ */
 struct cf_future {
     /* Queue link: the owner's queue while queued, then the inbox/ready queue. */
     union {
         struct cf__list qlink;
         struct cf__work work;
     } u;
-    cf_loop_t *loop;
-    uint32_t magic;
-    uint32_t refs;    /* loop thread only */
+    uint32_t refs;    /* loop thread only; 0 once released (the slot is then free) */
     atomic_int state; /* PENDING -> RUNNING is written by a worker; final states by the loop */
-    struct cf__outcome out; /* written by the worker before handing back */
-    struct cf__cb *cbs; /* loop thread only; newest first */
-    const struct cf__future_ops *ops;
-    void *owner;
+    uint32_t arg_len; /* bytes at `arg` for byte submissions (CF__ARG_MAX at most) */
+    atomic_uchar cancel_req;
     uint8_t scheduled; /* loop thread only: a dispatch or completion is queued */
     uint8_t where;     /* owner-specific position (queued, overflow, ...) */
     uint8_t taken;     /* the pointer value was moved out by cf_future_take() */
-    atomic_int cancel_req;
+    /*
+     * Written by the worker before handing back.  While a thread-pool task is
+     * queued, out.value.i64 holds its submit time (thread_pool.c).
+     */
+    struct cf__outcome out;
+    struct cf__cb *cbs; /* loop thread only; newest first */
+    const struct cf__future_ops *ops;
+    void *owner;
     /* Task part (executor futures). */
     cf_task_fn fn;
     void *arg;
     cf_free_fn arg_free;
-    size_t arg_len;
-    uint64_t t_submit;
 };
 
-#define CF__FUTURE_LIVE 0x43465554u /* "CFUT" */
-#define CF__FUTURE_DEAD 0xdeadf00du
+/* The loop a future belongs to: the owner of the slab it was allocated from. */
+static inline cf_loop_t *cf__future_loop(const cf_future_t *f)
+{
+    return (cf_loop_t *)cf__slab_owner(f);
+}
+
+/* Largest byte argument a future carries. */
+#define CF__ARG_MAX UINT32_MAX
 
 /* Allocate a future with one reference (the caller's). Loop thread. */
 cf_future_t *cf__future_alloc(cf_loop_t *loop);

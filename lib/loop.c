@@ -40,7 +40,6 @@
 #include <stdlib.h>
 
 #define CF__DEFAULT_BATCH 1024u
-#define CF__CACHE_MAX 4096u
 
 static void cf__loop_run_ready(cf_loop_t *loop)
 {
@@ -103,6 +102,8 @@ int cf_loop_new(struct ev_loop *ev, cf_loop_t **out)
     cf__fifo_init(&loop->inbox);
     cf__fifo_init(&loop->ready);
     atomic_init(&loop->calls_pending, 0);
+    cf__slab_init(&loop->future_slab, sizeof(struct cf_future), loop);
+    cf__slab_init(&loop->cb_slab, sizeof(struct cf__cb), loop);
 
     ev_async_init(&loop->async, cf__loop_async_cb);
     loop->async.data = loop;
@@ -139,16 +140,8 @@ int cf_loop_close(cf_loop_t *loop)
         loop->holds--;
         ev_unref(loop->ev);
     }
-    while (loop->future_cache) {
-        struct cf__snode *n = loop->future_cache;
-        loop->future_cache = n->next;
-        free(cf__container_of(n, struct cf_future, u.work.node));
-    }
-    while (loop->cb_cache) {
-        struct cf__cb *c = loop->cb_cache;
-        loop->cb_cache = c->next;
-        free(c);
-    }
+    cf__slab_destroy(&loop->future_slab);
+    cf__slab_destroy(&loop->cb_slab);
     pthread_mutex_destroy(&loop->inbox_mu);
     free(loop);
     return 0;
@@ -323,19 +316,10 @@ cf_future_t *cf__future_alloc(cf_loop_t *loop)
 {
     cf_future_t *f;
 
-    if (loop->future_cache) {
-        struct cf__snode *n = loop->future_cache;
-        loop->future_cache = n->next;
-        loop->future_cache_n--;
-        f = cf__container_of(n, struct cf_future, u.work.node);
-    } else {
-        f = malloc(sizeof(*f));
-        if (!f)
-            return NULL;
-    }
+    f = cf__slab_alloc(&loop->future_slab);
+    if (!f)
+        return NULL;
     f->u.qlink.next = f->u.qlink.prev = NULL;
-    f->loop = loop;
-    f->magic = CF__FUTURE_LIVE;
     f->refs = 1;
     atomic_init(&f->state, CF_FUTURE_PENDING);
     f->out.value.ptr = NULL;
@@ -355,45 +339,24 @@ cf_future_t *cf__future_alloc(cf_loop_t *loop)
     f->arg = NULL;
     f->arg_free = NULL;
     f->arg_len = 0;
-    f->t_submit = 0;
     loop->live_futures++;
     return f;
 }
 
 void cf__future_release_mem(cf_future_t *f)
 {
-    cf_loop_t *loop = f->loop;
+    cf_loop_t *loop = cf__future_loop(f);
 
-    f->magic = CF__FUTURE_DEAD;
     loop->live_futures--;
-    if (loop->future_cache_n < CF__CACHE_MAX) {
-        f->u.work.node.next = loop->future_cache;
-        loop->future_cache = &f->u.work.node;
-        loop->future_cache_n++;
-    } else {
-        free(f);
-    }
+    cf__slab_free(&loop->future_slab, f);
 }
 
 struct cf__cb *cf__cb_alloc(cf_loop_t *loop)
 {
-    struct cf__cb *c = loop->cb_cache;
-
-    if (c) {
-        loop->cb_cache = c->next;
-        loop->cb_cache_n--;
-        return c;
-    }
-    return malloc(sizeof(*c));
+    return cf__slab_alloc(&loop->cb_slab);
 }
 
 void cf__cb_release(cf_loop_t *loop, struct cf__cb *c)
 {
-    if (loop->cb_cache_n < CF__CACHE_MAX) {
-        c->next = loop->cb_cache;
-        loop->cb_cache = c;
-        loop->cb_cache_n++;
-    } else {
-        free(c);
-    }
+    cf__slab_free(&loop->cb_slab, c);
 }

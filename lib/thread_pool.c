@@ -86,7 +86,9 @@ struct cf_thread_pool {
     atomic_int stopping; /* workers exit once the queue is empty */
     size_t nrunning;
     int nsleeping;
+    int nsignaled; /* signals sent that no sleeping worker has consumed yet */
     int nspinning; /* workers polling the queue before sleeping: they need no signal */
+    int ncpus;     /* CPUs of the machine, read at creation */
     int nalive;
     int broken;
     char *broken_msg;
@@ -167,6 +169,7 @@ static void tp_break(struct cf__tp_worker *w, int err)
         cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
         atomic_fetch_sub_explicit(&pool->nqueued, 1, memory_order_relaxed);
         f->where = TP_NONE;
+        f->out.value.ptr = NULL; /* it held the submit time */
         f->out.err = CF_EBROKEN;
         f->out.errmsg = pool->broken_msg ? strdup(pool->broken_msg) : NULL;
         wake |= tp_hand_back_locked(pool, f);
@@ -212,7 +215,7 @@ static void *tp_worker_main(void *arg)
 
         if (n) {
             cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
-            uint64_t now = cf_now_ns(), waited = now - f->t_submit;
+            uint64_t now = cf_now_ns(), waited = now - (uint64_t)f->out.value.i64;
             int wake;
 
             atomic_fetch_sub_explicit(&pool->nqueued, 1, memory_order_relaxed);
@@ -220,6 +223,7 @@ static void *tp_worker_main(void *arg)
             pool->queue_ns_total += waited;
             if (waited > pool->queue_ns_max)
                 pool->queue_ns_max = waited;
+            f->out.value.ptr = NULL; /* it held the submit time */
             f->where = TP_NONE;
             w->current = f;
             cf__future_set_state(f, CF_FUTURE_RUNNING);
@@ -241,7 +245,12 @@ static void *tp_worker_main(void *arg)
         }
         if (atomic_load_explicit(&pool->stopping, memory_order_relaxed))
             break;
-        if (may_spin && pool->opts.spin_us) {
+        /*
+         * Spin only while a CPU is left over: the loop thread needs one, and
+         * so does every running worker.  A spinner that would take a CPU from
+         * them costs more than the wake-up it saves.
+         */
+        if (may_spin && pool->opts.spin_us && (int)pool->nrunning + pool->nspinning + 1 < pool->ncpus) {
             uint64_t until = cf_now_ns() + (uint64_t)pool->opts.spin_us * 1000u;
             unsigned spins = 0;
 
@@ -259,6 +268,8 @@ static void *tp_worker_main(void *arg)
         pool->nsleeping++;
         pthread_cond_wait(&pool->cv, &pool->mu);
         pool->nsleeping--;
+        if (pool->nsignaled > 0)
+            pool->nsignaled--;
     }
     pool->nalive--;
     pthread_mutex_unlock(&pool->mu);
@@ -294,12 +305,13 @@ static void tp_maybe_stop(cf_thread_pool_t *pool)
 /* Complete `f` on a later iteration with `err` (CF_ECANCELED, CF_EBROKEN...). */
 static void tp_complete_later(cf_future_t *f, int err)
 {
+    f->out.value.ptr = NULL; /* it held the submit time */
     f->out.err = err;
     if (err == CF_ECANCELED)
         cf__future_set_state(f, CF_FUTURE_CANCELLED);
     f->scheduled = 1;
     f->u.work.run = tp_complete;
-    cf__loop_defer(f->loop, &f->u.work);
+    cf__loop_defer(cf__future_loop(f), &f->u.work);
 }
 
 /* Move tasks waiting for queue room into the queue (CF_QUEUE_FULL_WAIT). */
@@ -454,6 +466,7 @@ int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thre
              opts->name_prefix && *opts->name_prefix ? opts->name_prefix : "cf-worker");
     pool->opts.name_prefix = NULL; /* not kept: the caller owns the string */
     pool->nworkers = opts->max_workers;
+    pool->ncpus = cf_cpu_count();
     cf__list_init(&pool->queue);
     cf__list_init(&pool->overflow);
     atomic_init(&pool->nqueued, 0);
@@ -501,6 +514,8 @@ static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t le
 
     if (pool->shut)
         return CF_ESHUTDOWN;
+    if (len > CF__ARG_MAX)
+        return CF_EINVAL;
     f = cf__future_alloc(pool->loop);
     if (!f)
         return CF_ENOMEM;
@@ -509,8 +524,8 @@ static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t le
     f->fn = fn;
     f->arg = arg;
     f->arg_free = arg_free;
-    f->arg_len = len;
-    f->t_submit = cf_now_ns();
+    f->arg_len = (uint32_t)len;
+    f->out.value.i64 = (int64_t)cf_now_ns(); /* the submit time, until a worker takes it */
 
     pthread_mutex_lock(&pool->mu);
     if (pool->broken) {
@@ -533,9 +548,16 @@ static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t le
     } else {
         f->where = TP_QUEUED;
         cf__list_push(&pool->queue, &f->u.qlink);
-        atomic_fetch_add_explicit(&pool->nqueued, 1, memory_order_relaxed);
-        if (pool->nsleeping && !pool->nspinning)
+        size_t queued = atomic_fetch_add_explicit(&pool->nqueued, 1, memory_order_relaxed) + 1;
+        /*
+         * Wake a sleeper unless the queued tasks are already spoken for: each
+         * spinning worker takes one, and so does each worker signalled but
+         * not yet awake.
+         */
+        if (pool->nsleeping > pool->nsignaled && queued > (size_t)(pool->nspinning + pool->nsignaled)) {
+            pool->nsignaled++;
             pthread_cond_signal(&pool->cv);
+        }
     }
     pthread_mutex_unlock(&pool->mu);
 
