@@ -43,11 +43,12 @@
  * watcher runs only while a write would block.
  *
  * Lifetime.  A connection is reference counted: being open is one reference,
- * every pending future another.  Closing a connection (peer gone, timeout,
- * error) cancels its pending futures - a queued task never runs, a running
- * worker process is stopped, a timer is stopped - and the done callbacks, which
- * still run exactly once, only drop their reference, so no callback touches
- * freed memory.
+ * every pending future another.  Closing a connection (write error, timeout,
+ * or end of input while a request is still being worked on: the client gave
+ * up) cancels its pending futures - a queued task never runs, a running worker
+ * process is stopped, a timer is stopped - and the done callbacks, which still
+ * run exactly once, only drop their reference, so no callback touches freed
+ * memory.
  *
  * Limits: request head (request line and headers) 8 KiB -> 431; request body
  * 1 MiB -> 413 (bodies of acceptable requests are read and discarded);
@@ -99,17 +100,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CFS_MAX_HEAD 8192          /* request line + headers */
-#define CFS_MAX_BODY (1u << 20)    /* request body */
-#define CFS_MAX_FILE (16u << 20)   /* largest file served or... read whole */
-#define CFS_MAX_PIPELINE 32        /* outstanding responses per connection */
-#define CFS_READ_BUF 16384         /* bytes read per recv() */
-#define CFS_LINGER 2.0             /* seconds of lingering close */
+#define CFS_MAX_HEAD 8192           /* request line + headers */
+#define CFS_MAX_BODY (1u << 20)     /* request body */
+#define CFS_MAX_FILE (16u << 20)    /* largest file served (files are read whole) */
+#define CFS_MAX_PIPELINE 32         /* outstanding responses per connection */
+#define CFS_READ_BUF 16384          /* bytes read per recv() */
+#define CFS_LINGER 2.0              /* seconds of lingering close */
 #define CFS_LINGER_BYTES (1u << 20) /* discarded at most while lingering */
-#define CFS_IOV 64                 /* iovecs per sendmsg() */
-#define CFS_FIB_MAX 92             /* fib(92) is the largest that fits an int64 */
-#define CFS_FIB_NAIVE_MAX 45       /* above this, fib is computed iteratively */
-#define CFS_SLEEP_MAX 10000        /* ms */
+#define CFS_IOV 64                  /* iovecs per sendmsg() */
+#define CFS_FIB_MAX 92              /* fib(92) is the largest that fits an int64 */
+#define CFS_FIB_NAIVE_MAX 45        /* above this, fib is computed iteratively */
+#define CFS_SLEEP_MAX 10000         /* ms */
 
 /* ------------------------------------------------------------------ types */
 
@@ -149,9 +150,9 @@ typedef struct resp {
     struct resp *next;
     conn *c;
     resp_kind kind;
-    int ready;   /* status, body and length are final */
-    int head;    /* HEAD: send the headers only */
-    int close;   /* say "Connection: close" (the connection closes after it) */
+    int ready; /* status, body and length are final */
+    int head;  /* HEAD: send the headers only */
+    int close; /* say "Connection: close" (the connection closes after it) */
     int status;
     const char *ctype;
     const char *allow; /* Allow header value, or NULL */
@@ -178,20 +179,19 @@ struct conn {
     size_t in_len;
     char *url; /* the request target being parsed */
     size_t url_len, url_cap;
-    size_t head_bytes; /* request line and header bytes so far */
     uint64_t body_bytes;
     int in_message; /* a request's first byte arrived, its end not yet */
     int in_headers; /* ... and its head is not complete */
     ev_tstamp msg_start, last_io;
     resp *head, *tail; /* responses not yet sent, oldest first */
     unsigned nresp;
-    int err_status;  /* status a parser callback failed with */
-    int paused;      /* parser paused: too many responses outstanding */
-    int rd_done;     /* no more requests will be read */
-    int peer_eof;    /* the peer shut down its side */
-    int lingering;   /* final response sent, reading and discarding */
-    int wblocked;    /* a write would block */
-    int rejected;    /* over --max-conns: gets 503 */
+    int err_status; /* status a parser callback failed with */
+    int paused;     /* parser paused: too many responses outstanding */
+    int rd_done;    /* no more requests will be read */
+    int peer_eof;   /* the peer shut down its side */
+    int lingering;  /* final response sent, reading and discarding */
+    int wblocked;   /* a write would block */
+    int rejected;   /* over --max-conns: gets 503 */
     int closed;
     size_t lingered;
     ev_tstamp linger_until;
@@ -212,7 +212,7 @@ struct server {
     ev_signal sigint_w, sigterm_w;
     int stopping;
     const char *stop_signal;
-    conn *conns; /* open connections */
+    conn *conns;         /* open connections */
     unsigned open_conns; /* open, not rejected */
     unsigned live_conns; /* allocated (open, or closed with futures pending) */
     uint64_t total_conns, rejected_conns, requests, inflight;
@@ -269,11 +269,6 @@ static char *url_decode(const char *s, size_t len, int plus)
     for (size_t i = 0; i < len; i++) {
         int ch = (unsigned char)s[i];
         if (ch == '%') {
-            int hi = i + 2 < len + 0 || i + 2 == len ? -1 : -1;
-            (void)hi;
-            if (i + 2 >= len + 0 && i + 2 != len - 0) {
-                /* fallthrough to the checks below */
-            }
             if (len - i < 3 || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) {
                 free(out);
                 return NULL;
@@ -353,11 +348,16 @@ static const char *content_type(const char *path)
     static const struct {
         const char *ext, *type;
     } types[] = {
-        {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
-        {"css", "text/css; charset=utf-8"},   {"js", "text/javascript; charset=utf-8"},
-        {"txt", "text/plain; charset=utf-8"}, {"json", "application/json"},
-        {"png", "image/png"},                 {"jpg", "image/jpeg"},
-        {"jpeg", "image/jpeg"},               {"svg", "image/svg+xml"},
+        {"html", "text/html; charset=utf-8"},
+        {"htm", "text/html; charset=utf-8"},
+        {"css", "text/css; charset=utf-8"},
+        {"js", "text/javascript; charset=utf-8"},
+        {"txt", "text/plain; charset=utf-8"},
+        {"json", "application/json"},
+        {"png", "image/png"},
+        {"jpg", "image/jpeg"},
+        {"jpeg", "image/jpeg"},
+        {"svg", "image/svg+xml"},
     };
     const char *slash = strrchr(path, '/');
     const char *dot = strrchr(slash ? slash : path, '.');
@@ -525,8 +525,7 @@ static void read_fd(fs_job *j, int fd, const struct stat *st)
 {
     size_t size = (size_t)st->st_size, got = 0;
     if (st->st_size > (off_t)CFS_MAX_FILE) {
-        job_fail(j, 403, "file too large for this server (%jd bytes, limit %u)", (intmax_t)st->st_size,
-                 CFS_MAX_FILE);
+        job_fail(j, 403, "file too large for this server (%jd bytes, limit %u)", (intmax_t)st->st_size, CFS_MAX_FILE);
         return;
     }
     if (j->head) {
@@ -641,7 +640,7 @@ static void resp_free(resp *r)
     free(r);
 }
 
-/* Make a response ready with `body` (copied, or taken when `take`). */
+/* Make a response ready with a copy of `body`. */
 static void resp_set(resp *r, int status, const char *ctype, const char *body, size_t len)
 {
     free(r->body);
@@ -783,11 +782,12 @@ static void resp_wait(resp *r, resp_kind kind, cf_future_t *f)
     int rc = cf_future_on_done(f, resp_done, r, NULL);
     if (rc != 0) {
         report("cf_future_on_done", rc);
-        cf_future_cancel(f);
+        /* A task that already runs still uses its job: then leave the job (this is out-of-memory land). */
+        if (cf_future_cancel(f) == 0 || cf_future_get_state(f) == CF_FUTURE_CANCELLED)
+            job_free(r->job);
+        r->job = NULL;
         cf_future_unref(f);
         r->fut = NULL;
-        job_free(r->job);
-        r->job = NULL;
         c->srv->inflight--;
         resp_text(r, 500, "%s\n", cf_strerror(rc));
         conn_unref(c);
@@ -981,7 +981,6 @@ static int on_message_begin(http_parser *p)
     c->in_headers = 1;
     c->msg_start = ev_now(c->srv->ev);
     c->url_len = 0;
-    c->head_bytes = 0;
     c->body_bytes = 0;
     return 0;
 }
@@ -1008,19 +1007,6 @@ static int on_url(http_parser *p, const char *at, size_t len)
     memcpy(c->url + c->url_len, at, len);
     c->url_len += len;
     c->url[c->url_len] = '\0';
-    return 0;
-}
-
-/* Header names and values count against the same 8 KiB as the request line. */
-static int on_header_bytes(http_parser *p, const char *at, size_t len)
-{
-    conn *c = p->data;
-    (void)at;
-    c->head_bytes += len + 2; /* with the ": " or CRLF around it */
-    if (c->url_len + c->head_bytes > CFS_MAX_HEAD) {
-        c->err_status = 431;
-        return -1;
-    }
     return 0;
 }
 
@@ -1070,8 +1056,6 @@ static int on_message_complete(http_parser *p)
 static const http_parser_settings parser_settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
-    .on_header_field = on_header_bytes,
-    .on_header_value = on_header_bytes,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
@@ -1279,12 +1263,19 @@ static void conn_read(conn *c)
         return;
     }
     if (n == 0) {
-        /* The peer is done sending: answer what was received, then close. */
+        /*
+         * The peer is done sending.  Responses already made are still sent;
+         * but a client that goes away while its request is being worked on
+         * has given up on it (nginx's 499): close, which cancels the work.
+         */
         c->peer_eof = 1;
         c->rd_done = 1;
         c->in_message = c->in_headers = 0;
         ev_io_stop(c->srv->ev, &c->rio);
-        if (!c->head)
+        int waiting = 0;
+        for (resp *r = c->head; r; r = r->next)
+            waiting |= r->fut != NULL;
+        if (!c->head || waiting)
             conn_close(c);
         return;
     }
@@ -1352,20 +1343,8 @@ static void conn_flush(conn *c)
             s->requests++;
             resp_free(r);
             if (closing) {
+                /* A closing response is always the last one queued: nothing follows. */
                 c->rd_done = 1;
-                while (c->head) { /* nothing after a closing response is sent */
-                    resp *rest = c->head;
-                    c->head = rest->next;
-                    c->nresp--;
-                    if (rest->fut)
-                        cf_future_cancel(rest->fut);
-                    /* a response waiting for a future stays until its callback ran */
-                    if (rest->fut) {
-                        rest->next = NULL;
-                        rest->ready = 0;
-                        /* detach: the callback will find c->closed soon (conn_finish) */
-                    }
-                }
                 break;
             }
         }
@@ -1511,10 +1490,11 @@ static void signal_cb(struct ev_loop *ev, ev_signal *w, int revents)
         close(s->lfd);
         s->lfd = -1;
     }
+    /* Closing a connection unlinks (and may free) only that one, so `next` stays valid. */
     for (conn *c = s->conns, *next; c; c = next) {
-        conn_ref(c);
+        next = c->next;
         if (force || (!c->head && !c->lingering)) {
-            conn_close(c);
+            conn_close(c); /* idle, or a partial request that will not be answered */
         } else if (!c->lingering) {
             c->rd_done = 1;
             c->in_message = c->in_headers = 0;
@@ -1522,24 +1502,6 @@ static void signal_cb(struct ev_loop *ev, ev_signal *w, int revents)
             if (!c->tail->built)
                 c->tail->close = 1;
             conn_timer_update(c);
-        }
-        next = c->next; /* still valid: we hold a reference, and closing only unlinks c */
-        if (c->closed)
-            next = NULL; /* unlinked: restart from the head */
-        conn_unref(c);
-        if (!next && s->conns && force)
-            next = s->conns;
-    }
-    if (!force) {
-        /* Connections closed above were unlinked; walk again for any left idle. */
-        for (conn *c = s->conns, *next; c; c = next) {
-            next = c->next;
-            if (!c->head && !c->lingering) {
-                conn_ref(c);
-                conn_close(c);
-                conn_unref(c);
-                next = s->conns;
-            }
         }
     }
     server_check_done(s);
@@ -1659,6 +1621,9 @@ int main(int argc, char **argv)
         return 2;
     }
     s.rootlen = strlen(s.root);
+    /* The parser counts every byte of a request's head (request line and
+       headers) and fails with HPE_HEADER_OVERFLOW past this: 431. */
+    http_parser_set_max_header_size(CFS_MAX_HEAD);
 
     /*
      * A loop of our own: cfutures works on any loop, and the default loop
@@ -1718,8 +1683,8 @@ int main(int argc, char **argv)
     fflush(stdout);
     ev_run(s.ev, 0);
 
-    fprintf(stderr, "cfserve: %s: stopped after %" PRIu64 " responses on %" PRIu64 " connections (%" PRIu64
-                    " rejected)\n",
+    fprintf(stderr,
+            "cfserve: %s: stopped after %" PRIu64 " responses on %" PRIu64 " connections (%" PRIu64 " rejected)\n",
             s.stop_signal ? s.stop_signal : "loop ended", s.requests, s.total_conns, s.rejected_conns);
     status = s.stop_signal ? 0 : 1;
 
