@@ -13,12 +13,14 @@
  *                                       while `queue` held max_queued tasks
  *   loop inbox (see loop.c)             finished tasks on their way back
  * A task is its future: the queue link and the task fields live inside
- * struct cf_future, so submitting allocates nothing once the loop's future
- * cache is warm.
+ * struct cf_future, so submitting allocates nothing but a slot of the
+ * loop's future slab.
  *
  * Life of a task.
  *   submit (loop):  future gets the pool's reference; pushed on `queue` under
- *                   pool.mu; a sleeping worker is signalled only if one sleeps.
+ *                   pool.mu; a sleeping worker is signalled only when the
+ *                   queued tasks outnumber the spinning and already-signalled
+ *                   workers.
  *   take (worker):  under pool.mu: pop, state PENDING -> RUNNING, worker.current.
  *   run (worker):   fn(task, arg) without locks; outcome written into the future.
  *   hand back:      under pool.mu: worker.current = NULL and the future is
@@ -32,8 +34,9 @@
  *
  * Wake-ups.  Workers sleep on pool.cv; after finishing a task a worker first
  * polls the queue length for spin_us (lock-free read of an atomic) so that a
- * steady stream of submits does not pay a futex wake per task; an idle worker
- * never spins.
+ * steady stream of submits does not pay a futex wake per task - only while a
+ * CPU is left over (running and spinning workers and the loop thread each
+ * take one); an idle worker never spins.
  *
  * Lock order.  pool.mu -> loop.inbox_mu.  Nothing else nests; the loop thread
  * never holds pool.mu while running user code.

@@ -51,7 +51,8 @@ typedef struct cf_thread_pool_opts {
     void *init_data;             /* passed to initializer and finalizer */
     size_t max_queued;           /* bound on queued (not yet running) tasks; 0 = unbounded */
     cf_queue_full on_full;       /* policy when the bound is reached */
-    unsigned spin_us;            /* microseconds an idle worker polls before sleeping; default 50, 0 = never */
+    unsigned spin_us;            /* microseconds a worker that just finished polls before sleeping, while
+                                    a CPU is left over; default 50, 0 = never */
 } cf_thread_pool_opts;
 
 /* Fill `o` with the defaults. Any thread. */
