@@ -1,5 +1,5 @@
 /*
- * cfcrawl.c - a concurrent web crawler on cfutures, libcurl and gumbo.
+ * cfcrawl.c - a concurrent web crawler on cfutures, libcurl and libxml2.
  *
  *   cfcrawl [--depth N] [--max-pages N] [--concurrency N] [--timeout S] [--json] URL...
  *
@@ -12,7 +12,8 @@
  *
  * A fetch task downloads one URL (redirects are not followed inside curl: a
  * 3xx is reported and its target queued like a link, so every URL is fetched
- * exactly once), parses the HTML with gumbo, and resolves every <a>/<area>
+ * exactly once), parses the HTML with libxml2's HTML parser in SAX mode (no
+ * tree is built; entities are decoded), and resolves every <a>/<area>
  * href against the page (or its <base>) with libcurl's URL API, dropping the
  * fragment and anything that is not http(s) or not on one of the start URLs'
  * hosts (host and port).  The result travels back as the future's value; the
@@ -38,7 +39,8 @@
 #include <cfutures.h>
 #include <curl/curl.h>
 #include <ev.h>
-#include <gumbo.h>
+#include <libxml/HTMLparser.h>
+#include <limits.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -343,31 +345,6 @@ static void worker_fini(void *pool_data, int index, void *data)
     free(w);
 }
 
-/* Text of a node's children, whitespace collapsed; NULL if empty. */
-static char *node_text(const GumboNode *node)
-{
-    buf b = {0};
-    const GumboVector *kids = &node->v.element.children;
-    int space = 0;
-    for (unsigned i = 0; i < kids->length; i++) {
-        const GumboNode *k = kids->data[i];
-        if (k->type != GUMBO_NODE_TEXT && k->type != GUMBO_NODE_WHITESPACE && k->type != GUMBO_NODE_CDATA)
-            continue;
-        for (const char *p = k->v.text.text; *p; p++) {
-            if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f') {
-                space = b.len > 0;
-                continue;
-            }
-            if (space && buf_add(&b, " ", 1, MAX_BODY) != 0)
-                break;
-            space = 0;
-            if (buf_add(&b, p, 1, MAX_BODY) != 0)
-                break;
-        }
-    }
-    return b.data;
-}
-
 typedef struct link_walk {
     const crawl_conf *conf;
     worker *w;
@@ -408,60 +385,132 @@ static void add_link(link_walk *lw, const char *href)
     lw->r->links[lw->r->nlinks++] = u;
 }
 
-/* Depth-first walk with an explicit stack (documents can nest deeply). */
-static void walk_html(link_walk *lw, const GumboNode *root)
+/*
+ * What the SAX parser collects from one page: the raw hrefs of <a> and
+ * <area>, the first <base href>, and the text of the first <title> (entities
+ * already decoded by the parser).  Links are resolved once the whole page is
+ * parsed, because <base> applies to links before it too.
+ */
+typedef struct page_scan {
+    char **hrefs;
+    size_t n, cap;
+    char *base;
+    buf title;
+    int in_title, title_done;
+} page_scan;
+
+static const char *attr(const xmlChar **attrs, const char *name)
 {
-    size_t cap = 256, n = 0;
-    const GumboNode **stack = malloc(cap * sizeof *stack);
-    if (!stack)
-        return;
-    stack[n++] = root;
-    while (n > 0) {
-        const GumboNode *node = stack[--n];
-        if (node->type != GUMBO_NODE_ELEMENT && node->type != GUMBO_NODE_TEMPLATE)
-            continue;
-        const GumboElement *el = &node->v.element;
-        if (el->tag == GUMBO_TAG_TITLE && !lw->r->title) {
-            lw->r->title = node_text(node);
-        } else if (el->tag == GUMBO_TAG_A || el->tag == GUMBO_TAG_AREA) {
-            const GumboAttribute *href = gumbo_get_attribute(&el->attributes, "href");
-            if (href)
-                add_link(lw, href->value);
-        }
-        /* Children pushed in reverse so that links come out in document order. */
-        for (unsigned i = el->children.length; i-- > 0;) {
-            if (n == cap) {
-                const GumboNode **s = realloc(stack, 2 * cap * sizeof *s);
-                if (!s)
-                    goto out;
-                stack = s;
-                cap *= 2;
-            }
-            stack[n++] = el->children.data[i];
-        }
-    }
-out:
-    free(stack);
+    for (size_t i = 0; attrs && attrs[i]; i += 2)
+        if (strcasecmp((const char *)attrs[i], name) == 0)
+            return attrs[i + 1] ? (const char *)attrs[i + 1] : "";
+    return NULL;
 }
 
-/* <base href> of the document, if any (first one wins, as in browsers). */
-static const char *find_base(const GumboNode *html)
+static void on_start(void *ctx, const xmlChar *xname, const xmlChar **attrs)
 {
-    const GumboVector *kids = &html->v.element.children;
-    for (unsigned i = 0; i < kids->length; i++) {
-        const GumboNode *head = kids->data[i];
-        if (head->type != GUMBO_NODE_ELEMENT || head->v.element.tag != GUMBO_TAG_HEAD)
-            continue;
-        for (unsigned j = 0; j < head->v.element.children.length; j++) {
-            const GumboNode *k = head->v.element.children.data[j];
-            if (k->type == GUMBO_NODE_ELEMENT && k->v.element.tag == GUMBO_TAG_BASE) {
-                const GumboAttribute *a = gumbo_get_attribute(&k->v.element.attributes, "href");
-                if (a)
-                    return a->value;
-            }
+    page_scan *ps = ctx;
+    const char *name = (const char *)xname, *v;
+
+    if (strcmp(name, "title") == 0) {
+        ps->in_title = !ps->title_done;
+    } else if ((strcmp(name, "a") == 0 || strcmp(name, "area") == 0) && (v = attr(attrs, "href"))) {
+        if (ps->n == ps->cap) {
+            size_t cap = ps->cap ? 2 * ps->cap : 32;
+            char **h = realloc(ps->hrefs, cap * sizeof *h);
+            if (!h)
+                return;
+            ps->hrefs = h;
+            ps->cap = cap;
         }
+        if ((ps->hrefs[ps->n] = strdup(v)))
+            ps->n++;
+    } else if (strcmp(name, "base") == 0 && !ps->base && (v = attr(attrs, "href"))) {
+        ps->base = strdup(v);
     }
-    return NULL;
+}
+
+static void on_end(void *ctx, const xmlChar *name)
+{
+    page_scan *ps = ctx;
+    if (strcmp((const char *)name, "title") == 0 && ps->in_title) {
+        ps->in_title = 0;
+        ps->title_done = 1;
+    }
+}
+
+static void on_text(void *ctx, const xmlChar *ch, int len)
+{
+    page_scan *ps = ctx;
+    if (ps->in_title && len > 0)
+        buf_add(&ps->title, ch, (size_t)len, 4096);
+}
+
+static void on_parse_error(void *ctx, const char *msg, ...)
+{
+    (void)ctx;
+    (void)msg; /* real pages are full of recoverable errors: the parser recovers */
+}
+
+static const htmlSAXHandler page_sax = {
+    .startElement = on_start,
+    .endElement = on_end,
+    .characters = on_text,
+    .cdataBlock = on_text,
+    .warning = on_parse_error,
+    .error = on_parse_error,
+};
+
+/* Whitespace runs become one space, trimmed; NULL if nothing is left. */
+static char *collapse(const buf *b)
+{
+    if (!b->data)
+        return NULL;
+    char *out = xmalloc(b->len + 1), *o = out;
+    int space = 0;
+    for (size_t i = 0; i < b->len; i++) {
+        char c = b->data[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
+            space = o > out;
+            continue;
+        }
+        if (space)
+            *o++ = ' ';
+        space = 0;
+        *o++ = c;
+    }
+    *o = '\0';
+    if (o == out) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Parse the page in w->body: title and resolved links into r. Worker thread. */
+static int scan_page(worker *w, const char *url, fetch_result *r)
+{
+    page_scan ps = {0};
+    htmlParserCtxtPtr ctxt = htmlCreatePushParserCtxt((htmlSAXHandlerPtr)&page_sax, &ps, NULL, 0, url,
+                                                      XML_CHAR_ENCODING_NONE);
+    if (!ctxt)
+        return -1;
+    htmlCtxtUseOptions(ctxt, HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
+    htmlParseChunk(ctxt, w->body.data ? w->body.data : "", (int)w->body.len, 1);
+    htmlFreeParserCtxt(ctxt);
+
+    r->title = collapse(&ps.title);
+    char *abs_base = ps.base ? resolve_url(NULL, w->url, url, ps.base) : NULL;
+    link_walk lw = {.conf = w->conf, .w = w, .base = abs_base ? abs_base : url, .r = r};
+    for (size_t i = 0; i < ps.n; i++) {
+        add_link(&lw, ps.hrefs[i]);
+        free(ps.hrefs[i]);
+    }
+    curl_free(abs_base);
+    free(ps.hrefs);
+    free(ps.base);
+    free(ps.title.data);
+    return 0;
 }
 
 static char *fmt(const char *f, ...) CF_PRINTF(1, 2);
@@ -521,19 +570,8 @@ static int fetch_task(cf_task_t *task, void *arg)
     } else if (r->status >= 400) {
         r->error = fmt("HTTP %ld", r->status);
     } else {
-        GumboOutput *doc = gumbo_parse_with_options(&kGumboDefaultOptions, w->body.data ? w->body.data : "",
-                                                    w->body.len);
-        if (!doc) {
+        if (w->body.len > INT_MAX || scan_page(w, url, r) != 0)
             r->error = fmt("HTML parser failed");
-        } else {
-            const char *base = find_base(doc->root);
-            char *abs_base = base ? resolve_url(NULL, w->url, url, base) : NULL;
-            link_walk lw = {.conf = w->conf, .w = w,
-                            .base = abs_base ? abs_base : url, .r = r};
-            walk_html(&lw, doc->root);
-            curl_free(abs_base);
-            gumbo_destroy_output(&kGumboDefaultOptions, doc);
-        }
     }
     cf_task_set_result(task, r, fetch_result_free);
     return 0;
@@ -841,6 +879,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    xmlInitParser(); /* once, before the worker threads parse */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "cfcrawl: curl_global_init failed\n");
         return 1;
@@ -936,6 +975,7 @@ int main(int argc, char **argv)
     free(norm);
     free(starts);
     curl_global_cleanup();
+    xmlCleanupParser();
     if (c.fatal)
         return 1;
     return c.interrupted ? 130 : 0;
