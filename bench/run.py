@@ -193,7 +193,9 @@ class Bench:
                                          base + "/fib?n=32"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True)
                 time.sleep(1)  # let the /fib load reach its steady state before measuring
-                probe = subprocess.run(["wrk", "-t1", "-c4", "-d" + secs + "s", "--latency", "--timeout", "5s",
+                # The probe is one connection: it measures /health latency under the /fib load
+                # rather than adding a load of its own.
+                probe = subprocess.run(["wrk", "-t1", "-c1", "-d" + secs + "s", "--latency", "--timeout", "5s",
                                         base + "/health"], capture_output=True, text=True, timeout=120)
                 load_out, _ = load.communicate(timeout=120)
             finally:

@@ -31,7 +31,9 @@
  * hashing) runs on a cfutures thread pool, fib on a process pool, waits on an
  * ev_timer future; their done callbacks run back on the loop.  The process
  * pool is created first, while the program is single-threaded, so its fork
- * server is forked before the thread pool starts threads.
+ * server is forked before the thread pool starts threads.  Its workers run at
+ * idle priority (SCHED_IDLE), so CPU-bound requests never take the CPU from
+ * the loop.
  *
  * A connection keeps a FIFO of responses, one per request, in request order.
  * A response is either ready (inline answers) or waiting for its future; the
@@ -88,12 +90,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -398,6 +402,22 @@ static int64_t fib(int n)
         b = t;
     }
     return b;
+}
+
+/*
+ * Process-pool initializer: the workers run at idle priority (SCHED_IDLE, or
+ * nice 19 where that is refused), so a CPU-bound fib never delays the loop
+ * thread that answers every other request.  Runs in each worker process.
+ */
+static int worker_low_priority(void *data, int index, void **worker_data)
+{
+    struct sched_param sp = {.sched_priority = 0};
+    (void)data;
+    (void)index;
+    (void)worker_data;
+    if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0 && setpriority(PRIO_PROCESS, 0, 19) != 0)
+        return -errno;
+    return 0;
 }
 
 /* Process-pool task: the payload is an int32 n.  Runs in a worker process. */
@@ -1646,6 +1666,7 @@ int main(int argc, char **argv)
     if (procs > 0)
         popts.max_workers = (int)procs;
     popts.pipeline = 1; /* never queue a quick fib behind a slow one in a worker */
+    popts.initializer = worker_low_priority;
     rc = cf_process_pool_new(s.loop, &popts, &s.ppool);
     if (rc != 0) {
         report("cf_process_pool_new", rc);
