@@ -826,6 +826,20 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+/* Release the start URLs and sites, and the libraries' global state. */
+static void free_start(crawl_conf *conf, char **norm, char **starts, int nstarts)
+{
+    for (int i = 0; i < nstarts; i++)
+        curl_free(norm[i]);
+    for (size_t i = 0; i < conf->nsites; i++)
+        free(conf->sites[i].host);
+    free(conf->sites);
+    free(norm);
+    free(starts);
+    curl_global_cleanup();
+    xmlCleanupParser();
+}
+
 int main(int argc, char **argv)
 {
     static crawl c;
@@ -908,14 +922,7 @@ int main(int argc, char **argv)
     }
     curl_url_cleanup(u);
     if (bad) {
-        for (int i = 0; i < nstarts; i++)
-            curl_free(norm[i]);
-        for (size_t i = 0; i < c.conf.nsites; i++)
-            free(c.conf.sites[i].host);
-        free(c.conf.sites);
-        free(norm);
-        free(starts);
-        curl_global_cleanup();
+        free_start(&c.conf, norm, starts, nstarts);
         return 2;
     }
 
@@ -967,15 +974,7 @@ int main(int argc, char **argv)
         }
     }
     url_set_free(&c.seen);
-    for (int i = 0; i < nstarts; i++)
-        curl_free(norm[i]);
-    for (size_t i = 0; i < c.conf.nsites; i++)
-        free(c.conf.sites[i].host);
-    free(c.conf.sites);
-    free(norm);
-    free(starts);
-    curl_global_cleanup();
-    xmlCleanupParser();
+    free_start(&c.conf, norm, starts, nstarts);
     if (c.fatal)
         return 1;
     return c.interrupted ? 130 : 0;

@@ -24,18 +24,10 @@ SRCDIR = os.environ.get("CF_SRCDIR") or os.path.join(os.path.dirname(os.path.abs
 BUILDDIR = os.environ.get("CF_BUILDDIR") or os.getcwd()
 sys.path.insert(0, os.path.join(SRCDIR, "tools"))
 import webfixture  # noqa: E402
+from checks import check, summary  # noqa: E402
 
 CFCRAWL = os.path.join(BUILDDIR, "demos", "cfcrawl")
 PAGES = 300
-failures = []
-
-
-def check(cond, name, detail=""):
-    if cond:
-        print("ok - %s" % name)
-    else:
-        print("not ok - %s %s" % (name, detail))
-        failures.append(name)
 
 
 def crawl(args, timeout=120):
@@ -242,8 +234,7 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -25,17 +25,11 @@ import tempfile
 import threading
 import time
 
+SRCDIR = os.environ.get("CF_SRCDIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 BUILDDIR = os.environ.get("CF_BUILDDIR") or os.getcwd()
+sys.path.insert(0, os.path.join(SRCDIR, "tools"))
+from checks import check, summary  # noqa: E402
 CFSERVE = os.path.join(BUILDDIR, "demos", "cfserve")
-failures = []
-
-
-def check(cond, name, detail=""):
-    if cond:
-        print("ok - %s" % name)
-    else:
-        print("not ok - %s %s" % (name, detail))
-        failures.append(name)
 
 
 class Server:
@@ -83,6 +77,18 @@ def raw(port, data, timeout=30, until_close=True, expect=None):
             got += chunk
     except (socket.timeout, ConnectionResetError):
         pass
+    s.close()
+    return got.decode("utf-8", "replace")
+
+
+def read_to_close(s):
+    """Everything the server sends on `s` until it closes; closes `s`."""
+    got = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
     s.close()
     return got.decode("utf-8", "replace")
 
@@ -256,14 +262,7 @@ def main():
             s.close()
             s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
             s.sendall(b"GET /health HTTP/1.1\r\n")
-            text = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                text += chunk
-            s.close()
-            check(statuses(text.decode()) == [408], "a client that stops mid-request gets 408")
+            check(statuses(read_to_close(s)) == [408], "a client that stops mid-request gets 408")
         finally:
             rc, err = srv.stop()
         check(rc == 0, "exit 0 on SIGTERM", err[-300:])
@@ -295,15 +294,8 @@ def main():
             if code == 200 and json.loads(body)["server"]["requests_in_flight"] >= 1:
                 break
         srv.p.send_signal(signal.SIGTERM)
-        text = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            text += chunk
-        s.close()
+        text = read_to_close(s)
         rc, err = srv.stop(sig=None)  # the one SIGTERM above is all it gets
-        text = text.decode()
         check(statuses(text) == [200] and text.endswith("slept 1500 ms\n") and "Connection: close" in text,
               "the request in flight is answered after SIGTERM", repr(text))
         check(rc == 0, "exit 0 after draining", err[-300:])
@@ -315,8 +307,7 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":
