@@ -16,7 +16,7 @@ mkdir -p "$out/corpus"
 "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE \
     -I"$top/include" -I"$top/lib" -I"$build" \
     "$top/tests/fuzz/fuzz_frame.c" "$top/lib/frame.c" "$top/lib/future.c" "$top/lib/loop.c" \
-    "$top/lib/error.c" "$top/lib/task.c" -lev -lm -pthread -o "$out/fuzz_frame"
+    "$top/lib/error.c" "$top/lib/task.c" "$top/lib/slab.c" -lev -lm -pthread -o "$out/fuzz_frame"
 # Seed: a valid RESULT frame carrying an error message.
 printf '\x01\xf5\xcf\x03\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x22\x00\x00\x00\x00\x00\x00\x00ok\x00\xf1\xf0\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00' \
     >"$out/corpus/seed-result"
