@@ -263,6 +263,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run, not the figures)")
+    ap.add_argument("--update-readme", action="store_true", help="put the table into README.md (Performance)")
     a = ap.parse_args()
     keys = [k for k in a.cases.split(",") if k]
     for k in keys:
@@ -335,6 +336,15 @@ def main():
     with open(os.path.join(HERE, "results.md"), "w") as f:
         f.write(table)
     chart(results, stamp)
+    if a.update_readme:
+        readme = os.path.join(TOP, "README.md")
+        with open(readme) as f:
+            text = f.read()
+        begin, end = "<!-- bench:begin -->\n", "<!-- bench:end -->"
+        i, j = text.find(begin), text.find(end)
+        if i >= 0 and j > i:
+            with open(readme, "w") as f:
+                f.write(text[:i + len(begin)] + table + text[j:])
     return 0
 
 
