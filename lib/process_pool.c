@@ -9,10 +9,14 @@
  * loop and next to other code that reaps children.
  *
  * Channels.
- *   ctl      SOCK_SEQPACKET to the fork server: SPAWN / SPAWNED (+fd) / EXITED
- *   worker   SOCK_STREAM per worker, frames of frame.h, non-blocking here under
- *            an ev_io for reading (always on) and one for writing (on while
- *            frames wait to be sent); blocking in the worker.
+ *   ctl      SOCK_SEQPACKET to the fork server: SPAWN / SPAWNED (+2 fds) / EXITED
+ *   worker   frames of frame.h, per worker a SOCK_STREAM socket for TASK frames
+ *            (written with MSG_NOSIGNAL; shutdown(SHUT_WR) tells an idle
+ *            worker to exit) and a pipe for the worker's frames (small writes
+ *            share pipe pages instead of costing a socket buffer each);
+ *            non-blocking here under an ev_io for reading the pipe (always on)
+ *            and one for writing the socket (on while frames wait to be sent);
+ *            blocking in the worker.
  * Every watcher is unreferenced (ev_unref after start, ev_ref before stop):
  * the pool never keeps ev_run() alive by itself; outstanding tasks do, through
  * cf__loop_task_begin()/end(), as in the thread pool.
@@ -88,7 +92,8 @@ struct pp_worker {
     int index;
     int state;
     pid_t pid;
-    int fd;
+    int fd;  /* socket: TASK frames to the worker */
+    int rfd; /* pipe: frames from the worker */
     ev_io rio, wio;
     int wio_on;
     struct cf__frame_reader rd;
@@ -423,7 +428,9 @@ static void worker_close(struct pp_worker *w)
     timer_stop(loop, &w->kill_timer);
     if (w->fd >= 0)
         close(w->fd);
-    w->fd = -1;
+    if (w->rfd >= 0)
+        close(w->rfd);
+    w->fd = w->rfd = -1;
     cf__frame_reader_reset(&w->rd);
 }
 
@@ -645,12 +652,12 @@ static void worker_read(struct pp_worker *w)
 {
     cf_process_pool_t *pool = w->pool;
 
-    if (w->fd < 0)
+    if (w->rfd < 0)
         return;
     if (!pool->rbuf && !(pool->rbuf = malloc(CF__PP_RBUF)))
         return; /* retried on the next readiness */
     for (;;) {
-        ssize_t r = read(w->fd, pool->rbuf, CF__PP_RBUF);
+        ssize_t r = read(w->rfd, pool->rbuf, CF__PP_RBUF);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -770,11 +777,11 @@ static void ctl_cb(struct ev_loop *ev, ev_io *io, int revents)
         struct cf__pp_ctl m;
         union {
             struct cmsghdr h;
-            char buf[CMSG_SPACE(sizeof(int))];
+            char buf[CMSG_SPACE(2 * sizeof(int))];
         } cm;
         struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
         struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
-        int fd = -1;
+        int fds[2] = {-1, -1}, fd, rfd;
         ssize_t r = recvmsg(pool->ctl, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
         if (r < 0) {
@@ -790,18 +797,27 @@ static void ctl_cb(struct ev_loop *ev, ev_io *io, int revents)
             return;
         }
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-                memcpy(&fd, CMSG_DATA(c), sizeof(int));
-        if (r != (ssize_t)sizeof(m)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                memcpy(fds, CMSG_DATA(c), (k < 2 ? k : 2) * sizeof(int));
+            }
+        fd = fds[0];   /* tasks go down this socket */
+        rfd = fds[1];  /* frames come up this pipe */
+        if (r != (ssize_t)sizeof(m) || m.type != CF__CTL_SPAWNED) {
             if (fd >= 0)
                 close(fd);
-            continue;
+            if (rfd >= 0)
+                close(rfd);
+            if (r != (ssize_t)sizeof(m))
+                continue;
         }
         if (m.type == CF__CTL_SPAWNED && m.index >= 0 && m.index < pool->nworkers) {
             struct pp_worker *w = &pool->workers[m.index];
-            if (w->state != W_SPAWNING || m.pid <= 0 || fd < 0) {
+            if (w->state != W_SPAWNING || m.pid <= 0 || fd < 0 || rfd < 0) {
                 if (fd >= 0)
                     close(fd);
+                if (rfd >= 0)
+                    close(rfd);
                 if (w->state == W_SPAWNING) {
                     w->state = W_EMPTY;
                     pp_break(pool, m.pid < 0 ? m.pid : CF_EBROKEN,
@@ -811,10 +827,12 @@ static void ctl_cb(struct ev_loop *ev, ev_io *io, int revents)
                 continue;
             }
             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+            fcntl(rfd, F_SETFL, fcntl(rfd, F_GETFL) | O_NONBLOCK);
             w->fd = fd;
+            w->rfd = rfd;
             w->pid = m.pid;
             w->state = W_STARTING;
-            ev_io_init(&w->rio, worker_rio_cb, fd, EV_READ);
+            ev_io_init(&w->rio, worker_rio_cb, rfd, EV_READ);
             w->rio.data = w;
             ev_io_init(&w->wio, worker_wio_cb, fd, EV_WRITE);
             w->wio.data = w;
@@ -822,8 +840,6 @@ static void ctl_cb(struct ev_loop *ev, ev_io *io, int revents)
             if (pool->shut && !pool->nqueued)
                 shutdown(fd, SHUT_WR); /* nothing to do: let it exit */
         } else {
-            if (fd >= 0)
-                close(fd);
             if (m.type == CF__CTL_EXITED) {
                 struct pp_worker *w = worker_by_pid(pool, m.pid);
                 if (w) {
@@ -925,7 +941,7 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
         struct pp_worker *w = &pool->workers[i];
         w->pool = pool;
         w->index = i;
-        w->fd = -1;
+        w->fd = w->rfd = -1;
         cf__list_init(&w->inflight);
         cf__frame_reader_init(&w->rd, CF__FRAME_MAX_LEN);
         ev_timer_init(&w->task_timer, worker_task_timer_cb, 0., 0.);
