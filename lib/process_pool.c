@@ -32,7 +32,8 @@
  * Life of a task.  submit -> queue -> sent (the frames of several tasks per
  * sendmsg()) -> ACK: running, the timeout timer starts -> RESULT: the outcome
  * is decoded into the future, which completes.  Results are read in 64 KiB
- * pieces; dispatch runs once per burst of results (pp_dispatch_due()).
+ * pieces and decoded in place (worker_read()); dispatch runs once per burst
+ * of results (pp_dispatch_due()).
  *
  * Faults.  A worker's death is known from its channel (EOF) and from the fork
  * server's EXITED report, in either order; the channel is drained first so no
@@ -561,7 +562,19 @@ static void worker_task_timer_cb(struct ev_loop *ev, ev_timer *t, int revents)
 
 /* ------------------------------------------------------------------ reading */
 
-static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uint8_t *payload)
+/* Decode an outcome payload: `owned` (malloc'd, taken) or `data` (copied from). */
+static int frame_outcome(const struct cf__frame_hdr *h, const uint8_t *data, uint8_t *owned, struct cf__outcome *o)
+{
+    return owned ? cf__outcome_decode(owned, (size_t)h->len, o) : cf__outcome_decode_copy(data, (size_t)h->len, o);
+}
+
+/*
+ * One frame from worker `w`: its payload is `data` (h->len bytes), which is
+ * `owned` (malloc'd, and then this function frees or keeps it) or else a view
+ * into the read buffer.  `now` is when the read that brought it returned.
+ */
+static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, const uint8_t *data, uint8_t *owned,
+                         uint64_t now)
 {
     cf_process_pool_t *pool = w->pool;
     struct cf__list *n = w->inflight.next;
@@ -569,7 +582,7 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
 
     switch (h->type) {
     case CF__FR_READY:
-        free(payload);
+        free(owned);
         if (w->state == W_STARTING) {
             w->state = W_READY;
             pool->init_failures = 0;
@@ -581,7 +594,7 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
     case CF__FR_INIT_FAIL: {
         struct cf__outcome o;
         w->init_failed = 1;
-        if (cf__outcome_decode(payload, (size_t)h->len, &o) == 0) {
+        if (frame_outcome(h, data, owned, &o) == 0) {
             free(w->init_msg);
             w->init_msg = o.errmsg;
             o.errmsg = NULL;
@@ -590,10 +603,10 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
         return;
     }
     case CF__FR_ACK:
-        free(payload);
+        free(owned);
         if (head && head->id == h->id && head->state == PT_SENT) {
             head->state = PT_RUNNING;
-            head->t_submit = cf_now_ns(); /* from here on: when it started */
+            head->t_submit = now; /* from here on: when it started */
             pool->nrunning++;
             if (head->f)
                 cf__future_set_state(head->f, CF_FUTURE_RUNNING);
@@ -612,7 +625,7 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
             int rc;
 
             timer_stop(pool->loop, &w->task_timer);
-            uint64_t ran = cf_now_ns() - head->t_submit;
+            uint64_t ran = now - head->t_submit;
             pool->task_ns_avg = pool->task_ns_avg ? pool->task_ns_avg - pool->task_ns_avg / 8 + ran / 8 : ran + 1;
             cf__list_remove(&head->link);
             w->ninflight--;
@@ -620,10 +633,10 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
             head->state = PT_DONE;
             w->tasks_done++;
             if (head->stop != STOP_NONE) { /* being killed anyway; the result came first */
-                free(payload);
+                free(owned);
                 pp_complete(head, NULL, head->stop == STOP_TIMEOUT ? CF_ETIMEDOUT : CF_ECANCELED, NULL);
             } else {
-                rc = cf__outcome_decode(payload, (size_t)h->len, &o);
+                rc = frame_outcome(h, data, owned, &o);
                 if (rc)
                     pp_complete(head, NULL, rc,
                                 cf__printf_alloc("malformed result for task %llu from worker %d (pid %d)",
@@ -640,13 +653,16 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
         break;
     }
     /* Anything else is a protocol violation: stop the worker. */
-    free(payload);
+    free(owned);
     kill(-w->pid, SIGKILL);
 }
 
 /*
  * Read what the worker wrote, in pieces of up to CF__PP_RBUF bytes, and hand
  * each complete frame to worker_frame(): a burst of results costs one read().
+ * Frames that lie whole in the buffer are handled in place; the incremental
+ * reader (w->rd) keeps a frame split across reads, and the rest of a large
+ * payload is read straight into its own buffer.
  */
 static void worker_read(struct pp_worker *w)
 {
@@ -657,7 +673,17 @@ static void worker_read(struct pp_worker *w)
     if (!pool->rbuf && !(pool->rbuf = malloc(CF__PP_RBUF)))
         return; /* retried on the next readiness */
     for (;;) {
-        ssize_t r = read(w->rfd, pool->rbuf, CF__PP_RBUF);
+        uint8_t *where, *buf = pool->rbuf;
+        size_t want, cap = CF__PP_RBUF;
+        int direct = 0;
+
+        cf__frame_reader_want(&w->rd, &where, &want);
+        if (!cf__frame_reader_idle(&w->rd) && want >= CF__PP_RBUF) {
+            buf = where; /* the rest of a large payload */
+            cap = want;
+            direct = 1;
+        }
+        ssize_t r = read(w->rfd, buf, cap);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -667,28 +693,46 @@ static void worker_read(struct pp_worker *w)
         }
         if (r == 0)
             goto eof;
+        uint64_t now = cf_now_ns();
         for (size_t off = 0; off < (size_t)r;) {
             struct cf__frame_hdr h;
-            uint8_t *where, *payload;
-            size_t want;
+            uint8_t *payload;
+            int rc;
 
-            cf__frame_reader_want(&w->rd, &where, &want);
-            if (want > (size_t)r - off)
-                want = (size_t)r - off;
-            memcpy(where, pool->rbuf + off, want);
+            if (!direct && cf__frame_reader_idle(&w->rd) && (size_t)r - off >= CF__FRAME_HDR) {
+                if (cf__frame_hdr_decode(buf + off, &h)) {
+                    kill(-w->pid, SIGKILL); /* malformed stream: the worker is of no more use */
+                    goto eof;
+                }
+                if ((size_t)r - off - CF__FRAME_HDR >= h.len) { /* whole: handle it in place */
+                    off += CF__FRAME_HDR + (size_t)h.len;
+                    worker_frame(w, &h, buf + off - (size_t)h.len, NULL, now);
+                    if (w->rfd < 0)
+                        return;
+                    continue;
+                }
+            }
+            if (direct) {
+                want = (size_t)r;
+            } else {
+                cf__frame_reader_want(&w->rd, &where, &want);
+                if (want > (size_t)r - off)
+                    want = (size_t)r - off;
+                memcpy(where, buf + off, want);
+            }
             off += want;
-            int rc = cf__frame_reader_got(&w->rd, want, &h, &payload);
+            rc = cf__frame_reader_got(&w->rd, want, &h, &payload);
             if (rc < 0) {
                 kill(-w->pid, SIGKILL); /* malformed stream: the worker is of no more use */
                 goto eof;
             }
             if (rc == 1) {
-                worker_frame(w, &h, payload);
-                if (w->fd < 0)
+                worker_frame(w, &h, payload, payload, now);
+                if (w->rfd < 0)
                     return;
             }
         }
-        if ((size_t)r < CF__PP_RBUF)
+        if ((size_t)r < cap)
             break; /* drained: the next readiness brings more */
     }
     return;
