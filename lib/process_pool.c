@@ -86,6 +86,7 @@ struct pp_task {
     uint8_t stop;
     uint8_t hdr[CF__FRAME_HDR + 8]; /* frame header + fn pointer */
     size_t sent;                    /* bytes of the frame written */
+    uint8_t inl[];                  /* the payload, when copied in at submit */
 };
 
 struct pp_worker {
@@ -178,7 +179,8 @@ static void timer_stop(cf_loop_t *loop, ev_timer *t)
 
 static void pp_task_free(struct pp_task *t)
 {
-    free(t->payload);
+    if (t->payload != t->inl)
+        free(t->payload);
     free(t);
 }
 
@@ -326,10 +328,10 @@ static void worker_flush(struct pp_worker *w)
 }
 
 /* Send one queued task to `w`. */
-static void pp_send_one(cf_process_pool_t *pool, struct pp_worker *w)
+static void pp_send_one(cf_process_pool_t *pool, struct pp_worker *w, uint64_t now)
 {
     struct pp_task *t = cf__container_of(cf__list_pop(&pool->queue), struct pp_task, link);
-    uint64_t waited = cf_now_ns() - t->t_submit;
+    uint64_t waited = now > t->t_submit ? now - t->t_submit : 0;
 
     pool->nqueued--;
     pool->queue_ns_total += waited;
@@ -353,6 +355,7 @@ static void pp_send_one(cf_process_pool_t *pool, struct pp_worker *w)
 static void pp_dispatch(cf_process_pool_t *pool)
 {
     uint64_t touched = 0; /* workers to flush (the first 64; the rest are flushed each time) */
+    uint64_t now = 0;     /* read once, when the first task goes out */
     size_t starting = 0;
 
     /*
@@ -384,7 +387,9 @@ static void pp_dispatch(cf_process_pool_t *pool)
             if (w->state != W_READY || w->ninflight >= depth ||
                 (pool->opts.max_tasks_per_child && w->used >= pool->opts.max_tasks_per_child))
                 continue;
-            pp_send_one(pool, w);
+            if (!now)
+                now = cf_now_ns();
+            pp_send_one(pool, w, now);
             if (i < 64)
                 touched |= UINT64_C(1) << i;
             else
@@ -999,8 +1004,13 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
     return 0;
 }
 
-static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, void *payload, size_t len, double timeout,
-                     cf_future_t **out)
+/*
+ * Queue a task.  `adopt` non-NULL: the payload is that malloc'd buffer, which
+ * the pool takes on success; otherwise `len` bytes of `data` are copied into
+ * the task's own allocation (one allocation per task).
+ */
+static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, uint8_t *adopt, size_t len,
+                     double timeout, cf_future_t **out)
 {
     struct pp_task *t;
     cf_future_t *f;
@@ -1009,9 +1019,19 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, void *payload, size
         return CF_ESHUTDOWN;
     if (pool->broken)
         return CF_EBROKEN;
-    t = calloc(1, sizeof(*t));
+    if (!adopt && len > SIZE_MAX - sizeof(*t))
+        return CF_ENOMEM;
+    t = malloc(sizeof(*t) + (adopt ? 0 : len));
     if (!t)
         return CF_ENOMEM;
+    memset(t, 0, sizeof(*t));
+    if (adopt) {
+        t->payload = adopt;
+    } else {
+        t->payload = t->inl;
+        if (len)
+            memcpy(t->inl, data, len);
+    }
     f = cf__future_alloc(pool->loop);
     if (!f) {
         free(t);
@@ -1025,7 +1045,6 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, void *payload, size
     t->id = pool->next_id++;
     t->timeout = timeout < 0 ? pool->opts.task_timeout : timeout;
     t->fn = fn;
-    t->payload = payload;
     t->len = len;
     t->t_submit = cf_now_ns();
     t->state = PT_QUEUED;
@@ -1042,18 +1061,9 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, void *payload, size
 int cf_process_pool_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, size_t len, double timeout,
                            cf_future_t **out)
 {
-    uint8_t *copy;
-    int rc;
-
     if (!pool || !fn || !out || (!data && len) || isnan(timeout))
         return CF_EINVAL;
-    copy = cf__memdup(data, len);
-    if (!copy)
-        return CF_ENOMEM;
-    rc = pp_submit(pool, fn, copy, len, timeout, out);
-    if (rc)
-        free(copy);
-    return rc;
+    return pp_submit(pool, fn, data, NULL, len, timeout, out);
 }
 
 static int pp_cancel(cf_future_t *f)
@@ -1219,24 +1229,16 @@ static int pp_ex_submit(cf_executor_t *ex, cf_task_fn fn, void *arg, size_t len,
                         cf_future_t **out)
 {
     cf_process_pool_t *pool = (cf_process_pool_t *)ex;
-    uint8_t *payload = arg;
     int rc;
 
-    /* The pool frees payloads with free(): adopt the buffer only if that is its destructor. */
-    if (arg_free != free) {
-        payload = cf__memdup(arg, len);
-        if (!payload)
-            return CF_ENOMEM;
-    }
-    rc = pp_submit(pool, fn, payload, len, -1, out);
-    if (rc) {
-        if (payload != arg)
-            free(payload);
-        return rc;
-    }
-    if (payload != arg && arg_free)
+    /* The pool frees payloads with free(): adopt the buffer only if that is
+     * its destructor (and it is large enough for a copy to matter). */
+    if (arg_free == free && len > 4096)
+        return pp_submit(pool, fn, NULL, arg, len, -1, out);
+    rc = pp_submit(pool, fn, arg, NULL, len, -1, out);
+    if (rc == 0 && arg_free)
         arg_free(arg);
-    return 0;
+    return rc;
 }
 
 static int pp_ex_shutdown(cf_executor_t *ex, int flags)
