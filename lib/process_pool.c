@@ -1231,9 +1231,8 @@ static int pp_ex_submit(cf_executor_t *ex, cf_task_fn fn, void *arg, size_t len,
     cf_process_pool_t *pool = (cf_process_pool_t *)ex;
     int rc;
 
-    /* The pool frees payloads with free(): adopt the buffer only if that is
-     * its destructor (and it is large enough for a copy to matter). */
-    if (arg_free == free && len > 4096)
+    /* The pool frees payloads with free(): adopt the buffer only if that is its destructor. */
+    if (arg_free == free)
         return pp_submit(pool, fn, NULL, arg, len, -1, out);
     rc = pp_submit(pool, fn, arg, NULL, len, -1, out);
     if (rc == 0 && arg_free)
