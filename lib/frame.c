@@ -39,6 +39,11 @@ void cf__frame_reader_init(struct cf__frame_reader *r, uint64_t max_len)
     r->max_len = max_len;
 }
 
+int cf__frame_reader_idle(const struct cf__frame_reader *r)
+{
+    return r->hdr_got == 0;
+}
+
 void cf__frame_reader_reset(struct cf__frame_reader *r)
 {
     free(r->payload);
@@ -116,7 +121,9 @@ void cf__outcome_encode(const struct cf__outcome *o, uint8_t *out)
     memcpy(t + 24, &msglen, 8);
 }
 
-int cf__outcome_decode(uint8_t *buf, size_t n, struct cf__outcome *o)
+/* Check an encoded outcome and fill in everything but a bytes value and the
+ * message: 0 or CF_EINVAL.  *msglen > 0: the message starts at buf + o->len. */
+static int outcome_parse(const uint8_t *buf, size_t n, struct cf__outcome *o, uint64_t *msglen_out)
 {
     const uint8_t *t;
     int32_t err;
@@ -125,7 +132,7 @@ int cf__outcome_decode(uint8_t *buf, size_t n, struct cf__outcome *o)
 
     memset(o, 0, sizeof(*o));
     if (!buf || n < CF__OUTCOME_TRAILER)
-        goto bad;
+        return CF_EINVAL;
     t = buf + n - CF__OUTCOME_TRAILER;
     memcpy(&err, t, 4);
     memcpy(&kind, t + 4, 4);
@@ -135,26 +142,59 @@ int cf__outcome_decode(uint8_t *buf, size_t n, struct cf__outcome *o)
     if (kind > 1 || err > 0 || (kind == 0 && len != 0) || len > n - CF__OUTCOME_TRAILER ||
         msglen != n - CF__OUTCOME_TRAILER - len || (msglen && buf[len + msglen - 1] != '\0') ||
         (msglen && memchr(buf + len, '\0', (size_t)msglen - 1)))
-        goto bad;
+        return CF_EINVAL;
     o->err = err;
+    o->len = (size_t)len;
+    o->is_bytes = kind == 1;
+    if (kind == 0)
+        memcpy(&o->value, &raw, sizeof(raw));
+    *msglen_out = msglen;
+    return 0;
+}
+
+int cf__outcome_decode(uint8_t *buf, size_t n, struct cf__outcome *o)
+{
+    uint64_t msglen;
+
+    if (outcome_parse(buf, n, o, &msglen)) {
+        free(buf);
+        return CF_EINVAL;
+    }
     if (msglen) {
-        o->errmsg = strdup((const char *)buf + len);
+        o->errmsg = strdup((const char *)buf + o->len);
         if (!o->errmsg) {
             free(buf);
+            memset(o, 0, sizeof(*o));
             return CF_ENOMEM;
         }
     }
-    if (kind == 1) {
+    if (o->is_bytes) {
         o->value.ptr = buf; /* the bytes are at the start of buf */
         o->value_free = free;
-        o->len = (size_t)len;
-        o->is_bytes = 1;
     } else {
-        memcpy(&o->value, &raw, sizeof(raw));
         free(buf);
     }
     return 0;
-bad:
-    free(buf);
-    return CF_EINVAL;
+}
+
+int cf__outcome_decode_copy(const uint8_t *buf, size_t n, struct cf__outcome *o)
+{
+    uint64_t msglen;
+
+    if (outcome_parse(buf, n, o, &msglen))
+        return CF_EINVAL;
+    if (msglen && !(o->errmsg = strdup((const char *)buf + o->len))) {
+        memset(o, 0, sizeof(*o));
+        return CF_ENOMEM;
+    }
+    if (o->is_bytes) {
+        o->value.ptr = cf__memdup(buf, o->len);
+        if (!o->value.ptr) {
+            free(o->errmsg);
+            memset(o, 0, sizeof(*o));
+            return CF_ENOMEM;
+        }
+        o->value_free = free;
+    }
+    return 0;
 }

@@ -74,6 +74,8 @@ void cf__frame_reader_init(struct cf__frame_reader *r, uint64_t max_len);
 void cf__frame_reader_want(const struct cf__frame_reader *r, uint8_t **where, size_t *n);
 int cf__frame_reader_got(struct cf__frame_reader *r, size_t n, struct cf__frame_hdr *h, uint8_t **payload);
 void cf__frame_reader_reset(struct cf__frame_reader *r);
+/* 1 when the reader holds no part of a frame (the next byte starts a header). */
+int cf__frame_reader_idle(const struct cf__frame_reader *r);
 
 /* Size of an encoded outcome, and encoding into `out` (of that size). */
 size_t cf__outcome_encoded_size(const struct cf__outcome *o);
@@ -84,5 +86,10 @@ void cf__outcome_encode(const struct cf__outcome *o, uint8_t *out);
  * copied.  Returns 0, CF_EINVAL (malformed; buf freed) or CF_ENOMEM.
  */
 int cf__outcome_decode(uint8_t *buf, size_t n, struct cf__outcome *o);
+/*
+ * The same for a buffer the caller keeps (a frame parsed in place): a bytes
+ * value and the message are copied.  Returns 0, CF_EINVAL or CF_ENOMEM.
+ */
+int cf__outcome_decode_copy(const uint8_t *buf, size_t n, struct cf__outcome *o);
 
 #endif /* CF_FRAME_H */

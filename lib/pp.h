@@ -4,8 +4,11 @@
  *
  * Control channel (SOCK_SEQPACKET, one message per datagram):
  *   parent -> server  SPAWN   {index}          fork a worker for slot `index`
- *   server -> parent  SPAWNED {index, pid}     + the parent's end of the worker's
- *                                               socketpair (SCM_RIGHTS); pid < 0 is -errno
+ *   server -> parent  SPAWNED {index, pid}     + the parent's ends of the worker's
+ *                                               channel (SCM_RIGHTS): the socket that
+ *                                               carries tasks down and the read end of
+ *                                               the pipe that carries frames up;
+ *                                               pid < 0 is -errno
  *   server -> parent  EXITED  {pid, status}    a worker was reaped (waitpid status)
  */
 #ifndef CF_PP_H

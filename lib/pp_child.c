@@ -9,7 +9,8 @@
  * (PR_SET_PDEATHSIG), and closes every descriptor it inherited except
  * stdin/stdout/stderr and its control socket.  It waits in poll() on the
  * control socket and on a signalfd for SIGCHLD:
- *   SPAWN     socketpair + fork a worker; send the parent its end (SCM_RIGHTS)
+ *   SPAWN     socketpair (tasks down) + pipe (frames up) + fork a worker;
+ *             send the parent its ends (SCM_RIGHTS)
  *   SIGCHLD   reap every exited worker, kill what is left of its process group,
  *             report EXITED {pid, status}
  *   EOF       the pool is gone: kill every worker group, reap them, exit.
@@ -18,10 +19,15 @@
  * process.  Leads its own process group (so a timeout kills the task's
  * children too), dies with the fork server, restores default signal handling,
  * applies the memory limit, runs the initializer, then serves frames on its
- * channel with blocking I/O: read TASK, send ACK, run, send RESULT.  Input is
- * buffered (struct chan); the ACK of a task that was already buffered goes
- * out with the RESULT of the task before, in one send(); an idle worker polls
- * for CHAN_SPIN_NS, yielding between polls, before it blocks.  It exits
+ * channel with blocking I/O: read TASK, send ACK, run, send RESULT.  Tasks
+ * arrive on a socket, frames leave on a pipe: a pipe's small writes fill
+ * shared pages, where each write to a socket costs a buffer that the reader
+ * then frees.  If the pool closed its end, a write raises SIGPIPE and the
+ * worker (default dispositions) dies; the pool was done with it.  Input is
+ * buffered (struct chan) and a task's argument is used in place when it is
+ * aligned; the ACK of a task that was already buffered goes out with the
+ * RESULT of the task before, in one write(); an idle worker polls for
+ * CHAN_SPIN_NS, yielding between polls, before it blocks.  It exits
  * with _exit() (never the application's atexit handlers) on EOF or after
  * max_tasks_per_child tasks.
  */
@@ -47,7 +53,8 @@
 #include <unistd.h>
 
 #define CHILD_CTL_FD 3
-#define WORKER_CHAN_FD 3
+#define WORKER_IN_FD 3
+#define WORKER_OUT_FD 4
 
 static void close_from(int lowfd)
 {
@@ -75,7 +82,7 @@ static int write_full(int fd, const void *buf, size_t n)
     const uint8_t *p = buf;
 
     while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = write(fd, p, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -88,17 +95,20 @@ static int write_full(int fd, const void *buf, size_t n)
 }
 
 /*
- * The worker's channel: buffered in both directions.  Input is read in large
- * pieces, so a pipeline of small tasks costs one read(); output frames are
- * gathered and sent together (the RESULT of one task with the ACK of the
- * next), one send() per batch.
+ * The worker's channel: tasks come in on a socket, frames go out on a pipe.
+ * Both directions are buffered.  Input is read in large pieces, so a pipeline
+ * of small tasks costs one read(); output frames are gathered and written
+ * together (the RESULT of one task with the ACK of the next), one write()
+ * per batch.
  */
 struct chan {
-    int fd;
+    int in_fd, out_fd;
     uint8_t *in;
     size_t in_cap, in_off, in_len; /* unread bytes are in[in_off .. in_len) */
     uint8_t *out;
     size_t out_len, out_cap;
+    uint8_t *arg; /* an 8-byte aligned copy of a task's argument, when needed */
+    size_t arg_cap;
 };
 
 #define CHAN_IN_MIN 65536
@@ -106,44 +116,50 @@ struct chan {
 
 static int chan_flush(struct chan *c)
 {
-    int rc = write_full(c->fd, c->out, c->out_len);
+    int rc = write_full(c->out_fd, c->out, c->out_len);
     c->out_len = 0;
     return rc;
 }
 
-/* Append a frame to the output; nothing is sent until chan_flush(). */
-static int chan_put(struct chan *c, unsigned type, uint64_t id, const void *payload, size_t len)
+/* Room for `n` more output bytes: a pointer to them, or NULL. */
+static uint8_t *chan_reserve(struct chan *c, size_t n)
 {
-    size_t need = c->out_len + CF__FRAME_HDR + len;
+    size_t need = c->out_len + n;
     if (need > c->out_cap) {
         size_t cap = c->out_cap ? c->out_cap : 4096;
         while (cap < need)
             cap *= 2;
         uint8_t *o = realloc(c->out, cap);
         if (!o)
-            return -1;
+            return NULL;
         c->out = o;
         c->out_cap = cap;
     }
-    cf__frame_hdr_encode(c->out + c->out_len, type, id, len);
-    if (len)
-        memcpy(c->out + c->out_len + CF__FRAME_HDR, payload, len);
-    c->out_len = need;
+    return c->out + c->out_len;
+}
+
+/* Append a frame without payload; nothing is written until chan_flush(). */
+static int chan_put(struct chan *c, unsigned type, uint64_t id)
+{
+    uint8_t *p = chan_reserve(c, CF__FRAME_HDR);
+    if (!p)
+        return -1;
+    cf__frame_hdr_encode(p, type, id, 0);
+    c->out_len += CF__FRAME_HDR;
     return 0;
 }
 
+/* Append a frame carrying an encoded outcome, encoded in place. */
 static int chan_put_outcome(struct chan *c, unsigned type, uint64_t id, const struct cf__outcome *o)
 {
     size_t n = cf__outcome_encoded_size(o);
-    uint8_t *buf = malloc(n);
-    int rc = -1;
-
-    if (buf) {
-        cf__outcome_encode(o, buf);
-        rc = chan_put(c, type, id, buf, n);
-        free(buf);
-    }
-    return rc;
+    uint8_t *p = chan_reserve(c, CF__FRAME_HDR + n);
+    if (!p)
+        return -1;
+    cf__frame_hdr_encode(p, type, id, n);
+    cf__outcome_encode(o, p + CF__FRAME_HDR);
+    c->out_len += CF__FRAME_HDR + n;
+    return 0;
 }
 
 /* 1 if a whole frame is buffered (its header decoded into *h). */
@@ -178,7 +194,7 @@ static int chan_fill(struct chan *c, size_t want)
     uint64_t spin_until = cf_now_ns() + CHAN_SPIN_NS;
     for (;;) {
         int nowait = cf_now_ns() < spin_until;
-        ssize_t r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, nowait ? MSG_DONTWAIT : 0);
+        ssize_t r = recv(c->in_fd, c->in + c->in_len, c->in_cap - c->in_len, nowait ? MSG_DONTWAIT : 0);
         if (r > 0) {
             c->in_len += (size_t)r;
             return 0;
@@ -195,46 +211,6 @@ static int chan_fill(struct chan *c, size_t want)
     }
 }
 
-static int send_frame(int fd, unsigned type, uint64_t id, const void *payload, size_t len)
-{
-    uint8_t hdr[CF__FRAME_HDR];
-    struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)payload, len}};
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
-
-    cf__frame_hdr_encode(hdr, type, id, len);
-    for (;;) {
-        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
-        if (w == (ssize_t)(sizeof(hdr) + len))
-            return 0;
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        /* A short write of a frame: send the rest plainly. */
-        size_t done = (size_t)w;
-        if (done < sizeof(hdr)) {
-            if (write_full(fd, hdr + done, sizeof(hdr) - done))
-                return -1;
-            done = sizeof(hdr);
-        }
-        return write_full(fd, (const uint8_t *)payload + (done - sizeof(hdr)), len - (done - sizeof(hdr)));
-    }
-}
-
-static int send_outcome(int fd, unsigned type, uint64_t id, const struct cf__outcome *o)
-{
-    size_t n = cf__outcome_encoded_size(o);
-    uint8_t *buf = malloc(n);
-    int rc;
-
-    if (!buf)
-        return -1;
-    cf__outcome_encode(o, buf);
-    rc = send_frame(fd, type, id, buf, n);
-    free(buf);
-    return rc;
-}
-
 static void worker_exit(const struct cf__pp_config *cfg, int index, void *wdata, int code)
 {
     if (cfg->finalizer)
@@ -243,19 +219,24 @@ static void worker_exit(const struct cf__pp_config *cfg, int index, void *wdata,
     _exit(code);
 }
 
-static void worker_main(int fd, int index, const struct cf__pp_config *cfg) __attribute__((noreturn));
-static void worker_main(int fd, int index, const struct cf__pp_config *cfg)
+static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_config *cfg) __attribute__((noreturn));
+static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_config *cfg)
 {
+    struct chan ch;
     void *wdata = NULL;
     unsigned done = 0;
 
     setpgid(0, 0);
-    if (fd != WORKER_CHAN_FD) {
-        dup2(fd, WORKER_CHAN_FD);
-        fd = WORKER_CHAN_FD;
-    }
-    close_from(WORKER_CHAN_FD + 1);
+    /* The channel on descriptors 3 (in) and 4 (out), everything above closed. */
+    in_fd = fcntl(in_fd, F_DUPFD_CLOEXEC, WORKER_OUT_FD + 1);
+    out_fd = fcntl(out_fd, F_DUPFD_CLOEXEC, WORKER_OUT_FD + 1);
+    if (in_fd < 0 || out_fd < 0 || dup2(in_fd, WORKER_IN_FD) < 0 || dup2(out_fd, WORKER_OUT_FD) < 0)
+        _exit(6);
+    close_from(WORKER_OUT_FD + 1);
     reset_signals();
+    memset(&ch, 0, sizeof(ch));
+    ch.in_fd = WORKER_IN_FD;
+    ch.out_fd = WORKER_OUT_FD;
     if (cfg->max_memory) {
         struct rlimit rl = {.rlim_cur = cfg->max_memory, .rlim_max = cfg->max_memory};
         setrlimit(RLIMIT_AS, &rl);
@@ -269,16 +250,16 @@ static void worker_main(int fd, int index, const struct cf__pp_config *cfg)
             if (asprintf(&o.errmsg, "initializer of worker %d (pid %d) failed: %s", index, (int)getpid(),
                          cf_strerror(o.err)) < 0)
                 o.errmsg = NULL;
-            send_outcome(fd, CF__FR_INIT_FAIL, 0, &o);
+            if (chan_put_outcome(&ch, CF__FR_INIT_FAIL, 0, &o) == 0)
+                chan_flush(&ch);
             free(o.errmsg);
             fflush(NULL);
             _exit(3);
         }
     }
-    if (send_frame(fd, CF__FR_READY, 0, NULL, 0))
+    if (chan_put(&ch, CF__FR_READY, 0) || chan_flush(&ch))
         worker_exit(cfg, index, wdata, 0);
 
-    struct chan ch = {.fd = fd};
     for (;;) {
         struct cf__frame_hdr h;
         struct cf__outcome o;
@@ -305,15 +286,23 @@ static void worker_main(int fd, int index, const struct cf__pp_config *cfg)
         }
         if (h.type != CF__FR_TASK || h.len < 8)
             _exit(4);
-        /* The payload is copied out so that the task's argument is 8-byte aligned. */
-        payload = malloc((size_t)h.len);
-        if (!payload)
-            _exit(5);
-        memcpy(payload, ch.in + ch.in_off + CF__FRAME_HDR, (size_t)h.len);
+        /* The payload stays in the input buffer (untouched until the task
+         * returns) unless the argument would not be 8-byte aligned there. */
+        payload = ch.in + ch.in_off + CF__FRAME_HDR;
         ch.in_off += CF__FRAME_HDR + (size_t)h.len;
+        if (((uintptr_t)payload + 8) % 8 != 0) {
+            if (h.len > ch.arg_cap) {
+                free(ch.arg);
+                ch.arg_cap = (size_t)h.len < 4096 ? 4096 : (size_t)h.len;
+                if (!(ch.arg = malloc(ch.arg_cap)))
+                    _exit(5);
+            }
+            memcpy(ch.arg, payload, (size_t)h.len);
+            payload = ch.arg;
+        }
         memcpy(&fn, payload, sizeof(fn));
         /* The pool must know which task runs before it starts (timeouts, crash reports). */
-        if (chan_put(&ch, CF__FR_ACK, h.id, NULL, 0) || chan_flush(&ch))
+        if (chan_put(&ch, CF__FR_ACK, h.id) || chan_flush(&ch))
             _exit(0);
 
         memset(&o, 0, sizeof(o));
@@ -331,7 +320,6 @@ static void worker_main(int fd, int index, const struct cf__pp_config *cfg)
                               "not a pointer with a destructor");
             o.err = CF_ENOTSUP;
         }
-        free(payload);
         if (chan_put_outcome(&ch, CF__FR_RESULT, h.id, &o))
             _exit(0);
         cf__outcome_clear(&o);
@@ -365,24 +353,25 @@ static void child_remove(pid_t pid)
             children[i] = 0;
 }
 
-static int ctl_send(int ctl, const struct cf__pp_ctl *m, int fd)
+/* Send `m` with `nfds` descriptors attached (SCM_RIGHTS). */
+static int ctl_send(int ctl, const struct cf__pp_ctl *m, const int *fds, int nfds)
 {
     struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(2 * sizeof(int))];
     } cm;
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 
-    if (fd >= 0) {
+    if (nfds > 0) {
         memset(&cm, 0, sizeof(cm));
         msg.msg_control = cm.buf;
-        msg.msg_controllen = sizeof(cm.buf);
+        msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
         struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
     }
     for (;;) {
         ssize_t r = sendmsg(ctl, &msg, MSG_NOSIGNAL);
@@ -396,20 +385,35 @@ static int ctl_send(int ctl, const struct cf__pp_ctl *m, int fd)
 static void server_spawn(int ctl, int sfd, int index, const struct cf__pp_config *cfg)
 {
     struct cf__pp_ctl reply = {.type = CF__CTL_SPAWNED, .index = index};
-    int sp[2];
+    int sp[2], up[2], fds[2];
     pid_t pid;
 
+    /* Tasks go down a socket (the pool writes with MSG_NOSIGNAL); frames
+     * come up a pipe, whose small writes share pages instead of costing a
+     * socket buffer each. */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
         reply.pid = -errno;
-        ctl_send(ctl, &reply, -1);
+        ctl_send(ctl, &reply, NULL, 0);
         return;
     }
+    if (pipe2(up, O_CLOEXEC) < 0) {
+        reply.pid = -errno;
+        close(sp[0]);
+        close(sp[1]);
+        ctl_send(ctl, &reply, NULL, 0);
+        return;
+    }
+#ifdef F_SETPIPE_SZ
+    fcntl(up[1], F_SETPIPE_SZ, 1 << 20); /* room for large results; the default (64 KiB) if refused */
+#endif
     pid = fork();
     if (pid < 0) {
         reply.pid = -errno;
         close(sp[0]);
         close(sp[1]);
-        ctl_send(ctl, &reply, -1);
+        close(up[0]);
+        close(up[1]);
+        ctl_send(ctl, &reply, NULL, 0);
         return;
     }
     if (pid == 0) {
@@ -417,18 +421,22 @@ static void server_spawn(int ctl, int sfd, int index, const struct cf__pp_config
         close(ctl);
         close(sfd);
         close(sp[0]);
+        close(up[0]);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != server)
             _exit(0);
-        fcntl(sp[1], F_SETFD, 0);
-        worker_main(sp[1], index, cfg);
+        worker_main(sp[1], up[1], index, cfg);
     }
     setpgid(pid, pid); /* also done by the child: whichever runs first */
     close(sp[1]);
+    close(up[1]);
     child_add(pid);
     reply.pid = pid;
-    ctl_send(ctl, &reply, sp[0]);
+    fds[0] = sp[0];
+    fds[1] = up[0];
+    ctl_send(ctl, &reply, fds, 2);
     close(sp[0]);
+    close(up[0]);
 }
 
 static void server_reap(int ctl)
@@ -444,7 +452,7 @@ static void server_reap(int ctl)
         kill(-pid, SIGKILL); /* whatever the task left behind in the worker's group */
         m.pid = pid;
         m.status = status;
-        ctl_send(ctl, &m, -1);
+        ctl_send(ctl, &m, NULL, 0);
     }
 }
 

@@ -9,10 +9,14 @@
  * loop and next to other code that reaps children.
  *
  * Channels.
- *   ctl      SOCK_SEQPACKET to the fork server: SPAWN / SPAWNED (+fd) / EXITED
- *   worker   SOCK_STREAM per worker, frames of frame.h, non-blocking here under
- *            an ev_io for reading (always on) and one for writing (on while
- *            frames wait to be sent); blocking in the worker.
+ *   ctl      SOCK_SEQPACKET to the fork server: SPAWN / SPAWNED (+2 fds) / EXITED
+ *   worker   frames of frame.h, per worker a SOCK_STREAM socket for TASK frames
+ *            (written with MSG_NOSIGNAL; shutdown(SHUT_WR) tells an idle
+ *            worker to exit) and a pipe for the worker's frames (small writes
+ *            share pipe pages instead of costing a socket buffer each);
+ *            non-blocking here under an ev_io for reading the pipe (always on)
+ *            and one for writing the socket (on while frames wait to be sent);
+ *            blocking in the worker.
  * Every watcher is unreferenced (ev_unref after start, ev_ref before stop):
  * the pool never keeps ev_run() alive by itself; outstanding tasks do, through
  * cf__loop_task_begin()/end(), as in the thread pool.
@@ -28,7 +32,8 @@
  * Life of a task.  submit -> queue -> sent (the frames of several tasks per
  * sendmsg()) -> ACK: running, the timeout timer starts -> RESULT: the outcome
  * is decoded into the future, which completes.  Results are read in 64 KiB
- * pieces; dispatch runs once per burst of results (pp_dispatch_due()).
+ * pieces and decoded in place (worker_read()); dispatch runs once per burst
+ * of results (pp_dispatch_due()).
  *
  * Faults.  A worker's death is known from its channel (EOF) and from the fork
  * server's EXITED report, in either order; the channel is drained first so no
@@ -81,6 +86,7 @@ struct pp_task {
     uint8_t stop;
     uint8_t hdr[CF__FRAME_HDR + 8]; /* frame header + fn pointer */
     size_t sent;                    /* bytes of the frame written */
+    uint8_t inl[];                  /* the payload, when copied in at submit */
 };
 
 struct pp_worker {
@@ -88,7 +94,8 @@ struct pp_worker {
     int index;
     int state;
     pid_t pid;
-    int fd;
+    int fd;  /* socket: TASK frames to the worker */
+    int rfd; /* pipe: frames from the worker */
     ev_io rio, wio;
     int wio_on;
     struct cf__frame_reader rd;
@@ -172,7 +179,8 @@ static void timer_stop(cf_loop_t *loop, ev_timer *t)
 
 static void pp_task_free(struct pp_task *t)
 {
-    free(t->payload);
+    if (t->payload != t->inl)
+        free(t->payload);
     free(t);
 }
 
@@ -320,10 +328,10 @@ static void worker_flush(struct pp_worker *w)
 }
 
 /* Send one queued task to `w`. */
-static void pp_send_one(cf_process_pool_t *pool, struct pp_worker *w)
+static void pp_send_one(cf_process_pool_t *pool, struct pp_worker *w, uint64_t now)
 {
     struct pp_task *t = cf__container_of(cf__list_pop(&pool->queue), struct pp_task, link);
-    uint64_t waited = cf_now_ns() - t->t_submit;
+    uint64_t waited = now > t->t_submit ? now - t->t_submit : 0;
 
     pool->nqueued--;
     pool->queue_ns_total += waited;
@@ -347,6 +355,7 @@ static void pp_send_one(cf_process_pool_t *pool, struct pp_worker *w)
 static void pp_dispatch(cf_process_pool_t *pool)
 {
     uint64_t touched = 0; /* workers to flush (the first 64; the rest are flushed each time) */
+    uint64_t now = 0;     /* read once, when the first task goes out */
     size_t starting = 0;
 
     /*
@@ -378,7 +387,9 @@ static void pp_dispatch(cf_process_pool_t *pool)
             if (w->state != W_READY || w->ninflight >= depth ||
                 (pool->opts.max_tasks_per_child && w->used >= pool->opts.max_tasks_per_child))
                 continue;
-            pp_send_one(pool, w);
+            if (!now)
+                now = cf_now_ns();
+            pp_send_one(pool, w, now);
             if (i < 64)
                 touched |= UINT64_C(1) << i;
             else
@@ -423,7 +434,9 @@ static void worker_close(struct pp_worker *w)
     timer_stop(loop, &w->kill_timer);
     if (w->fd >= 0)
         close(w->fd);
-    w->fd = -1;
+    if (w->rfd >= 0)
+        close(w->rfd);
+    w->fd = w->rfd = -1;
     cf__frame_reader_reset(&w->rd);
 }
 
@@ -554,7 +567,19 @@ static void worker_task_timer_cb(struct ev_loop *ev, ev_timer *t, int revents)
 
 /* ------------------------------------------------------------------ reading */
 
-static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uint8_t *payload)
+/* Decode an outcome payload: `owned` (malloc'd, taken) or `data` (copied from). */
+static int frame_outcome(const struct cf__frame_hdr *h, const uint8_t *data, uint8_t *owned, struct cf__outcome *o)
+{
+    return owned ? cf__outcome_decode(owned, (size_t)h->len, o) : cf__outcome_decode_copy(data, (size_t)h->len, o);
+}
+
+/*
+ * One frame from worker `w`: its payload is `data` (h->len bytes), which is
+ * `owned` (malloc'd, and then this function frees or keeps it) or else a view
+ * into the read buffer.  `now` is when the read that brought it returned.
+ */
+static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, const uint8_t *data, uint8_t *owned,
+                         uint64_t now)
 {
     cf_process_pool_t *pool = w->pool;
     struct cf__list *n = w->inflight.next;
@@ -562,7 +587,7 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
 
     switch (h->type) {
     case CF__FR_READY:
-        free(payload);
+        free(owned);
         if (w->state == W_STARTING) {
             w->state = W_READY;
             pool->init_failures = 0;
@@ -574,7 +599,7 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
     case CF__FR_INIT_FAIL: {
         struct cf__outcome o;
         w->init_failed = 1;
-        if (cf__outcome_decode(payload, (size_t)h->len, &o) == 0) {
+        if (frame_outcome(h, data, owned, &o) == 0) {
             free(w->init_msg);
             w->init_msg = o.errmsg;
             o.errmsg = NULL;
@@ -583,10 +608,10 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
         return;
     }
     case CF__FR_ACK:
-        free(payload);
+        free(owned);
         if (head && head->id == h->id && head->state == PT_SENT) {
             head->state = PT_RUNNING;
-            head->t_submit = cf_now_ns(); /* from here on: when it started */
+            head->t_submit = now; /* from here on: when it started */
             pool->nrunning++;
             if (head->f)
                 cf__future_set_state(head->f, CF_FUTURE_RUNNING);
@@ -605,7 +630,7 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
             int rc;
 
             timer_stop(pool->loop, &w->task_timer);
-            uint64_t ran = cf_now_ns() - head->t_submit;
+            uint64_t ran = now - head->t_submit;
             pool->task_ns_avg = pool->task_ns_avg ? pool->task_ns_avg - pool->task_ns_avg / 8 + ran / 8 : ran + 1;
             cf__list_remove(&head->link);
             w->ninflight--;
@@ -613,10 +638,10 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
             head->state = PT_DONE;
             w->tasks_done++;
             if (head->stop != STOP_NONE) { /* being killed anyway; the result came first */
-                free(payload);
+                free(owned);
                 pp_complete(head, NULL, head->stop == STOP_TIMEOUT ? CF_ETIMEDOUT : CF_ECANCELED, NULL);
             } else {
-                rc = cf__outcome_decode(payload, (size_t)h->len, &o);
+                rc = frame_outcome(h, data, owned, &o);
                 if (rc)
                     pp_complete(head, NULL, rc,
                                 cf__printf_alloc("malformed result for task %llu from worker %d (pid %d)",
@@ -633,24 +658,37 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, uin
         break;
     }
     /* Anything else is a protocol violation: stop the worker. */
-    free(payload);
+    free(owned);
     kill(-w->pid, SIGKILL);
 }
 
 /*
  * Read what the worker wrote, in pieces of up to CF__PP_RBUF bytes, and hand
  * each complete frame to worker_frame(): a burst of results costs one read().
+ * Frames that lie whole in the buffer are handled in place; the incremental
+ * reader (w->rd) keeps a frame split across reads, and the rest of a large
+ * payload is read straight into its own buffer.
  */
 static void worker_read(struct pp_worker *w)
 {
     cf_process_pool_t *pool = w->pool;
 
-    if (w->fd < 0)
+    if (w->rfd < 0)
         return;
     if (!pool->rbuf && !(pool->rbuf = malloc(CF__PP_RBUF)))
         return; /* retried on the next readiness */
     for (;;) {
-        ssize_t r = read(w->fd, pool->rbuf, CF__PP_RBUF);
+        uint8_t *where, *buf = pool->rbuf;
+        size_t want, cap = CF__PP_RBUF;
+        int direct = 0;
+
+        cf__frame_reader_want(&w->rd, &where, &want);
+        if (!cf__frame_reader_idle(&w->rd) && want >= CF__PP_RBUF) {
+            buf = where; /* the rest of a large payload */
+            cap = want;
+            direct = 1;
+        }
+        ssize_t r = read(w->rfd, buf, cap);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -660,28 +698,46 @@ static void worker_read(struct pp_worker *w)
         }
         if (r == 0)
             goto eof;
+        uint64_t now = cf_now_ns();
         for (size_t off = 0; off < (size_t)r;) {
             struct cf__frame_hdr h;
-            uint8_t *where, *payload;
-            size_t want;
+            uint8_t *payload;
+            int rc;
 
-            cf__frame_reader_want(&w->rd, &where, &want);
-            if (want > (size_t)r - off)
-                want = (size_t)r - off;
-            memcpy(where, pool->rbuf + off, want);
+            if (!direct && cf__frame_reader_idle(&w->rd) && (size_t)r - off >= CF__FRAME_HDR) {
+                if (cf__frame_hdr_decode(buf + off, &h)) {
+                    kill(-w->pid, SIGKILL); /* malformed stream: the worker is of no more use */
+                    goto eof;
+                }
+                if ((size_t)r - off - CF__FRAME_HDR >= h.len) { /* whole: handle it in place */
+                    off += CF__FRAME_HDR + (size_t)h.len;
+                    worker_frame(w, &h, buf + off - (size_t)h.len, NULL, now);
+                    if (w->rfd < 0)
+                        return;
+                    continue;
+                }
+            }
+            if (direct) {
+                want = (size_t)r;
+            } else {
+                cf__frame_reader_want(&w->rd, &where, &want);
+                if (want > (size_t)r - off)
+                    want = (size_t)r - off;
+                memcpy(where, buf + off, want);
+            }
             off += want;
-            int rc = cf__frame_reader_got(&w->rd, want, &h, &payload);
+            rc = cf__frame_reader_got(&w->rd, want, &h, &payload);
             if (rc < 0) {
                 kill(-w->pid, SIGKILL); /* malformed stream: the worker is of no more use */
                 goto eof;
             }
             if (rc == 1) {
-                worker_frame(w, &h, payload);
-                if (w->fd < 0)
+                worker_frame(w, &h, payload, payload, now);
+                if (w->rfd < 0)
                     return;
             }
         }
-        if ((size_t)r < CF__PP_RBUF)
+        if ((size_t)r < cap)
             break; /* drained: the next readiness brings more */
     }
     return;
@@ -770,11 +826,11 @@ static void ctl_cb(struct ev_loop *ev, ev_io *io, int revents)
         struct cf__pp_ctl m;
         union {
             struct cmsghdr h;
-            char buf[CMSG_SPACE(sizeof(int))];
+            char buf[CMSG_SPACE(2 * sizeof(int))];
         } cm;
         struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
         struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
-        int fd = -1;
+        int fds[2] = {-1, -1}, fd, rfd;
         ssize_t r = recvmsg(pool->ctl, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
         if (r < 0) {
@@ -790,18 +846,27 @@ static void ctl_cb(struct ev_loop *ev, ev_io *io, int revents)
             return;
         }
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-                memcpy(&fd, CMSG_DATA(c), sizeof(int));
-        if (r != (ssize_t)sizeof(m)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                memcpy(fds, CMSG_DATA(c), (k < 2 ? k : 2) * sizeof(int));
+            }
+        fd = fds[0];   /* tasks go down this socket */
+        rfd = fds[1];  /* frames come up this pipe */
+        if (r != (ssize_t)sizeof(m) || m.type != CF__CTL_SPAWNED) {
             if (fd >= 0)
                 close(fd);
-            continue;
+            if (rfd >= 0)
+                close(rfd);
+            if (r != (ssize_t)sizeof(m))
+                continue;
         }
         if (m.type == CF__CTL_SPAWNED && m.index >= 0 && m.index < pool->nworkers) {
             struct pp_worker *w = &pool->workers[m.index];
-            if (w->state != W_SPAWNING || m.pid <= 0 || fd < 0) {
+            if (w->state != W_SPAWNING || m.pid <= 0 || fd < 0 || rfd < 0) {
                 if (fd >= 0)
                     close(fd);
+                if (rfd >= 0)
+                    close(rfd);
                 if (w->state == W_SPAWNING) {
                     w->state = W_EMPTY;
                     pp_break(pool, m.pid < 0 ? m.pid : CF_EBROKEN,
@@ -811,10 +876,12 @@ static void ctl_cb(struct ev_loop *ev, ev_io *io, int revents)
                 continue;
             }
             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+            fcntl(rfd, F_SETFL, fcntl(rfd, F_GETFL) | O_NONBLOCK);
             w->fd = fd;
+            w->rfd = rfd;
             w->pid = m.pid;
             w->state = W_STARTING;
-            ev_io_init(&w->rio, worker_rio_cb, fd, EV_READ);
+            ev_io_init(&w->rio, worker_rio_cb, rfd, EV_READ);
             w->rio.data = w;
             ev_io_init(&w->wio, worker_wio_cb, fd, EV_WRITE);
             w->wio.data = w;
@@ -822,8 +889,6 @@ static void ctl_cb(struct ev_loop *ev, ev_io *io, int revents)
             if (pool->shut && !pool->nqueued)
                 shutdown(fd, SHUT_WR); /* nothing to do: let it exit */
         } else {
-            if (fd >= 0)
-                close(fd);
             if (m.type == CF__CTL_EXITED) {
                 struct pp_worker *w = worker_by_pid(pool, m.pid);
                 if (w) {
@@ -925,7 +990,7 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
         struct pp_worker *w = &pool->workers[i];
         w->pool = pool;
         w->index = i;
-        w->fd = -1;
+        w->fd = w->rfd = -1;
         cf__list_init(&w->inflight);
         cf__frame_reader_init(&w->rd, CF__FRAME_MAX_LEN);
         ev_timer_init(&w->task_timer, worker_task_timer_cb, 0., 0.);
@@ -939,8 +1004,13 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
     return 0;
 }
 
-static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, void *payload, size_t len, double timeout,
-                     cf_future_t **out)
+/*
+ * Queue a task.  `adopt` non-NULL: the payload is that malloc'd buffer, which
+ * the pool takes on success; otherwise `len` bytes of `data` are copied into
+ * the task's own allocation (one allocation per task).
+ */
+static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, uint8_t *adopt, size_t len,
+                     double timeout, cf_future_t **out)
 {
     struct pp_task *t;
     cf_future_t *f;
@@ -949,9 +1019,19 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, void *payload, size
         return CF_ESHUTDOWN;
     if (pool->broken)
         return CF_EBROKEN;
-    t = calloc(1, sizeof(*t));
+    if (!adopt && len > SIZE_MAX - sizeof(*t))
+        return CF_ENOMEM;
+    t = malloc(sizeof(*t) + (adopt ? 0 : len));
     if (!t)
         return CF_ENOMEM;
+    memset(t, 0, sizeof(*t));
+    if (adopt) {
+        t->payload = adopt;
+    } else {
+        t->payload = t->inl;
+        if (len)
+            memcpy(t->inl, data, len);
+    }
     f = cf__future_alloc(pool->loop);
     if (!f) {
         free(t);
@@ -965,7 +1045,6 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, void *payload, size
     t->id = pool->next_id++;
     t->timeout = timeout < 0 ? pool->opts.task_timeout : timeout;
     t->fn = fn;
-    t->payload = payload;
     t->len = len;
     t->t_submit = cf_now_ns();
     t->state = PT_QUEUED;
@@ -982,18 +1061,9 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, void *payload, size
 int cf_process_pool_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, size_t len, double timeout,
                            cf_future_t **out)
 {
-    uint8_t *copy;
-    int rc;
-
     if (!pool || !fn || !out || (!data && len) || isnan(timeout))
         return CF_EINVAL;
-    copy = cf__memdup(data, len);
-    if (!copy)
-        return CF_ENOMEM;
-    rc = pp_submit(pool, fn, copy, len, timeout, out);
-    if (rc)
-        free(copy);
-    return rc;
+    return pp_submit(pool, fn, data, NULL, len, timeout, out);
 }
 
 static int pp_cancel(cf_future_t *f)
@@ -1159,24 +1229,15 @@ static int pp_ex_submit(cf_executor_t *ex, cf_task_fn fn, void *arg, size_t len,
                         cf_future_t **out)
 {
     cf_process_pool_t *pool = (cf_process_pool_t *)ex;
-    uint8_t *payload = arg;
     int rc;
 
     /* The pool frees payloads with free(): adopt the buffer only if that is its destructor. */
-    if (arg_free != free) {
-        payload = cf__memdup(arg, len);
-        if (!payload)
-            return CF_ENOMEM;
-    }
-    rc = pp_submit(pool, fn, payload, len, -1, out);
-    if (rc) {
-        if (payload != arg)
-            free(payload);
-        return rc;
-    }
-    if (payload != arg && arg_free)
+    if (arg_free == free)
+        return pp_submit(pool, fn, NULL, arg, len, -1, out);
+    rc = pp_submit(pool, fn, arg, NULL, len, -1, out);
+    if (rc == 0 && arg_free)
         arg_free(arg);
-    return 0;
+    return rc;
 }
 
 static int pp_ex_shutdown(cf_executor_t *ex, int flags)

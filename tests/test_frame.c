@@ -98,6 +98,13 @@ static void test_reader_any_chunking(void **state)
         assert_int_equal(ids[2], 27);
         cf__frame_reader_reset(&r);
     }
+    /* Idle only between frames. */
+    cf__frame_reader_init(&r, CF__FRAME_MAX_LEN);
+    assert_true(cf__frame_reader_idle(&r));
+    assert_int_equal(feed(&r, stream, CF__FRAME_HDR + 3, 64, ids, 3), 1);
+    assert_false(cf__frame_reader_idle(&r));
+    cf__frame_reader_reset(&r);
+    assert_true(cf__frame_reader_idle(&r));
     /* A reader with a smaller limit refuses a large frame. */
     cf__frame_reader_init(&r, 4);
     assert_int_equal(feed(&r, stream, off, 64, ids, 3), CF_EINVAL);
@@ -112,6 +119,58 @@ static void round_trip(const struct cf__outcome *in, struct cf__outcome *out)
     assert_non_null(buf);
     cf__outcome_encode(in, buf);
     assert_int_equal(cf__outcome_decode(buf, n, out), 0);
+}
+
+/* Decode a copy: the caller's buffer is left alone and may go away. */
+static void round_trip_copy(const struct cf__outcome *in, struct cf__outcome *out)
+{
+    size_t n = cf__outcome_encoded_size(in);
+    uint8_t *buf = malloc(n);
+
+    assert_non_null(buf);
+    cf__outcome_encode(in, buf);
+    assert_int_equal(cf__outcome_decode_copy(buf, n, out), 0);
+    memset(buf, 0xa5, n);
+    free(buf);
+}
+
+static void test_outcome_decode_copy(void **state)
+{
+    struct cf__outcome in, out;
+    char bytes[] = "copied bytes";
+
+    (void)state;
+    memset(&in, 0, sizeof(in));
+    in.value.f64 = 2.5;
+    round_trip_copy(&in, &out);
+    assert_int_equal(out.is_bytes, 0);
+    assert_true(out.value.f64 == 2.5);
+    cf__outcome_clear(&out);
+
+    memset(&in, 0, sizeof(in));
+    in.value.ptr = bytes;
+    in.len = sizeof(bytes);
+    in.is_bytes = 1;
+    round_trip_copy(&in, &out);
+    assert_int_equal(out.is_bytes, 1);
+    assert_int_equal(out.len, sizeof(bytes));
+    assert_memory_equal(out.value.ptr, bytes, sizeof(bytes));
+    cf__outcome_clear(&out);
+
+    in.len = 0;
+    round_trip_copy(&in, &out);
+    assert_int_equal(out.is_bytes, 1);
+    assert_int_equal(out.len, 0);
+    assert_non_null(out.value.ptr);
+    cf__outcome_clear(&out);
+
+    memset(&in, 0, sizeof(in));
+    in.err = CF_EFAIL;
+    in.errmsg = "kept after the buffer is gone";
+    round_trip_copy(&in, &out);
+    assert_int_equal(out.err, CF_EFAIL);
+    assert_string_equal(out.errmsg, "kept after the buffer is gone");
+    cf__outcome_clear(&out);
 }
 
 static void test_outcome_round_trips(void **state)
@@ -169,6 +228,15 @@ static uint8_t *forge(size_t body, int32_t err, uint32_t kind, uint64_t len, uin
     return b;
 }
 
+/* The copying decoder rejects what the owning one rejects; the caller keeps (and frees) the buffer. */
+static void expect_both_reject(uint8_t *b, size_t n)
+{
+    struct cf__outcome o;
+
+    assert_int_equal(cf__outcome_decode_copy(b, n, &o), CF_EINVAL);
+    assert_int_equal(cf__outcome_decode(b, n, &o), CF_EINVAL); /* frees b */
+}
+
 static void test_malformed_outcomes_rejected(void **state)
 {
     struct cf__outcome o;
@@ -176,6 +244,12 @@ static void test_malformed_outcomes_rejected(void **state)
     size_t n;
 
     (void)state;
+    b = forge(4, 0, 1, 2, 0, &n);
+    expect_both_reject(b, n);
+    b = forge(4, CF_EFAIL, 0, 0, 4, &n);
+    memcpy(b, "a\0c\0", 4);
+    expect_both_reject(b, n);
+    assert_int_equal(cf__outcome_decode_copy(NULL, 0, &o), CF_EINVAL);
     assert_int_equal(cf__outcome_decode(NULL, 0, &o), CF_EINVAL);
     b = calloc(1, 8);
     assert_int_equal(cf__outcome_decode(b, 8, &o), CF_EINVAL); /* shorter than a trailer */
@@ -204,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_bad_headers_rejected),
         cmocka_unit_test(test_reader_any_chunking),
         cmocka_unit_test(test_outcome_round_trips),
+        cmocka_unit_test(test_outcome_decode_copy),
         cmocka_unit_test(test_malformed_outcomes_rejected),
     };
     return cmocka_run_group_tests_name("frame", tests, NULL, NULL);

@@ -207,6 +207,17 @@ static int t_xor_bytes(cf_task_t *t, void *arg)
     return rc;
 }
 
+/* t_xor_bytes, but the argument must be 8-byte aligned (as a malloc'd one + 8 would be). */
+static int t_aligned_xor(cf_task_t *t, void *arg)
+{
+    size_t len;
+    const void *in = cf_task_arg(t, &len);
+
+    if ((uintptr_t)in % 8 != 0)
+        return CF_EINVAL;
+    return t_xor_bytes(t, arg);
+}
+
 /* Writes its pid to the file named by its payload, then waits to be killed. */
 static int t_pid_then_pause(cf_task_t *t, void *arg)
 {
@@ -592,6 +603,47 @@ static void test_64_mib_in_and_out(void **state)
     cf_process_pool_free(p);
 }
 
+/*
+ * Arguments and results of many sizes in one stream: odd lengths (frames that
+ * leave the next argument unaligned in the worker's input buffer), and sizes
+ * around and above the pool's 64 KiB read buffer (frames split across reads,
+ * payloads read straight into their own buffer), between small ones decoded
+ * in place.
+ */
+static void test_mixed_sizes_in_one_stream(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 2, 0.2);
+    static const size_t sizes[] = {0, 1, 3, 7, 8, 9, 61, 100, 4093, 65536 - 57, 65536 - 56, 65536, 65537, 200001, 5};
+    enum { ROUNDS = 40 };
+    size_t nsizes = sizeof(sizes) / sizeof(sizes[0]), n = ROUNDS * nsizes;
+    cf_future_t **fs = calloc(n, sizeof(*fs));
+    uint8_t *buf = malloc(200001);
+
+    assert_non_null(fs);
+    assert_non_null(buf);
+    for (size_t i = 0; i < 200001; i++)
+        buf[i] = (uint8_t)(i * 7 + 3);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(cf_process_pool_submit(p, t_aligned_xor, buf, sizes[i % nsizes], -1, &fs[i]), 0);
+    for (size_t i = 0; i < n; i++) {
+        size_t want = sizes[i % nsizes], len, bad = 0;
+        const void *out;
+
+        assert_int_equal(cf_future_wait(fs[i], -1), 0);
+        assert_int_equal(cf_future_status(fs[i]), 0);
+        assert_int_equal(cf_future_result_bytes(fs[i], &out, &len), 0);
+        assert_int_equal(len, want);
+        for (size_t k = 0; k < len; k++)
+            bad += ((const uint8_t *)out)[k] != (uint8_t)(buf[k] ^ 0x5a);
+        assert_int_equal(bad, 0);
+        assert_int_equal(cf_future_unref(fs[i]), 0);
+    }
+    free(buf);
+    free(fs);
+    cf_process_pool_free(p);
+}
+
 struct tally {
     long n, wrong;
 };
@@ -951,6 +1003,7 @@ int main(void)
         T(test_cancel_running_and_queued),
         T(test_cancel_task_sent_ahead),
         T(test_64_mib_in_and_out),
+        T(test_mixed_sizes_in_one_stream),
         T(test_100k_tiny_tasks_and_map),
         T(test_initializers),
         T(test_max_tasks_per_child),

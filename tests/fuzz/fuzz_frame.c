@@ -3,8 +3,9 @@
  *
  * The input's first byte picks the chunk sizes in which the rest is fed to
  * the incremental reader (as reads from a socket would split it); every
- * complete frame's payload then goes through the outcome decoder.  Nothing
- * may crash, read out of bounds or leak.
+ * complete frame's payload then goes through both outcome decoders (the
+ * copying one, used for frames parsed in place, and the owning one), which
+ * must agree.  Nothing may crash, read out of bounds or leak.
  */
 #include "internal.h"
 
@@ -40,10 +41,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc < 0)
             break;
         if (rc == 1) {
-            struct cf__outcome o;
+            struct cf__outcome o, c;
+            int copied = cf__outcome_decode_copy(payload, (size_t)h.len, &c);
+
+            if (copied == 0)
+                cf__outcome_clear(&c);
             /* decode takes the payload, whatever the verdict */
-            if (payload && cf__outcome_decode(payload, (size_t)h.len, &o) == 0)
-                cf__outcome_clear(&o);
+            if (payload) {
+                int owned = cf__outcome_decode(payload, (size_t)h.len, &o);
+                if (owned != copied && owned != CF_ENOMEM && copied != CF_ENOMEM)
+                    __builtin_trap();
+                if (owned == 0)
+                    cf__outcome_clear(&o);
+            }
         }
     }
     cf__frame_reader_reset(&r);
