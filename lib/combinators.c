@@ -596,9 +596,9 @@ static int check_inputs(cf_future_t *const *fs, size_t n, cf_loop_t **loop)
     for (size_t i = 0; i < n; i++) {
         if (!fs[i])
             return CF_EINVAL;
-        if (*loop && cf__future_loop(fs[i]) != *loop)
+        if (*loop && fs[i]->loop != *loop)
             return CF_EINVAL;
-        *loop = cf__future_loop(fs[i]);
+        *loop = fs[i]->loop;
     }
     return 0;
 }
@@ -739,7 +739,7 @@ int cf_then(cf_future_t *src, cf_then_fn fn, void *data, cf_free_fn destroy, int
 
     if (!src || !fn || !out || (flags & ~CF_THEN_ALWAYS))
         return CF_EINVAL;
-    rc = comb_build(cf__future_loop(src), K_THEN, &src, 1, &c);
+    rc = comb_build(src->loop, K_THEN, &src, 1, &c);
     if (rc)
         return rc;
     c->then_fn = fn;
@@ -757,7 +757,7 @@ int cf_timeout(cf_future_t *src, double seconds, cf_future_t **out)
 
     if (!src || !out || isnan(seconds) || seconds < 0)
         return CF_EINVAL;
-    rc = comb_build(cf__future_loop(src), K_MIRROR, &src, 1, &c);
+    rc = comb_build(src->loop, K_MIRROR, &src, 1, &c);
     if (rc)
         return rc;
     c->timeout = seconds;
@@ -771,13 +771,13 @@ int cf_future_adopt(cf_future_t *dst, cf_future_t *src)
     struct comb *c;
     int rc;
 
-    if (!dst || !src || dst == src || cf__future_loop(dst) != cf__future_loop(src))
+    if (!dst || !src || dst == src || dst->loop != src->loop)
         return CF_EINVAL;
     if (is_done(dst))
         return CF_EALREADY;
     if (dst->ops)
         return CF_EPERM;
-    c = comb_new(cf__future_loop(src), K_MIRROR, 1, 0);
+    c = comb_new(src->loop, K_MIRROR, 1, 0);
     if (!c)
         return CF_ENOMEM;
     c->n = 1;
@@ -1016,7 +1016,7 @@ int cf_group_add(cf_group_t *g, cf_future_t *f)
     struct slot *s;
     int rc;
 
-    if (!g || !f || cf__future_loop(f) != g->c->loop)
+    if (!g || !f || f->loop != g->c->loop)
         return CF_EINVAL;
     c = g->c;
     if (c->closed || c->first_err || c->finished)
@@ -1122,7 +1122,7 @@ struct watch {
 static void watch_end(struct watch *wt, cf_future_state st, int64_t value)
 {
     cf_future_t *f = wt->f;
-    cf_loop_t *loop = cf__future_loop(f);
+    cf_loop_t *loop = f->loop;
 
     if (wt->is_io)
         ev_io_stop(loop->ev, &wt->w.io);

@@ -132,3 +132,14 @@ void *cf__memdup(const void *data, size_t len)
         memcpy(copy, data, len);
     return copy;
 }
+
+void *cf__calloc_aligned(size_t size)
+{
+    void *p;
+
+    size = (size + CF__CACHELINE - 1) & ~(size_t)(CF__CACHELINE - 1);
+    if (posix_memalign(&p, CF__CACHELINE, size))
+        return NULL;
+    memset(p, 0, size);
+    return p;
+}

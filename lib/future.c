@@ -87,12 +87,12 @@ static void cf__future_schedule(cf_future_t *f)
     f->scheduled = 1;
     f->refs++;
     f->u.work.run = cf__dispatch_run;
-    cf__loop_defer(cf__future_loop(f), &f->u.work);
+    cf__loop_defer(f->loop, &f->u.work);
 }
 
 void cf__future_dispatch(cf_future_t *f)
 {
-    cf_loop_t *loop = cf__future_loop(f);
+    cf_loop_t *loop = f->loop;
     struct cf__cb *list = NULL, *c = f->cbs;
     int status = cf_future_status(f);
 
@@ -137,14 +137,15 @@ int cf_future_new(cf_loop_t *loop, cf_future_t **out)
 void cf_future_ref(cf_future_t *f)
 {
     CF_REQUIRE(f, "future is NULL");
-    CF_REQUIRE(f->refs > 0, "future was already released");
+    CF_REQUIRE(f->magic == CF__FUTURE_LIVE, "future was already released");
     f->refs++;
 }
 
 int cf_future_unref(cf_future_t *f)
 {
-    if (!f || f->refs == 0)
+    if (!f || f->magic != CF__FUTURE_LIVE)
         return CF_EINVAL;
+    CF_ASSERT(f->refs > 0, "live future without references");
     if (--f->refs)
         return 0;
     CF_ASSERT(!f->scheduled && !f->cbs, "freeing a future with callbacks due");
@@ -181,7 +182,7 @@ const char *cf_future_state_name(cf_future_state s)
 cf_loop_t *cf_future_loop(const cf_future_t *f)
 {
     CF_REQUIRE(f, "future is NULL");
-    return cf__future_loop(f);
+    return f->loop;
 }
 
 int cf_future_status(const cf_future_t *f)
@@ -367,7 +368,7 @@ int cf_future_on_done(cf_future_t *f, cf_future_cb cb, void *data, cf_free_fn de
 
     if (!f || !cb)
         return CF_EINVAL;
-    c = cf__cb_alloc(cf__future_loop(f));
+    c = cf__cb_alloc(f->loop);
     if (!c)
         return CF_ENOMEM;
     c->cb = cb;
@@ -391,7 +392,7 @@ int cf__future_remove_cb(cf_future_t *f, cf_future_cb cb, void *data)
             *pp = c->next;
             if (c->destroy)
                 c->destroy(c->data);
-            cf__cb_release(cf__future_loop(f), c);
+            cf__cb_release(f->loop, c);
             cf_future_unref(f);
             return 0;
         }
@@ -415,7 +416,7 @@ int cf_future_wait(cf_future_t *f, double timeout)
     if (cf__future_final(f))
         return 0;
     f->refs++;
-    rc = cf__loop_run_until(cf__future_loop(f), cf__future_done_pred, f, timeout);
+    rc = cf__loop_run_until(f->loop, cf__future_done_pred, f, timeout);
     cf_future_unref(f);
     return rc;
 }

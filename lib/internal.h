@@ -47,6 +47,12 @@ char *cf__printf_alloc(const char *fmt, ...) CF_PRINTF(1, 2);
 /* A malloc'd copy of `len` bytes (at least one byte is allocated), or NULL. */
 void *cf__memdup(const void *data, size_t len);
 
+/* Groups of fields written by different threads start on their own cache
+ * line, so one thread's writes do not evict the lines another thread uses. */
+#define CF__CACHELINE 64
+/* calloc() for structures with such groups: zeroed, aligned to CF__CACHELINE. */
+void *cf__calloc_aligned(size_t size);
+
 /* Initialise a mutex that spins briefly before sleeping (the critical
  * sections it guards are a few pointer moves). Returns 0 or a negated errno. */
 int cf__mutex_init(pthread_mutex_t *mu);
@@ -72,21 +78,21 @@ struct cf_loop {
     ev_idle idle;   /* EV_MAXPRI; active only while `ready` is non-empty */
 
     /* Shared with other threads: guarded by inbox_mu (a leaf lock). */
-    pthread_mutex_t inbox_mu;
+    _Alignas(CF__CACHELINE) pthread_mutex_t inbox_mu;
     struct cf__fifo inbox;
     size_t inbox_n;
     atomic_size_t calls_pending; /* cf_loop_call() items not yet run */
 
     /* Loop thread only. */
-    struct cf__fifo ready;  /* work due on this or the next iteration */
+    _Alignas(CF__CACHELINE) struct cf__fifo ready; /* work due on this or the next iteration */
     size_t ready_n;
     unsigned batch;         /* max items run per iteration */
     unsigned holds;         /* cf_loop_hold() count */
     size_t outstanding;     /* executor tasks not yet completed (holds one ev_ref while > 0) */
     size_t live_futures;
     size_t live_executors;
-    struct cf__slab future_slab; /* futures (see slab.h) */
-    struct cf__slab cb_slab;     /* callback nodes */
+    struct cf__slab_cache futures;  /* every future of this loop */
+    struct cf__slab_cache cbs;      /* done-callback nodes */
 };
 
 /* Hand `w` to the loop from any thread (takes inbox_mu, wakes the loop on empty -> non-empty). */
@@ -165,53 +171,49 @@ struct cf_task {
     size_t arg_len;
 };
 
-/*
- * A future, and for executor futures the task too.  120 bytes on LP64: a
- * pending task costs this much and no more, since futures come from the
- * loop's slab, which also knows the loop a future belongs to
- * (cf__future_loop()).
- */
 struct cf_future {
     /* Queue link: the owner's queue while queued, then the inbox/ready queue. */
     union {
         struct cf__list qlink;
         struct cf__work work;
     } u;
-    uint32_t refs;    /* loop thread only; 0 once released (the slot is then free) */
-    atomic_int state; /* PENDING -> RUNNING is written by a worker; final states by the loop */
-    uint32_t arg_len; /* bytes at `arg` for byte submissions (CF__ARG_MAX at most) */
-    atomic_uchar cancel_req;
-    uint8_t scheduled; /* loop thread only: a dispatch or completion is queued */
-    uint8_t where;     /* owner-specific position (queued, overflow, ...) */
-    uint8_t taken;     /* the pointer value was moved out by cf_future_take() */
-    /*
-     * Written by the worker before handing back.  While a thread-pool task is
-     * queued, out.value.i64 holds its submit time (thread_pool.c).
-     */
-    struct cf__outcome out;
+    cf_loop_t *loop;
+    uint32_t magic;
+    uint32_t refs;           /* loop thread only */
+    atomic_uchar state;      /* PENDING -> RUNNING is written by a worker; final states by the loop */
+    atomic_uchar cancel_req; /* set by the loop, polled by the running task */
+    uint8_t scheduled;       /* loop thread only: a dispatch or completion is queued */
+    uint8_t where;           /* owner-specific position (queued, overflow, ...) */
+    uint8_t taken;           /* the pointer value was moved out by cf_future_take() */
+    union {
+        /* What the task produced: written by the worker once it took the
+         * task (it first copies out `tq` and clears the outcome), read by the
+         * loop after the hand-back.  Promises and other futures use only `out`. */
+        struct cf__outcome out;
+        /* A thread-pool task until a worker takes it. */
+        struct {
+            cf_task_fn fn;
+            size_t arg_len;
+            uint64_t t_submit;
+        } tq;
+    };
     struct cf__cb *cbs; /* loop thread only; newest first */
     const struct cf__future_ops *ops;
     void *owner;
-    /* Task part (executor futures). */
-    cf_task_fn fn;
+    /* The task's argument, destroyed with arg_free when the task ends (or,
+     * for a loop-side future, when the future is released). */
     void *arg;
     cf_free_fn arg_free;
 };
 
-/* The loop a future belongs to: the owner of the slab it was allocated from. */
-static inline cf_loop_t *cf__future_loop(const cf_future_t *f)
-{
-    return (cf_loop_t *)cf__slab_owner(f);
-}
-
-/* Largest byte argument a future carries. */
-#define CF__ARG_MAX UINT32_MAX
+#define CF__FUTURE_LIVE 0x43465554u /* "CFUT" */
+#define CF__FUTURE_DEAD 0xdeadf00du
 
 /* Allocate a future with one reference (the caller's). Loop thread. */
 cf_future_t *cf__future_alloc(cf_loop_t *loop);
-/* Return a future's memory to the loop's cache (refs reached 0). */
+/* Return a future's memory to the loop's slab cache (refs reached 0). */
 void cf__future_release_mem(cf_future_t *f);
-/* Callback nodes, cached per loop. */
+/* Callback nodes, from the loop's slab cache. */
 struct cf__cb *cf__cb_alloc(cf_loop_t *loop);
 void cf__cb_release(cf_loop_t *loop, struct cf__cb *c);
 /* Move `f` to a final state and schedule its callbacks for a later iteration. */

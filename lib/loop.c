@@ -89,7 +89,7 @@ int cf_loop_new(struct ev_loop *ev, cf_loop_t **out)
 
     if (!ev || !out)
         return CF_EINVAL;
-    loop = calloc(1, sizeof(*loop));
+    loop = cf__calloc_aligned(sizeof(*loop));
     if (!loop)
         return CF_ENOMEM;
     rc = cf__mutex_init(&loop->inbox_mu);
@@ -102,8 +102,8 @@ int cf_loop_new(struct ev_loop *ev, cf_loop_t **out)
     cf__fifo_init(&loop->inbox);
     cf__fifo_init(&loop->ready);
     atomic_init(&loop->calls_pending, 0);
-    cf__slab_init(&loop->future_slab, sizeof(struct cf_future), loop);
-    cf__slab_init(&loop->cb_slab, sizeof(struct cf__cb), loop);
+    cf__slab_init(&loop->futures, sizeof(struct cf_future));
+    cf__slab_init(&loop->cbs, sizeof(struct cf__cb));
 
     ev_async_init(&loop->async, cf__loop_async_cb);
     loop->async.data = loop;
@@ -140,8 +140,8 @@ int cf_loop_close(cf_loop_t *loop)
         loop->holds--;
         ev_unref(loop->ev);
     }
-    cf__slab_destroy(&loop->future_slab);
-    cf__slab_destroy(&loop->cb_slab);
+    cf__slab_fini(&loop->futures);
+    cf__slab_fini(&loop->cbs);
     pthread_mutex_destroy(&loop->inbox_mu);
     free(loop);
     return 0;
@@ -310,53 +310,53 @@ void cf_loop_set_batch(cf_loop_t *loop, unsigned batch)
     loop->batch = batch ? batch : CF__DEFAULT_BATCH;
 }
 
-/* ------------------------------------------------------------------ caches */
+/* ------------------------------------------------------------------ allocation */
 
 cf_future_t *cf__future_alloc(cf_loop_t *loop)
 {
-    cf_future_t *f;
+    cf_future_t *f = cf__slab_alloc(&loop->futures);
 
-    f = cf__slab_alloc(&loop->future_slab);
     if (!f)
         return NULL;
     f->u.qlink.next = f->u.qlink.prev = NULL;
+    f->loop = loop;
+    f->magic = CF__FUTURE_LIVE;
     f->refs = 1;
     atomic_init(&f->state, CF_FUTURE_PENDING);
+    atomic_init(&f->cancel_req, 0);
+    f->scheduled = 0;
+    f->where = 0;
+    f->taken = 0;
     f->out.value.ptr = NULL;
     f->out.value_free = NULL;
     f->out.len = 0;
-    f->out.is_bytes = 0;
     f->out.err = 0;
+    f->out.is_bytes = 0;
     f->out.errmsg = NULL;
     f->cbs = NULL;
     f->ops = NULL;
     f->owner = NULL;
-    f->scheduled = 0;
-    f->where = 0;
-    f->taken = 0;
-    atomic_init(&f->cancel_req, 0);
-    f->fn = NULL;
     f->arg = NULL;
     f->arg_free = NULL;
-    f->arg_len = 0;
     loop->live_futures++;
     return f;
 }
 
 void cf__future_release_mem(cf_future_t *f)
 {
-    cf_loop_t *loop = cf__future_loop(f);
+    cf_loop_t *loop = f->loop;
 
+    f->magic = CF__FUTURE_DEAD;
     loop->live_futures--;
-    cf__slab_free(&loop->future_slab, f);
+    cf__slab_free(&loop->futures, f);
 }
 
 struct cf__cb *cf__cb_alloc(cf_loop_t *loop)
 {
-    return cf__slab_alloc(&loop->cb_slab);
+    return cf__slab_alloc(&loop->cbs);
 }
 
 void cf__cb_release(cf_loop_t *loop, struct cf__cb *c)
 {
-    cf__slab_free(&loop->cb_slab, c);
+    cf__slab_free(&loop->cbs, c);
 }

@@ -1,17 +1,19 @@
 /*
  * slab.h - fixed-size object allocator for one thread (the loop thread).
  *
- * Futures and callback nodes are allocated and released at a high rate, and a
- * burst can keep a million of them alive at once.  A slab hands them out of
- * 64 KiB blocks: no per-object malloc header (a pending future costs its own
- * size), no malloc call on the hot path, and released objects are reused
- * first from the fullest blocks' free lists.  A block whose objects are all
- * released is given back to the system, except one kept as a spare, so a
- * burst does not pin its peak memory.
+ * Objects are carved out of blocks of CF__SLAB_SIZE bytes aligned to their
+ * size, so an object's block is found by masking its address and no object
+ * carries an allocator header.  Each block keeps its own free list and count;
+ * blocks with free objects are on the cache's `partial` list, and new objects
+ * come from the most recently used one.  A block whose objects are all free
+ * again is kept as the cache's single spare or returned to the system, so a
+ * burst of a million futures does not pin its memory afterwards.
  *
- * Objects are 8-byte aligned.  Under AddressSanitizer every object is its own
- * malloc() (with the owner in a 16-byte prefix) so that use after release is
- * still caught.
+ * A fresh block hands out objects in address order (a bump pointer over its
+ * never-used part), so pages are touched only as they are needed.  A freed
+ * object's first pointer-sized word holds the free-list link; the allocator
+ * writes nothing else in it, so a released future keeps its "dead" magic.
+ * Not thread-safe: one cache per loop, used on the loop thread.
  */
 #ifndef CF_SLAB_H
 #define CF_SLAB_H
@@ -19,27 +21,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CF__SLAB_BLOCK 65536u
+#define CF__SLAB_SIZE ((size_t)256 * 1024)
 
-struct cf__slab_block;
+struct cf__slab;
 
-struct cf__slab {
-    void *owner;                    /* returned by cf__slab_owner() for every object */
-    size_t size;                    /* object size, a multiple of 8 */
-    unsigned per_block;             /* objects per block */
-    struct cf__slab_block *partial; /* blocks with released objects to reuse */
-    struct cf__slab_block *fresh;   /* block being carved (bump allocation) */
-    struct cf__slab_block *spare;   /* one empty block kept for the next burst */
-    size_t live;                    /* objects handed out */
-    size_t blocks;                  /* blocks held from the system */
+struct cf__slab_cache {
+    size_t obj_size;
+    struct cf__slab *partial; /* blocks with a free object, most recently used first */
+    struct cf__slab *spare;   /* one completely free block kept for reuse */
+    size_t live;              /* objects handed out */
 };
 
-void cf__slab_init(struct cf__slab *s, size_t size, void *owner);
-/* The owner of the slab that `p` came from. */
-void *cf__slab_owner(const void *p);
-void *cf__slab_alloc(struct cf__slab *s);
-void cf__slab_free(struct cf__slab *s, void *p);
-/* Give every block back; only valid when no object is live. */
-void cf__slab_destroy(struct cf__slab *s);
+/* obj_size is rounded up to a multiple of 8 (at least one pointer). */
+void cf__slab_init(struct cf__slab_cache *c, size_t obj_size);
+/* Release every block; every object must have been freed. */
+void cf__slab_fini(struct cf__slab_cache *c);
+/* An object (contents undefined), or NULL when out of memory. */
+void *cf__slab_alloc(struct cf__slab_cache *c);
+/* Return an object; its first pointer-sized word is overwritten. */
+void cf__slab_free(struct cf__slab_cache *c, void *obj);
 
 #endif /* CF_SLAB_H */

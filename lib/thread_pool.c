@@ -7,44 +7,70 @@
  * futures.  N worker threads (named "<prefix>-<i>", every signal blocked)
  * take tasks from the queue and run them.
  *
- * Queues.
- *   queue     (cf__list, pool.mu)       tasks waiting for a worker; FIFO
+ * Queues.  A task is its future: the queue link and the task fields live
+ * inside struct cf_future, so queueing allocates nothing.
+ *   batch     (cf__list, loop thread)   accepted tasks not yet visible to the
+ *                                       workers (see "Batching")
+ *   incoming  (cf__list, submit_mu)     the submit side: the loop appends
+ *   queue     (cf__list, mu)            the take side: workers pop; when it is
+ *                                       empty a worker moves all of `incoming`
+ *                                       into it at once
  *   overflow  (cf__list, loop thread)   tasks accepted under CF_QUEUE_FULL_WAIT
- *                                       while `queue` held max_queued tasks
+ *                                       while max_queued tasks were queued
  *   loop inbox (see loop.c)             finished tasks on their way back
- * A task is its future: the queue link and the task fields live inside
- * struct cf_future, so submitting allocates nothing but a slot of the
- * loop's future slab.
+ * FIFO order holds across them: batch -> incoming -> queue; overflow enters
+ * after the batch was flushed.  The submit side and the take side have their
+ * own lock and counters (nin, nq), so submits and takes do not contend for
+ * one lock or cache line.
+ *
+ * Batching.  A submit appends to `batch`, which tp_flush() moves to
+ * `incoming` under one submit_mu acquisition.  The batch is flushed at once
+ * unless every worker is running a task and earlier tasks still wait to be
+ * taken, so a task starts as soon as a worker could take it even when the
+ * application does not return to the loop; otherwise at TP_BATCH_MAX tasks,
+ * from an ev_prepare watcher before the loop waits, and before shutdown or
+ * a refill from overflow.  Batched tasks count as queued and cancel at once.
  *
  * Life of a task.
- *   submit (loop):  future gets the pool's reference; pushed on `queue` under
- *                   pool.mu; a sleeping worker is signalled only when the
- *                   queued tasks outnumber the spinning and already-signalled
- *                   workers.
- *   take (worker):  under pool.mu: pop, state PENDING -> RUNNING, worker.current.
+ *   submit (loop):  future gets the pool's reference; appended to `batch`
+ *                   (then `incoming`, see above).
+ *   take (worker):  under mu: pop, state PENDING -> RUNNING, worker.current.
  *   run (worker):   fn(task, arg) without locks; outcome written into the future.
- *   hand back:      under pool.mu: worker.current = NULL and the future is
- *                   appended to the loop inbox; the ev_async wake-up is sent
- *                   after pool.mu is released, only on inbox empty -> non-empty.
+ *   hand back:      worker.current = NULL, then the future is appended to the
+ *                   loop inbox (inbox_mu only); the ev_async wake-up is sent
+ *                   only on inbox empty -> non-empty.
  *   complete (loop): tp_complete(): final state, counters, arg_free, refill from
  *                   overflow, done callbacks, drop the pool's reference.
- * Cancel of a queued task removes it under pool.mu and defers tp_complete() to
- * the next iteration; the state is CANCELLED at once.  Cancel of a running
- * task only sets its cancel_req flag (CF_EBUSY).
+ * Cancel of a batched or queued task removes it (under mu and submit_mu for
+ * the shared lists) and defers tp_complete() to the next iteration; the
+ * state is CANCELLED at once.  Cancel of a running task only sets its
+ * cancel_req flag (CF_EBUSY).
  *
- * Wake-ups.  Workers sleep on pool.cv; after finishing a task a worker first
- * polls the queue length for spin_us (lock-free read of an atomic) so that a
- * steady stream of submits does not pay a futex wake per task - only while a
- * CPU is left over (running and spinning workers and the loop thread each
- * take one); an idle worker never spins.
+ * Wake-ups.  Each worker sleeps on its own condition variable (with mu).  A
+ * worker registers as sleeping while holding mu and submit_mu, after seeing
+ * both lists empty; a flush that finds a sleeper and no spinning worker
+ * signals one sleeper (taking mu after releasing submit_mu), and a signalled
+ * worker stops counting as a sleeper at once, so a burst signals each
+ * sleeper once.  A worker that takes a task while more wait and a sleeper
+ * exists with no spinner signals one more.  After finishing a task a worker
+ * polls nin/nq for spin_us (lock-free reads of atomics) before sleeping; a
+ * spinning worker re-checks both lists under the locks before it sleeps, so
+ * a submit that saw it spinning needs no signal.  An idle worker never spins.
  *
- * Lock order.  pool.mu -> loop.inbox_mu.  Nothing else nests; the loop thread
- * never holds pool.mu while running user code.
+ * Lock order.  mu -> submit_mu; mu -> loop.inbox_mu (a failing initializer
+ * hands back queued tasks under mu).  The loop thread takes submit_mu and mu
+ * one at a time when submitting, and never holds either while running user
+ * code.
  *
  * Invariants.
- *   - worker.current is only read or written under pool.mu, and is cleared
- *     before the finished task is handed back, so the loop never sees a
- *     worker pointing at a future that may already be freed.
+ *   - Only the loop thread frees futures, and a worker clears worker.current
+ *     (release) before handing its task back, so a future the loop reads from
+ *     worker.current is alive.
+ *   - `where` of a task in `incoming` or `queue` is TP_QUEUED; a worker sets
+ *     TP_NONE under mu when it takes it; cancel reads it under mu.
+ *   - f->tq (fn, arg_len, submit time) is valid until a worker takes the
+ *     task; the worker copies it out and clears the outcome that shares its
+ *     room.
  *   - pool.outstanding counts accepted tasks whose tp_complete() has not run;
  *     each holds one reference on the loop (cf__loop_task_begin/end) and one
  *     reference on its future.
@@ -60,17 +86,22 @@
 
 enum cf__tp_where {
     TP_NONE = 0,     /* not in any pool queue (running, done, or being cancelled) */
-    TP_QUEUED = 1,   /* in pool->queue (pool.mu) */
+    TP_QUEUED = 1,   /* in pool->incoming or pool->queue */
     TP_OVERFLOW = 2, /* in pool->overflow (loop thread) */
+    TP_BATCHED = 3,  /* in pool->batch (loop thread), not yet visible to workers */
 };
 
 struct cf__tp_worker {
-    cf_thread_pool_t *pool;
+    _Alignas(CF__CACHELINE) cf_thread_pool_t *pool; /* one cache line or more per worker */
     pthread_t tid;
     int index;
     int started;
-    void *data;           /* from the initializer */
-    cf_future_t *current; /* pool.mu */
+    void *data; /* from the initializer */
+    pthread_cond_t cv; /* this worker sleeps on it, with pool.mu */
+    int sleeping;      /* pool.mu: waiting on cv, not yet signalled */
+    /* The task this worker runs: set under pool.mu when it takes one, cleared
+     * (release) before the task is handed back, read by the loop thread. */
+    _Atomic(cf_future_t *) current;
 };
 
 struct cf_thread_pool {
@@ -81,28 +112,36 @@ struct cf_thread_pool {
     struct cf__tp_worker *workers;
     int nworkers;
 
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    /* Guarded by mu (atomics are also read without it by spinning workers). */
+    /* Take side, guarded by mu (atomics are also read without it). */
+    _Alignas(CF__CACHELINE) pthread_mutex_t mu;
     struct cf__list queue;
-    atomic_size_t nqueued;
-    atomic_int stopping; /* workers exit once the queue is empty */
-    size_t nrunning;
-    int nsleeping;
-    int nsignaled; /* signals sent that no sleeping worker has consumed yet */
-    int nspinning; /* workers polling the queue before sleeping: they need no signal */
-    int ncpus;     /* CPUs of the machine, read at creation */
+    atomic_size_t nq;        /* tasks in queue */
+    atomic_int stopping;     /* workers exit once both lists are empty */
+    atomic_int nsleeping;    /* sleeping workers not yet signalled: incremented under mu and
+                                submit_mu, decremented under mu by the one who signals */
+    atomic_int nspinning;    /* workers polling nq/nin before sleeping: they need no signal */
+    atomic_int nrunning;     /* workers from taking a task until they lock mu again after it */
     int nalive;
-    int broken;
-    char *broken_msg;
     uint64_t queue_ns_total;
     uint64_t queue_ns_max;
 
+    /* Submit side, guarded by submit_mu. */
+    _Alignas(CF__CACHELINE) pthread_mutex_t submit_mu;
+    struct cf__list incoming;
+    atomic_size_t nin;       /* tasks in incoming */
+    atomic_int broken;       /* written under mu and submit_mu */
+    char *broken_msg;
+
     /* Loop thread only. */
+    _Alignas(CF__CACHELINE) struct cf__list batch;   /* accepted tasks not yet moved to incoming (see tp_flush()) */
+    size_t nbatch;
+    ev_prepare prepare;      /* flushes `batch` before the loop waits; unreferenced */
     struct cf__list overflow;
     size_t noverflow;
     size_t outstanding;
     uint64_t submitted, completed, failed, cancelled;
+    uint64_t stamp;      /* last clock reading for submit times */
+    unsigned stamp_left; /* submits that may still use it */
     int shut;
     int joined;
     int released;
@@ -119,6 +158,27 @@ static inline void tp_cpu_relax(void)
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+static inline size_t tp_load(const atomic_size_t *a)
+{
+    return atomic_load_explicit(a, memory_order_relaxed);
+}
+
+/* Move the submit side's list to the take side.  Both locks held. */
+static void tp_splice_incoming(cf_thread_pool_t *pool)
+{
+    struct cf__list *first = pool->incoming.next, *last = pool->incoming.prev;
+
+    if (first == &pool->incoming)
+        return;
+    first->prev = pool->queue.prev;
+    pool->queue.prev->next = first;
+    last->next = &pool->queue;
+    pool->queue.prev = last;
+    cf__list_init(&pool->incoming);
+    atomic_store_explicit(&pool->nq, tp_load(&pool->nq) + tp_load(&pool->nin), memory_order_relaxed);
+    atomic_store_explicit(&pool->nin, 0, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------------ worker side */
@@ -145,10 +205,16 @@ static void tp_set_thread_name(cf_thread_pool_t *pool, int index)
 
 static void tp_complete(cf_loop_t *loop, struct cf__work *w);
 
-/* Hand a finished (or failed-without-running) task back to the loop.  Called
- * with pool.mu held; returns 1 when the caller must wake the loop after
- * releasing it. */
-static int tp_hand_back_locked(cf_thread_pool_t *pool, cf_future_t *f)
+/* A task leaves the queue: its outcome, which shared room with the queued
+ * task's fields (f->tq), starts empty. */
+static void tp_outcome_reset(cf_future_t *f)
+{
+    memset(&f->out, 0, sizeof(f->out));
+}
+
+/* Hand a finished (or failed-without-running) task back to the loop; returns
+ * 1 when the caller must wake the loop (after releasing any lock it holds). */
+static int tp_hand_back(cf_thread_pool_t *pool, cf_future_t *f)
 {
     f->u.work.run = tp_complete;
     return cf__loop_post_nowake(pool->loop, &f->u.work);
@@ -162,20 +228,23 @@ static void tp_break(struct cf__tp_worker *w, int err)
     int wake = 0;
 
     pthread_mutex_lock(&pool->mu);
-    if (!pool->broken) {
-        pool->broken = 1;
+    pthread_mutex_lock(&pool->submit_mu);
+    if (!atomic_load_explicit(&pool->broken, memory_order_relaxed)) {
+        atomic_store_explicit(&pool->broken, 1, memory_order_relaxed);
         if (asprintf(&pool->broken_msg, "thread pool broken: initializer of worker %s-%d failed: %s (%s)",
                      pool->prefix, w->index, cf_strerror(err), cf_err_name(err)) < 0)
             pool->broken_msg = NULL;
     }
+    tp_splice_incoming(pool);
+    pthread_mutex_unlock(&pool->submit_mu);
     while ((n = cf__list_pop(&pool->queue))) {
         cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
-        atomic_fetch_sub_explicit(&pool->nqueued, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&pool->nq, 1, memory_order_relaxed);
         f->where = TP_NONE;
-        f->out.value.ptr = NULL; /* it held the submit time */
+        tp_outcome_reset(f);
         f->out.err = CF_EBROKEN;
         f->out.errmsg = pool->broken_msg ? strdup(pool->broken_msg) : NULL;
-        wake |= tp_hand_back_locked(pool, f);
+        wake |= tp_hand_back(pool, f);
     }
     pool->nalive--;
     pthread_mutex_unlock(&pool->mu);
@@ -183,7 +252,8 @@ static void tp_break(struct cf__tp_worker *w, int err)
         cf__loop_wake(pool->loop);
 }
 
-static void tp_run_task(struct cf__tp_worker *w, cf_future_t *f)
+/* Run a task the worker took; f->tq was copied out into `fn` and `arg_len`. */
+static void tp_run_task(struct cf__tp_worker *w, cf_future_t *f, cf_task_fn fn, size_t arg_len)
 {
     struct cf_task task = {
         .out = &f->out,
@@ -191,10 +261,34 @@ static void tp_run_task(struct cf__tp_worker *w, cf_future_t *f)
         .worker_data = w->data,
         .worker_index = w->index,
         .arg = f->arg,
-        .arg_len = f->arg_len,
+        .arg_len = arg_len,
     };
 
-    cf__task_run(&task, f->fn);
+    cf__task_run(&task, fn);
+}
+
+/* Signal one sleeping worker.  pool.mu held.  A signalled worker no longer
+ * counts as sleeping, so a burst of submits signals each sleeper once. */
+static void tp_signal_one_locked(cf_thread_pool_t *pool)
+{
+    for (int i = 0; i < pool->nworkers; i++) {
+        struct cf__tp_worker *w = &pool->workers[i];
+        if (w->sleeping) {
+            w->sleeping = 0;
+            atomic_fetch_sub_explicit(&pool->nsleeping, 1, memory_order_relaxed);
+            pthread_cond_signal(&w->cv);
+            return;
+        }
+    }
+}
+
+/* Wake one sleeping worker if tasks are waiting that no awake worker is
+ * about to take.  Called with pool.mu held. */
+static void tp_wake_more_locked(cf_thread_pool_t *pool)
+{
+    if (atomic_load_explicit(&pool->nsleeping, memory_order_relaxed) &&
+        !atomic_load_explicit(&pool->nspinning, memory_order_relaxed) && (tp_load(&pool->nq) || tp_load(&pool->nin)))
+        tp_signal_one_locked(pool);
 }
 
 static void *tp_worker_main(void *arg)
@@ -214,65 +308,75 @@ static void *tp_worker_main(void *arg)
 
     pthread_mutex_lock(&pool->mu);
     for (;;) {
-        struct cf__list *n = cf__list_pop(&pool->queue);
+        struct cf__list *n;
 
+        if (cf__list_empty(&pool->queue) && tp_load(&pool->nin)) {
+            pthread_mutex_lock(&pool->submit_mu);
+            tp_splice_incoming(pool);
+            pthread_mutex_unlock(&pool->submit_mu);
+        }
+        n = cf__list_pop(&pool->queue);
         if (n) {
             cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
-            uint64_t now = cf_now_ns(), waited = now - (uint64_t)f->out.value.i64;
-            int wake;
+            cf_task_fn fn = f->tq.fn;
+            size_t arg_len = f->tq.arg_len;
+            uint64_t waited = cf_now_ns() - f->tq.t_submit;
 
-            atomic_fetch_sub_explicit(&pool->nqueued, 1, memory_order_relaxed);
-            pool->nrunning++;
+            atomic_store_explicit(&pool->nq, tp_load(&pool->nq) - 1, memory_order_relaxed);
             pool->queue_ns_total += waited;
             if (waited > pool->queue_ns_max)
                 pool->queue_ns_max = waited;
-            f->out.value.ptr = NULL; /* it held the submit time */
             f->where = TP_NONE;
-            w->current = f;
+            atomic_store_explicit(&pool->nrunning, atomic_load_explicit(&pool->nrunning, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+            atomic_store_explicit(&w->current, f, memory_order_relaxed);
             cf__future_set_state(f, CF_FUTURE_RUNNING);
+            tp_wake_more_locked(pool);
             pthread_mutex_unlock(&pool->mu);
 
-            tp_run_task(w, f);
+            tp_outcome_reset(f);
+            tp_run_task(w, f, fn, arg_len);
 
-            pthread_mutex_lock(&pool->mu);
-            w->current = NULL;
-            pool->nrunning--;
-            wake = tp_hand_back_locked(pool, f);
-            if (wake) {
-                pthread_mutex_unlock(&pool->mu);
+            /* Cleared before the hand-back: once the loop sees the task it may free it. */
+            atomic_store_explicit(&w->current, NULL, memory_order_release);
+            if (tp_hand_back(pool, f))
                 cf__loop_wake(pool->loop);
-                pthread_mutex_lock(&pool->mu);
-            }
             may_spin = 1;
+            pthread_mutex_lock(&pool->mu);
+            atomic_store_explicit(&pool->nrunning, atomic_load_explicit(&pool->nrunning, memory_order_relaxed) - 1,
+                                  memory_order_relaxed);
             continue;
         }
-        if (atomic_load_explicit(&pool->stopping, memory_order_relaxed))
+        if (atomic_load_explicit(&pool->stopping, memory_order_relaxed) && !tp_load(&pool->nin))
             break;
-        /*
-         * Spin only while a CPU is left over: the loop thread needs one, and
-         * so does every running worker.  A spinner that would take a CPU from
-         * them costs more than the wake-up it saves.
-         */
-        if (may_spin && pool->opts.spin_us && (int)pool->nrunning + pool->nspinning + 1 < pool->ncpus) {
+        if (may_spin && pool->opts.spin_us) {
             uint64_t until = cf_now_ns() + (uint64_t)pool->opts.spin_us * 1000u;
             unsigned spins = 0;
 
             may_spin = 0;
-            pool->nspinning++;
+            atomic_fetch_add_explicit(&pool->nspinning, 1, memory_order_relaxed);
             pthread_mutex_unlock(&pool->mu);
-            while (!atomic_load_explicit(&pool->nqueued, memory_order_relaxed) &&
+            while (!tp_load(&pool->nin) && !tp_load(&pool->nq) &&
                    !atomic_load_explicit(&pool->stopping, memory_order_relaxed) &&
                    ((++spins & 31u) || cf_now_ns() < until))
                 tp_cpu_relax();
             pthread_mutex_lock(&pool->mu);
-            pool->nspinning--; /* under mu: a submitter that saw us spinning knows we re-check the queue */
+            /* A submitter that saw us spinning did not signal: we re-check both lists below. */
+            atomic_fetch_sub_explicit(&pool->nspinning, 1, memory_order_relaxed);
             continue;
         }
-        pool->nsleeping++;
-        pthread_cond_wait(&pool->cv, &pool->mu);
-        pool->nsleeping--;
-        if (pool->nsignaled > 0)
-            pool->nsignaled--;
+        /* Register as a sleeper under submit_mu, after seeing `incoming` empty,
+         * so that a submit either is seen here or sees the sleeper. */
+        pthread_mutex_lock(&pool->submit_mu);
+        if (tp_load(&pool->nin)) {
+            pthread_mutex_unlock(&pool->submit_mu);
+            continue;
+        }
+        w->sleeping = 1;
+        atomic_fetch_add_explicit(&pool->nsleeping, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&pool->submit_mu);
+        while (w->sleeping)
+            pthread_cond_wait(&w->cv, &pool->mu);
     }
     pool->nalive--;
     pthread_mutex_unlock(&pool->mu);
@@ -286,12 +390,72 @@ static void *tp_worker_main(void *arg)
 
 static void tp_destroy(cf_thread_pool_t *pool)
 {
+    ev_ref(pool->loop->ev); /* balance the ev_unref() after starting the prepare watcher */
+    ev_prepare_stop(pool->loop->ev, &pool->prepare);
     pool->loop->live_executors--;
-    pthread_cond_destroy(&pool->cv);
+    for (int i = 0; i < pool->nworkers; i++)
+        pthread_cond_destroy(&pool->workers[i].cv);
+    pthread_mutex_destroy(&pool->submit_mu);
     pthread_mutex_destroy(&pool->mu);
     free(pool->broken_msg);
     free(pool->workers);
     free(pool);
+}
+
+static void tp_complete_later(cf_future_t *f, int err);
+static void tp_wake_one(cf_thread_pool_t *pool);
+static int tp_need_wake_locked(cf_thread_pool_t *pool);
+
+/* Some worker is not running a task (starting, between tasks, spinning or sleeping). */
+static int tp_workers_idle(cf_thread_pool_t *pool)
+{
+    return atomic_load_explicit(&pool->nrunning, memory_order_relaxed) < pool->nworkers;
+}
+
+/* Make the batched tasks visible to the workers: one submit_mu acquisition
+ * and at most one wake-up for the whole batch.  Loop thread. */
+static void tp_flush(cf_thread_pool_t *pool)
+{
+    struct cf__list *first, *last, *n;
+    int wake;
+
+    if (!pool->nbatch)
+        return;
+    for (n = pool->batch.next; n != &pool->batch; n = n->next)
+        cf__container_of(n, struct cf_future, u.qlink)->where = TP_QUEUED;
+    first = pool->batch.next;
+    last = pool->batch.prev;
+    pthread_mutex_lock(&pool->submit_mu);
+    if (atomic_load_explicit(&pool->broken, memory_order_relaxed)) {
+        const char *msg = pool->broken_msg;
+        pthread_mutex_unlock(&pool->submit_mu); /* broken_msg no longer changes */
+        while ((n = cf__list_pop(&pool->batch))) {
+            cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
+            f->where = TP_NONE;
+            tp_complete_later(f, CF_EBROKEN);
+            f->out.errmsg = msg ? strdup(msg) : NULL;
+        }
+        pool->nbatch = 0;
+        return;
+    }
+    first->prev = pool->incoming.prev;
+    pool->incoming.prev->next = first;
+    last->next = &pool->incoming;
+    pool->incoming.prev = last;
+    atomic_store_explicit(&pool->nin, tp_load(&pool->nin) + pool->nbatch, memory_order_relaxed);
+    wake = tp_need_wake_locked(pool);
+    pthread_mutex_unlock(&pool->submit_mu);
+    cf__list_init(&pool->batch);
+    pool->nbatch = 0;
+    if (wake)
+        tp_wake_one(pool);
+}
+
+static void tp_prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents)
+{
+    (void)ev;
+    (void)revents;
+    tp_flush(w->data);
 }
 
 /* Tell the workers to exit once the queue is empty, when no more tasks can come. */
@@ -299,22 +463,40 @@ static void tp_maybe_stop(cf_thread_pool_t *pool)
 {
     if (!pool->shut || pool->noverflow || atomic_load(&pool->stopping))
         return;
+    tp_flush(pool);
     pthread_mutex_lock(&pool->mu);
     atomic_store(&pool->stopping, 1);
-    pthread_cond_broadcast(&pool->cv);
+    while (atomic_load_explicit(&pool->nsleeping, memory_order_relaxed))
+        tp_signal_one_locked(pool);
     pthread_mutex_unlock(&pool->mu);
 }
 
 /* Complete `f` on a later iteration with `err` (CF_ECANCELED, CF_EBROKEN...). */
 static void tp_complete_later(cf_future_t *f, int err)
 {
-    f->out.value.ptr = NULL; /* it held the submit time */
+    tp_outcome_reset(f);
     f->out.err = err;
     if (err == CF_ECANCELED)
         cf__future_set_state(f, CF_FUTURE_CANCELLED);
     f->scheduled = 1;
     f->u.work.run = tp_complete;
-    cf__loop_defer(cf__future_loop(f), &f->u.work);
+    cf__loop_defer(f->loop, &f->u.work);
+}
+
+/* Signal one sleeping worker for tasks just added to `incoming` (called
+ * after submit_mu was released, when the submit saw a sleeper and no spinner). */
+static void tp_wake_one(cf_thread_pool_t *pool)
+{
+    pthread_mutex_lock(&pool->mu);
+    tp_signal_one_locked(pool);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+/* A worker must be signalled for new tasks: one sleeps and none spins.  submit_mu held. */
+static int tp_need_wake_locked(cf_thread_pool_t *pool)
+{
+    return atomic_load_explicit(&pool->nsleeping, memory_order_relaxed) &&
+           !atomic_load_explicit(&pool->nspinning, memory_order_relaxed);
 }
 
 /* Move tasks waiting for queue room into the queue (CF_QUEUE_FULL_WAIT). */
@@ -323,37 +505,41 @@ static void tp_refill(cf_thread_pool_t *pool)
     struct cf__list failed;
     struct cf__list *n;
     size_t moved = 0;
+    int wake = 0;
     const char *msg;
 
     if (!pool->noverflow)
         return;
+    tp_flush(pool); /* tasks batched before the overflow ones go first */
     cf__list_init(&failed);
-    pthread_mutex_lock(&pool->mu);
-    if (pool->broken) {
+    pthread_mutex_lock(&pool->submit_mu);
+    if (atomic_load_explicit(&pool->broken, memory_order_relaxed)) {
         while ((n = cf__list_pop(&pool->overflow)))
             cf__list_push(&failed, n);
         pool->noverflow = 0;
     } else {
-        uint64_t room = pool->opts.max_queued - atomic_load_explicit(&pool->nqueued, memory_order_relaxed);
+        size_t queued = tp_load(&pool->nin) + tp_load(&pool->nq);
+        size_t room = queued < pool->opts.max_queued ? pool->opts.max_queued - queued : 0;
         while (moved < room && (n = cf__list_pop(&pool->overflow))) {
             cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
             f->where = TP_QUEUED;
-            cf__list_push(&pool->queue, n);
+            cf__list_push(&pool->incoming, n);
             moved++;
         }
         pool->noverflow -= moved;
-        atomic_fetch_add_explicit(&pool->nqueued, moved, memory_order_relaxed);
-        if (moved && pool->nsleeping)
-            pthread_cond_broadcast(&pool->cv);
+        atomic_store_explicit(&pool->nin, tp_load(&pool->nin) + moved, memory_order_relaxed);
+        wake = moved && tp_need_wake_locked(pool);
     }
     msg = pool->broken_msg;
     while ((n = cf__list_pop(&failed))) {
         cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
         f->where = TP_NONE;
-        f->out.errmsg = msg ? strdup(msg) : NULL;
         tp_complete_later(f, CF_EBROKEN);
+        f->out.errmsg = msg ? strdup(msg) : NULL;
     }
-    pthread_mutex_unlock(&pool->mu);
+    pthread_mutex_unlock(&pool->submit_mu);
+    if (wake)
+        tp_wake_one(pool);
     tp_maybe_stop(pool);
 }
 
@@ -395,12 +581,18 @@ static int tp_cancel(cf_future_t *f)
     cf_thread_pool_t *pool = f->owner;
     int where;
 
-    /* `where` is written by workers under pool.mu, so read it under pool.mu too. */
+    /* A worker moves `where` from TP_QUEUED to TP_NONE under pool.mu when it takes the task. */
     pthread_mutex_lock(&pool->mu);
     where = f->where;
-    if (where == TP_QUEUED) {
+    if (where == TP_BATCHED) {
         cf__list_remove(&f->u.qlink);
-        atomic_fetch_sub_explicit(&pool->nqueued, 1, memory_order_relaxed);
+        pool->nbatch--;
+    } else if (where == TP_QUEUED) {
+        pthread_mutex_lock(&pool->submit_mu);
+        tp_splice_incoming(pool); /* the task is in `queue` now */
+        pthread_mutex_unlock(&pool->submit_mu);
+        cf__list_remove(&f->u.qlink);
+        atomic_store_explicit(&pool->nq, tp_load(&pool->nq) - 1, memory_order_relaxed);
     } else if (where == TP_OVERFLOW) {
         cf__list_remove(&f->u.qlink);
         pool->noverflow--;
@@ -453,10 +645,12 @@ int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thre
         opts->spin_us > 1000000u)
         return CF_EINVAL;
 
-    pool = calloc(1, sizeof(*pool));
+    pool = cf__calloc_aligned(sizeof(*pool));
     if (!pool)
         return CF_ENOMEM;
-    pool->workers = calloc((size_t)opts->max_workers, sizeof(*pool->workers));
+    pool->workers = (size_t)opts->max_workers > SIZE_MAX / sizeof(*pool->workers)
+                        ? NULL
+                        : cf__calloc_aligned((size_t)opts->max_workers * sizeof(*pool->workers));
     if (!pool->workers) {
         free(pool);
         return CF_ENOMEM;
@@ -469,14 +663,25 @@ int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thre
              opts->name_prefix && *opts->name_prefix ? opts->name_prefix : "cf-worker");
     pool->opts.name_prefix = NULL; /* not kept: the caller owns the string */
     pool->nworkers = opts->max_workers;
-    pool->ncpus = cf_cpu_count();
     cf__list_init(&pool->queue);
+    cf__list_init(&pool->incoming);
+    cf__list_init(&pool->batch);
     cf__list_init(&pool->overflow);
-    atomic_init(&pool->nqueued, 0);
+    atomic_init(&pool->nq, 0);
+    atomic_init(&pool->nin, 0);
     atomic_init(&pool->stopping, 0);
+    atomic_init(&pool->nsleeping, 0);
+    atomic_init(&pool->nspinning, 0);
+    atomic_init(&pool->nrunning, 0);
     cf__mutex_init(&pool->mu);
-    pthread_cond_init(&pool->cv, NULL);
+    cf__mutex_init(&pool->submit_mu);
+    for (int i = 0; i < pool->nworkers; i++)
+        pthread_cond_init(&pool->workers[i].cv, NULL);
     loop->live_executors++;
+    ev_prepare_init(&pool->prepare, tp_prepare_cb);
+    pool->prepare.data = pool;
+    ev_prepare_start(loop->ev, &pool->prepare);
+    ev_unref(loop->ev); /* only outstanding tasks keep ev_run() alive */
 
     /* Workers inherit a mask with every signal blocked: signals go to the application's threads. */
     sigfillset(&all);
@@ -510,6 +715,23 @@ int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thre
     return 0;
 }
 
+/* The submit time recorded for queue-time statistics.  The clock is read for
+ * the first task that finds no task queued and then once every
+ * TP_STAMP_EVERY submits; tasks in between share the last reading, so a
+ * queue time may be overstated by the duration of that many submits. */
+#define TP_STAMP_EVERY 16u
+/* Largest loop-side batch of submitted tasks moved to the workers at once. */
+#define TP_BATCH_MAX 64u
+static uint64_t tp_submit_stamp(cf_thread_pool_t *pool)
+{
+    if (pool->stamp_left == 0 || (pool->nbatch == 0 && tp_load(&pool->nin) == 0 && tp_load(&pool->nq) == 0)) {
+        pool->stamp = cf_now_ns();
+        pool->stamp_left = TP_STAMP_EVERY;
+    }
+    pool->stamp_left--;
+    return pool->stamp;
+}
+
 static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t len, cf_free_fn arg_free,
                      cf_future_t **out)
 {
@@ -517,52 +739,39 @@ static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t le
 
     if (pool->shut)
         return CF_ESHUTDOWN;
-    if (len > CF__ARG_MAX)
-        return CF_EINVAL;
+    if (atomic_load_explicit(&pool->broken, memory_order_relaxed))
+        return CF_EBROKEN;
+    if (pool->opts.max_queued &&
+        (pool->noverflow ||
+         pool->nbatch + tp_load(&pool->nin) + tp_load(&pool->nq) >= pool->opts.max_queued) &&
+        pool->opts.on_full == CF_QUEUE_FULL_FAIL)
+        return CF_EAGAIN;
     f = cf__future_alloc(pool->loop);
     if (!f)
         return CF_ENOMEM;
     f->ops = &tp_ops;
     f->owner = pool;
-    f->fn = fn;
+    f->tq.fn = fn;
+    f->tq.arg_len = len;
+    f->tq.t_submit = tp_submit_stamp(pool);
     f->arg = arg;
     f->arg_free = arg_free;
-    f->arg_len = (uint32_t)len;
-    f->out.value.i64 = (int64_t)cf_now_ns(); /* the submit time, until a worker takes it */
 
-    pthread_mutex_lock(&pool->mu);
-    if (pool->broken) {
-        pthread_mutex_unlock(&pool->mu);
-        f->arg_free = NULL;
-        cf_future_unref(f);
-        return CF_EBROKEN;
-    }
     if (pool->opts.max_queued &&
-        (pool->noverflow || atomic_load_explicit(&pool->nqueued, memory_order_relaxed) >= pool->opts.max_queued)) {
-        if (pool->opts.on_full == CF_QUEUE_FULL_FAIL) {
-            pthread_mutex_unlock(&pool->mu);
-            f->arg_free = NULL;
-            cf_future_unref(f);
-            return CF_EAGAIN;
-        }
+        (pool->noverflow ||
+         pool->nbatch + tp_load(&pool->nin) + tp_load(&pool->nq) >= pool->opts.max_queued)) {
         f->where = TP_OVERFLOW;
         cf__list_push(&pool->overflow, &f->u.qlink);
         pool->noverflow++;
     } else {
-        f->where = TP_QUEUED;
-        cf__list_push(&pool->queue, &f->u.qlink);
-        size_t queued = atomic_fetch_add_explicit(&pool->nqueued, 1, memory_order_relaxed) + 1;
-        /*
-         * Wake a sleeper unless the queued tasks are already spoken for: each
-         * spinning worker takes one, and so does each worker signalled but
-         * not yet awake.
-         */
-        if (pool->nsleeping > pool->nsignaled && queued > (size_t)(pool->nspinning + pool->nsignaled)) {
-            pool->nsignaled++;
-            pthread_cond_signal(&pool->cv);
-        }
+        f->where = TP_BATCHED;
+        cf__list_push(&pool->batch, &f->u.qlink);
+        /* Batch only while every worker runs a task and earlier tasks still
+         * wait to be taken: no worker could start this one now anyway. */
+        if (++pool->nbatch >= TP_BATCH_MAX || tp_workers_idle(pool) ||
+            (tp_load(&pool->nin) == 0 && tp_load(&pool->nq) == 0))
+            tp_flush(pool);
     }
-    pthread_mutex_unlock(&pool->mu);
 
     f->refs++; /* the pool's reference, dropped in tp_complete() */
     pool->outstanding++;
@@ -624,14 +833,24 @@ int cf_thread_pool_shutdown(cf_thread_pool_t *pool, int flags)
         struct cf__list *n;
 
         cf__list_init(&taken);
+        while ((n = cf__list_pop(&pool->batch)))
+            cf__list_push(&taken, n);
+        pool->nbatch = 0;
         pthread_mutex_lock(&pool->mu);
+        pthread_mutex_lock(&pool->submit_mu);
+        tp_splice_incoming(pool);
+        pthread_mutex_unlock(&pool->submit_mu);
         while ((n = cf__list_pop(&pool->queue)))
             cf__list_push(&taken, n);
-        atomic_store_explicit(&pool->nqueued, 0, memory_order_relaxed);
-        for (int i = 0; i < pool->nworkers; i++)
-            if (pool->workers[i].current)
-                atomic_store_explicit(&pool->workers[i].current->cancel_req, 1, memory_order_relaxed);
+        atomic_store_explicit(&pool->nq, 0, memory_order_relaxed);
         pthread_mutex_unlock(&pool->mu);
+        /* Only the loop frees futures, and a worker clears `current` before
+         * handing its task back: a future seen here is still alive. */
+        for (int i = 0; i < pool->nworkers; i++) {
+            cf_future_t *cur = atomic_load_explicit(&pool->workers[i].current, memory_order_acquire);
+            if (cur)
+                atomic_store_explicit(&cur->cancel_req, 1, memory_order_relaxed);
+        }
         while ((n = cf__list_pop(&pool->overflow)))
             cf__list_push(&taken, n);
         pool->noverflow = 0;
@@ -668,12 +887,16 @@ int cf_thread_pool_stats(cf_thread_pool_t *pool, cf_pool_stats *out)
     if (!pool || !out)
         return CF_EINVAL;
     pthread_mutex_lock(&pool->mu);
-    out->queued = atomic_load_explicit(&pool->nqueued, memory_order_relaxed) + pool->noverflow;
-    out->running = pool->nrunning;
+    pthread_mutex_lock(&pool->submit_mu);
+    out->queued = pool->nbatch + tp_load(&pool->nin) + tp_load(&pool->nq) + pool->noverflow;
+    pthread_mutex_unlock(&pool->submit_mu);
     out->queue_ns_total = pool->queue_ns_total;
     out->queue_ns_max = pool->queue_ns_max;
     out->workers = pool->nalive;
     pthread_mutex_unlock(&pool->mu);
+    out->running = 0;
+    for (int i = 0; i < pool->nworkers; i++)
+        out->running += atomic_load_explicit(&pool->workers[i].current, memory_order_acquire) != NULL;
     out->submitted = pool->submitted;
     out->completed = pool->completed;
     out->failed = pool->failed;

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 
 /* pthread_create failures injected through -Wl,--wrap=pthread_create. */
 int __real_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
@@ -118,6 +119,111 @@ static void test_states_pending_running_finished(void **state)
     assert_int_equal(v, 9);
     assert_int_equal(cf_future_unref(a), 0);
     assert_int_equal(cf_future_unref(b), 0);
+    cf_thread_pool_free(p);
+    gate_destroy(&g);
+}
+
+/* Two tasks that each wait (10 s at most) until both run at the same time. */
+struct meet {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int arrived;
+};
+
+static int meet_other(cf_task_t *t, void *arg)
+{
+    struct meet *m = arg;
+    struct timespec until;
+    int rc = 0;
+
+    (void)t;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&m->mu);
+    m->arrived++;
+    pthread_cond_broadcast(&m->cv);
+    while (m->arrived < 2 && rc == 0)
+        rc = pthread_cond_timedwait(&m->cv, &m->mu, &until);
+    pthread_mutex_unlock(&m->mu);
+    return m->arrived >= 2 ? 0 : CF_ETIMEDOUT;
+}
+
+/* A worker spinning after its last task takes one of two new tasks; the
+ * other must wake the sleeping worker rather than wait behind it. */
+static void test_spinning_worker_does_not_hide_a_sleeper(void **state)
+{
+    struct fixture *fx = *state;
+    struct meet m = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    cf_thread_pool_opts o;
+    cf_thread_pool_t *p;
+    cf_future_t *warm, *a, *b;
+
+    cf_thread_pool_opts_init(&o);
+    o.max_workers = 2;
+    o.spin_us = 1000000; /* the worker that ran `warm` spins through the test */
+    assert_int_equal(cf_thread_pool_new(fx->loop, &o, &p), 0);
+    assert_int_equal(cf_thread_pool_submit(p, square, (void *)2, NULL, &warm), 0);
+    assert_int_equal(cf_future_wait(warm, -1), 0);
+    assert_int_equal(cf_thread_pool_submit(p, meet_other, &m, NULL, &a), 0);
+    assert_int_equal(cf_thread_pool_submit(p, meet_other, &m, NULL, &b), 0);
+    ev_run(fx->ev, 0);
+    assert_int_equal(cf_future_status(a), 0);
+    assert_int_equal(cf_future_status(b), 0);
+    assert_int_equal(cf_future_unref(warm), 0);
+    assert_int_equal(cf_future_unref(a), 0);
+    assert_int_equal(cf_future_unref(b), 0);
+    cf_thread_pool_free(p);
+}
+
+static void record_order(cf_future_t *f, int status, void *data)
+{
+    int *order = data;
+    int64_t v = 0;
+
+    (void)status;
+    if (cf_future_result_i64(f, &v) == 0)
+        order[order[0]++ + 1] = (int)v;
+}
+
+/* Tasks submitted while every worker is busy and others wait are held in the
+ * loop's batch: they count as queued, cancel at once, and run in order. */
+static void test_tasks_behind_busy_workers(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_t *p = make_pool(fx, 1);
+    struct gate g;
+    cf_future_t *blocker, *f[5];
+    cf_pool_stats st;
+    int order[8] = {0};
+
+    gate_init(&g);
+    assert_int_equal(cf_thread_pool_submit(p, wait_gate, &g, NULL, &blocker), 0);
+    gate_wait_for(&g, 1);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(cf_thread_pool_submit(p, square, (void *)(intptr_t)(i + 1), NULL, &f[i]), 0);
+        assert_int_equal(cf_future_on_done(f[i], record_order, order, NULL), 0);
+    }
+    assert_int_equal(cf_thread_pool_stats(p, &st), 0);
+    assert_int_equal(st.queued, 5);
+    assert_int_equal(st.running, 1);
+    assert_int_equal(cf_future_cancel(f[3]), 0);
+    assert_int_equal(cf_future_get_state(f[3]), CF_FUTURE_CANCELLED);
+    assert_int_equal(cf_future_cancel(f[0]), 0);
+    assert_int_equal(cf_thread_pool_stats(p, &st), 0);
+    assert_int_equal(st.queued, 3);
+    gate_open(&g);
+    ev_run(fx->ev, 0);
+    assert_int_equal(order[0], 3);
+    assert_int_equal(order[1], 4);
+    assert_int_equal(order[2], 9);
+    assert_int_equal(order[3], 25);
+    assert_int_equal(cf_future_get_state(f[0]), CF_FUTURE_CANCELLED);
+    assert_int_equal(cf_thread_pool_stats(p, &st), 0);
+    assert_int_equal(st.queued + st.running, 0);
+    assert_int_equal(st.cancelled, 2);
+    assert_int_equal(cf_future_unref(blocker), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(cf_future_unref(f[i]), 0);
     cf_thread_pool_free(p);
     gate_destroy(&g);
 }
@@ -728,6 +834,8 @@ int main(void)
         T(test_cancel_queued_task),
         T(test_cancel_running_task),
         T(test_cancel_races_with_workers),
+        T(test_spinning_worker_does_not_hide_a_sleeper),
+        T(test_tasks_behind_busy_workers),
         T(test_initializer_names_and_signals),
         T(test_failing_initializer_breaks_the_pool),
         T(test_thread_creation_failure_leaves_nothing),
