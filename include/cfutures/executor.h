@@ -35,8 +35,7 @@ CF_EXTERN int cf_executor_submit(cf_executor_t *ex, cf_task_fn fn, void *arg, cf
 /*
  * Submit fn(task, copy) with a copy of `len` bytes as the argument; every
  * executor accepts this form.  In the task, cf_task_arg(task, &len) gives the
- * bytes (8-byte aligned).  Returns as cf_executor_submit(), minus CF_ENOTSUP;
- * on the thread pool, CF_EINVAL for more than 4 GiB - 1 bytes.
+ * bytes (8-byte aligned).  Returns as cf_executor_submit(), minus CF_ENOTSUP.
  */
 CF_EXTERN int cf_executor_submit_bytes(cf_executor_t *ex, cf_task_fn fn, const void *data, size_t len,
                                        cf_future_t **out);
