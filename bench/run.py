@@ -377,7 +377,7 @@ def chart(results, stamp):
                 score = min(score, r["ratio2"] / 0.8)
             f.write('"%s" %.6g\n' % (r["key"], score))
     script = """
-set terminal pngcairo size 1000,520 font ",11"
+set terminal pngcairo size 1000,520 font ",11" noenhanced
 set output '%s'
 set title "cfutures vs peers: ratio relative to its target (above 1 = target met)\\n%s"
 set style fill solid 0.8
