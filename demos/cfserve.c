@@ -816,17 +816,25 @@ static void resp_wait(resp *r, resp_kind kind, cf_future_t *f)
 
 /* ------------------------------------------------------------------ routes */
 
-static void route_fib(conn *c, resp *r, const char *q, size_t qlen)
+/* The query parameter `name` as an integer from 0 to max: 0, or -1 after answering 400. */
+static int query_int(resp *r, const char *q, size_t qlen, const char *name, long max, long *out)
 {
     char *v = NULL;
-    long n = 0;
-    int found = query_get(q, qlen, "n", &v);
-    if (found <= 0 || parse_uint(v, 0, CFS_FIB_MAX, &n) != 0) {
-        resp_text(r, 400, "n must be an integer from 0 to %d\n", CFS_FIB_MAX);
-        free(v);
-        return;
-    }
+    int found = query_get(q, qlen, name, &v);
+    int ok = found > 0 && parse_uint(v, 0, max, out) == 0;
     free(v);
+    if (!ok) {
+        resp_text(r, 400, "%s must be an integer from 0 to %ld\n", name, max);
+        return -1;
+    }
+    return 0;
+}
+
+static void route_fib(conn *c, resp *r, const char *q, size_t qlen)
+{
+    long n = 0;
+    if (query_int(r, q, qlen, "n", CFS_FIB_MAX, &n) != 0)
+        return;
     int32_t n32 = (int32_t)n;
     cf_future_t *f = NULL;
     int rc = cf_process_pool_submit(c->srv->ppool, fib_task, &n32, sizeof(n32), -1, &f);
@@ -840,15 +848,9 @@ static void route_fib(conn *c, resp *r, const char *q, size_t qlen)
 
 static void route_sleep(conn *c, resp *r, const char *q, size_t qlen)
 {
-    char *v = NULL;
     long ms = 0;
-    int found = query_get(q, qlen, "ms", &v);
-    if (found <= 0 || parse_uint(v, 0, CFS_SLEEP_MAX, &ms) != 0) {
-        resp_text(r, 400, "ms must be an integer from 0 to %d\n", CFS_SLEEP_MAX);
-        free(v);
+    if (query_int(r, q, qlen, "ms", CFS_SLEEP_MAX, &ms) != 0)
         return;
-    }
-    free(v);
     cf_future_t *f = NULL;
     int rc = cf_sleep(c->srv->loop, (double)ms / 1000.0, &f);
     if (rc != 0) {
