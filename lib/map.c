@@ -13,13 +13,14 @@
  *
  * Worker side.  A chunk is one task: its argument is a self-contained byte
  * buffer (header with the item function, then length-prefixed items), its
- * value a byte buffer of per-item records (status, value, bytes, message).
- * Being bytes, a chunk runs unchanged on workers in another address space.
- * The chunk runner checks the task's cancellation flag between items.
+ * value a byte buffer of per-item outcomes, encoded as records by the
+ * outcome codec (outcome.h, which also says why an item's value must be a
+ * number or bytes).  Being bytes, a chunk runs unchanged on workers in
+ * another address space.  The chunk runner checks the task's cancellation
+ * flag between items.
  *
  *   chunk:  u64 CHUNK_MAGIC | u64 fn | u64 count | { u64 len | bytes (pad 8) } x count
- *   result: u64 RESULT_MAGIC | u64 count | u64 run_ns |
- *           { i32 err | u32 kind | u64 raw | u64 len | u64 msglen | bytes (pad 8) | msg (pad 8) } x count
+ *   result: u64 RESULT_MAGIC | u64 count | u64 run_ns | { outcome record } x count
  *
  * Ending.  A map ends once: input exhausted and everything delivered, the
  * first failed item under CF_MAP_STOP, a pull or submit error, the timeout,
@@ -33,6 +34,8 @@
  */
 #include "internal.h"
 
+#include "outcome.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +45,8 @@
 #define RESULT_MAGIC 0x5345524d50464355ull /* "UCFMPRES" */
 #define CHUNK_HDR 24u
 #define RES_HDR 24u
-#define REC_HDR 32u
 #define ADAPT_TARGET_NS 2000000u /* aim at ~2 ms of work per chunk */
 #define ADAPT_MAX 16384u
-
-enum { REC_VALUE = 0, REC_BYTES = 1 };
 
 /* ------------------------------------------------------------------ byte buffers */
 
@@ -115,24 +115,12 @@ static uint64_t rd_u64(const uint8_t *p)
 
 static void put_record(struct buf *out, const struct cf__outcome *o)
 {
-    int32_t err = o->err;
-    uint32_t kind = o->is_bytes ? REC_BYTES : REC_VALUE;
-    uint64_t raw = 0, len = o->is_bytes ? o->len : 0;
-    uint64_t msglen = o->errmsg ? strlen(o->errmsg) + 1 : 0;
-    uint8_t hdr[REC_HDR];
+    size_t n = cf__outcome_record_size(o);
 
-    if (!o->is_bytes)
-        memcpy(&raw, &o->value, sizeof(raw));
-    memcpy(hdr, &err, 4);
-    memcpy(hdr + 4, &kind, 4);
-    memcpy(hdr + 8, &raw, 8);
-    memcpy(hdr + 16, &len, 8);
-    memcpy(hdr + 24, &msglen, 8);
-    buf_put(out, hdr, REC_HDR);
-    if (len)
-        buf_put(out, o->value.ptr, (size_t)len);
-    if (msglen)
-        buf_put(out, o->errmsg, (size_t)msglen);
+    if (buf_reserve(out, n) == 0) {
+        cf__outcome_record_put(o, out->p + out->len);
+        out->len += n;
+    }
 }
 
 /* The task every chunk runs: the item function over each item of the chunk. */
@@ -170,13 +158,7 @@ static int map_chunk_run(cf_task_t *task, void *arg)
             it.arg = (void *)(p + off + 8);
             it.arg_len = (size_t)ilen;
             cf__task_finish(&it, fn(&it, p + off + 8, (size_t)ilen));
-            if (o.err == 0 && o.value_free && !o.is_bytes) {
-                cf__outcome_drop_value(&o);
-                free(o.errmsg);
-                o.errmsg = strdup("a mapped item must produce a number or bytes (cf_task_set_bytes), "
-                                  "not a pointer with a destructor");
-                o.err = CF_ENOTSUP;
-            }
+            cf__outcome_make_portable(&o, "a mapped item");
         }
         put_record(&out, &o);
         cf__outcome_clear(&o);
@@ -417,39 +399,18 @@ static int map_take(cf_map_t *m, cf_map_result *r)
             }
         }
         if (st == 0) {
-            uint64_t rlen, msglen;
-            int32_t err;
-            uint32_t kind;
+            struct cf__outcome_view v;
 
-            if (c->off + REC_HDR > len) {
+            if (cf__outcome_record_next(p, len, &c->off, &v)) {
                 st = CF_EINVAL;
                 r->error = "malformed map result";
             } else {
-                memcpy(&err, p + c->off, 4);
-                memcpy(&kind, p + c->off + 4, 4);
-                memcpy(&r->i64, p + c->off + 8, 8);
-                memcpy(&r->f64, p + c->off + 8, 8);
-                rlen = rd_u64(p + c->off + 16);
-                msglen = rd_u64(p + c->off + 24);
-                c->off += REC_HDR;
-                if (rlen > len - c->off || pad8((size_t)rlen) + (msglen ? pad8((size_t)msglen) : 0) > len - c->off ||
-                    (msglen && p[c->off + pad8((size_t)rlen) + msglen - 1] != '\0')) {
-                    st = CF_EINVAL;
-                    r->error = "malformed map result";
-                } else {
-                    st = err;
-                    if (kind == REC_BYTES) {
-                        r->data = p + c->off;
-                        r->len = (size_t)rlen;
-                        r->i64 = 0;
-                        r->f64 = 0;
-                    }
-                    c->off += pad8((size_t)rlen);
-                    if (msglen) {
-                        r->error = (const char *)(p + c->off);
-                        c->off += pad8((size_t)msglen);
-                    }
-                }
+                st = v.err;
+                r->error = v.msg;
+                r->i64 = v.i64;
+                r->f64 = v.f64;
+                r->data = v.data;
+                r->len = v.len;
             }
         }
     } else {
