@@ -328,7 +328,10 @@ static int map_submit_chunk(cf_map_t *m)
         uint64_t c64 = count;
         memcpy(b.p + 16, &c64, 8);
     }
-    rc = m->ex->ops->submit(m->ex, map_chunk_run, b.p, b.len, free, &f);
+    rc = cf__executor_submit(
+        m->ex,
+        &(struct cf__submit){.fn = map_chunk_run, .arg = b.p, .len = b.len, .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED},
+        &f);
     if (rc) {
         free(b.p);
         map_end(m, rc, cf__printf_alloc("submitting items %zu..%zu failed: %s", first, first + count - 1, cf_strerror(rc)));
