@@ -22,6 +22,10 @@
  *   chunk:  u64 CHUNK_MAGIC | u64 fn | u64 count | { u64 len | bytes (pad 8) } x count
  *   result: u64 RESULT_MAGIC | u64 count | u64 run_ns | { outcome record } x count
  *
+ * A chunk whose task failed as a whole (its worker died, it timed out)
+ * delivers that error for each of its items, the message naming the range
+ * of items (map_chunk_open()): which item was running is not known.
+ *
  * Ending.  A map ends once: input exhausted and everything delivered, the
  * first failed item under CF_MAP_STOP, a pull or submit error, the timeout,
  * the callback asking to stop, or cf_map_free().  Ending cancels the chunks
@@ -188,6 +192,11 @@ struct chunk {
     size_t count;
     size_t pos;   /* items delivered */
     size_t off;   /* read offset in the result buffer */
+    /* Set when the first item is taken: 0, or the error of the whole chunk
+     * (its task failed: a worker died, a timeout...), with its message. */
+    int err;
+    const char *error; /* msg, or a message owned by f */
+    char *msg;         /* "items 30-39: ..." (malloc'd) for a chunk of several items */
 };
 
 struct cf_map {
@@ -215,6 +224,8 @@ struct cf_map {
     int status;
     char *errmsg;
     cf_future_t *cur_f; /* backs the last delivered result */
+    char *cur_msg;      /* the same, for a failed chunk's message */
+    int cur_ranged;     /* the last result's error already names its chunk's range */
     size_t delivered;
     ev_timer timer;
     int timer_on;
@@ -237,6 +248,8 @@ static void map_release_cur(cf_map_t *m)
         cf_future_unref(m->cur_f);
         m->cur_f = NULL;
     }
+    free(m->cur_msg);
+    m->cur_msg = NULL;
 }
 
 static void map_drop_inflight(cf_map_t *m)
@@ -248,6 +261,7 @@ static void map_drop_inflight(cf_map_t *m)
         if (cf_future_get_state(c->f) < CF_FUTURE_FINISHED)
             cf_future_cancel(c->f);
         cf_future_unref(c->f);
+        free(c->msg);
         m->head = (m->head + 1) % m->window;
         m->inflight--;
     }
@@ -373,6 +387,38 @@ static void map_adapt(cf_map_t *m, uint64_t run_ns, size_t count)
     m->chunksize = (size_t)want;
 }
 
+/*
+ * The oldest chunk is done and its first item is being taken: check its
+ * result header, or record why the whole chunk failed.  Which item was
+ * running when a chunk's task failed is not known, so the message names the
+ * chunk's range of items.
+ */
+static void map_chunk_open(cf_map_t *m, struct chunk *c)
+{
+    int st = cf_future_status(c->f);
+    const char *why;
+
+    if (st == 0) {
+        const uint8_t *p;
+        size_t len;
+
+        cf_future_result_bytes(c->f, (const void **)&p, &len);
+        if (len >= RES_HDR && rd_u64(p) == RESULT_MAGIC && rd_u64(p + 8) == c->count) {
+            map_adapt(m, rd_u64(p + 16), c->count);
+            c->off = RES_HDR;
+            return;
+        }
+        st = CF_EINVAL;
+        why = "malformed map result";
+    } else {
+        why = cf_future_error(c->f);
+    }
+    c->err = st;
+    c->error = why ? why : cf_strerror(st);
+    if (c->count > 1 && (c->msg = cf__printf_alloc("items %zu-%zu: %s", c->first, c->first + c->count - 1, c->error)))
+        c->error = c->msg;
+}
+
 /* Take the next result from the oldest chunk if it is done. Returns 1 if *r was filled. */
 static int map_take(cf_map_t *m, cf_map_result *r)
 {
@@ -386,38 +432,28 @@ static int map_take(cf_map_t *m, cf_map_result *r)
         return 0;
     memset(r, 0, sizeof(*r));
     r->index = c->first + c->pos;
-    st = cf_future_status(c->f);
-    if (st == 0) {
+    if (c->pos == 0)
+        map_chunk_open(m, c);
+    if (c->err) {
+        st = c->err;
+        r->error = c->error;
+    } else {
         const uint8_t *p;
         size_t len;
+        struct cf__outcome_view v;
 
         cf_future_result_bytes(c->f, (const void **)&p, &len);
-        if (c->pos == 0) {
-            if (len < RES_HDR || rd_u64(p) != RESULT_MAGIC || rd_u64(p + 8) != c->count) {
-                st = CF_EINVAL;
-                r->error = "malformed map result";
-            } else {
-                map_adapt(m, rd_u64(p + 16), c->count);
-                c->off = RES_HDR;
-            }
+        if (cf__outcome_record_next(p, len, &c->off, &v)) {
+            st = CF_EINVAL;
+            r->error = "malformed map result";
+        } else {
+            st = v.err;
+            r->error = v.msg;
+            r->i64 = v.i64;
+            r->f64 = v.f64;
+            r->data = v.data;
+            r->len = v.len;
         }
-        if (st == 0) {
-            struct cf__outcome_view v;
-
-            if (cf__outcome_record_next(p, len, &c->off, &v)) {
-                st = CF_EINVAL;
-                r->error = "malformed map result";
-            } else {
-                st = v.err;
-                r->error = v.msg;
-                r->i64 = v.i64;
-                r->f64 = v.f64;
-                r->data = v.data;
-                r->len = v.len;
-            }
-        }
-    } else {
-        r->error = cf_future_error(c->f);
     }
     r->status = st;
     if (st && !r->error)
@@ -431,10 +467,12 @@ static int map_take(cf_map_t *m, cf_map_result *r)
     map_release_cur(m);
     cf_future_ref(c->f);
     m->cur_f = c->f;
+    m->cur_ranged = c->msg != NULL;
     if (++c->pos == c->count) {
         if (m->cb)
             cf__future_remove_cb(c->f, map_chunk_done, m);
         cf_future_unref(c->f);
+        m->cur_msg = c->msg; /* r->error may point at it */
         m->head = (m->head + 1) % m->window;
         m->inflight--;
     }
@@ -446,7 +484,8 @@ static int map_take(cf_map_t *m, cf_map_result *r)
 static void map_after_delivery(cf_map_t *m, const cf_map_result *r)
 {
     if (r->status && m->o.on_error == CF_MAP_STOP)
-        map_end(m, r->status, cf__printf_alloc("item %zu: %s", r->index, r->error));
+        map_end(m, r->status,
+                m->cur_ranged ? cf__printf_alloc("%s", r->error) : cf__printf_alloc("item %zu: %s", r->index, r->error));
     else
         map_fill(m);
 }
