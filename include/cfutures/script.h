@@ -179,7 +179,9 @@ CF_EXTERN int cf_futures_unref(cf_future_t **fs, size_t n);
  * while it lives; *len, if not NULL, gets their length).  A future that
  * failed or was cancelled, or cannot be waited for here (inside a loop
  * callback while it is pending), gives 0, 0.0 or NULL with *len = 0: use the
- * checked forms below when that matters.  Loop thread.
+ * checked forms below when that matters.  As with cf_future_result(), a
+ * value read as another kind than it was stored gives its raw bits.  Loop
+ * thread.
  */
 CF_EXTERN int64_t cf_future_i64(cf_future_t *f);
 CF_EXTERN double cf_future_f64(cf_future_t *f);
