@@ -25,10 +25,13 @@
  * The process pool is created first, before the thread pool starts threads,
  * so its fork server is forked from a single-threaded process.
  *
- * Usage: seeds [--workers N] [--quick] [--md5-dir DIR]
+ * Installed as cfseeds.
+ *
+ * Usage: cfseeds [--workers N] [--quick] [--md5-dir DIR] | --help | --version
  *   --workers N    workers in each pool (default: one per CPU)
  *   --quick        fib over 25..30 in part 1 and 9,999 items in part 4
- *   --md5-dir DIR  directory for part 5 (default: the source tree)
+ *   --md5-dir DIR  directory for part 5 (default: the source tree it was built
+ *                  from, or the current directory when that is gone)
  *
  * Exit status: 0 when every result is right, 1 on a wrong result or a library
  * error (printed with cf_strerror()), 2 on a usage error.
@@ -83,7 +86,7 @@ static double seconds(uint64_t ns)
 static int report(const char *what, int rc)
 {
     fflush(stdout);
-    fprintf(stderr, "seeds: %s: %s (%s)\n", what, cf_strerror(rc), cf_err_name(rc));
+    fprintf(stderr, "cfseeds: %s: %s (%s)\n", what, cf_strerror(rc), cf_err_name(rc));
     return 1;
 }
 
@@ -137,7 +140,7 @@ static void fib_done(cf_future_t *f, int status, void *data)
         const char *msg = cf_future_error(f);
         printf("raise an exception: %s\n", msg ? msg : cf_strerror(status));
         if (!job->raises || status != CF_EFAIL || !msg || strcmp(msg, "Don't do this") != 0) {
-            fprintf(stderr, "seeds: fib(%d) failed unexpectedly: %s\n", job->n, cf_strerror(status));
+            fprintf(stderr, "cfseeds: fib(%d) failed unexpectedly: %s\n", job->n, cf_strerror(status));
             run->failures++;
         }
         return;
@@ -151,7 +154,7 @@ static void fib_done(cf_future_t *f, int status, void *data)
     }
     printf("fib(%d) = %" PRId64 "\n", job->n, v);
     if (job->raises || v != job->expect) {
-        fprintf(stderr, "seeds: fib(%d): got %" PRId64 ", expected %s%" PRId64 "\n", job->n, v,
+        fprintf(stderr, "cfseeds: fib(%d): got %" PRId64 ", expected %s%" PRId64 "\n", job->n, v,
                 job->raises ? "an error, not " : "", job->expect);
         run->failures++;
     }
@@ -212,7 +215,7 @@ static int fib_demo(struct ev_loop *ev, const struct pool_ref *pools, int npools
         uint64_t pool_ns = cf_now_ns() - t0;
 
         if (run.done != submitted) {
-            fprintf(stderr, "seeds: ev_run() returned after %d of %d callbacks\n", run.done, submitted);
+            fprintf(stderr, "cfseeds: ev_run() returned after %d of %d callbacks\n", run.done, submitted);
             run.failures++;
         }
         print_cost(pools[p].name, seconds(serial_ns), seconds(pool_ns), workers);
@@ -265,20 +268,20 @@ static int fib_map_demo(cf_executor_t *ex)
         const struct fib_item *it = &items[r.index];
         delivered++;
         if (r.index != (size_t)delivered - 1) {
-            fprintf(stderr, "seeds: map delivered item %zu at position %d\n", r.index, delivered - 1);
+            fprintf(stderr, "cfseeds: map delivered item %zu at position %d\n", r.index, delivered - 1);
             failures++;
         }
         if (r.status == 0) {
             printf("fib(%d) = %" PRId64 "\n", (int)it->n, r.i64);
             if (it->raises || r.i64 != fib(it->n)) {
-                fprintf(stderr, "seeds: map: wrong value for fib(%d)\n", (int)it->n);
+                fprintf(stderr, "cfseeds: map: wrong value for fib(%d)\n", (int)it->n);
                 failures++;
             }
         } else {
             printf("raise an exception: %s\n", r.error ? r.error : cf_strerror(r.status));
             raised = 1;
             if (!it->raises || r.status != CF_EFAIL) {
-                fprintf(stderr, "seeds: map: fib(%d) failed unexpectedly: %s\n", (int)it->n,
+                fprintf(stderr, "cfseeds: map: fib(%d) failed unexpectedly: %s\n", (int)it->n,
                         cf_strerror(r.status));
                 failures++;
             }
@@ -286,7 +289,7 @@ static int fib_map_demo(cf_executor_t *ex)
     }
     /* The map ends with the error of the item that raised, after delivering it. */
     if (rc != CF_EFAIL || !raised || delivered != 5) {
-        fprintf(stderr, "seeds: map ended with %s after %d results; expected CF_EFAIL after 5\n", cf_err_name(rc),
+        fprintf(stderr, "cfseeds: map ended with %s after %d results; expected CF_EFAIL after 5\n", cf_err_name(rc),
                 delivered);
         failures++;
     } else {
@@ -332,7 +335,7 @@ static int check_list(const char *label, const int64_t *v)
     if (memcmp(v, gcd_expect, sizeof(gcd_expect)) == 0)
         return 0;
     fflush(stdout);
-    fprintf(stderr, "seeds: gcd %s results differ from the expected [1, 5, 1, 5, 2, 3]\n", label);
+    fprintf(stderr, "cfseeds: gcd %s results differ from the expected [1, 5, 1, 5, 2, 3]\n", label);
     return 1;
 }
 
@@ -368,7 +371,7 @@ static int gcd_demo(const struct pool_ref *pools, int npools, int workers)
             if (r.status != 0) {
                 failures += report(r.error ? r.error : "gcd task", r.status);
             } else if (r.index >= NPAIRS || r.index != got) {
-                fprintf(stderr, "seeds: map delivered item %zu at position %zu\n", r.index, got);
+                fprintf(stderr, "cfseeds: map delivered item %zu at position %zu\n", r.index, got);
                 failures++;
             } else {
                 pooled[r.index] = r.i64;
@@ -379,7 +382,7 @@ static int gcd_demo(const struct pool_ref *pools, int npools, int workers)
         if (rc != CF_EOF)
             failures += report(cf_map_error(m) ? cf_map_error(m) : "cf_map_next", rc);
         else if (got != NPAIRS) {
-            fprintf(stderr, "seeds: map delivered %zu results for %zu pairs\n", got, NPAIRS);
+            fprintf(stderr, "cfseeds: map delivered %zu results for %zu pairs\n", got, NPAIRS);
             failures++;
         }
         cf_map_free(m);
@@ -444,7 +447,7 @@ static int seed_map_run(cf_executor_t *ex, const int64_t *xs, const double *want
     }
     cf_map_free(m);
     if (wrong || got != n) {
-        fprintf(stderr, "seeds: map chunksize %zu: %zu wrong of %zu (expected %zu)\n", chunksize, wrong, got, n);
+        fprintf(stderr, "cfseeds: map chunksize %zu: %zu wrong of %zu (expected %zu)\n", chunksize, wrong, got, n);
         return 1;
     }
     return 0;
@@ -599,7 +602,7 @@ static int md5_demo(const struct pool_ref *pools, int npools, int workers, const
         dir = real;
     walk_target = &w;
     if (nftw(dir, walk_add, 32, FTW_PHYS) != 0) {
-        fprintf(stderr, "seeds: cannot walk %s: %s\n", dir, strerror(errno));
+        fprintf(stderr, "cfseeds: cannot walk %s: %s\n", dir, strerror(errno));
         failures = 1;
         goto out;
     }
@@ -647,14 +650,14 @@ static int md5_demo(const struct pool_ref *pools, int npools, int workers, const
             int same = r.index == got && r.status == want_rc[r.index] &&
                        (r.status != 0 || (r.len == MD5_LEN && memcmp(r.data, want[r.index], MD5_LEN) == 0));
             if (!same && differ++ < 3)
-                fprintf(stderr, "seeds: md5 of %s differs on the %s\n", w.paths[r.index], pools[p].name);
+                fprintf(stderr, "cfseeds: md5 of %s differs on the %s\n", w.paths[r.index], pools[p].name);
             got++;
         }
         uint64_t pool_ns = cf_now_ns() - t0;
         if (rc != CF_EOF)
             failures += report(cf_map_error(m) ? cf_map_error(m) : "cf_map_next", rc);
         if (got != w.n || differ) {
-            fprintf(stderr, "seeds: md5 on the %s: %zu of %zu digests, %zu differ\n", pools[p].name, got, w.n,
+            fprintf(stderr, "cfseeds: md5 on the %s: %zu of %zu digests, %zu differ\n", pools[p].name, got, w.n,
                     differ);
             failures++;
         }
@@ -678,10 +681,16 @@ out:
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: seeds [--workers N] [--quick] [--md5-dir DIR]\n"
+    fprintf(out, "usage: cfseeds [--workers N] [--quick] [--md5-dir DIR]\n"
+                 "       cfseeds --help | --version\n"
+                 "The seed programs of cfutures (fib, a task that raises, gcd, map with and without\n"
+                 "chunksize, an md5 walk), each run serially, on a thread pool and on a process pool.\n"
                  "  --workers N    workers in each pool (default: one per CPU)\n"
                  "  --quick        fib over 25..30 instead of 25..37, 9,999 map items instead of 99,999\n"
-                 "  --md5-dir DIR  the directory whose files part 5 hashes (default: the source tree)\n");
+                 "  --md5-dir DIR  the directory whose files part 5 hashes (default: the source tree)\n"
+                 "  --help         this text\n"
+                 "  --version      the version of cfseeds and of the cfutures library\n"
+                 "Exit status: 0 when every result is right, 1 otherwise, 2 on a usage error.\n");
 }
 
 static int parse_workers(const char *s, int *out)
@@ -699,17 +708,17 @@ int main(int argc, char **argv)
 {
     int workers = 0; /* 0: the pool's default, one per CPU */
     int quick = 0;
-    const char *md5_dir = CF_SOURCE_DIR;
+    const char *md5_dir = NULL;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
             if (parse_workers(argv[++i], &workers) != 0) {
-                fprintf(stderr, "seeds: --workers wants a number from 1 to 1024, not '%s'\n", argv[i]);
+                fprintf(stderr, "cfseeds: --workers wants a number from 1 to 1024, not '%s'\n", argv[i]);
                 return 2;
             }
         } else if (strncmp(argv[i], "--workers=", 10) == 0) {
             if (parse_workers(argv[i] + 10, &workers) != 0) {
-                fprintf(stderr, "seeds: --workers wants a number from 1 to 1024, not '%s'\n", argv[i] + 10);
+                fprintf(stderr, "cfseeds: --workers wants a number from 1 to 1024, not '%s'\n", argv[i] + 10);
                 return 2;
             }
         } else if (strcmp(argv[i], "--md5-dir") == 0 && i + 1 < argc) {
@@ -719,12 +728,17 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("cfseeds (cfutures) %s\n", cf_version());
+            return 0;
         } else {
-            fprintf(stderr, "seeds: unknown option '%s'\n", argv[i]);
+            fprintf(stderr, "cfseeds: unknown option '%s'\n", argv[i]);
             usage(stderr);
             return 2;
         }
     }
+    if (!md5_dir) /* the source tree it was built from, if it is still there */
+        md5_dir = access(CF_SOURCE_DIR, R_OK | X_OK) == 0 ? CF_SOURCE_DIR : ".";
     /* Results appear as tasks complete, even through a pipe. */
     setvbuf(stdout, NULL, _IOLBF, 0);
 
@@ -735,7 +749,7 @@ int main(int argc, char **argv)
      */
     struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO);
     if (!ev) {
-        fprintf(stderr, "seeds: ev_loop_new failed\n");
+        fprintf(stderr, "cfseeds: ev_loop_new failed\n");
         return 1;
     }
 
@@ -817,7 +831,7 @@ out:
     }
 
     if (failures) {
-        fprintf(stderr, "seeds: FAILED (%d problem%s)\n", failures, failures == 1 ? "" : "s");
+        fprintf(stderr, "cfseeds: FAILED (%d problem%s)\n", failures, failures == 1 ? "" : "s");
         return 1;
     }
     printf("\nAll results correct.\n");
