@@ -20,10 +20,11 @@
  *   5. The md5 walk: hash every file under a directory (default: the source
  *      tree) with libcrypto's MD5, digests checked against the serial run.
  *
- * Parts 1 and 2 submit with cf_executor_submit_bytes(), parts 3 and 4 use
- * cf_map: the same code runs on both pools through the executor interface.
- * The process pool is created first, before the thread pool starts threads,
- * so its fork server is forked from a single-threaded process.
+ * Parts 1 and 2 submit with cf_executor_submit_bytes(), part 3 uses cf_map,
+ * part 4 the script layer's cf_map_i64_f64(): the same code runs on both
+ * pools through the executor interface.  One cf_runtime_t owns the loop and
+ * both pools; it creates the process pool first, before the thread pool
+ * starts threads, so the fork server is forked from a single-threaded process.
  *
  * Installed as cfseeds.
  *
@@ -409,45 +410,25 @@ static double seed_f(int64_t x)
     return s;
 }
 
-static int seed_f_item(cf_task_t *task, const void *item, size_t len)
+/*
+ * One map run with the script layer's cf_map_i64_f64(): the seed's f over
+ * the array, results straight into `got` in input order (chunksize 0 =
+ * automatic).  Returns failures; sets *ns.
+ */
+static int seed_map_run(cf_executor_t *ex, const int64_t *xs, const double *want, double *got, size_t n,
+                        size_t chunksize, uint64_t *ns)
 {
-    int64_t x;
-    (void)len;
-    memcpy(&x, item, sizeof(x));
-    cf_task_set_f64(task, seed_f(x));
-    return 0;
-}
+    size_t wrong = 0;
 
-/* One map run; returns failures, sets *ns. */
-static int seed_map_run(cf_executor_t *ex, const int64_t *xs, const double *want, size_t n, size_t chunksize,
-                        uint64_t *ns, size_t *used_chunksize)
-{
-    cf_map_opts o;
-    cf_map_t *m = NULL;
-    cf_map_result r;
-    size_t got = 0, wrong = 0;
-    int rc;
-
-    cf_map_opts_init(&o);
-    o.chunksize = chunksize;
     uint64_t t0 = cf_now_ns();
-    rc = cf_map_new_array(ex, seed_f_item, xs, n, sizeof(xs[0]), &o, &m);
-    if (rc != 0)
-        return report("cf_map_new_array", rc);
-    *used_chunksize = cf_map_chunksize(m);
-    while ((rc = cf_map_next(m, &r)) == 0) {
-        if (r.status != 0 || r.index != got || r.f64 != want[r.index])
-            wrong++;
-        got++;
-    }
+    int rc = cf_map_i64_f64(ex, seed_f, xs, n, chunksize, got);
     *ns = cf_now_ns() - t0;
-    if (rc != CF_EOF) {
-        report(cf_map_error(m) ? cf_map_error(m) : "cf_map_next", rc);
-        wrong++;
-    }
-    cf_map_free(m);
-    if (wrong || got != n) {
-        fprintf(stderr, "cfseeds: map chunksize %zu: %zu wrong of %zu (expected %zu)\n", chunksize, wrong, got, n);
+    if (rc != 0)
+        return report("cf_map_i64_f64", rc);
+    for (size_t i = 0; i < n; i++)
+        wrong += got[i] != want[i];
+    if (wrong) {
+        fprintf(stderr, "cfseeds: map chunksize %zu: %zu of %zu results wrong\n", chunksize, wrong, n);
         return 1;
     }
     return 0;
@@ -457,11 +438,13 @@ static int seed_map_demo(const struct pool_ref *pools, int npools, int workers, 
 {
     int64_t *xs = malloc(n * sizeof(*xs));
     double *want = malloc(n * sizeof(*want));
+    double *got = malloc(n * sizeof(*got));
     int failures = 0;
 
-    if (!xs || !want) {
+    if (!xs || !want || !got) {
         free(xs);
         free(want);
+        free(got);
         return report("malloc", CF_ENOMEM);
     }
     for (size_t i = 0; i < n; i++)
@@ -475,10 +458,11 @@ static int seed_map_demo(const struct pool_ref *pools, int npools, int workers, 
     for (int p = 0; p < npools; p++) {
         for (int auto_chunks = 0; auto_chunks < 2; auto_chunks++) {
             uint64_t ns = 0;
-            size_t used = 0;
+            size_t parts = 4 * (size_t)cf_executor_workers(pools[p].ex);
+            size_t used = auto_chunks ? (n + parts - 1) / parts : 1; /* what chunksize 0 picks */
             char what[64];
 
-            failures += seed_map_run(pools[p].ex, xs, want, n, auto_chunks ? 0 : 1, &ns, &used);
+            failures += seed_map_run(pools[p].ex, xs, want, got, n, auto_chunks ? 0 : 1, &ns);
             snprintf(what, sizeof(what), "%s, chunksize %zu%s", pools[p].name, used, auto_chunks ? " (auto)" : "");
             print_cost(what, seconds(serial_ns), seconds(ns), workers);
         }
@@ -487,6 +471,7 @@ static int seed_map_demo(const struct pool_ref *pools, int npools, int workers, 
         printf("every result equals the serial run\n");
     free(xs);
     free(want);
+    free(got);
     return failures;
 }
 
@@ -743,52 +728,31 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     /*
-     * A loop of our own rather than EV_DEFAULT: cfutures works on any loop and
-     * keeps no global state, and the default loop would also take over
-     * SIGCHLD, which a demo has no use for.
+     * One runtime (cfutures/script.h): a loop of its own rather than
+     * EV_DEFAULT (cfutures works on any loop and keeps no global state, and
+     * the default loop would take over SIGCHLD), the process pool first (its
+     * fork server is forked before any thread exists), then the thread pool.
      */
-    struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO);
-    if (!ev) {
-        fprintf(stderr, "cfseeds: ev_loop_new failed\n");
-        return 1;
-    }
-
     int failures = 0;
-    cf_loop_t *loop = NULL;
-    cf_thread_pool_t *pool = NULL;
-    cf_process_pool_t *ppool = NULL;
-    int rc = cf_loop_new(ev, &loop);
-    if (rc != 0) {
-        failures += report("cf_loop_new", rc);
-        goto out;
-    }
-
-    /* The process pool first: its fork server is forked before any thread exists. */
+    cf_runtime_t *rt = NULL;
     cf_process_pool_opts popts;
-    cf_process_pool_opts_init(&popts);
-    if (workers > 0)
-        popts.max_workers = workers;
-    rc = cf_process_pool_new(loop, &popts, &ppool);
-    if (rc != 0) {
-        failures += report("cf_process_pool_new", rc);
-        goto out;
-    }
-
     cf_thread_pool_opts opts;
+    cf_process_pool_opts_init(&popts);
     cf_thread_pool_opts_init(&opts);
     if (workers > 0)
-        opts.max_workers = workers;
-    opts.name_prefix = "seeds";
-    rc = cf_thread_pool_new(loop, &opts, &pool);
+        popts.max_workers = opts.max_workers = workers;
+    opts.name_prefix = "cfseeds";
+    int rc = cf_runtime_new_opts(&opts, &popts, &rt);
     if (rc != 0) {
-        failures += report("cf_thread_pool_new", rc);
-        goto out;
+        report("cf_runtime_new_opts", rc);
+        return 1;
     }
-    workers = cf_executor_workers(cf_thread_pool_executor(pool));
+    struct ev_loop *ev = cf_runtime_ev(rt);
+    workers = cf_executor_workers(cf_runtime_threads(rt));
 
     struct pool_ref pools[2] = {
-        {"thread pool", cf_thread_pool_executor(pool)},
-        {"process pool", cf_process_pool_executor(ppool)},
+        {"thread pool", cf_runtime_threads(rt)},
+        {"process pool", cf_runtime_processes(rt)},
     };
     int fib_hi = quick ? 30 : 37;
     printf("cfutures %s seed demos: a thread pool and a process pool of %d worker%s each, %d CPUs\n", cf_version(),
@@ -818,17 +782,10 @@ int main(int argc, char **argv)
     printf("\n== 5. md5 walk skipped: built without libcrypto\n");
 #endif
 
-out:
-    if (pool)
-        cf_thread_pool_free(pool); /* no task is left: this only joins the workers */
-    if (ppool)
-        cf_process_pool_free(ppool); /* stops the workers and the fork server */
-    if (loop && (rc = cf_loop_close(loop)) != 0) {
-        /* The binding still uses the ev_loop: leak both rather than destroy it under it. */
-        failures += report("cf_loop_close", rc);
-    } else {
-        ev_loop_destroy(ev);
-    }
+    /* Joins the threads, stops the workers and the fork server, closes the loop. */
+    rc = cf_runtime_free(rt);
+    if (rc != 0)
+        failures += report("cf_runtime_free", rc);
 
     if (failures) {
         fprintf(stderr, "cfseeds: FAILED (%d problem%s)\n", failures, failures == 1 ? "" : "s");
