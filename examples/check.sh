@@ -6,14 +6,16 @@ set -u
 build=${CF_BUILDDIR:-.}
 src=${CF_SRCDIR:-.}
 failed=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 
 # NAME [sort] [ARGS...]
 run() {
     local name=$1 sorted=$2 out
     shift 2
-    if ! out=$("$build/examples/$name" "$@" 2>"$build/examples/$name.err"); then
+    if ! out=$("$build/examples/$name" "$@" 2>"$tmp/$name.err"); then
         echo "FAIL: $name exited with an error:"
-        cat "$build/examples/$name.err"
+        cat "$tmp/$name.err"
         failed=$((failed + 1))
         return
     fi

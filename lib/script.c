@@ -80,7 +80,8 @@ int cf_runtime_new_opts(const cf_thread_pool_opts *topts, const cf_process_pool_
         runtime_free_pools(rt);
         if (rt->loop) {
             ev_run(rt->ev, 0); /* nothing was submitted: returns at once */
-            cf_loop_close(rt->loop);
+            if (cf_loop_close(rt->loop) != 0)
+                return rc; /* cannot happen; leak rather than destroy the loop under the binding */
         }
         ev_loop_destroy(rt->ev);
         free(rt);
