@@ -25,6 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <cfutures.h>
 
 /* ------------------------------------------------------------------ task functions */
@@ -250,6 +252,40 @@ static void test_free_with_futures_held(void **state)
     cf_future_unref(f);
     cf_future_unref(g);
     free_runtime(rt);
+}
+
+/* Entries of a /proc directory (threads in /proc/self/task, descriptors in /proc/self/fd). */
+static int count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static void test_free_leaves_nothing(void **state)
+{
+    (void)state;
+    int fds = count_entries("/proc/self/fd"), threads = count_entries("/proc/self/task");
+
+    for (int round = 0; round < 3; round++) {
+        cf_runtime_t *rt = runtime(3, 2);
+        cf_future_t *f[2];
+        assert_true(count_entries("/proc/self/task") >= threads + 3);
+        assert_int_equal(cf_submit_i64(cf_runtime_threads(rt), square, 9, &f[0]), 0);
+        assert_int_equal(cf_submit_i64(cf_runtime_processes(rt), square, 9, &f[1]), 0);
+        assert_int_equal(cf_future_i64(f[0]) + cf_future_i64(f[1]), 162);
+        assert_int_equal(cf_futures_unref(f, 2), 0);
+        free_runtime(rt);
+        /* Threads joined, workers and fork server reaped, every descriptor closed. */
+        assert_int_equal(count_entries("/proc/self/task"), threads);
+        assert_int_equal(count_entries("/proc/self/fd"), fds);
+    }
 }
 
 /* ------------------------------------------------------------------ typed submits */
@@ -663,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_runtime_new_and_free),
         cmocka_unit_test(test_runtime_bad_arguments),
         cmocka_unit_test(test_free_with_futures_held),
+        cmocka_unit_test(test_free_leaves_nothing),
         cmocka_unit_test(test_shapes_thread_pool),
         cmocka_unit_test(test_shapes_process_pool),
         cmocka_unit_test(test_submit_bad_arguments),
