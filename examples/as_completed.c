@@ -25,7 +25,7 @@ int main(void)
     int rc = cf_runtime_new(2, 0, &rt);
 
     for (int i = 0; rc == 0 && i < N; i++)
-        rc = cf_submit_i64(cf_runtime_threads(rt), collatz_steps, inputs[i], &fs[i]);
+        rc = cf_submit_i64_i64(cf_runtime_threads(rt), collatz_steps, inputs[i], &fs[i]);
     if (rc == 0)
         rc = cf_as_completed_new(fs, N, 10.0 /* seconds for all */, &it);
     cf_future_t *f;

@@ -17,7 +17,7 @@ int main(void)
 
     cf_runtime_new(0, 3, &rt); /* no thread pool, 3 worker processes */
     for (int i = 0; i < 13; i++)
-        cf_submit_i64(cf_runtime_processes(rt), fib, 25 + i, &fs[i]);
+        cf_submit_i64_i64(cf_runtime_processes(rt), fib, 25 + i, &fs[i]);
     /* In completion order; c.index is the position in fs; TAKE: the loop releases the futures. */
     for (cf_completed c = CF_COMPLETED_TAKE(fs, 13); cf_completed_next(&c) == 0;)
         printf("fib(%zu) = %lld\n", 25 + c.index, (long long)cf_future_i64(c.future));

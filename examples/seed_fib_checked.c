@@ -24,10 +24,10 @@ int main(void)
     if (rc != 0)
         return fail("cf_runtime_new", rc);
     for (int i = 0; i < 13; i++) {
-        if ((rc = cf_submit_i64(cf_runtime_processes(rt), fib, 25 + i, &fs[i])) != 0) {
+        if ((rc = cf_submit_i64_i64(cf_runtime_processes(rt), fib, 25 + i, &fs[i])) != 0) {
             cf_futures_unref(fs, 13);
             cf_runtime_free(rt);
-            return fail("cf_submit_i64", rc);
+            return fail("cf_submit_i64_i64", rc);
         }
     }
     cf_completed c = CF_COMPLETED_TAKE(fs, 13);

@@ -26,7 +26,7 @@ int main(void)
     int rc = cf_runtime_new(CF_RUNTIME_CPUS, 0, &rt); /* one worker thread per CPU, no processes */
     for (long i = 0; rc == 0 && i < 10; i++) {
         cf_future_t *f;
-        rc = cf_submit_i64(cf_runtime_threads(rt), square, i, &f);
+        rc = cf_submit_i64_i64(cf_runtime_threads(rt), square, i, &f);
         if (rc == 0) {
             rc = cf_future_on_done(f, done, (void *)(intptr_t)i, NULL);
             cf_future_unref(f); /* the callback holds its own reference */

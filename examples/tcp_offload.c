@@ -57,7 +57,7 @@ static void on_read(struct ev_loop *ev, ev_io *w, int revents)
         return drop(ev, c);
     buf[got] = '\0';
     c->n = strtoll(buf, NULL, 10);
-    int rc = cf_submit_i64(pool, fib, c->n, &c->job);
+    int rc = cf_submit_i64_i64(pool, fib, c->n, &c->job);
     if (rc == 0 && (rc = cf_future_on_done(c->job, on_answer, c, NULL)) != 0)
         cf_future_unref(c->job), c->job = NULL;
     if (rc != 0)

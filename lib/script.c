@@ -287,7 +287,7 @@ static int submit_call(cf_executor_t *ex, enum shape shape, void (*fn)(void), in
     return rc;
 }
 
-int cf_submit_i64(cf_executor_t *ex, cf_fn_i64_i64 fn, int64_t x, cf_future_t **out)
+int cf_submit_i64_i64(cf_executor_t *ex, cf_fn_i64_i64 fn, int64_t x, cf_future_t **out)
 {
     return submit_call(ex, SHAPE_I64_I64, (void (*)(void))fn, x, 0, NULL, 0, out);
 }
@@ -302,7 +302,7 @@ int cf_submit_f64_i64(cf_executor_t *ex, cf_fn_f64_i64 fn, double x, cf_future_t
     return submit_call(ex, SHAPE_F64_I64, (void (*)(void))fn, 0, x, NULL, 0, out);
 }
 
-int cf_submit_f64(cf_executor_t *ex, cf_fn_f64_f64 fn, double x, cf_future_t **out)
+int cf_submit_f64_f64(cf_executor_t *ex, cf_fn_f64_f64 fn, double x, cf_future_t **out)
 {
     return submit_call(ex, SHAPE_F64_F64, (void (*)(void))fn, 0, x, NULL, 0, out);
 }

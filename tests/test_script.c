@@ -148,10 +148,10 @@ static void check_shapes(cf_executor_t *ex)
         big[i] = (unsigned char)(i * 7);
         big_sum += big[i];
     }
-    assert_int_equal(cf_submit_i64(ex, square, -12, &f[0]), 0);
+    assert_int_equal(cf_submit_i64_i64(ex, square, -12, &f[0]), 0);
     assert_int_equal(cf_submit_i64_f64(ex, half, 5, &f[1]), 0);
     assert_int_equal(cf_submit_f64_i64(ex, floor_i, 2.75, &f[2]), 0);
-    assert_int_equal(cf_submit_f64(ex, twice, 1.25, &f[3]), 0);
+    assert_int_equal(cf_submit_f64_f64(ex, twice, 1.25, &f[3]), 0);
     assert_int_equal(cf_submit_bytes_i64(ex, byte_sum, "\x01\x02\x03", 3, &f[4]), 0);
     assert_int_equal(cf_submit_bytes_i64(ex, byte_sum, big, sizeof(big), &f[5]), 0); /* beyond the stack buffer */
     assert_int_equal(cf_submit_bytes_f64(ex, byte_len, NULL, 0, &f[6]), 0);
@@ -239,8 +239,8 @@ static void test_free_with_futures_held(void **state)
     cf_runtime_t *rt = runtime(1, 1);
     cf_future_t *f, *g;
 
-    assert_int_equal(cf_submit_i64(cf_runtime_threads(rt), square, 3, &f), 0);
-    assert_int_equal(cf_submit_i64(cf_runtime_processes(rt), square, 4, &g), 0);
+    assert_int_equal(cf_submit_i64_i64(cf_runtime_threads(rt), square, 3, &f), 0);
+    assert_int_equal(cf_submit_i64_i64(cf_runtime_processes(rt), square, 4, &g), 0);
     assert_int_equal(cf_future_i64(f), 9);
     /* The futures are the caller's: the runtime refuses to close under them... */
     assert_int_equal(cf_runtime_free(rt), CF_ELOOPBUSY);
@@ -277,8 +277,8 @@ static void test_free_leaves_nothing(void **state)
         cf_runtime_t *rt = runtime(3, 2);
         cf_future_t *f[2];
         assert_true(count_entries("/proc/self/task") >= threads + 3);
-        assert_int_equal(cf_submit_i64(cf_runtime_threads(rt), square, 9, &f[0]), 0);
-        assert_int_equal(cf_submit_i64(cf_runtime_processes(rt), square, 9, &f[1]), 0);
+        assert_int_equal(cf_submit_i64_i64(cf_runtime_threads(rt), square, 9, &f[0]), 0);
+        assert_int_equal(cf_submit_i64_i64(cf_runtime_processes(rt), square, 9, &f[1]), 0);
         assert_int_equal(cf_future_i64(f[0]) + cf_future_i64(f[1]), 162);
         assert_int_equal(cf_futures_unref(f, 2), 0);
         free_runtime(rt);
@@ -313,9 +313,9 @@ static void test_submit_bad_arguments(void **state)
     cf_executor_t *ex = cf_runtime_threads(rt);
     cf_future_t *f = NULL;
 
-    assert_int_equal(cf_submit_i64(NULL, square, 1, &f), CF_EINVAL);
-    assert_int_equal(cf_submit_i64(ex, NULL, 1, &f), CF_EINVAL);
-    assert_int_equal(cf_submit_i64(ex, square, 1, NULL), CF_EINVAL);
+    assert_int_equal(cf_submit_i64_i64(NULL, square, 1, &f), CF_EINVAL);
+    assert_int_equal(cf_submit_i64_i64(ex, NULL, 1, &f), CF_EINVAL);
+    assert_int_equal(cf_submit_i64_i64(ex, square, 1, NULL), CF_EINVAL);
     assert_int_equal(cf_submit_bytes_i64(ex, byte_sum, NULL, 3, &f), CF_EINVAL);
     assert_null(f);
     assert_int_equal(cf_future_get_i64(NULL, -1, NULL), CF_EINVAL);
@@ -325,7 +325,7 @@ static void test_submit_bad_arguments(void **state)
 
     /* After shutdown the executor's error comes through unchanged. */
     assert_int_equal(cf_executor_shutdown(ex, CF_SHUTDOWN_WAIT), 0);
-    assert_int_equal(cf_submit_i64(ex, square, 1, &f), CF_ESHUTDOWN);
+    assert_int_equal(cf_submit_i64_i64(ex, square, 1, &f), CF_ESHUTDOWN);
     assert_null(f);
     free_runtime(rt);
 }
@@ -367,7 +367,7 @@ static void check_cancel(cf_executor_t *ex)
 
     /* One worker: `queued` waits behind `busy`, which runs until cancelled. */
     assert_int_equal(cf_submit_i64_task(ex, until_cancelled, 0, &busy), 0);
-    assert_int_equal(cf_submit_i64(ex, square, 5, &queued), 0);
+    assert_int_equal(cf_submit_i64_i64(ex, square, 5, &queued), 0);
     assert_int_equal(cf_future_cancel(queued), 0);
     assert_int_equal(cf_future_get_state(queued), CF_FUTURE_CANCELLED);
     assert_int_equal(cf_future_get_i64(queued, -1, &v), CF_ECANCELED);
@@ -392,7 +392,7 @@ static void test_cancel(void **state)
     check_cancel(cf_runtime_processes(rt));
     /* The process pool replaced the killed worker and goes on. */
     cf_future_t *f;
-    assert_int_equal(cf_submit_i64(cf_runtime_processes(rt), square, 6, &f), 0);
+    assert_int_equal(cf_submit_i64_i64(cf_runtime_processes(rt), square, 6, &f), 0);
     assert_int_equal(cf_future_i64(f), 36);
     cf_future_unref(f);
     free_runtime(rt);
@@ -406,9 +406,9 @@ static void test_free_cancels_outstanding(void **state)
 
     /* Running and queued tasks on both pools: the free stops them all. */
     assert_int_equal(cf_submit_i64_task(cf_runtime_threads(rt), until_cancelled, 0, &f[0]), 0);
-    assert_int_equal(cf_submit_i64(cf_runtime_threads(rt), square, 2, &f[1]), 0);
+    assert_int_equal(cf_submit_i64_i64(cf_runtime_threads(rt), square, 2, &f[1]), 0);
     assert_int_equal(cf_submit_i64_task(cf_runtime_processes(rt), until_cancelled, 0, &f[2]), 0);
-    assert_int_equal(cf_submit_i64(cf_runtime_processes(rt), square, 2, &f[3]), 0);
+    assert_int_equal(cf_submit_i64_i64(cf_runtime_processes(rt), square, 2, &f[3]), 0);
     assert_int_equal(cf_futures_unref(f, 4), 0);
     free_runtime(rt);
 }
@@ -423,7 +423,7 @@ static void test_completed_order_and_index(void **state)
     cf_future_t *fs[5];
     size_t order[5], got = 0;
 
-    assert_int_equal(cf_submit_i64(cf_runtime_threads(rt), square, 7, &fs[0]), 0);
+    assert_int_equal(cf_submit_i64_i64(cf_runtime_threads(rt), square, 7, &fs[0]), 0);
     assert_int_equal(cf_future_new(loop, &fs[1]), 0);
     assert_int_equal(cf_future_new(loop, &fs[2]), 0);
     assert_int_equal(cf_future_set_i64(fs[2], 20), 0);
@@ -465,9 +465,10 @@ static void test_completed_take(void **state)
     int seen[8] = {0};
     int rc;
 
-    for (int i = 0; i < 8; i++)
-        assert_int_equal(cf_submit_i64(i % 2 ? cf_runtime_threads(rt) : cf_runtime_processes(rt), square, i, &fs[i]),
-                         0);
+    for (int i = 0; i < 8; i++) {
+        cf_executor_t *ex = i % 2 ? cf_runtime_threads(rt) : cf_runtime_processes(rt);
+        assert_int_equal(cf_submit_i64_i64(ex, square, i, &fs[i]), 0);
+    }
     cf_completed c = CF_COMPLETED_TAKE(fs, 8);
     while ((rc = cf_completed_next(&c)) == 0) {
         assert_false(seen[c.index]);
@@ -483,7 +484,7 @@ static void test_completed_take(void **state)
 
     /* Ended early: the iteration releases what it still holds. */
     for (int i = 0; i < 3; i++)
-        assert_int_equal(cf_submit_i64(cf_runtime_threads(rt), square, i, &fs[i]), 0);
+        assert_int_equal(cf_submit_i64_i64(cf_runtime_threads(rt), square, i, &fs[i]), 0);
     cf_completed d = CF_COMPLETED_TAKE(fs, 3);
     assert_int_equal(cf_completed_next(&d), 0);
     cf_completed_end(&d);
@@ -493,7 +494,7 @@ static void test_completed_take(void **state)
         assert_null(fs[i]);
 
     /* Never started: ending releases all. */
-    assert_int_equal(cf_submit_i64(cf_runtime_threads(rt), square, 1, &fs[0]), 0);
+    assert_int_equal(cf_submit_i64_i64(cf_runtime_threads(rt), square, 1, &fs[0]), 0);
     cf_completed never = CF_COMPLETED_TAKE(fs, 1);
     cf_completed_end(&never);
     assert_null(fs[0]);
@@ -575,7 +576,7 @@ static void test_blocking_calls_in_callback(void **state)
     cf_future_t *f;
 
     assert_int_equal(cf_future_new(cf_runtime_loop(x.rt), &x.pending), 0);
-    assert_int_equal(cf_submit_i64(cf_runtime_threads(x.rt), square, 2, &f), 0);
+    assert_int_equal(cf_submit_i64_i64(cf_runtime_threads(x.rt), square, 2, &f), 0);
     assert_int_equal(cf_future_on_done(f, blocking_calls_in_callback, &x, NULL), 0);
     cf_future_unref(f);
     assert_int_equal(cf_runtime_run(x.rt), 0);
@@ -683,8 +684,9 @@ static void test_runtime_run_callbacks(void **state)
     int64_t sum = 0;
 
     for (int i = 1; i <= 10; i++) {
+        cf_executor_t *ex = i % 2 ? cf_runtime_threads(rt) : cf_runtime_processes(rt);
         cf_future_t *f;
-        assert_int_equal(cf_submit_i64(i % 2 ? cf_runtime_threads(rt) : cf_runtime_processes(rt), square, i, &f), 0);
+        assert_int_equal(cf_submit_i64_i64(ex, square, i, &f), 0);
         assert_int_equal(cf_future_on_done(f, count_done, &sum, NULL), 0);
         cf_future_unref(f);
     }

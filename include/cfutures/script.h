@@ -15,7 +15,7 @@
  *     cf_loop_t bound to it and a thread pool and/or a process pool;
  *     cf_runtime_free() frees all of them.  No global state, no threads
  *     besides the thread pool's workers.
- *   - cf_submit_i64() and friends run a plain C function such as
+ *   - cf_submit_i64_i64() and friends run a plain C function such as
  *     `int64_t fib(int64_t)` on any executor, threads or processes (the
  *     function pointer is valid in the forked workers; the argument travels
  *     as bytes).  The *_task forms give the function the cf_task_t so that it
@@ -150,10 +150,10 @@ typedef int (*cf_task_bytes_fn)(cf_task_t *task, const void *data, size_t len);
  * data with len > 0), CF_ESHUTDOWN, CF_EBROKEN, CF_EAGAIN, CF_ENOMEM.  On
  * error *out is untouched and nothing runs.  Loop thread.
  */
-CF_EXTERN int cf_submit_i64(cf_executor_t *ex, cf_fn_i64_i64 fn, int64_t x, cf_future_t **out);
+CF_EXTERN int cf_submit_i64_i64(cf_executor_t *ex, cf_fn_i64_i64 fn, int64_t x, cf_future_t **out);
 CF_EXTERN int cf_submit_i64_f64(cf_executor_t *ex, cf_fn_i64_f64 fn, int64_t x, cf_future_t **out);
 CF_EXTERN int cf_submit_f64_i64(cf_executor_t *ex, cf_fn_f64_i64 fn, double x, cf_future_t **out);
-CF_EXTERN int cf_submit_f64(cf_executor_t *ex, cf_fn_f64_f64 fn, double x, cf_future_t **out);
+CF_EXTERN int cf_submit_f64_f64(cf_executor_t *ex, cf_fn_f64_f64 fn, double x, cf_future_t **out);
 CF_EXTERN int cf_submit_bytes_i64(cf_executor_t *ex, cf_fn_bytes_i64 fn, const void *data, size_t len,
                                   cf_future_t **out);
 CF_EXTERN int cf_submit_bytes_f64(cf_executor_t *ex, cf_fn_bytes_f64 fn, const void *data, size_t len,
