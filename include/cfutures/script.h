@@ -144,8 +144,9 @@ typedef int (*cf_task_bytes_fn)(cf_task_t *task, const void *data, size_t len);
  * Submit fn(x) to `ex` (any executor: cf_runtime_threads(),
  * cf_runtime_processes(), or a pool of your own) and return its future in
  * *out, with one reference for the caller.  The argument is copied; the
- * function must be one of the program's own (in a process pool it is called
- * through the same pointer in a forked worker).  Returns 0 or what
+ * function must be one of the program's own or of a library loaded before
+ * the pool was created (in a process pool it is called through the same
+ * pointer in a worker forked from the program).  Returns 0 or what
  * cf_executor_submit_bytes() returns: CF_EINVAL (NULL ex, fn or out, or NULL
  * data with len > 0), CF_ESHUTDOWN, CF_EBROKEN, CF_EAGAIN, CF_ENOMEM.  On
  * error *out is untouched and nothing runs.  Loop thread.
