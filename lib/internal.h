@@ -42,6 +42,16 @@
 
 void cf__panic(const char *func, const char *msg) __attribute__((noreturn));
 
+/*
+ * Record what went wrong for cf_last_error() (this thread's message; printf
+ * format, truncated at 511 bytes; allocates nothing) and return `code`, so a
+ * failing path reads
+ *     return cf__set_error(CF_EINVAL, "cf_x_new: opts->limit must be > 0 (got %d)", o->limit);
+ * Name the public function first, then the argument or option field and the
+ * value that is wrong.  Any thread.
+ */
+int cf__set_error(int code, const char *fmt, ...) CF_PRINTF(2, 3);
+
 /* A malloc'd printf result, or NULL when out of memory. */
 char *cf__printf_alloc(const char *fmt, ...) CF_PRINTF(1, 2);
 /* A malloc'd copy of `len` bytes (at least one byte is allocated), or NULL. */
@@ -204,6 +214,9 @@ struct cf_future {
      * for a loop-side future, when the future is released). */
     void *arg;
     cf_free_fn arg_free;
+    /* The future whose pointer value this one shares (cf_future_adopt(),
+     * cf_timeout()): one reference, dropped when this future is released. */
+    cf_future_t *value_src;
 };
 
 #define CF__FUTURE_LIVE 0x43465554u /* "CFUT" */

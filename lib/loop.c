@@ -338,6 +338,7 @@ cf_future_t *cf__future_alloc(cf_loop_t *loop)
     f->owner = NULL;
     f->arg = NULL;
     f->arg_free = NULL;
+    f->value_src = NULL;
     loop->live_futures++;
     return f;
 }
