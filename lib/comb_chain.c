@@ -28,7 +28,8 @@ static void mirror_finish(struct cf__comb *c, cf_future_t *src)
         out->out.len = src->out.len;
         out->out.is_bytes = src->out.is_bytes;
         out->out.value_free = NULL;
-        if (src->out.value_free && !out->value_src) { /* a pointer value owned by src */
+        /* A pointer value owned by src, or by the future src shares it with. */
+        if ((src->out.value_free || src->value_src) && !out->value_src) {
             cf_future_ref(src);
             out->value_src = src;
         }
