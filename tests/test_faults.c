@@ -241,7 +241,7 @@ static void check_outcome(cf_future_t *f, const char *what)
     if (st == CF_EPENDING)
         fail_msg("%s still pending after the loop ran out of work (call %ld failing)", what, fail_at);
     if (st != 0 && st != CF_ENOMEM && st != CF_EAGAIN && st != CF_ECANCELED && st != CF_EFAIL &&
-        st != CF_ETIMEDOUT)
+        st != CF_ETIMEDOUT && st != CF_EBROKEN)
         fail_msg("%s ended with %s: %s", what, cf_err_name(st), cf_future_error(f));
 }
 
@@ -252,6 +252,19 @@ static int map_square(cf_task_t *t, const void *item, size_t len)
     (void)len;
     memcpy(&x, item, sizeof(x));
     cf_task_set_i64(t, x * x);
+    return 0;
+}
+
+static void free_nothing(void *p)
+{
+    (void)p;
+}
+
+/* A pointer with a destructor cannot cross a map: the item fails with a message. */
+static int map_pointer(cf_task_t *t, const void *item, size_t len)
+{
+    (void)len;
+    cf_task_set_result(t, (void *)item, free_nothing);
     return 0;
 }
 
@@ -285,7 +298,7 @@ static void call_count(cf_loop_t *loop, void *arg)
     (*(int *)arg)++;
 }
 
-#define MAXF 64
+#define MAXF 128
 
 struct run {
     cf_future_t *fs[MAXF]; /* every future handed out, checked and released at the end */
@@ -300,12 +313,214 @@ static void keep(struct run *r, cf_future_t *f, const char *what)
     r->what[r->n++] = what;
 }
 
+static int task_bytes(cf_task_t *t, void *arg)
+{
+    size_t len = 0;
+    const void *data = cf_task_arg(t, &len);
+
+    (void)arg;
+    return cf_task_set_bytes(t, data, len); /* CF_ENOMEM fails the task */
+}
+
+static int task_positive(cf_task_t *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    return 3; /* a positive status: the task fails with a message saying so */
+}
+
+static int init_fails(void *pool_data, int index, void **worker_data)
+{
+    (void)pool_data;
+    (void)index;
+    (void)worker_data;
+    return CF_EFAIL;
+}
+
+static int pull_five(void *src, const void **item, size_t *len)
+{
+    int64_t *next = src;
+    static const int64_t values[5] = {10, 20, 30, 40, 50};
+
+    if (*next >= 5)
+        return 0;
+    *item = &values[(*next)++];
+    *len = sizeof(int64_t);
+    return 1;
+}
+
+static int map_result_cb(cf_map_t *m, const cf_map_result *res, void *data)
+{
+    (void)m;
+    if (res->status != 0 && res->status != CF_ENOMEM)
+        fail_msg("map item %zu: %s (%s)", res->index, cf_err_name(res->status), res->error);
+    (*(int *)data)++;
+    return 0;
+}
+
+/*
+ * The second half: work whose failures allocate messages - failing tasks,
+ * bytes values, all/any/group over failures, a timeout, a pull map in
+ * callback mode, a bounded pool, a pool whose initializer fails.
+ */
+static void failing_work(cf_loop_t *loop, struct run *r, cf_thread_pool_t **pools)
+{
+    cf_thread_pool_opts o;
+    cf_future_t *in[4], *f, *never = NULL;
+    int nin = 0, rc, delivered = 0;
+    int64_t pulled = 0;
+    cf_map_t *m = NULL;
+    cf_group_t *g = NULL;
+
+    cf_thread_pool_opts_init(&o);
+    o.max_workers = 1;
+    o.max_queued = 1;
+    o.on_full = CF_QUEUE_FULL_WAIT;
+    rc = cf_thread_pool_new(loop, &o, &pools[0]);
+    OK_OR_RESOURCE(rc);
+    if (pools[0]) {
+        for (int i = 0; i < 2; i++) {
+            if (!(rc = cf_thread_pool_submit(pools[0], task_boom, (void *)(intptr_t)i, NULL, &f))) {
+                keep(r, f, "failing task");
+                in[nin++] = f;
+            }
+            OK_OR_RESOURCE(rc);
+        }
+        if (!(rc = cf_executor_submit_bytes(cf_thread_pool_executor(pools[0]), task_bytes, "hello", 5, &f))) {
+            keep(r, f, "bytes task");
+            in[nin++] = f;
+        }
+        OK_OR_RESOURCE(rc);
+    }
+    if (nin) {
+        if (!(rc = cf_all(in, (size_t)nin, CF_CANCEL_REST, &f)))
+            keep(r, f, "cf_all over failures");
+        OK_OR_RESOURCE(rc);
+        if (!(rc = cf_any(in, nin > 2 ? 2 : (size_t)nin, 0, &f)))
+            keep(r, f, "cf_any over failures");
+        OK_OR_RESOURCE(rc);
+        if (!(rc = cf_timeout(in[0], 30, &f)))
+            keep(r, f, "cf_timeout over a failure");
+        OK_OR_RESOURCE(rc);
+        rc = cf_group_new(loop, &g);
+        OK_OR_RESOURCE(rc);
+        for (int i = 0; g && i < nin; i++)
+            OK_OR_RESOURCE(cf_group_add(g, in[i]));
+        if (g && !(rc = cf_group_future(g, &f)))
+            keep(r, f, "cf_group_future over failures");
+        if (g)
+            OK_OR_RESOURCE(rc);
+        if (g) {
+            rc = cf_group_wait(g, -1);
+            if (rc != CF_EFAIL && rc != CF_EDEADLK)
+                OK_OR_RESOURCE(rc);
+            cf_group_free(g);
+            g = NULL;
+        }
+    }
+    /* A task with a positive status; a failed promise with a message. */
+    if (pools[0]) {
+        if (!(rc = cf_thread_pool_submit(pools[0], task_positive, NULL, NULL, &f)))
+            keep(r, f, "task with a positive status");
+        OK_OR_RESOURCE(rc);
+    }
+    if (!(rc = cf_future_new(loop, &f))) {
+        keep(r, f, "failed promise");
+        OK_OR_RESOURCE(cf_future_set_error(f, CF_EFAIL, "failed on purpose (%d)", 42));
+    }
+    OK_OR_RESOURCE(rc);
+
+    /* A group larger than one slot segment. */
+    g = NULL;
+    rc = cf_group_new(loop, &g);
+    OK_OR_RESOURCE(rc);
+    for (int i = 0; g && i < 65; i++) {
+        if ((rc = cf_future_new(loop, &f)) == 0) {
+            rc = cf_group_add(g, f);
+            cf_future_set_i64(f, i);
+            cf_future_unref(f);
+        }
+        OK_OR_RESOURCE(rc);
+    }
+    if (g) {
+        rc = cf_group_wait(g, -1);
+        if (rc != CF_EDEADLK)
+            OK_OR_RESOURCE(rc);
+        cf_group_free(g);
+    }
+
+    rc = cf_future_new(loop, &never);
+    OK_OR_RESOURCE(rc);
+    if (never) {
+        if (!(rc = cf_as_completed_each_index(&never, 1, 0, each_count, &delivered, NULL, &f)))
+            keep(r, f, "cf_as_completed_each_index timing out");
+        OK_OR_RESOURCE(rc);
+        if (!(rc = cf_timeout(never, 0, &f)))
+            keep(r, f, "cf_timeout expiring");
+        else
+            cf_future_cancel(never); /* nothing else would end it */
+        OK_OR_RESOURCE(rc);
+        keep(r, never, "promise under a timeout");
+    }
+
+    /* A pull map in callback mode. */
+    if (pools[0]) {
+        rc = cf_map_new(cf_thread_pool_executor(pools[0]), map_square, pull_five, &pulled, NULL, &m);
+        OK_OR_RESOURCE(rc);
+        if (m) {
+            rc = cf_map_each(m, map_result_cb, &delivered, &f);
+            OK_OR_RESOURCE(rc);
+            if (!rc) {
+                cf_future_wait(f, -1);
+                keep(r, f, "cf_map_each");
+            }
+            cf_map_free(m);
+            m = NULL;
+        }
+    }
+
+    /* Items that fail with a message, and a map freed in flight. */
+    if (pools[0]) {
+        static const int64_t few[6] = {1, 2, 3, 4, 5, 6};
+        cf_map_opts mo;
+        cf_map_result res;
+        cf_map_opts_init(&mo);
+        mo.chunksize = 1;
+        mo.on_error = CF_MAP_CONTINUE;
+        rc = cf_map_new_array(cf_thread_pool_executor(pools[0]), map_pointer, few, 6, sizeof(few[0]), &mo, &m);
+        OK_OR_RESOURCE(rc);
+        if (m) {
+            rc = cf_map_next(m, &res);
+            if (rc == 0 && res.status != CF_ENOTSUP && res.status != CF_ENOMEM)
+                fail_msg("an item that produced a pointer: %s (%s)", cf_err_name(res.status), res.error);
+            else if (rc && rc != CF_EDEADLK)
+                OK_OR_RESOURCE(rc);
+            cf_map_free(m);
+            m = NULL;
+        }
+    }
+
+    /* A pool whose initializer fails: it breaks, its tasks fail with a message. */
+    cf_thread_pool_opts_init(&o);
+    o.max_workers = 1;
+    o.initializer = init_fails;
+    rc = cf_thread_pool_new(loop, &o, &pools[1]);
+    OK_OR_RESOURCE(rc);
+    if (pools[1]) {
+        rc = cf_thread_pool_submit(pools[1], task_noop, NULL, NULL, &f);
+        if (rc == 0)
+            keep(r, f, "task of a broken pool");
+        else if (rc != CF_EBROKEN)
+            OK_OR_RESOURCE(rc);
+    }
+}
+
 static void scenario(void)
 {
     struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO);
     struct run r = {.n = 0};
     cf_loop_t *loop = NULL;
-    cf_thread_pool_t *pool = NULL;
+    cf_thread_pool_t *pool = NULL, *pools[2] = {NULL, NULL};
     cf_thread_pool_opts o;
     cf_future_t *tasks[3], *f, *promise = NULL, *bytes = NULL;
     cf_as_completed_t *it = NULL;
@@ -426,6 +641,8 @@ static void scenario(void)
             OK_OR_RESOURCE(rc);
     }
 
+    failing_work(loop, &r, pools);
+
     ev_run(ev, 0);
     disarm();
 
@@ -441,6 +658,9 @@ out:
             cf_group_free(g);
         if (pool)
             cf_thread_pool_free(pool);
+        for (int i = 0; i < 2; i++)
+            if (pools[i])
+                cf_thread_pool_free(pools[i]);
         if (promise) {
             cf_future_cancel(promise);
             keep(&r, promise, "adopting promise");
