@@ -161,8 +161,7 @@ int cf__comb_add(struct cf__comb *c, cf_future_t *f)
         if (c->nseg == 0) {
             c->seg0 = seg;
         } else {
-            struct cf__comb_slot **segs =
-                realloc(c->segs == &c->seg0 ? NULL : c->segs, (c->nseg + 1) * sizeof(*segs));
+            struct cf__comb_slot **segs = realloc(c->segs == &c->seg0 ? NULL : c->segs, (c->nseg + 1) * sizeof(*segs));
             if (!segs) {
                 free(seg);
                 return cf__set_error(CF_ENOMEM, "out of memory adding input %zu", i);

@@ -168,7 +168,8 @@ int cf_future_adopt(cf_future_t *dst, cf_future_t *src)
     if (cf__done(dst))
         return cf__set_error(CF_EALREADY, "cf_future_adopt: dst is already done");
     if (dst->ops)
-        return cf__set_error(CF_EPERM, "cf_future_adopt: dst is not a plain promise (an executor's or combinator's future)");
+        return cf__set_error(CF_EPERM,
+                             "cf_future_adopt: dst is not a plain promise (an executor's or combinator's future)");
     c = cf__comb_new(src->loop, &mirror_ops, sizeof(struct mirror_comb), 1, 0);
     if (!c)
         return cf__set_error(CF_ENOMEM, "cf_future_adopt: out of memory");

@@ -56,7 +56,8 @@ int cf_future_result_list(const cf_future_t *f, cf_future_t *const **list, size_
     if (rc)
         return rc;
     if (f->out.value_free != flist_free)
-        return cf__set_error(CF_EINVAL, "cf_future_result_list: the future holds no list (not from cf_all()/cf_settled())");
+        return cf__set_error(CF_EINVAL,
+                             "cf_future_result_list: the future holds no list (not from cf_all()/cf_settled())");
     l = f->out.value.ptr;
     if (list)
         *list = l->fs;

@@ -17,12 +17,14 @@ struct cf__errinfo {
 };
 
 /* Generated from CF_ERRNO_MAP (common.h), the one list of codes. */
+/* clang-format off */
 static const struct cf__errinfo cf__errors[] = {
     {0, "CF_OK", "success"},
 #define CF__ERRNO_INFO(name, value, text) {CF_##name, "CF_" #name, text},
     CF_ERRNO_MAP(CF__ERRNO_INFO)
 #undef CF__ERRNO_INFO
 };
+/* clang-format on */
 
 static const struct cf__errinfo *cf__errinfo_find(int err)
 {

@@ -543,7 +543,8 @@ static void test_sleep_and_fd_ready(void **state)
 static void test_as_completed_order(void **state)
 {
     struct fixture *fx = *state;
-    cf_future_t *done1 = new_resolved(fx, 1), *done2 = new_resolved(fx, 2), *late = new_promise(fx), *later = new_promise(fx);
+    cf_future_t *done1 = new_resolved(fx, 1), *done2 = new_resolved(fx, 2), *late = new_promise(fx),
+                *later = new_promise(fx);
     cf_future_t *fs[6] = {late, done2, later, done1, done2, late};
     cf_as_completed_t *it;
     cf_future_t *f;
@@ -819,7 +820,6 @@ static void test_every_callback_on_the_loop_thread(void **state)
     assert_int_equal(cf_future_unref(any), 0);
     cf_thread_pool_free(p);
 }
-
 
 int main(void)
 {

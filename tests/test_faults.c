@@ -31,10 +31,10 @@
 /* ------------------------------------------------------------------ injection */
 
 static atomic_int armed;
-static atomic_long calls;     /* wrapped calls since arming */
-static long fail_at;          /* fail call number fail_at (1-based); 0: none */
-static long fail_every;       /* fail every fail_every-th call; 0: none */
-static atomic_long injected;  /* failures injected since arming */
+static atomic_long calls;    /* wrapped calls since arming */
+static long fail_at;         /* fail call number fail_at (1-based); 0: none */
+static long fail_every;      /* fail every fail_every-th call; 0: none */
+static atomic_long injected; /* failures injected since arming */
 
 /* A call site: the wrapped function's caller and that caller's caller, so a
  * helper (cf__printf_alloc(), the slab) called from two places counts twice. */
@@ -225,12 +225,11 @@ static void disarm(void)
 /* ------------------------------------------------------------------ the scenario */
 
 /* A call's result: success, or a resource failure. */
-#define OK_OR_RESOURCE(rc)                                                                                   \
-    do {                                                                                                     \
-        int rc_ = (rc);                                                                                      \
-        if (rc_ != 0 && rc_ != CF_ENOMEM && rc_ != CF_EAGAIN)                                                \
-            fail_msg("%s returned %s (%s) with call %ld failing", #rc, cf_err_name(rc_), cf_last_error(),     \
-                     fail_at);                                                                               \
+#define OK_OR_RESOURCE(rc)                                                                                             \
+    do {                                                                                                               \
+        int rc_ = (rc);                                                                                                \
+        if (rc_ != 0 && rc_ != CF_ENOMEM && rc_ != CF_EAGAIN)                                                          \
+            fail_msg("%s returned %s (%s) with call %ld failing", #rc, cf_err_name(rc_), cf_last_error(), fail_at);    \
     } while (0)
 
 /* A future's outcome under faults: a value, or a resource failure (or cancelled as a consequence). */
@@ -240,8 +239,8 @@ static void check_outcome(cf_future_t *f, const char *what)
 
     if (st == CF_EPENDING)
         fail_msg("%s still pending after the loop ran out of work (call %ld failing)", what, fail_at);
-    if (st != 0 && st != CF_ENOMEM && st != CF_EAGAIN && st != CF_ECANCELED && st != CF_EFAIL &&
-        st != CF_ETIMEDOUT && st != CF_EBROKEN)
+    if (st != 0 && st != CF_ENOMEM && st != CF_EAGAIN && st != CF_ECANCELED && st != CF_EFAIL && st != CF_ETIMEDOUT &&
+        st != CF_EBROKEN)
         fail_msg("%s ended with %s: %s", what, cf_err_name(st), cf_future_error(f));
 }
 
@@ -634,8 +633,8 @@ static void scenario(void)
             if (res.status == 0)
                 assert_int_equal(res.i64, items[res.index] * items[res.index]);
             else if (res.status != CF_ENOMEM)
-                fail_msg("map item %zu: %s (%s) with call %ld failing", res.index, cf_err_name(res.status),
-                         res.error, fail_at);
+                fail_msg("map item %zu: %s (%s) with call %ld failing", res.index, cf_err_name(res.status), res.error,
+                         fail_at);
         }
         if (m && rc != CF_EOF && rc != CF_EDEADLK)
             OK_OR_RESOURCE(rc);
@@ -688,8 +687,8 @@ static void report_sites(const char *title)
 
     for (int i = 0; i < nsites; i++)
         failed += sites[i].failed;
-    printf("# %s: %d distinct call sites (caller, caller's caller) reached, %d of them made to fail\n", title,
-           nsites, failed);
+    printf("# %s: %d distinct call sites (caller, caller's caller) reached, %d of them made to fail\n", title, nsites,
+           failed);
     if (getenv("CF_FAULTS_VERBOSE")) {
         for (int i = 0; i < nsites; i++) {
             Dl_info info;

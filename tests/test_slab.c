@@ -18,8 +18,8 @@ int __real_munmap(void *addr, size_t len);
 void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 int __wrap_munmap(void *addr, size_t len);
 
-static long mapped;      /* bytes mapped through the wrappers and not unmapped */
-static int refuse_mmap;  /* the next mmap calls fail with ENOMEM */
+static long mapped;     /* bytes mapped through the wrappers and not unmapped */
+static int refuse_mmap; /* the next mmap calls fail with ENOMEM */
 
 void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {

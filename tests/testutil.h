@@ -195,11 +195,11 @@ static inline void unref_all(cf_future_t **fs, size_t n)
 }
 
 /* The call just made failed with a cf_last_error() message containing `part`. */
-#define assert_last_error(part)                                                                    \
-    do {                                                                                           \
-        const char *last_ = cf_last_error();                                                       \
-        if (!strstr(last_, (part)))                                                                \
-            fail_msg("cf_last_error() is \"%s\", expected it to contain \"%s\"", last_, (part));   \
+#define assert_last_error(part)                                                                                        \
+    do {                                                                                                               \
+        const char *last_ = cf_last_error();                                                                           \
+        if (!strstr(last_, (part)))                                                                                    \
+            fail_msg("cf_last_error() is \"%s\", expected it to contain \"%s\"", last_, (part));                       \
     } while (0)
 
 #endif /* CF_TESTUTIL_H */

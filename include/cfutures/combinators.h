@@ -55,8 +55,7 @@ CF_EXTERN int cf_wait(cf_future_t *const *fs, size_t n, cf_wait_mode mode, doubl
  * positions at that moment.  Cancelling *out only stops the waiting.
  * Returns 0, CF_EINVAL (as cf_wait(), and n == 0) or CF_ENOMEM.
  */
-CF_EXTERN int cf_wait_future(cf_future_t *const *fs, size_t n, cf_wait_mode mode, double timeout,
-                             cf_future_t **out);
+CF_EXTERN int cf_wait_future(cf_future_t *const *fs, size_t n, cf_wait_mode mode, double timeout, cf_future_t **out);
 
 /* ------------------------------------------------------------------ all / any / settled */
 
@@ -123,8 +122,7 @@ enum {
  * *out (and so everything downstream).  `destroy` is called with `data` once
  * fn ran or will not run.
  */
-CF_EXTERN int cf_then(cf_future_t *src, cf_then_fn fn, void *data, cf_free_fn destroy, int flags,
-                      cf_future_t **out);
+CF_EXTERN int cf_then(cf_future_t *src, cf_then_fn fn, void *data, cf_free_fn destroy, int flags, cf_future_t **out);
 
 /*
  * Make the pending promise `dst` complete as `src` does (value, error or

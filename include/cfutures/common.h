@@ -40,23 +40,23 @@ extern "C" {
  * from the same list, so a code cannot lack a name or a text.  Like libuv's
  * UV_ERRNO_MAP, the list can be expanded by applications too.
  */
-#define CF_ERRNO_MAP(XX)                                                                                    \
-    XX(EINVAL, -EINVAL, "invalid argument")                                                                 \
-    XX(ENOMEM, -ENOMEM, "out of memory")                                                                    \
-    XX(EAGAIN, -EAGAIN, "task queue is full")                                                               \
-    XX(EBUSY, -EBUSY, "task is running; cancellation was requested")                                        \
-    XX(ECANCELED, -ECANCELED, "cancelled")                                                                  \
-    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                                                  \
-    XX(EDEADLK, -EDEADLK, "blocking wait would deadlock (inside a loop callback, or nothing can complete it)") \
-    XX(EPERM, -EPERM, "operation not permitted on this future")                                             \
-    XX(EALREADY, -EALREADY, "future is already done")                                                       \
-    XX(ESHUTDOWN, -ESHUTDOWN, "executor is shut down")                                                      \
-    XX(ENOTSUP, -ENOTSUP, "not supported by this executor")                                                 \
-    XX(EPENDING, -4001, "future is not done yet")                                                           \
-    XX(EBROKEN, -4002, "executor is broken: a worker initializer failed")                                   \
-    XX(EFAIL, -4003, "task failed")                                                                         \
-    XX(ELOOPBUSY, -4004, "loop still has live futures, executors or queued calls")                          \
-    XX(EOF, -4005, "no more items")                                                                         \
+#define CF_ERRNO_MAP(XX)                                                                                               \
+    XX(EINVAL, -EINVAL, "invalid argument")                                                                            \
+    XX(ENOMEM, -ENOMEM, "out of memory")                                                                               \
+    XX(EAGAIN, -EAGAIN, "task queue is full")                                                                          \
+    XX(EBUSY, -EBUSY, "task is running; cancellation was requested")                                                   \
+    XX(ECANCELED, -ECANCELED, "cancelled")                                                                             \
+    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                                                             \
+    XX(EDEADLK, -EDEADLK, "blocking wait would deadlock (inside a loop callback, or nothing can complete it)")         \
+    XX(EPERM, -EPERM, "operation not permitted on this future")                                                        \
+    XX(EALREADY, -EALREADY, "future is already done")                                                                  \
+    XX(ESHUTDOWN, -ESHUTDOWN, "executor is shut down")                                                                 \
+    XX(ENOTSUP, -ENOTSUP, "not supported by this executor")                                                            \
+    XX(EPENDING, -4001, "future is not done yet")                                                                      \
+    XX(EBROKEN, -4002, "executor is broken: a worker initializer failed")                                              \
+    XX(EFAIL, -4003, "task failed")                                                                                    \
+    XX(ELOOPBUSY, -4004, "loop still has live futures, executors or queued calls")                                     \
+    XX(EOF, -4005, "no more items")                                                                                    \
     XX(EWORKER, -4006, "worker process died while running the task")
 
 enum cf_errno {
