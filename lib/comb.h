@@ -1,6 +1,8 @@
 /*
  * comb.h - the engine under every combinator.  Not installed.
  *
+ * DESIGN
+ *
  * A comb watches input futures and settles one output future once, by a
  * rule its kind supplies.  The engine owns what every kind shares: the
  * inputs (slots), the references, the timer and "finish once"; each kind
