@@ -4,7 +4,8 @@
  *
  * A mirror (adopt, timeout) copies its input's outcome into the output.  A
  * pointer value is shared, not copied: the output then records the input in
- * `value_src` and holds a reference on it until the output is freed.
+ * `value_src` (flagged by `shares_value`) and holds a reference on it until
+ * the output is freed.
  */
 #include "comb.h"
 
@@ -29,9 +30,11 @@ static void mirror_finish(struct cf__comb *c, cf_future_t *src)
         out->out.is_bytes = src->out.is_bytes;
         out->out.value_free = NULL;
         /* A pointer value owned by src, or by the future src shares it with. */
-        if ((src->out.value_free || src->value_src) && !out->value_src) {
+        if ((src->out.value_free || src->shares_value) && !out->shares_value) {
+            CF_ASSERT(!out->arg_free, "a mirror's output carries no task argument");
             cf_future_ref(src);
             out->value_src = src;
+            out->shares_value = 1;
         }
     }
     cf__comb_finish(c, st, src->out.err, dup_or_null(src->out.errmsg));

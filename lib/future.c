@@ -150,10 +150,10 @@ int cf_future_unref(cf_future_t *f)
         return 0;
     CF_ASSERT(!f->scheduled && !f->cbs, "freeing a future with callbacks due");
     cf__outcome_clear(&f->out);
-    if (f->arg_free) /* data attached to a loop-side future */
-        f->arg_free(f->arg);
-    if (f->value_src) /* the future whose pointer value this one shared */
+    if (f->shares_value) /* the future whose pointer value this one shared */
         cf_future_unref(f->value_src);
+    else if (f->arg_free) /* data attached to a loop-side future */
+        f->arg_free(f->arg);
     cf__future_release_mem(f);
     return 0;
 }
@@ -250,7 +250,7 @@ int cf_future_take(cf_future_t *f, void **out)
         return rc;
     if (f->taken)
         return CF_EALREADY;
-    if (f->value_src) { /* a shared value: its destructor is the source's to give up */
+    if (f->shares_value) { /* a shared value: its destructor is the source's to give up */
         rc = cf_future_take(f->value_src, NULL);
         if (rc)
             return rc;

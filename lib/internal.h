@@ -195,6 +195,7 @@ struct cf_future {
     uint8_t scheduled;       /* loop thread only: a dispatch or completion is queued */
     uint8_t where;           /* owner-specific position (queued, overflow, ...) */
     uint8_t taken;           /* the pointer value was moved out by cf_future_take() */
+    uint8_t shares_value;    /* value_src is set (instead of arg and arg_free) */
     union {
         /* What the task produced: written by the worker once it took the
          * task (it first copies out `tq` and clears the outcome), read by the
@@ -210,13 +211,19 @@ struct cf_future {
     struct cf__cb *cbs; /* loop thread only; newest first */
     const struct cf__future_ops *ops;
     void *owner;
-    /* The task's argument, destroyed with arg_free when the task ends (or,
-     * for a loop-side future, when the future is released). */
-    void *arg;
-    cf_free_fn arg_free;
-    /* The future whose pointer value this one shares (cf_future_adopt(),
-     * cf_timeout()): one reference, dropped when this future is released. */
-    cf_future_t *value_src;
+    union {
+        /* An executor's task: its argument, destroyed with arg_free when the
+         * task ends. */
+        struct {
+            void *arg;
+            cf_free_fn arg_free;
+        };
+        /* With shares_value, on a loop-side future (a mirror: cf_future_adopt(),
+         * cf_timeout()): the future whose pointer value this one shares; one
+         * reference, dropped when this future is released.  A union, so a
+         * future stays 120 bytes. */
+        cf_future_t *value_src;
+    };
 };
 
 #define CF__FUTURE_LIVE 0x43465554u /* "CFUT" */
