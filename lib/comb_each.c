@@ -229,7 +229,10 @@ int cf_as_completed_next_index(cf_as_completed_t *it, cf_future_t **f, size_t *i
         return CF_EOF;
     rc = cf__loop_run_until(e->c.loop, each_ready, e, -1);
     if (rc)
-        return rc;
+        return cf__set_error(rc, "cf_as_completed_next: %s with %zu of %zu futures not done",
+                             rc == CF_EDEADLK ? "cannot wait inside a loop callback, or nothing can complete them"
+                                              : cf_strerror(rc),
+                             e->c.n - e->tail, e->c.n);
     if (e->head < e->tail) {
         struct cf__comb_slot *s = e->fifo[e->head++];
         *f = s->f;

@@ -110,7 +110,12 @@ int cf_group_wait(cf_group_t *h, double timeout)
     if (isnan(timeout))
         return cf__set_error(CF_EINVAL, "cf_group_wait: timeout is NaN");
     rc = cf__loop_run_until(h->g->c.loop, group_all_done, h->g, timeout);
-    if (!rc && h->g->first_err)
+    if (rc)
+        return cf__set_error(rc, "cf_group_wait: %s with %zu of %zu members not done",
+                             rc == CF_ETIMEDOUT ? "timed out"
+                                                : "cannot wait inside a loop callback, or nothing can complete them",
+                             h->g->c.n - h->g->c.ndone, h->g->c.n);
+    if (h->g->first_err)
         return cf__set_error(h->g->first_err, "cf_group_wait: %s",
                              h->g->first_msg ? h->g->first_msg : cf_strerror(h->g->first_err));
     return rc;
