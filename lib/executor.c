@@ -111,6 +111,7 @@ cf_future_state cf__exec_complete(struct cf__exec_counters *c, cf_future_t *f, i
         c->cancelled++;
     else
         c->failed++;
+    CF_ASSERT(!f->shares_value, "an executor's future carries its task's argument");
     if (f->arg_free)
         f->arg_free(f->arg);
     f->arg_free = NULL;

@@ -42,6 +42,16 @@
 
 void cf__panic(const char *func, const char *msg) __attribute__((noreturn));
 
+/*
+ * Record what went wrong for cf_last_error() (this thread's message; printf
+ * format, truncated at 511 bytes; allocates nothing) and return `code`, so a
+ * failing path reads
+ *     return cf__set_error(CF_EINVAL, "cf_x_new: opts->limit must be > 0 (got %d)", o->limit);
+ * Name the public function first, then the argument or option field and the
+ * value that is wrong.  Any thread.
+ */
+int cf__set_error(int code, const char *fmt, ...) CF_PRINTF(2, 3);
+
 /* A malloc'd printf result, or NULL when out of memory. */
 char *cf__printf_alloc(const char *fmt, ...) CF_PRINTF(1, 2);
 /* A malloc'd copy of `len` bytes (at least one byte is allocated), or NULL. */
@@ -185,6 +195,7 @@ struct cf_future {
     uint8_t scheduled;       /* loop thread only: a dispatch or completion is queued */
     uint8_t where;           /* owner-specific position (queued, overflow, ...) */
     uint8_t taken;           /* the pointer value was moved out by cf_future_take() */
+    uint8_t shares_value;    /* value_src is set (instead of arg and arg_free) */
     union {
         /* What the task produced: written by the worker once it took the
          * task (it first copies out `tq` and clears the outcome), read by the
@@ -200,10 +211,19 @@ struct cf_future {
     struct cf__cb *cbs; /* loop thread only; newest first */
     const struct cf__future_ops *ops;
     void *owner;
-    /* The task's argument, destroyed with arg_free when the task ends (or,
-     * for a loop-side future, when the future is released). */
-    void *arg;
-    cf_free_fn arg_free;
+    union {
+        /* An executor's task: its argument, destroyed with arg_free when the
+         * task ends. */
+        struct {
+            void *arg;
+            cf_free_fn arg_free;
+        };
+        /* With shares_value, on a loop-side future (a mirror: cf_future_adopt(),
+         * cf_timeout()): the future whose pointer value this one shares; one
+         * reference, dropped when this future is released.  A union, so a
+         * future stays 120 bytes. */
+        cf_future_t *value_src;
+    };
 };
 
 #define CF__FUTURE_LIVE 0x43465554u /* "CFUT" */
