@@ -1,0 +1,319 @@
+/*
+ * pp_server.c - the process pool's control protocol with its fork server,
+ * and the life of a worker slot, parent side.
+ *
+ * DESIGN
+ *
+ * Control channel (SOCK_SEQPACKET, pp.h): the pool sends SPAWN {index}; the
+ * fork server answers SPAWNED {index, pid} with the parent's ends of the
+ * worker's channel attached (SCM_RIGHTS), or pid = -errno, and reports every
+ * reaped worker with EXITED {pid, status}.  ctl_cb reads them all.
+ *
+ * A worker slot's states (cf__pp_worker_set() is the only place that
+ * changes one, and asserts the transition):
+ *
+ *     EMPTY --spawn--> SPAWNING --SPAWNED--> STARTING --READY--> READY
+ *       ^                 |                     |                  |
+ *       |            failed/server gone   INIT_FAIL, EOF      EOF or exit
+ *       |                 v                     v                  v
+ *       +------------- (EMPTY)               FAILED              DYING
+ *       |                                       |                  |
+ *       +--------------- EXITED: finalize ------+------------------+
+ *
+ * A worker's end is known from its channel (EOF) and from the fork server's
+ * EXITED report, in either order; the channel is drained first so no result
+ * already written is lost (cf__pp_worker_finalize()).  Then the task it was
+ * running (acknowledged, no result) fails with CF_EWORKER and a message
+ * naming worker, pid, signal or exit status; tasks sent but not acknowledged
+ * go back to the front of the queue; the slot is respawned.  A slot that
+ * ends FAILED counts as an initializer failure; max_init_failures in a row
+ * break the pool.
+ */
+#include "pp_pool.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *const w_names[] = {
+    [W_EMPTY] = "EMPTY", [W_SPAWNING] = "SPAWNING", [W_STARTING] = "STARTING",
+    [W_READY] = "READY", [W_FAILED] = "FAILED",     [W_DYING] = "DYING",
+};
+
+/* Allowed transitions: w_next[from] has bit `to` set. */
+#define B(s) (1u << (s))
+static const unsigned w_next[] = {
+    [W_EMPTY] = B(W_SPAWNING),
+    [W_SPAWNING] = B(W_EMPTY) | B(W_STARTING),
+    [W_STARTING] = B(W_READY) | B(W_FAILED) | B(W_DYING),
+    [W_READY] = B(W_DYING),
+    [W_FAILED] = B(W_EMPTY),
+    [W_DYING] = B(W_EMPTY),
+};
+#undef B
+
+const char *cf__pp_worker_state_name(int st)
+{
+    return st >= 0 && st < (int)(sizeof(w_names) / sizeof(w_names[0])) && w_names[st] ? w_names[st] : "?";
+}
+
+void cf__pp_worker_set(struct pp_worker *w, int st)
+{
+    CF_ASSERT(w->state >= 0 && w->state <= W_DYING && (w_next[w->state] & (1u << st)),
+              "process pool: worker state change not allowed");
+#ifdef CF_PP_TRACE
+    fprintf(stderr, "cfutures pp: worker %d (pid %d) %s -> %s\n", w->index, (int)w->pid,
+            cf__pp_worker_state_name(w->state), cf__pp_worker_state_name(st));
+#endif
+    w->state = st;
+}
+
+static void describe_status(int status, char *buf, size_t n)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, n, "killed by signal %d (SIG%s)%s", WTERMSIG(status),
+                 sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?",
+                 WCOREDUMP(status) ? ", core dumped" : "");
+    else if (WIFEXITED(status))
+        snprintf(buf, n, "exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(buf, n, "ended with wait status 0x%x", (unsigned)status);
+}
+
+static struct pp_worker *worker_by_pid(cf_process_pool_t *pool, pid_t pid)
+{
+    for (int i = 0; i < pool->nworkers; i++)
+        if (pool->workers[i].pid == pid && pool->workers[i].state > W_SPAWNING)
+            return &pool->workers[i];
+    return NULL;
+}
+
+/* The worker ended (its channel closed, or its exit was reported). */
+static void worker_mark_ended(struct pp_worker *w)
+{
+    if (w->state == W_STARTING)
+        cf__pp_worker_set(w, W_DYING);
+    else if (w->state == W_READY)
+        cf__pp_worker_set(w, W_DYING);
+    cf__pp_io_stop(w->pool->loop, &w->rio);
+}
+
+/* The worker's channel ended (EOF, read error, protocol violation): make sure it is gone. */
+void cf__pp_worker_ended(struct pp_worker *w)
+{
+    worker_mark_ended(w);
+    if (w->pid > 0)
+        kill(-w->pid, SIGKILL); /* the exit report follows */
+}
+
+/* The worker's exit status is in: account for it and replace it. */
+void cf__pp_worker_finalize(struct pp_worker *w)
+{
+    cf_process_pool_t *pool = w->pool;
+    struct cf__list requeue;
+    struct cf__list *n;
+    char how[96];
+    int crashed = 0, init_failed;
+    pid_t pid = w->pid;
+
+    w->pid = 0;            /* reaped: never signal that pid (or group) again */
+    cf__pp_worker_read(w); /* drain what the worker wrote before it died */
+    worker_mark_ended(w);
+    cf__pp_worker_close(w);
+    init_failed = w->state == W_FAILED;
+    describe_status(w->status, how, sizeof(how));
+    cf__list_init(&requeue);
+    while ((n = cf__list_pop(&w->inflight))) {
+        struct pp_task *t = cf__container_of(n, struct pp_task, link);
+        int was = t->state;
+
+        w->ninflight--;
+        if (was == PT_RUNNING || was == PT_TIMING_OUT || was == PT_CANCELLING) {
+            pool->nrunning--;
+            cf__pp_task_set(t, PT_DONE);
+            if (pool->broken)
+                cf__pp_complete(t, NULL, pool->broken_err, pool->broken_msg ? strdup(pool->broken_msg) : NULL);
+            else if (was == PT_TIMING_OUT)
+                cf__pp_complete(
+                    t, NULL, CF_ETIMEDOUT,
+                    cf__printf_alloc("task %llu timed out after %.3f s; worker %d (pid %d) was stopped (%s)",
+                                     (unsigned long long)t->id, t->timeout, w->index, (int)pid, how));
+            else if (was == PT_CANCELLING)
+                cf__pp_complete(
+                    t, NULL, CF_ECANCELED,
+                    cf__printf_alloc("task %llu cancelled while running; worker %d (pid %d) was stopped (%s)",
+                                     (unsigned long long)t->id, w->index, (int)pid, how));
+            else {
+                crashed = 1;
+                cf__pp_complete(t, NULL, CF_EWORKER,
+                                cf__printf_alloc("worker %d (pid %d) %s while running task %llu", w->index, (int)pid,
+                                                 how, (unsigned long long)t->id));
+            }
+            cf__pp_task_free(t);
+        } else if (was == PT_SENT_CANCELLED) {
+            cf__pp_task_set(t, PT_DONE); /* cancelled while in the pipe: nothing to do */
+            cf__pp_task_free(t);
+        } else {
+            cf__pp_task_set(t, PT_QUEUED);
+            t->w = NULL;
+            cf__list_push(&requeue, &t->link);
+            pool->nqueued++;
+        }
+    }
+    /* Unstarted tasks go back to the front of the queue, in their order. */
+    if (!cf__list_empty(&requeue)) {
+        struct cf__list *first = requeue.next, *last = requeue.prev;
+        last->next = pool->queue.next;
+        pool->queue.next->prev = last;
+        pool->queue.next = first;
+        first->prev = &pool->queue;
+    }
+
+    if (init_failed) {
+        pool->init_failures++;
+        if (pool->init_failures >= pool->opts.max_init_failures)
+            cf__pp_break(pool, CF_EBROKEN,
+                         cf__printf_alloc("process pool broken: worker initializer failed %u times in a row; last: %s",
+                                          pool->init_failures, w->init_msg ? w->init_msg : how));
+    }
+    if (crashed && pool->opts.on_crash == CF_CRASH_BREAK)
+        cf__pp_break(pool, CF_EBROKEN,
+                     cf__printf_alloc("process pool broken: worker %d (pid %d) %s", w->index, (int)pid, how));
+    free(w->init_msg);
+    w->init_msg = NULL;
+    cf__pp_worker_set(w, W_EMPTY);
+    w->used = 0;
+    if (!pool->broken && !pool->server_dead && (!pool->shut || pool->nqueued)) {
+        w->restarts++;
+        cf__pp_worker_spawn(w);
+    }
+    if (pool->broken)
+        cf__pp_fail_queue(pool, pool->broken_err, pool->broken_msg);
+    pool->dispatch_due = 1;
+    cf__pp_dispatch_due(pool);
+}
+
+void cf__pp_worker_spawn(struct pp_worker *w)
+{
+    struct cf__pp_ctl m = {.type = CF__CTL_SPAWN, .index = w->index};
+
+    cf__pp_worker_set(w, W_SPAWNING);
+    if (send(w->pool->ctl, &m, sizeof(m), MSG_NOSIGNAL) != (ssize_t)sizeof(m))
+        cf__pp_worker_set(w, W_EMPTY); /* the server is gone: the ctl watcher sees it */
+}
+
+static void pp_server_gone(cf_process_pool_t *pool)
+{
+    if (pool->server_dead)
+        return;
+    pool->server_dead = 1;
+    cf__pp_io_stop(pool->loop, &pool->ctl_io);
+    /* Workers die with the fork server (PR_SET_PDEATHSIG); fail what they held. */
+    for (int i = 0; i < pool->nworkers; i++) {
+        struct pp_worker *w = &pool->workers[i];
+        if (w->state == W_EMPTY)
+            continue;
+        if (w->state == W_SPAWNING) {
+            cf__pp_worker_set(w, W_EMPTY);
+            continue;
+        }
+        if (w->pid > 0)
+            kill(-w->pid, SIGKILL);
+        w->status = SIGKILL;
+        cf__pp_worker_finalize(w);
+    }
+    if (!pool->shut)
+        cf__pp_break(pool, CF_EBROKEN,
+                     cf__printf_alloc("process pool broken: its fork server (pid %d) died", (int)pool->server_pid));
+    else
+        cf__pp_fail_queue(pool, CF_EBROKEN, "process pool's fork server died");
+}
+
+/* SPAWNED: the worker's channel (fd, rfd) arrived, or the spawn failed. */
+static void ctl_spawned(cf_process_pool_t *pool, const struct cf__pp_ctl *m, int fd, int rfd)
+{
+    struct pp_worker *w = &pool->workers[m->index];
+
+    if (w->state != W_SPAWNING || m->pid <= 0 || fd < 0 || rfd < 0) {
+        if (fd >= 0)
+            close(fd);
+        if (rfd >= 0)
+            close(rfd);
+        if (w->state == W_SPAWNING) {
+            cf__pp_worker_set(w, W_EMPTY);
+            cf__pp_break(pool, m->pid < 0 ? m->pid : CF_EBROKEN,
+                         cf__printf_alloc("process pool broken: cannot start worker %d: %s", m->index,
+                                          cf_strerror(m->pid < 0 ? m->pid : CF_EBROKEN)));
+        }
+        return;
+    }
+    w->pid = m->pid;
+    cf__pp_worker_set(w, W_STARTING);
+    cf__pp_worker_open(w, fd, rfd);
+    if (pool->shut && !pool->nqueued)
+        shutdown(fd, SHUT_WR); /* nothing to do: let it exit */
+}
+
+/* EXITED: the fork server reaped a worker. */
+static void ctl_exited(cf_process_pool_t *pool, const struct cf__pp_ctl *m)
+{
+    struct pp_worker *w = worker_by_pid(pool, m->pid);
+
+    if (!w)
+        return;
+    w->status = m->status;
+    cf__pp_worker_finalize(w);
+}
+
+void cf__pp_ctl_cb(struct ev_loop *ev, ev_io *io, int revents)
+{
+    cf_process_pool_t *pool = io->data;
+
+    (void)ev;
+    (void)revents;
+    for (;;) {
+        struct cf__pp_ctl m;
+        union {
+            struct cmsghdr h;
+            char buf[CMSG_SPACE(2 * sizeof(int))];
+        } cm;
+        struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
+        int fds[2] = {-1, -1};
+        ssize_t r = recvmsg(pool->ctl, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            pp_server_gone(pool);
+            return;
+        }
+        if (r == 0) {
+            pp_server_gone(pool);
+            return;
+        }
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                memcpy(fds, CMSG_DATA(c), (k < 2 ? k : 2) * sizeof(int));
+            }
+        /* fds[0]: tasks go down this socket; fds[1]: frames come up this pipe. */
+        if (r == (ssize_t)sizeof(m) && m.type == CF__CTL_SPAWNED && m.index >= 0 && m.index < pool->nworkers) {
+            ctl_spawned(pool, &m, fds[0], fds[1]);
+            continue;
+        }
+        if (fds[0] >= 0)
+            close(fds[0]);
+        if (fds[1] >= 0)
+            close(fds[1]);
+        if (r == (ssize_t)sizeof(m) && m.type == CF__CTL_EXITED)
+            ctl_exited(pool, &m);
+    }
+}
