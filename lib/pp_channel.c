@@ -20,14 +20,16 @@
  * whole in it are handled in place, the incremental reader (worker.rd) keeps
  * a frame split across reads, and the rest of a large payload is read
  * straight into its own buffer.  Each frame goes to worker_frame(), which
- * moves the head of inflight along SENT -> RUNNING (ACK) -> DONE (RESULT).
+ * moves the head of inflight along SENT -> RUNNING (ACK) -> DONE (RESULT),
+ * or SENT_CANCELLED -> SKIPPING -> DONE for a task whose gate was closed.
  * Anything out of order is a protocol violation: the worker is killed.  EOF
  * (or a read error) means the worker ended: cf__pp_worker_ended() records
  * it; the fork server's EXITED report then finalizes the slot (pp_server.c).
  *
  * Timers.  task_timer runs while the head task runs with a timeout; on
  * expiry the task becomes PT_TIMING_OUT and the worker is stopped:
- * cf__pp_worker_stop() sends SIGTERM to the worker and its process group,
+ * cf__pp_worker_stop() sends SIGTERM to the worker (by pid: a task may
+ * have left the group) and its process group,
  * kill_timer sends SIGKILL after the grace period.
  */
 #include "pp_pool.h"
@@ -40,11 +42,16 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* Signal the worker and everything left in its process group. */
-static void worker_signal(struct pp_worker *w, int sig)
+/*
+ * Signal the worker and everything left in its process group.  The worker
+ * itself is signalled by pid too: a task may have moved it to another
+ * process group (setpgid()).
+ */
+void cf__pp_worker_signal(struct pp_worker *w, int sig)
 {
     if (w->pid <= 0)
         return;
+    kill(w->pid, sig);
     kill(-w->pid, sig);
 }
 
@@ -131,7 +138,7 @@ void cf__pp_worker_stop(struct pp_worker *w)
 
     if (w->pid <= 0)
         return;
-    worker_signal(w, SIGTERM);
+    cf__pp_worker_signal(w, SIGTERM);
     if (!ev_is_active(&w->kill_timer)) {
         ev_timer_set(&w->kill_timer, w->pool->opts.kill_grace, 0.);
         ev_timer_start(loop->ev, &w->kill_timer);
@@ -142,7 +149,7 @@ static void worker_kill_timer_cb(struct ev_loop *ev, ev_timer *t, int revents)
 {
     (void)ev;
     (void)revents;
-    worker_signal(t->data, SIGKILL);
+    cf__pp_worker_signal(t->data, SIGKILL);
 }
 
 static void worker_task_timer_cb(struct ev_loop *ev, ev_timer *t, int revents)
@@ -174,13 +181,17 @@ static void worker_ack(struct pp_worker *w, struct pp_task *head, uint64_t now)
     cf_process_pool_t *pool = w->pool;
 
     head->t_submit = now; /* from here on: when it started */
-    pool->nrunning++;
     if (head->state == PT_SENT_CANCELLED) {
-        /* Its future ended CANCELLED while it was in the pipe: stop the worker. */
-        cf__pp_task_set(head, PT_CANCELLING);
+        /* Its gate was closed before the worker came to it: the worker skips it. */
+        cf__pp_task_set(head, PT_SKIPPING);
+        return;
+    }
+    if (head->state == PT_CANCELLING) {
+        /* Cancelled just after the worker took it: stop the worker. */
         cf__pp_worker_stop(w);
         return;
     }
+    pool->nrunning++;
     cf__pp_task_set(head, PT_RUNNING);
     cf__future_set_state(head->f, CF_FUTURE_RUNNING);
     if (head->timeout >= 0) {
@@ -197,13 +208,19 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
     struct cf__outcome o;
     int rc;
 
+    cf__list_remove(&head->link);
+    w->ninflight--;
+    cf__pp_task_set(head, PT_DONE);
+    if (was == PT_SKIPPING) { /* its future ended CANCELLED when its gate was closed */
+        free(owned);
+        cf__pp_task_free(head);
+        pool->dispatch_due = 1;
+        return;
+    }
     cf__pp_timer_stop(pool->loop, &w->task_timer);
     uint64_t ran = now - head->t_submit;
     pool->task_ns_avg = pool->task_ns_avg ? pool->task_ns_avg - pool->task_ns_avg / 8 + ran / 8 : ran + 1;
-    cf__list_remove(&head->link);
-    w->ninflight--;
     pool->nrunning--;
-    cf__pp_task_set(head, PT_DONE);
     w->tasks_done++;
     if (was != PT_RUNNING) { /* being stopped anyway; the result came first */
         free(owned);
@@ -258,14 +275,16 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, con
     }
     case CF__FR_ACK:
         free(owned);
-        if (head && head->id == h->id && (head->state == PT_SENT || head->state == PT_SENT_CANCELLED)) {
+        if (head && head->id == h->id &&
+            (head->state == PT_SENT || head->state == PT_SENT_CANCELLED || head->state == PT_CANCELLING)) {
             worker_ack(w, head, now);
             return;
         }
         break;
     case CF__FR_RESULT:
         if (head && head->id == h->id &&
-            (head->state == PT_RUNNING || head->state == PT_TIMING_OUT || head->state == PT_CANCELLING)) {
+            (head->state == PT_RUNNING || head->state == PT_TIMING_OUT || head->state == PT_CANCELLING ||
+             head->state == PT_SKIPPING)) {
             worker_result(w, head, h, data, owned, now);
             return;
         }
@@ -275,7 +294,7 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, con
     }
     /* Anything else is a protocol violation: stop the worker. */
     free(owned);
-    worker_signal(w, SIGKILL);
+    cf__pp_worker_signal(w, SIGKILL);
 }
 
 /*
@@ -319,7 +338,7 @@ void cf__pp_worker_read(struct pp_worker *w)
 
             if (!direct && cf__frame_reader_idle(&w->rd) && (size_t)r - off >= CF__FRAME_HDR) {
                 if (cf__frame_hdr_decode(buf + off, &h)) {
-                    worker_signal(w, SIGKILL); /* malformed stream: the worker is of no more use */
+                    cf__pp_worker_signal(w, SIGKILL); /* malformed stream: the worker is of no more use */
                     goto eof;
                 }
                 if ((size_t)r - off - CF__FRAME_HDR >= h.len) { /* whole: handle it in place */
@@ -341,7 +360,7 @@ void cf__pp_worker_read(struct pp_worker *w)
             off += want;
             rc = cf__frame_reader_got(&w->rd, want, &h, &payload);
             if (rc < 0) {
-                worker_signal(w, SIGKILL); /* malformed stream: the worker is of no more use */
+                cf__pp_worker_signal(w, SIGKILL); /* malformed stream: the worker is of no more use */
                 goto eof;
             }
             if (rc == 1) {

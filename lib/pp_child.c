@@ -19,7 +19,9 @@
  * process.  Leads its own process group (so a timeout kills the task's
  * children too), dies with the fork server, restores default signal handling,
  * applies the memory limit, runs the initializer, then serves frames on its
- * channel with blocking I/O: read TASK, send ACK, run, send RESULT.  Tasks
+ * channel with blocking I/O: read TASK, take its start gate (pp.h), send
+ * ACK, run, send RESULT; a task whose gate the pool closed is not run: its
+ * ACK and a CANCELLED RESULT go out together.  Tasks
  * arrive on a socket, frames leave on a pipe: a pipe's small writes fill
  * shared pages, where each write to a socket costs a buffer that the reader
  * then frees.  If the pool closed its end, a write raises SIGPIPE and the
@@ -223,8 +225,10 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
 static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_config *cfg)
 {
     struct chan ch;
+    _Atomic uint8_t *gate = cfg->gates + (size_t)index * CF__PP_GATES;
     void *wdata = NULL;
     unsigned done = 0;
+    uint32_t seq = 0;
 
     setpgid(0, 0);
     /* The channel on descriptors 3 (in) and 4 (out), everything above closed. */
@@ -266,7 +270,7 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
         struct cf_task task;
         uint8_t *payload;
         cf_task_fn fn;
-        int rc;
+        int rc, skip;
 
         /*
          * The next task.  If it is not here yet, what is waiting to be sent
@@ -301,8 +305,11 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
             payload = ch.arg;
         }
         memcpy(&fn, payload, sizeof(fn));
+        /* Take the task's start gate: if the pool closed it, the task was
+         * cancelled before it started and is skipped (pp.h). */
+        skip = atomic_exchange(&gate[seq++ % CF__PP_GATES], CF__GATE_TAKEN) == CF__GATE_CANCELLED;
         /* The pool must know which task runs before it starts (timeouts, crash reports). */
-        if (chan_put(&ch, CF__FR_ACK, h.id) || chan_flush(&ch))
+        if (chan_put(&ch, CF__FR_ACK, h.id) || (!skip && chan_flush(&ch)))
             _exit(0);
 
         memset(&o, 0, sizeof(o));
@@ -312,7 +319,10 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
         task.worker_index = index;
         task.arg = payload + 8;
         task.arg_len = (size_t)h.len - 8;
-        cf__task_run(&task, fn);
+        if (skip)
+            o.err = CF_ECANCELED;
+        else
+            cf__task_run(&task, fn);
         if (o.err == 0 && o.value_free && !o.is_bytes) {
             cf__outcome_drop_value(&o);
             free(o.errmsg);

@@ -36,11 +36,17 @@
  * and asserts the transition):
  *
  *   QUEUED --send--> SENT --ACK--> RUNNING --RESULT--------------> DONE
- *     ^  \            | \             |  \--timeout--> TIMING_OUT --> DONE
- *     |   cancel      |  cancel       |  \--cancel---> CANCELLING --> DONE
- *     |    v          |   v           \--worker died-----------------> DONE
- *     |   DONE        | SENT_CANCELLED --ACK--> CANCELLING
- *     +-worker died---+       \--worker died--> DONE
+ *     ^  \            | \ \           |  \--timeout--> TIMING_OUT --> DONE
+ *     |   cancel      |  \ \          |  \--cancel---> CANCELLING --> DONE
+ *     |    v          |   \ \         \--worker died-----------------> DONE
+ *     |   DONE        |    \ cancel, gate already taken --> CANCELLING
+ *     |               |  cancel, gate closed: SENT_CANCELLED --ACK--> SKIPPING
+ *     +-worker died---+       \--worker died--> DONE      RESULT --> DONE
+ *
+ * Cancelling a task sent ahead (SENT) closes its start gate (pp.h): if the
+ * worker has not taken the gate yet, the future ends CANCELLED at once and
+ * the worker skips the task; if it has, the task is running and is stopped
+ * like a running one (CF_EBUSY).  A 0 from cancel means the task never runs.
  *
  * Dispatch.  Queued tasks go to ready workers breadth first (every idle
  * worker gets one before any gets a second); results are read in bursts and
@@ -58,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,6 +82,7 @@ static const char *const pt_names[] = {
     [PT_RUNNING] = "RUNNING",
     [PT_TIMING_OUT] = "TIMING_OUT",
     [PT_CANCELLING] = "CANCELLING",
+    [PT_SKIPPING] = "SKIPPING",
     [PT_DONE] = "DONE",
 };
 
@@ -82,8 +90,9 @@ static const char *const pt_names[] = {
 static const unsigned pt_next[] = {
     [0] = B(PT_QUEUED),
     [PT_QUEUED] = B(PT_SENT) | B(PT_DONE),
-    [PT_SENT] = B(PT_QUEUED) | B(PT_RUNNING) | B(PT_SENT_CANCELLED) | B(PT_DONE),
-    [PT_SENT_CANCELLED] = B(PT_CANCELLING) | B(PT_DONE),
+    [PT_SENT] = B(PT_QUEUED) | B(PT_RUNNING) | B(PT_SENT_CANCELLED) | B(PT_CANCELLING) | B(PT_DONE),
+    [PT_SENT_CANCELLED] = B(PT_SKIPPING) | B(PT_DONE),
+    [PT_SKIPPING] = B(PT_DONE),
     [PT_RUNNING] = B(PT_TIMING_OUT) | B(PT_CANCELLING) | B(PT_DONE),
     [PT_TIMING_OUT] = B(PT_DONE),
     [PT_CANCELLING] = B(PT_DONE),
@@ -186,8 +195,8 @@ void cf__pp_break(cf_process_pool_t *pool, int err, char *msg)
     pool->broken_msg = msg;
     cf__pp_fail_queue(pool, err, msg);
     for (int i = 0; i < pool->nworkers; i++)
-        if (pool->workers[i].pid > 0 && pool->workers[i].ninflight)
-            kill(-pool->workers[i].pid, SIGKILL);
+        if (pool->workers[i].ninflight)
+            cf__pp_worker_signal(&pool->workers[i], SIGKILL);
 }
 
 /* ------------------------------------------------------------------ dispatch */
@@ -205,6 +214,8 @@ static void pp_send_one(cf_process_pool_t *pool, struct pp_worker *w, uint64_t n
     cf__pp_task_set(t, PT_SENT);
     t->w = w;
     t->sent = 0;
+    t->seq = w->seq++;
+    atomic_store_explicit(&w->gate[t->seq % CF__PP_GATES], CF__GATE_OPEN, memory_order_release);
     cf__frame_hdr_encode(t->hdr, CF__FR_TASK, t->id, t->len + 8);
     memcpy(t->hdr + CF__FRAME_HDR, &t->fn, sizeof(t->fn));
     cf__list_push(&w->inflight, &t->link);
@@ -235,6 +246,8 @@ void cf__pp_dispatch(cf_process_pool_t *pool)
         if (want < ahead)
             ahead = (unsigned)want;
     }
+    if (ahead > CF__PP_GATES - 1)
+        ahead = CF__PP_GATES - 1; /* a start gate per task in flight */
     for (int i = 0; i < pool->nworkers; i++) {
         const struct pp_worker *w = &pool->workers[i];
         starting += w->state == W_SPAWNING || w->state == W_STARTING;
@@ -299,6 +312,8 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
     cf_process_pool_opts defaults;
     struct cf__pp_config cfg;
     cf_process_pool_t *pool;
+    size_t gates_len;
+    void *gates;
     int sp[2];
     pid_t pid;
 
@@ -320,12 +335,22 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
         free(pool);
         return CF_ENOMEM;
     }
+    gates_len = (size_t)opts->max_workers * CF__PP_GATES;
+    gates = mmap(NULL, gates_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (gates == MAP_FAILED) {
+        free(pool->workers);
+        free(pool);
+        return CF_ENOMEM;
+    }
+    pool->gates = gates;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
         int err = -errno;
+        munmap(gates, gates_len);
         free(pool->workers);
         free(pool);
         return err;
     }
+    cfg.gates = pool->gates;
     cfg.initializer = opts->initializer;
     cfg.finalizer = opts->finalizer;
     cfg.init_data = opts->init_data;
@@ -338,6 +363,7 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
         int err = -errno;
         close(sp[0]);
         close(sp[1]);
+        munmap(gates, gates_len);
         free(pool->workers);
         free(pool);
         return err;
@@ -362,6 +388,7 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
     cf__pp_io_start(loop, &pool->ctl_io);
     for (int i = 0; i < pool->nworkers; i++) {
         cf__pp_worker_init(&pool->workers[i], pool, i);
+        pool->workers[i].gate = pool->gates + (size_t)i * CF__PP_GATES;
         cf__pp_worker_spawn(&pool->workers[i]);
     }
     loop->live_executors++;
@@ -384,6 +411,11 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, u
         return CF_ESHUTDOWN;
     if (pool->broken)
         return CF_EBROKEN;
+    if ((uint64_t)len > CF__FRAME_MAX_LEN - 8)
+        return cf__set_error(CF_EINVAL,
+                             "process pool: a task argument of %zu bytes is over the channel's frame limit "
+                             "(%llu bytes)",
+                             len, (unsigned long long)(CF__FRAME_MAX_LEN - 8));
     if (!adopt && len > SIZE_MAX - sizeof(*t))
         return CF_ENOMEM;
     t = malloc(sizeof(*t) + (adopt ? 0 : len));
@@ -427,6 +459,21 @@ int cf_process_pool_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *d
     return pp_submit(pool, fn, data, NULL, len, timeout, out);
 }
 
+/*
+ * Cancel a task sent ahead (PT_SENT) if its worker has not taken it: close
+ * its start gate; the worker skips it.  0, or -1 if the worker took it.
+ */
+static int pp_cancel_sent(struct pp_task *t)
+{
+    uint8_t open = CF__GATE_OPEN;
+
+    if (!atomic_compare_exchange_strong(&t->w->gate[t->seq % CF__PP_GATES], &open, CF__GATE_CANCELLED))
+        return -1;
+    cf__pp_complete(t, NULL, CF_ECANCELED, NULL);
+    cf__pp_task_set(t, PT_SENT_CANCELLED);
+    return 0;
+}
+
 static int pp_cancel(cf_future_t *f)
 {
     struct pp_task *t = f->owner;
@@ -441,20 +488,13 @@ static int pp_cancel(cf_future_t *f)
         cf__pp_task_free(t);
         return 0;
     case PT_SENT:
-        cf__pp_complete(t, NULL, CF_ECANCELED, NULL);
-        if (t->sent == 0) { /* not a byte of it written yet: take it back */
-            cf__list_remove(&t->link);
-            t->w->ninflight--;
-            t->w->used--;
-            cf__pp_task_set(t, PT_DONE);
-            cf__pp_task_free(t);
-        } else {
-            /* Already in the worker's pipe: it must not run.  The worker is
-             * stopped when it takes the task (see the ACK), and the tasks sent
-             * behind it go back to the queue. */
-            cf__pp_task_set(t, PT_SENT_CANCELLED);
-        }
-        return 0;
+        if (pp_cancel_sent(t) == 0)
+            return 0;
+        /* The worker took it: it runs, and is stopped once acknowledged. */
+        atomic_store(&f->cancel_req, 1);
+        pool->nrunning++;
+        cf__pp_task_set(t, PT_CANCELLING);
+        return CF_EBUSY;
     case PT_RUNNING:
         atomic_store(&f->cancel_req, 1);
         cf__pp_task_set(t, PT_CANCELLING);
@@ -498,6 +538,8 @@ int cf_process_pool_shutdown(cf_process_pool_t *pool, int flags)
             n = n->next;
             if ((flags & CF_SHUTDOWN_KILL) && t->f)
                 pp_cancel(t->f);
+            else if ((flags & CF_SHUTDOWN_CANCEL) && t->state == PT_SENT)
+                pp_cancel_sent(t); /* sent ahead, not started: it must not run either */
         }
         /* Idle workers: closing our write side ends them (EOF -> exit 0). */
         if (!pool->nqueued && w->fd >= 0 && w->ninflight == 0)
@@ -522,8 +564,7 @@ void cf_process_pool_free(cf_process_pool_t *pool)
         struct pp_worker *w = &pool->workers[i];
         struct cf__list *n;
 
-        if (w->pid > 0)
-            kill(-w->pid, SIGKILL);
+        cf__pp_worker_signal(w, SIGKILL);
         while ((n = cf__list_pop(&w->inflight))) {
             struct pp_task *t = cf__container_of(n, struct pp_task, link);
             if (t->state == PT_RUNNING || t->state == PT_TIMING_OUT || t->state == PT_CANCELLING)
@@ -543,6 +584,7 @@ void cf_process_pool_free(cf_process_pool_t *pool)
         ;
     pool->loop->live_executors--;
     free(pool->broken_msg);
+    munmap((void *)pool->gates, (size_t)pool->nworkers * CF__PP_GATES);
     free(pool->workers);
     free(pool->rbuf);
     free(pool);

@@ -20,7 +20,8 @@ enum pt_state {
     PT_SENT_CANCELLED, /* the same, but its future already ended CANCELLED: it must not run */
     PT_RUNNING,        /* acknowledged: the worker runs it */
     PT_TIMING_OUT,     /* running past its timeout: the worker is being stopped */
-    PT_CANCELLING,     /* running, cancelled: the worker is being stopped */
+    PT_CANCELLING,     /* running (or taken by the worker), cancelled: the worker is being stopped */
+    PT_SKIPPING,       /* SENT_CANCELLED and acknowledged: the worker skips it, its RESULT follows */
     PT_DONE,           /* out of every list; about to be freed */
 };
 
@@ -51,6 +52,7 @@ struct pp_task {
     uint8_t payload_owned;          /* payload is a malloc'd buffer (adopted), not inl */
     uint8_t hdr[CF__FRAME_HDR + 8]; /* frame header + fn pointer */
     size_t sent;                    /* bytes of the frame written */
+    uint32_t seq;                   /* its place among the tasks sent to the worker's process (gates) */
     uint8_t inl[];                  /* the payload, when copied in at submit */
 };
 
@@ -72,7 +74,9 @@ struct pp_worker {
     ev_timer kill_timer;
     uint64_t tasks_done;
     uint64_t restarts;
-    unsigned used; /* tasks taken by the current process */
+    unsigned used;         /* tasks taken by the current process */
+    uint32_t seq;          /* tasks sent to the current process */
+    _Atomic uint8_t *gate; /* its CF__PP_GATES start gates (pp.h) */
 };
 
 struct cf_process_pool {
@@ -96,9 +100,10 @@ struct cf_process_pool {
     int broken_err;
     char *broken_msg;
     int server_dead;
-    uint8_t *rbuf;        /* read buffer shared by the workers' channels (loop thread) */
-    uint64_t task_ns_avg; /* moving average of ACK -> RESULT time; 0 = none measured yet */
-    int dispatch_due;     /* results were read: dispatch once the read burst is handled */
+    uint8_t *rbuf;          /* read buffer shared by the workers' channels (loop thread) */
+    uint64_t task_ns_avg;   /* moving average of ACK -> RESULT time; 0 = none measured yet */
+    int dispatch_due;       /* results were read: dispatch once the read burst is handled */
+    _Atomic uint8_t *gates; /* shared with the workers: nworkers * CF__PP_GATES */
 };
 
 /* Work (in average task time) a worker may have sent ahead of the task it runs. */
@@ -120,6 +125,7 @@ void cf__pp_timer_stop(cf_loop_t *loop, ev_timer *t);
 
 /* pp_channel.c */
 void cf__pp_worker_flush(struct pp_worker *w);
+void cf__pp_worker_signal(struct pp_worker *w, int sig);
 void cf__pp_worker_read(struct pp_worker *w);
 void cf__pp_worker_stop(struct pp_worker *w);
 void cf__pp_worker_close(struct pp_worker *w);

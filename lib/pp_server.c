@@ -14,7 +14,8 @@
  *
  *     EMPTY --spawn--> SPAWNING --SPAWNED--> STARTING --READY--> READY
  *       ^                 |                     |                  |
- *       |            failed/server gone   INIT_FAIL, EOF      EOF or exit
+ *       |            failed/server gone   INIT_FAIL, EOF,     EOF or exit
+ *       |                 |                   or exit
  *       |                 v                     v                  v
  *       +------------- (EMPTY)               FAILED              DYING
  *       |                                       |                  |
@@ -26,8 +27,10 @@
  * running (acknowledged, no result) fails with CF_EWORKER and a message
  * naming worker, pid, signal or exit status; tasks sent but not acknowledged
  * go back to the front of the queue; the slot is respawned.  A slot that
- * ends FAILED counts as an initializer failure; max_init_failures in a row
- * break the pool.
+ * ends FAILED - its initializer reported failure, or the process ended in
+ * any way (crash, _exit, kill) before it said READY - counts as an
+ * initializer failure; max_init_failures in a row break the pool, naming
+ * the last one.
  */
 #include "pp_pool.h"
 
@@ -50,7 +53,7 @@ static const char *const w_names[] = {
 static const unsigned w_next[] = {
     [W_EMPTY] = B(W_SPAWNING),
     [W_SPAWNING] = B(W_EMPTY) | B(W_STARTING),
-    [W_STARTING] = B(W_READY) | B(W_FAILED) | B(W_DYING),
+    [W_STARTING] = B(W_READY) | B(W_FAILED),
     [W_READY] = B(W_DYING),
     [W_FAILED] = B(W_EMPTY),
     [W_DYING] = B(W_EMPTY),
@@ -97,7 +100,7 @@ static struct pp_worker *worker_by_pid(cf_process_pool_t *pool, pid_t pid)
 static void worker_mark_ended(struct pp_worker *w)
 {
     if (w->state == W_STARTING)
-        cf__pp_worker_set(w, W_DYING);
+        cf__pp_worker_set(w, W_FAILED); /* any end before READY is an initializer failure */
     else if (w->state == W_READY)
         cf__pp_worker_set(w, W_DYING);
     cf__pp_io_stop(w->pool->loop, &w->rio);
@@ -107,8 +110,7 @@ static void worker_mark_ended(struct pp_worker *w)
 void cf__pp_worker_ended(struct pp_worker *w)
 {
     worker_mark_ended(w);
-    if (w->pid > 0)
-        kill(-w->pid, SIGKILL); /* the exit report follows */
+    cf__pp_worker_signal(w, SIGKILL); /* the exit report follows */
 }
 
 /* The worker's exit status is in: account for it and replace it. */
@@ -155,7 +157,7 @@ void cf__pp_worker_finalize(struct pp_worker *w)
                                                  how, (unsigned long long)t->id));
             }
             cf__pp_task_free(t);
-        } else if (was == PT_SENT_CANCELLED) {
+        } else if (was == PT_SENT_CANCELLED || was == PT_SKIPPING) {
             cf__pp_task_set(t, PT_DONE); /* cancelled while in the pipe: nothing to do */
             cf__pp_task_free(t);
         } else {
@@ -176,10 +178,18 @@ void cf__pp_worker_finalize(struct pp_worker *w)
 
     if (init_failed) {
         pool->init_failures++;
-        if (pool->init_failures >= pool->opts.max_init_failures)
-            cf__pp_break(pool, CF_EBROKEN,
-                         cf__printf_alloc("process pool broken: worker initializer failed %u times in a row; last: %s",
-                                          pool->init_failures, w->init_msg ? w->init_msg : how));
+        if (pool->init_failures >= pool->opts.max_init_failures) {
+            if (w->init_msg)
+                cf__pp_break(pool, CF_EBROKEN,
+                             cf__printf_alloc("process pool broken: worker initializer failed %u times in a row; "
+                                              "last: %s",
+                                              pool->init_failures, w->init_msg));
+            else
+                cf__pp_break(pool, CF_EBROKEN,
+                             cf__printf_alloc("process pool broken: worker initializer failed %u times in a row; "
+                                              "last: worker %d (pid %d) %s before it was ready",
+                                              pool->init_failures, w->index, (int)pid, how));
+        }
     }
     if (crashed && pool->opts.on_crash == CF_CRASH_BREAK)
         cf__pp_break(pool, CF_EBROKEN,
@@ -222,8 +232,7 @@ static void pp_server_gone(cf_process_pool_t *pool)
             cf__pp_worker_set(w, W_EMPTY);
             continue;
         }
-        if (w->pid > 0)
-            kill(-w->pid, SIGKILL);
+        cf__pp_worker_signal(w, SIGKILL);
         w->status = SIGKILL;
         cf__pp_worker_finalize(w);
     }

@@ -1,0 +1,303 @@
+/*
+ * test_pp_faults.c - the process pool under faults, through the public API:
+ * initializers that die before their worker is ready, tasks that leave
+ * their worker's process group, cancellation of tasks sent ahead (they
+ * never run and cost no worker), arguments over the channel's frame limit.
+ * Every test ends with shutdown(WAIT) returning: a hang is caught by an
+ * alarm and fails the run.
+ */
+#define _GNU_SOURCE 1
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static cf_process_pool_t *ppool(struct fixture *fx, int workers, double grace)
+{
+    cf_process_pool_opts o;
+    cf_process_pool_t *p;
+
+    cf_process_pool_opts_init(&o);
+    o.max_workers = workers;
+    o.kill_grace = grace;
+    assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
+    return p;
+}
+
+static cf_future_t *submit_i(cf_process_pool_t *p, cf_task_fn fn, int64_t x, double timeout)
+{
+    cf_future_t *f;
+    assert_int_equal(cf_process_pool_submit(p, fn, &x, sizeof(x), timeout, &f), 0);
+    return f;
+}
+
+static int t_square(cf_task_t *t, void *arg)
+{
+    size_t len;
+    int64_t x;
+
+    (void)arg;
+    memcpy(&x, cf_task_arg(t, &len), sizeof(x));
+    cf_task_set_i64(t, x * x);
+    return 0;
+}
+
+static int t_spin(cf_task_t *t, void *arg)
+{
+    volatile uint64_t n = 0;
+    (void)t;
+    (void)arg;
+    for (;;)
+        n++;
+    return 0;
+}
+
+/* Creates the file named by its payload. */
+static int t_touch(cf_task_t *t, void *arg)
+{
+    size_t len;
+    const char *path = cf_task_arg(t, &len);
+    int fd = open(path, O_CREAT | O_WRONLY, 0600);
+
+    (void)arg;
+    if (fd >= 0)
+        close(fd);
+    cf_task_set_i64(t, fd >= 0);
+    return 0;
+}
+
+/* Returns once the file named by its payload exists (the test creates it). */
+static int t_wait_file(cf_task_t *t, void *arg)
+{
+    size_t len;
+    const char *path = cf_task_arg(t, &len);
+
+    (void)arg;
+    for (int i = 0; i < 20000 && access(path, F_OK) != 0; i++)
+        usleep(1000);
+    cf_task_set_i64(t, access(path, F_OK) == 0);
+    return 0;
+}
+
+/* Leaves the worker's process group (joins the fork server's), then spins. */
+static int t_leave_group(cf_task_t *t, void *arg)
+{
+    (void)arg;
+    if (setpgid(0, getpgid(getppid())) != 0)
+        return cf_task_fail(t, CF_EFAIL, "setpgid failed");
+    return t_spin(t, arg);
+}
+
+static void tick(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)ev;
+    (void)w;
+    (void)revents;
+}
+
+/* Run the loop until the future is RUNNING; bounded. */
+static void run_until_running(struct fixture *fx, cf_future_t *f)
+{
+    ev_timer t;
+    uint64_t deadline = cf_now_ns() + 20 * 1000000000ull;
+
+    ev_timer_init(&t, tick, 0.005, 0.005);
+    ev_timer_start(fx->ev, &t);
+    while (cf_future_get_state(f) == CF_FUTURE_PENDING && cf_now_ns() < deadline)
+        ev_run(fx->ev, EVRUN_ONCE);
+    ev_timer_stop(fx->ev, &t);
+    assert_int_equal(cf_future_get_state(f), CF_FUTURE_RUNNING);
+}
+
+static void tmpname(char *path)
+{
+    int fd = mkstemp(path);
+
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+}
+
+/* ------------------------------------------------------------------ initializers that die */
+
+static int init_segv(void *pool_data, int index, void **worker_data)
+{
+    (void)pool_data;
+    (void)index;
+    (void)worker_data;
+    raise(SIGSEGV);
+    return 0;
+}
+
+static int init_abort(void *pool_data, int index, void **worker_data)
+{
+    (void)pool_data;
+    (void)index;
+    (void)worker_data;
+    abort();
+}
+
+static int init_exit(void *pool_data, int index, void **worker_data)
+{
+    (void)pool_data;
+    (void)index;
+    (void)worker_data;
+    _exit(0);
+}
+
+/* A worker that dies in any way before it is ready counts as an initializer failure. */
+static void test_initializer_death_breaks_the_pool(void **state)
+{
+    struct fixture *fx = *state;
+    cf_worker_init_fn inits[] = {init_segv, init_abort, init_exit};
+    const char *how[] = {"SIGSEGV", "SIGABRT", "exited with status 0"};
+
+    for (int k = 0; k < 3; k++) {
+        cf_process_pool_opts o;
+        cf_process_pool_t *p;
+        cf_future_t *fs[3];
+
+        cf_process_pool_opts_init(&o);
+        o.max_workers = 2;
+        o.initializer = inits[k];
+        o.max_init_failures = 3;
+        assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
+        for (int i = 0; i < 3; i++)
+            fs[i] = submit_i(p, t_square, i, -1);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(cf_future_wait(fs[i], -1), 0);
+            assert_int_equal(cf_future_status(fs[i]), CF_EBROKEN);
+            assert_non_null(strstr(cf_future_error(fs[i]), "before it was ready"));
+            assert_non_null(strstr(cf_future_error(fs[i]), how[k]));
+            assert_int_equal(cf_future_unref(fs[i]), 0);
+        }
+        assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+        cf_process_pool_free(p);
+    }
+}
+
+/* ------------------------------------------------------------------ timeouts */
+
+/* A task that moved its worker out of the worker's process group is still stopped. */
+static void test_timeout_after_setpgid(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    cf_future_t *f = submit_i(p, t_leave_group, 0, 0.3), *g;
+    int64_t v;
+
+    assert_int_equal(cf_future_wait(f, -1), 0);
+    assert_int_equal(cf_future_status(f), CF_ETIMEDOUT);
+    g = submit_i(p, t_square, 7, -1);
+    assert_int_equal(cf_future_wait(g, -1), 0);
+    assert_int_equal(cf_future_result_i64(g, &v), 0);
+    assert_int_equal(v, 49);
+    assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(cf_future_unref(g), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
+/* ------------------------------------------------------------------ cancel of tasks sent ahead */
+
+/* A 0 from cancel means the task never runs, and costs no worker. */
+static void test_cancel_sent_ahead_never_runs(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    char go[] = "/tmp/cf-go-XXXXXX", mark[] = "/tmp/cf-mark-XXXXXX";
+    cf_worker_info before, after;
+    cf_future_t *a, *b, *c;
+    int64_t v = 0;
+    int fd;
+
+    tmpname(go);
+    tmpname(mark);
+    assert_int_equal(cf_process_pool_submit(p, t_wait_file, go, sizeof(go), -1, &a), 0);
+    run_until_running(fx, a);
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &before), 0);
+    assert_int_equal(cf_process_pool_submit(p, t_touch, mark, sizeof(mark), -1, &b), 0); /* sent ahead */
+    c = submit_i(p, t_square, 5, -1);
+    assert_int_equal(cf_future_cancel(b), 0);
+    assert_int_equal(cf_future_get_state(b), CF_FUTURE_CANCELLED);
+    fd = open(go, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(cf_future_wait(c, -1), 0);
+    assert_int_equal(cf_future_result_i64(a, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(cf_future_result_i64(c, &v), 0);
+    assert_int_equal(v, 25);
+    assert_int_equal(access(mark, F_OK), -1); /* b never ran */
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &after), 0);
+    assert_int_equal(after.pid, before.pid); /* and cost no worker */
+    assert_int_equal(after.restarts, 0);
+    unlink(go);
+    assert_int_equal(cf_future_unref(a), 0);
+    assert_int_equal(cf_future_unref(b), 0);
+    assert_int_equal(cf_future_unref(c), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
+/* shutdown(CANCEL) cancels tasks sent ahead too; the running one finishes. */
+static void test_shutdown_cancel_covers_sent_ahead(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    char go[] = "/tmp/cf-go-XXXXXX", mark[] = "/tmp/cf-mark-XXXXXX";
+    cf_future_t *a, *b;
+    int64_t v = 0;
+    int fd;
+
+    tmpname(go);
+    tmpname(mark);
+    assert_int_equal(cf_process_pool_submit(p, t_wait_file, go, sizeof(go), -1, &a), 0);
+    run_until_running(fx, a);
+    assert_int_equal(cf_process_pool_submit(p, t_touch, mark, sizeof(mark), -1, &b), 0); /* sent ahead */
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_CANCEL), 0);
+    assert_int_equal(cf_future_get_state(b), CF_FUTURE_CANCELLED);
+    fd = open(go, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    assert_int_equal(cf_future_result_i64(a, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(access(mark, F_OK), -1);
+    unlink(go);
+    assert_int_equal(cf_future_unref(a), 0);
+    assert_int_equal(cf_future_unref(b), 0);
+    cf_process_pool_free(p);
+}
+
+/* ------------------------------------------------------------------ limits */
+
+/* An argument over the frame limit is refused at submit, not shipped. */
+static void test_argument_over_frame_limit(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    static const char small[8];
+    cf_future_t *f = NULL;
+
+    /* The length is checked before a byte of the argument is read. */
+    assert_int_equal(cf_process_pool_submit(p, t_square, small, (size_t)1 << 40, -1, &f), CF_EINVAL);
+    assert_null(f);
+    assert_last_error("frame limit");
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_initializer_death_breaks_the_pool), T(test_timeout_after_setpgid),
+        T(test_cancel_sent_ahead_never_runs),      T(test_shutdown_cancel_covers_sent_ahead),
+        T(test_argument_over_frame_limit),
+    };
+    alarm(300); /* a hang fails the run instead of stalling it */
+    return cmocka_run_group_tests_name("pp_faults", tests, NULL, NULL);
+}
