@@ -35,6 +35,18 @@
 #define CF__PP_GATES 256u
 enum { CF__GATE_OPEN = 0, CF__GATE_TAKEN = 1, CF__GATE_CANCELLED = 2 };
 
+/*
+ * Exit statuses of a worker that cannot go on; the pool names them in its
+ * messages.  (A task that calls exit() with one of these is reported the
+ * same way; the status is always quoted.)
+ */
+enum {
+    CF__PP_EXIT_SETUP = 116,        /* could not set up its channel */
+    CF__PP_EXIT_CHANNEL = 117,      /* malformed input or broken channel */
+    CF__PP_EXIT_NOMEM_TASK = 118,   /* out of memory receiving a task */
+    CF__PP_EXIT_NOMEM_RESULT = 119, /* out of memory even for the small CF_ENOMEM result */
+};
+
 struct cf__pp_config {
     _Atomic uint8_t *gates; /* CF__PP_GATES per slot */
     cf_worker_init_fn initializer;

@@ -194,7 +194,7 @@ static void worker_ack(struct pp_worker *w, struct pp_task *head, uint64_t now)
     pool->nrunning++;
     cf__pp_task_set(head, PT_RUNNING);
     cf__future_set_state(head->f, CF_FUTURE_RUNNING);
-    if (head->timeout >= 0) {
+    if (head->timeout > 0) {
         ev_timer_set(&w->task_timer, head->timeout, 0.);
         ev_timer_start(pool->loop->ev, &w->task_timer);
     }
@@ -229,8 +229,7 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
         rc = frame_outcome(h, data, owned, &o);
         if (rc)
             cf__pp_complete(head, NULL, rc,
-                            cf__printf_alloc("malformed result for task %llu from worker %d (pid %d)",
-                                             (unsigned long long)head->id, w->index, (int)w->pid));
+                            cf__printf_alloc("malformed result from worker %d (pid %d)", w->index, (int)w->pid));
         else
             cf__pp_complete(head, &o, 0, NULL);
     }

@@ -175,7 +175,7 @@ static int chan_has_frame(const struct chan *c, struct cf__frame_hdr *h)
 /*
  * Read more input: first polling without blocking for a short while (a
  * steady stream of tasks then costs no sleep and wake-up per task), then
- * blocking.  0, 1 on EOF, -1 on error.
+ * blocking.  0, 1 on EOF, -1 on error, -2 out of memory.
  */
 static int chan_fill(struct chan *c, size_t want)
 {
@@ -189,7 +189,7 @@ static int chan_fill(struct chan *c, size_t want)
     if (want > c->in_cap) {
         uint8_t *b = realloc(c->in, want);
         if (!b)
-            return -1;
+            return -2;
         c->in = b;
         c->in_cap = want;
     }
@@ -235,7 +235,7 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
     in_fd = fcntl(in_fd, F_DUPFD_CLOEXEC, WORKER_OUT_FD + 1);
     out_fd = fcntl(out_fd, F_DUPFD_CLOEXEC, WORKER_OUT_FD + 1);
     if (in_fd < 0 || out_fd < 0 || dup2(in_fd, WORKER_IN_FD) < 0 || dup2(out_fd, WORKER_OUT_FD) < 0)
-        _exit(6);
+        _exit(CF__PP_EXIT_SETUP);
     close_from(WORKER_OUT_FD + 1);
     reset_signals();
     memset(&ch, 0, sizeof(ch));
@@ -285,11 +285,13 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
                               : 0;
             if ((rc = chan_fill(&ch, want)) > 0)
                 worker_exit(cfg, index, wdata, 0); /* EOF: the pool let go of this worker */
+            if (rc == -2)
+                _exit(CF__PP_EXIT_NOMEM_TASK); /* the pool reports the exit status */
             if (rc < 0 || (ch.in_len >= CF__FRAME_HDR && cf__frame_hdr_decode(ch.in + ch.in_off, &h)))
-                _exit(4); /* protocol violation or broken channel: the parent reports the exit status */
+                _exit(CF__PP_EXIT_CHANNEL); /* protocol violation or broken channel */
         }
         if (h.type != CF__FR_TASK || h.len < 8)
-            _exit(4);
+            _exit(CF__PP_EXIT_CHANNEL);
         /* The payload stays in the input buffer (untouched until the task
          * returns) unless the argument would not be 8-byte aligned there. */
         payload = ch.in + ch.in_off + CF__FRAME_HDR;
@@ -299,7 +301,7 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
                 free(ch.arg);
                 ch.arg_cap = (size_t)h.len < 4096 ? 4096 : (size_t)h.len;
                 if (!(ch.arg = malloc(ch.arg_cap)))
-                    _exit(5);
+                    _exit(CF__PP_EXIT_NOMEM_TASK);
             }
             memcpy(ch.arg, payload, (size_t)h.len);
             payload = ch.arg;
@@ -330,8 +332,18 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
                               "not a pointer with a destructor");
             o.err = CF_ENOTSUP;
         }
-        if (chan_put_outcome(&ch, CF__FR_RESULT, h.id, &o))
-            _exit(0);
+        if (chan_put_outcome(&ch, CF__FR_RESULT, h.id, &o)) {
+            /* No room for the result's frame: free the result and send
+             * CF_ENOMEM saying so instead; the worker goes on. */
+            size_t need = CF__FRAME_HDR + cf__outcome_encoded_size(&o);
+            cf__outcome_clear(&o);
+            memset(&o, 0, sizeof(o));
+            o.err = CF_ENOMEM;
+            if (asprintf(&o.errmsg, "out of memory building the result (%zu bytes)", need) < 0)
+                o.errmsg = NULL;
+            if (chan_put_outcome(&ch, CF__FR_RESULT, h.id, &o))
+                _exit(CF__PP_EXIT_NOMEM_RESULT);
+        }
         cf__outcome_clear(&o);
         if (cfg->max_tasks_per_child && ++done >= cfg->max_tasks_per_child) {
             if (chan_flush(&ch))

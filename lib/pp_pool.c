@@ -305,6 +305,7 @@ void cf_process_pool_opts_init(cf_process_pool_opts *o)
     o->pipeline = 32;
     o->on_crash = CF_CRASH_REPLACE;
     o->max_init_failures = 3;
+    o->max_delivery_deaths = 3;
 }
 
 int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_process_pool_t **out)
@@ -325,7 +326,8 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
     }
     if (opts->max_workers < 1 || opts->max_workers > 1024 || isnan(opts->task_timeout) || isnan(opts->kill_grace) ||
         opts->kill_grace < 0 || opts->pipeline < 1 ||
-        (opts->on_crash != CF_CRASH_REPLACE && opts->on_crash != CF_CRASH_BREAK) || opts->max_init_failures < 1)
+        (opts->on_crash != CF_CRASH_REPLACE && opts->on_crash != CF_CRASH_BREAK) || opts->max_init_failures < 1 ||
+        opts->max_delivery_deaths < 1 || opts->max_delivery_deaths > 255)
         return CF_EINVAL;
     pool = calloc(1, sizeof(*pool));
     if (!pool)
@@ -439,7 +441,7 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, u
     t->f = f;
     t->pool = pool;
     t->id = pool->next_id++;
-    t->timeout = timeout < 0 ? pool->opts.task_timeout : timeout;
+    t->timeout = timeout < 0 ? pool->opts.task_timeout : timeout; /* <= 0: none */
     t->fn = fn;
     t->len = len;
     t->t_submit = cf_now_ns();

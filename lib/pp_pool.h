@@ -50,6 +50,7 @@ struct pp_task {
     uint64_t t_submit;
     uint8_t state;
     uint8_t payload_owned;          /* payload is a malloc'd buffer (adopted), not inl */
+    uint8_t deliveries_failed;      /* workers that died while this task was being delivered */
     uint8_t hdr[CF__FRAME_HDR + 8]; /* frame header + fn pointer */
     size_t sent;                    /* bytes of the frame written */
     uint32_t seq;                   /* its place among the tasks sent to the worker's process (gates) */

@@ -83,7 +83,12 @@ static void describe_status(int status, char *buf, size_t n)
                  sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?",
                  WCOREDUMP(status) ? ", core dumped" : "");
     else if (WIFEXITED(status))
-        snprintf(buf, n, "exited with status %d", WEXITSTATUS(status));
+        snprintf(buf, n, "exited with status %d%s", WEXITSTATUS(status),
+                 WEXITSTATUS(status) == CF__PP_EXIT_SETUP          ? " (could not set up its channel)"
+                 : WEXITSTATUS(status) == CF__PP_EXIT_CHANNEL      ? " (malformed input or broken channel)"
+                 : WEXITSTATUS(status) == CF__PP_EXIT_NOMEM_TASK   ? " (out of memory receiving a task)"
+                 : WEXITSTATUS(status) == CF__PP_EXIT_NOMEM_RESULT ? " (out of memory building the result)"
+                                                                   : "");
     else
         snprintf(buf, n, "ended with wait status 0x%x", (unsigned)status);
 }
@@ -119,7 +124,7 @@ void cf__pp_worker_finalize(struct pp_worker *w)
     cf_process_pool_t *pool = w->pool;
     struct cf__list requeue;
     struct cf__list *n;
-    char how[96];
+    char how[128];
     int crashed = 0, init_failed;
     pid_t pid = w->pid;
 
@@ -130,31 +135,43 @@ void cf__pp_worker_finalize(struct pp_worker *w)
     init_failed = w->state == W_FAILED;
     describe_status(w->status, how, sizeof(how));
     cf__list_init(&requeue);
-    while ((n = cf__list_pop(&w->inflight))) {
+    for (int first = 1; (n = cf__list_pop(&w->inflight)); first = 0) {
         struct pp_task *t = cf__container_of(n, struct pp_task, link);
         int was = t->state;
 
         w->ninflight--;
+        /* The worker died with no task running: the first task sent was
+         * being delivered (a worker reads tasks in order and acknowledges
+         * each before it runs it).  After max_delivery_deaths such deaths
+         * in a row it fails instead of killing workers forever. */
+        if (first && was == PT_SENT && !pool->broken && ++t->deliveries_failed >= pool->opts.max_delivery_deaths) {
+            cf__pp_task_set(t, PT_DONE);
+            cf__pp_complete(t, NULL, CF_EWORKER,
+                            cf__printf_alloc("the task was sent to %u workers in turn and each died before it "
+                                             "could take it; last: worker %d (pid %d) %s",
+                                             (unsigned)t->deliveries_failed, w->index, (int)pid, how));
+            cf__pp_task_free(t);
+            continue;
+        }
         if (was == PT_RUNNING || was == PT_TIMING_OUT || was == PT_CANCELLING) {
             pool->nrunning--;
             cf__pp_task_set(t, PT_DONE);
             if (pool->broken)
                 cf__pp_complete(t, NULL, pool->broken_err, pool->broken_msg ? strdup(pool->broken_msg) : NULL);
             else if (was == PT_TIMING_OUT)
-                cf__pp_complete(
-                    t, NULL, CF_ETIMEDOUT,
-                    cf__printf_alloc("task %llu timed out after %.3f s; worker %d (pid %d) was stopped (%s)",
-                                     (unsigned long long)t->id, t->timeout, w->index, (int)pid, how));
+                cf__pp_complete(t, NULL, CF_ETIMEDOUT,
+                                cf__printf_alloc("the task timed out after %.3f s; worker %d (pid %d) was stopped (%s)",
+                                                 t->timeout, w->index, (int)pid, how));
             else if (was == PT_CANCELLING)
-                cf__pp_complete(
-                    t, NULL, CF_ECANCELED,
-                    cf__printf_alloc("task %llu cancelled while running; worker %d (pid %d) was stopped (%s)",
-                                     (unsigned long long)t->id, w->index, (int)pid, how));
+                cf__pp_complete(t, NULL, CF_ECANCELED,
+                                cf__printf_alloc("the task was cancelled while running; worker %d (pid %d) was "
+                                                 "stopped (%s)",
+                                                 w->index, (int)pid, how));
             else {
                 crashed = 1;
-                cf__pp_complete(t, NULL, CF_EWORKER,
-                                cf__printf_alloc("worker %d (pid %d) %s while running task %llu", w->index, (int)pid,
-                                                 how, (unsigned long long)t->id));
+                cf__pp_complete(
+                    t, NULL, CF_EWORKER,
+                    cf__printf_alloc("worker %d (pid %d) %s while running the task", w->index, (int)pid, how));
             }
             cf__pp_task_free(t);
         } else if (was == PT_SENT_CANCELLED || was == PT_SKIPPING) {
@@ -262,6 +279,7 @@ static void ctl_spawned(cf_process_pool_t *pool, const struct cf__pp_ctl *m, int
         return;
     }
     w->pid = m->pid;
+    w->seq = 0; /* the new process counts its tasks, and so its start gates, from 0 */
     cf__pp_worker_set(w, W_STARTING);
     cf__pp_worker_open(w, fd, rfd);
     if (pool->shut && !pool->nqueued)

@@ -291,12 +291,174 @@ static void test_argument_over_frame_limit(void **state)
     cf_process_pool_free(p);
 }
 
+/* Per-task timeout 0 means no timeout for this task, whatever the pool's default. */
+static void test_timeout_zero_is_none(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_opts o;
+    cf_process_pool_t *p;
+    cf_future_t *f;
+    int64_t v = 0;
+
+    cf_process_pool_opts_init(&o);
+    o.max_workers = 1;
+    o.task_timeout = 0; /* none */
+    assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
+    f = submit_i(p, t_square, 9, 0);
+    assert_int_equal(cf_future_wait(f, -1), 0);
+    assert_int_equal(cf_future_result_i64(f, &v), 0);
+    assert_int_equal(v, 81);
+    assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
+/* ------------------------------------------------------------------ memory */
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+/* VmSize of a process in bytes. */
+static size_t vm_size(pid_t pid)
+{
+    char path[64], line[256];
+    size_t kb = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
+            break;
+    fclose(f);
+    assert_true(kb > 0);
+    return kb * 1024;
+}
+
+/* Address space of an idle worker of a pool like the test's. */
+static size_t worker_base(struct fixture *fx)
+{
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    cf_future_t *f = submit_i(p, t_square, 1, -1);
+    cf_worker_info wi;
+    size_t base;
+
+    assert_int_equal(cf_future_wait(f, -1), 0);
+    assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+    base = vm_size(wi.pid);
+    cf_process_pool_free(p);
+    return base;
+}
+
+#define MIB ((size_t)1 << 20)
+
+/* Returns `n` bytes (its argument) of 0x5a. */
+static int t_big_result(cf_task_t *t, void *arg)
+{
+    size_t len, n;
+    uint8_t *b;
+    int rc;
+
+    (void)arg;
+    memcpy(&n, cf_task_arg(t, &len), sizeof(n));
+    b = malloc(n);
+    if (!b)
+        return cf_task_fail(t, CF_ENOMEM, "task: malloc(%zu) failed", n);
+    memset(b, 0x5a, n);
+    rc = cf_task_set_bytes(t, b, n);
+    free(b);
+    return rc;
+}
+#endif
+
+/* A result the worker has no memory to frame fails with CF_ENOMEM saying so; the worker lives on. */
+static void test_result_out_of_memory(void **state)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    (void)state;
+    skip(); /* sanitizers reserve terabytes of address space: RLIMIT_AS cannot apply */
+#else
+    struct fixture *fx = *state;
+    size_t n = 256 * MIB, base = worker_base(fx);
+    cf_process_pool_opts o;
+    cf_process_pool_t *p;
+    cf_worker_info before, after;
+    cf_future_t *f, *g;
+    int64_t v = 0;
+
+    /* Room for the result and its copy (2n), not for the result and a frame rounded up to 2n. */
+    cf_process_pool_opts_init(&o);
+    o.max_workers = 1;
+    o.max_memory = base + 640 * MIB;
+    assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
+    assert_int_equal(cf_process_pool_submit(p, t_big_result, &n, sizeof(n), -1, &f), 0);
+    assert_int_equal(cf_future_wait(f, -1), 0);
+    assert_int_equal(cf_future_status(f), CF_ENOMEM);
+    assert_non_null(strstr(cf_future_error(f), "out of memory building the result"));
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &before), 0);
+    g = submit_i(p, t_square, 3, -1);
+    assert_int_equal(cf_future_wait(g, -1), 0);
+    assert_int_equal(cf_future_result_i64(g, &v), 0);
+    assert_int_equal(v, 9);
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &after), 0);
+    assert_int_equal(after.restarts, 0); /* the same worker */
+    assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(cf_future_unref(g), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+#endif
+}
+
+/* A task whose delivery kills every worker it is sent to fails after max_delivery_deaths. */
+static void test_argument_kills_its_workers(void **state)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    (void)state;
+    skip();
+#else
+    struct fixture *fx = *state;
+    size_t base = worker_base(fx), n = 512 * MIB;
+    cf_process_pool_opts o;
+    cf_process_pool_t *p;
+    cf_future_t *f, *g;
+    uint8_t *arg;
+    int64_t v = 0;
+
+    cf_process_pool_opts_init(&o);
+    o.max_workers = 2;
+    o.max_memory = base + 256 * MIB; /* a worker cannot receive the argument */
+    o.max_delivery_deaths = 2;
+    assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
+    arg = calloc(1, n);
+    assert_non_null(arg);
+    assert_int_equal(cf_process_pool_submit(p, t_square, arg, n, -1, &f), 0);
+    free(arg);
+    assert_int_equal(cf_future_wait(f, -1), 0);
+    assert_int_equal(cf_future_status(f), CF_EWORKER);
+    assert_non_null(strstr(cf_future_error(f), "sent to 2 workers"));
+    assert_non_null(strstr(cf_future_error(f), "out of memory receiving a task"));
+    g = submit_i(p, t_square, 4, -1);
+    assert_int_equal(cf_future_wait(g, -1), 0);
+    assert_int_equal(cf_future_result_i64(g, &v), 0);
+    assert_int_equal(v, 16);
+    assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(cf_future_unref(g), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_initializer_death_breaks_the_pool), T(test_timeout_after_setpgid),
-        T(test_cancel_sent_ahead_never_runs),      T(test_shutdown_cancel_covers_sent_ahead),
+        T(test_initializer_death_breaks_the_pool),
+        T(test_timeout_after_setpgid),
+        T(test_cancel_sent_ahead_never_runs),
+        T(test_shutdown_cancel_covers_sent_ahead),
         T(test_argument_over_frame_limit),
+        T(test_timeout_zero_is_none),
+        T(test_result_out_of_memory),
+        T(test_argument_kills_its_workers),
     };
     alarm(300); /* a hang fails the run instead of stalling it */
     return cmocka_run_group_tests_name("pp_faults", tests, NULL, NULL);
