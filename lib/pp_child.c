@@ -5,15 +5,20 @@
  *
  * Fork server.  Forked from the application by cf_process_pool_new().  It is
  * single-threaded, puts itself in its own process group (terminal signals
- * such as Ctrl-C go to the application, which decides), dies with its parent
- * (PR_SET_PDEATHSIG), and closes every descriptor it inherited except
+ * such as Ctrl-C go to the application, which decides), gets SIGTERM when
+ * its parent dies (PR_SET_PDEATHSIG; read from its signalfd, so it cleans up
+ * as on EOF), is a child subreaper (PR_SET_CHILD_SUBREAPER: what a task
+ * forked and left behind becomes its child, and dies with it), and closes
+ * every descriptor it inherited except
  * stdin/stdout/stderr and its control socket.  It waits in poll() on the
  * control socket and on a signalfd for SIGCHLD:
  *   SPAWN     socketpair (tasks down) + pipe (frames up) + fork a worker;
  *             send the parent its ends (SCM_RIGHTS)
  *   SIGCHLD   reap every exited worker, kill what is left of its process group,
  *             report EXITED {pid, status}
- *   EOF       the pool is gone: kill every worker group, reap them, exit.
+ *   SIGCHLD   (orphans inherited as subreaper are reaped silently)
+ *   EOF, SIGTERM  the pool is gone: kill every worker group and every child
+ *             (found in /proc), reap them all, exit.
  *
  * Worker.  Forked from the fork server, so never from a multi-threaded
  * process.  Leads its own process group (so a timeout kills the task's
@@ -38,6 +43,7 @@
 #include "frame.h"
 #include "pp.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -368,11 +374,14 @@ static void child_add(pid_t pid)
         }
 }
 
-static void child_remove(pid_t pid)
+static int child_remove(pid_t pid)
 {
     for (int i = 0; i < MAX_CHILDREN; i++)
-        if (children[i] == pid)
+        if (children[i] == pid) {
             children[i] = 0;
+            return 1;
+        }
+    return 0;
 }
 
 /* Send `m` with `nfds` descriptors attached (SCM_RIGHTS). */
@@ -470,7 +479,8 @@ static void server_reap(int ctl)
 
         if (pid <= 0)
             return;
-        child_remove(pid);
+        if (!child_remove(pid))
+            continue;        /* an orphan a task left behind, inherited as subreaper */
         kill(-pid, SIGKILL); /* whatever the task left behind in the worker's group */
         m.pid = pid;
         m.status = status;
@@ -478,14 +488,54 @@ static void server_reap(int ctl)
     }
 }
 
+/* SIGKILL every child of this process (found in /proc: workers and, the
+ * server being a subreaper, whatever their tasks left behind). */
+static void kill_children(void)
+{
+    pid_t self = getpid();
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        char path[300], buf[512], *p;
+        int fd, ppid;
+        ssize_t n;
+
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+            continue;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        buf[n] = 0;
+        if ((p = strrchr(buf, ')')) && sscanf(p + 2, "%*c %d", &ppid) == 1 && ppid == self)
+            kill((pid_t)atoi(e->d_name), SIGKILL);
+    }
+    closedir(d);
+}
+
+/*
+ * The pool is gone (EOF on the control socket, or the application died:
+ * PR_SET_PDEATHSIG sends SIGTERM): kill every worker's group and every
+ * descendant - orphans of dead workers are this server's children
+ * (PR_SET_CHILD_SUBREAPER) - and reap them all.
+ */
 static void server_exit(void) __attribute__((noreturn));
 static void server_exit(void)
 {
     for (int i = 0; i < MAX_CHILDREN; i++)
         if (children[i])
             kill(-children[i], SIGKILL);
-    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
-        ;
+    for (;;) {
+        kill_children();
+        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
+            break;
+    }
     _exit(0);
 }
 
@@ -496,7 +546,8 @@ void cf__pp_server_main(int ctl, const struct cf__pp_config *cfg_in)
     int sfd;
 
     setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* caught below (signalfd): clean up, then exit */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     if (getppid() != cfg.parent)
         _exit(0);
     if (ctl != CHILD_CTL_FD) {
@@ -509,6 +560,7 @@ void cf__pp_server_main(int ctl, const struct cf__pp_config *cfg_in)
     signal(SIGINT, SIG_IGN);
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
+    sigaddset(&chld, SIGTERM);
     sigprocmask(SIG_BLOCK, &chld, NULL);
     sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0)
@@ -524,8 +576,11 @@ void cf__pp_server_main(int ctl, const struct cf__pp_config *cfg_in)
         }
         if (pfd[1].revents) {
             struct signalfd_siginfo si;
+            int term = 0;
             while (read(sfd, &si, sizeof(si)) > 0)
-                ;
+                term |= si.ssi_signo == SIGTERM;
+            if (term)
+                server_exit();
             server_reap(ctl);
         }
         if (pfd[0].revents) {

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static cf_process_pool_t *ppool(struct fixture *fx, int workers, double grace)
@@ -243,6 +244,39 @@ static void test_cancel_sent_ahead_never_runs(void **state)
     cf_process_pool_free(p);
 }
 
+/* A worker replaced after a cancel of a task sent ahead starts with fresh gates. */
+static void test_cancel_sent_ahead_then_worker_dies(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    char go[] = "/tmp/cf-go-XXXXXX";
+    cf_future_t *a, *b, *fs[4];
+    cf_worker_info wi;
+    int64_t v = 0;
+
+    tmpname(go);
+    assert_int_equal(cf_process_pool_submit(p, t_wait_file, go, sizeof(go), -1, &a), 0);
+    run_until_running(fx, a);
+    b = submit_i(p, t_square, 2, -1); /* sent ahead */
+    assert_int_equal(cf_future_cancel(b), 0);
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+    assert_int_equal(kill(wi.pid, SIGKILL), 0);
+    assert_int_equal(cf_future_wait(a, -1), 0);
+    assert_int_equal(cf_future_status(a), CF_EWORKER);
+    for (int i = 0; i < 4; i++)
+        fs[i] = submit_i(p, t_square, i, -1);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(cf_future_wait(fs[i], -1), 0);
+        assert_int_equal(cf_future_result_i64(fs[i], &v), 0);
+        assert_int_equal(v, i * i);
+        assert_int_equal(cf_future_unref(fs[i]), 0);
+    }
+    assert_int_equal(cf_future_unref(a), 0);
+    assert_int_equal(cf_future_unref(b), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
 /* shutdown(CANCEL) cancels tasks sent ahead too; the running one finishes. */
 static void test_shutdown_cancel_covers_sent_ahead(void **state)
 {
@@ -448,17 +482,109 @@ static void test_argument_kills_its_workers(void **state)
 #endif
 }
 
+/* ------------------------------------------------------------------ orphans */
+
+/* Forks a grandchild that leaves the worker's session and waits forever; returns its pid. */
+static int t_leave_orphan(cf_task_t *t, void *arg)
+{
+    pid_t pid = fork();
+
+    (void)arg;
+    if (pid == 0) {
+        setsid();
+        for (;;)
+            pause();
+    }
+    cf_task_set_i64(t, pid);
+    return 0;
+}
+
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512], *p;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return 0;
+    p = fgets(buf, sizeof(buf), f);
+    fclose(f);
+    if (!p || !(p = strrchr(buf, ')')))
+        return 0;
+    return p[2];
+}
+
+/* Is `pid` gone (or a zombie)?  Bounded wait. */
+static int gone_within(pid_t pid, double seconds)
+{
+    uint64_t deadline = cf_now_ns() + (uint64_t)(seconds * 1e9);
+
+    while (cf_now_ns() < deadline) {
+        char s = proc_state(pid);
+        if (s == 0 || s == 'Z' || s == 'X')
+            return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+/* When the application is SIGKILLed, what its tasks forked (even in a new session) dies too. */
+static void test_parent_death_kills_descendants(void **state)
+{
+    int fds[2], status;
+    pid_t child, orphan = 0;
+
+    (void)state;
+    assert_int_equal(pipe(fds), 0);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO);
+        cf_loop_t *loop;
+        cf_process_pool_t *p;
+        cf_process_pool_opts o;
+        cf_future_t *f;
+        int64_t v = 0;
+
+        close(fds[0]);
+        cf_loop_new(ev, &loop);
+        cf_process_pool_opts_init(&o);
+        o.max_workers = 1;
+        if (cf_process_pool_new(loop, &o, &p) || cf_process_pool_submit(p, t_leave_orphan, &v, 8, -1, &f) ||
+            cf_future_wait(f, -1) || cf_future_result_i64(f, &v))
+            _exit(1);
+        orphan = (pid_t)v;
+        if (write(fds[1], &orphan, sizeof(orphan)) != (ssize_t)sizeof(orphan))
+            _exit(1);
+        kill(getpid(), SIGKILL); /* die without any cleanup */
+        _exit(1);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], &orphan, sizeof(orphan)), (ssize_t)sizeof(orphan));
+    close(fds[0]);
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFSIGNALED(status));
+    assert_true(orphan > 0);
+    if (!gone_within(orphan, 10)) {
+        kill(orphan, SIGKILL);
+        fail_msg("process %d, forked by a task, outlived the application", (int)orphan);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_initializer_death_breaks_the_pool),
         T(test_timeout_after_setpgid),
         T(test_cancel_sent_ahead_never_runs),
+        T(test_cancel_sent_ahead_then_worker_dies),
         T(test_shutdown_cancel_covers_sent_ahead),
         T(test_argument_over_frame_limit),
         T(test_timeout_zero_is_none),
         T(test_result_out_of_memory),
         T(test_argument_kills_its_workers),
+        cmocka_unit_test(test_parent_death_kills_descendants),
     };
     alarm(300); /* a hang fails the run instead of stalling it */
     return cmocka_run_group_tests_name("pp_faults", tests, NULL, NULL);
