@@ -308,15 +308,56 @@ void cf_process_pool_opts_init(cf_process_pool_opts *o)
     o->max_delivery_deaths = 3;
 }
 
+/*
+ * Fork the fork server and watch its control socket: at creation, and again
+ * if it died (cf__pp_server_restart()).  Returns 0 or a negated errno.
+ */
+int cf__pp_server_start(cf_process_pool_t *pool)
+{
+    const cf_process_pool_opts *opts = &pool->opts;
+    struct cf__pp_config cfg;
+    int sp[2];
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+        return -errno;
+    cfg.gates = pool->gates;
+    cfg.initializer = opts->initializer;
+    cfg.finalizer = opts->finalizer;
+    cfg.init_data = opts->init_data;
+    cfg.max_tasks_per_child = opts->max_tasks_per_child;
+    cfg.max_memory = opts->max_memory;
+    cfg.parent = getpid();
+    fflush(NULL); /* no buffered output may be duplicated by the children */
+    pid = fork();
+    if (pid < 0) {
+        int err = -errno;
+        close(sp[0]);
+        close(sp[1]);
+        return err;
+    }
+    if (pid == 0) {
+        close(sp[0]);
+        cf__pp_server_main(sp[1], &cfg);
+    }
+    close(sp[1]);
+    pool->server_pid = pid;
+    pool->ctl = sp[0];
+    pool->server_dead = 0;
+    fcntl(pool->ctl, F_SETFL, fcntl(pool->ctl, F_GETFL) | O_NONBLOCK);
+    ev_io_init(&pool->ctl_io, cf__pp_ctl_cb, pool->ctl, EV_READ);
+    pool->ctl_io.data = pool;
+    cf__pp_io_start(pool->loop, &pool->ctl_io);
+    return 0;
+}
+
 int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_process_pool_t **out)
 {
     cf_process_pool_opts defaults;
-    struct cf__pp_config cfg;
     cf_process_pool_t *pool;
     size_t gates_len;
     void *gates;
-    int sp[2];
-    pid_t pid;
+    int rc;
 
     if (!loop || !out)
         return CF_EINVAL;
@@ -345,49 +386,19 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
         return CF_ENOMEM;
     }
     pool->gates = gates;
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
-        int err = -errno;
-        munmap(gates, gates_len);
-        free(pool->workers);
-        free(pool);
-        return err;
-    }
-    cfg.gates = pool->gates;
-    cfg.initializer = opts->initializer;
-    cfg.finalizer = opts->finalizer;
-    cfg.init_data = opts->init_data;
-    cfg.max_tasks_per_child = opts->max_tasks_per_child;
-    cfg.max_memory = opts->max_memory;
-    cfg.parent = getpid();
-    fflush(NULL); /* no buffered output may be duplicated by the children */
-    pid = fork();
-    if (pid < 0) {
-        int err = -errno;
-        close(sp[0]);
-        close(sp[1]);
-        munmap(gates, gates_len);
-        free(pool->workers);
-        free(pool);
-        return err;
-    }
-    if (pid == 0) {
-        close(sp[0]);
-        cf__pp_server_main(sp[1], &cfg);
-    }
-    close(sp[1]);
     pool->ex.ops = &pp_executor_ops;
     pool->ex.loop = loop;
     pool->loop = loop;
     pool->opts = *opts;
-    pool->server_pid = pid;
-    pool->ctl = sp[0];
     pool->nworkers = opts->max_workers;
     pool->next_id = 1;
     cf__list_init(&pool->queue);
-    fcntl(pool->ctl, F_SETFL, fcntl(pool->ctl, F_GETFL) | O_NONBLOCK);
-    ev_io_init(&pool->ctl_io, cf__pp_ctl_cb, pool->ctl, EV_READ);
-    pool->ctl_io.data = pool;
-    cf__pp_io_start(loop, &pool->ctl_io);
+    if ((rc = cf__pp_server_start(pool)) != 0) {
+        munmap(gates, gates_len);
+        free(pool->workers);
+        free(pool);
+        return rc;
+    }
     for (int i = 0; i < pool->nworkers; i++) {
         cf__pp_worker_init(&pool->workers[i], pool, i);
         pool->workers[i].gate = pool->gates + (size_t)i * CF__PP_GATES;
@@ -580,10 +591,12 @@ void cf_process_pool_free(cf_process_pool_t *pool)
         free(w->init_msg);
     }
     cf__pp_fail_queue(pool, CF_ECANCELED, NULL);
-    cf__pp_io_stop(pool->loop, &pool->ctl_io);
-    close(pool->ctl); /* the fork server kills and reaps every worker, then exits */
-    while (waitpid(pool->server_pid, NULL, 0) < 0 && errno == EINTR)
-        ;
+    if (!pool->server_dead) {
+        cf__pp_io_stop(pool->loop, &pool->ctl_io);
+        close(pool->ctl); /* the fork server kills and reaps every worker, then exits */
+        while (waitpid(pool->server_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
     pool->loop->live_executors--;
     free(pool->broken_msg);
     munmap((void *)pool->gates, (size_t)pool->nworkers * CF__PP_GATES);

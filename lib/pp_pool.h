@@ -101,6 +101,7 @@ struct cf_process_pool {
     int broken_err;
     char *broken_msg;
     int server_dead;
+    unsigned server_deaths; /* in a row, without a worker getting ready in between */
     uint8_t *rbuf;          /* read buffer shared by the workers' channels (loop thread) */
     uint64_t task_ns_avg;   /* moving average of ACK -> RESULT time; 0 = none measured yet */
     int dispatch_due;       /* results were read: dispatch once the read burst is handled */
@@ -112,6 +113,7 @@ struct cf_process_pool {
 #define CF__PP_RBUF 65536
 
 /* pp_pool.c */
+int cf__pp_server_start(cf_process_pool_t *pool);
 void cf__pp_task_set(struct pp_task *t, int st);
 const char *cf__pp_task_state_name(int st);
 void cf__pp_task_free(struct pp_task *t);

@@ -144,7 +144,8 @@ void cf__pp_worker_finalize(struct pp_worker *w)
          * being delivered (a worker reads tasks in order and acknowledges
          * each before it runs it).  After max_delivery_deaths such deaths
          * in a row it fails instead of killing workers forever. */
-        if (first && was == PT_SENT && !pool->broken && ++t->deliveries_failed >= pool->opts.max_delivery_deaths) {
+        if (first && was == PT_SENT && !pool->broken && !pool->server_dead &&
+            ++t->deliveries_failed >= pool->opts.max_delivery_deaths) {
             cf__pp_task_set(t, PT_DONE);
             cf__pp_complete(t, NULL, CF_EWORKER,
                             cf__printf_alloc("the task was sent to %u workers in turn and each died before it "
@@ -234,12 +235,30 @@ void cf__pp_worker_spawn(struct pp_worker *w)
         cf__pp_worker_set(w, W_EMPTY); /* the server is gone: the ctl watcher sees it */
 }
 
+/*
+ * The fork server died (killed from outside, OOM killer): its workers die
+ * with it.  Their running tasks fail, the rest is queued again, and a new
+ * fork server is started with new workers - unless it died
+ * CF__PP_SERVER_DEATHS times in a row without a worker getting ready in
+ * between, which breaks the pool.
+ */
+#define CF__PP_SERVER_DEATHS 3
 static void pp_server_gone(cf_process_pool_t *pool)
 {
+    char how[128];
+    int status = 0, rc;
+
     if (pool->server_dead)
         return;
     pool->server_dead = 1;
+    pool->server_deaths++;
     cf__pp_io_stop(pool->loop, &pool->ctl_io);
+    close(pool->ctl);
+    pool->ctl = -1;
+    kill(pool->server_pid, SIGKILL); /* EOF with the process alive: a protocol failure */
+    while (waitpid(pool->server_pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    describe_status(status, how, sizeof(how));
     /* Workers die with the fork server (PR_SET_PDEATHSIG); fail what they held. */
     for (int i = 0; i < pool->nworkers; i++) {
         struct pp_worker *w = &pool->workers[i];
@@ -253,11 +272,26 @@ static void pp_server_gone(cf_process_pool_t *pool)
         w->status = SIGKILL;
         cf__pp_worker_finalize(w);
     }
-    if (!pool->shut)
+    if (pool->broken || (pool->shut && !pool->nqueued))
+        return;
+    if (pool->server_deaths >= CF__PP_SERVER_DEATHS) {
         cf__pp_break(pool, CF_EBROKEN,
-                     cf__printf_alloc("process pool broken: its fork server (pid %d) died", (int)pool->server_pid));
-    else
-        cf__pp_fail_queue(pool, CF_EBROKEN, "process pool's fork server died");
+                     cf__printf_alloc("process pool broken: its fork server died %u times in a row; last: pid %d %s",
+                                      pool->server_deaths, (int)pool->server_pid, how));
+        return;
+    }
+    if ((rc = cf__pp_server_start(pool)) != 0) {
+        cf__pp_break(pool, CF_EBROKEN,
+                     cf__printf_alloc("process pool broken: its fork server (pid %d) %s and a new one cannot be "
+                                      "started: %s",
+                                      (int)pool->server_pid, how, cf_strerror(rc)));
+        return;
+    }
+    for (int i = 0; i < pool->nworkers; i++)
+        if (pool->workers[i].state == W_EMPTY) {
+            pool->workers[i].restarts++;
+            cf__pp_worker_spawn(&pool->workers[i]);
+        }
 }
 
 /* SPAWNED: the worker's channel (fd, rfd) arrived, or the spawn failed. */

@@ -482,6 +482,90 @@ static void test_argument_kills_its_workers(void **state)
 #endif
 }
 
+/* ------------------------------------------------------------------ fork server deaths */
+
+/* Run the loop until the pool's fork server is another process than `old`; bounded. */
+static pid_t run_until_new_server(struct fixture *fx, cf_process_pool_t *p, pid_t old)
+{
+    ev_timer t;
+    uint64_t deadline = cf_now_ns() + 20 * 1000000000ull;
+
+    ev_timer_init(&t, tick, 0.005, 0.005);
+    ev_timer_start(fx->ev, &t);
+    while (cf_process_pool_server_pid(p) == old && cf_now_ns() < deadline)
+        ev_run(fx->ev, EVRUN_ONCE);
+    ev_timer_stop(fx->ev, &t);
+    return cf_process_pool_server_pid(p);
+}
+
+/* A fork server killed from outside is replaced, with its workers; the pool goes on. */
+static void test_fork_server_killed_is_restarted(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 2, 0.2);
+    cf_future_t *f = submit_i(p, t_square, 2, -1), *fs[6];
+    pid_t old = cf_process_pool_server_pid(p);
+    int64_t v = 0;
+
+    assert_int_equal(cf_future_wait(f, -1), 0);
+    assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(kill(old, SIGKILL), 0);
+    for (int i = 0; i < 6; i++)
+        fs[i] = submit_i(p, t_square, i, -1);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(cf_future_wait(fs[i], -1), 0);
+        assert_int_equal(cf_future_result_i64(fs[i], &v), 0);
+        assert_int_equal(v, i * i);
+        assert_int_equal(cf_future_unref(fs[i]), 0);
+    }
+    assert_int_not_equal(cf_process_pool_server_pid(p), old);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
+/* Waits (bounded) for the file named by init_data: the worker is not ready meanwhile. */
+static int init_wait_file(void *pool_data, int index, void **worker_data)
+{
+    (void)index;
+    (void)worker_data;
+    for (int i = 0; i < 20000 && access(pool_data, F_OK) != 0; i++)
+        usleep(1000);
+    return 0;
+}
+
+/* A fork server that keeps dying before any worker is ready breaks the pool, saying so. */
+static void test_fork_server_dying_in_a_row_breaks(void **state)
+{
+    struct fixture *fx = *state;
+    char never[] = "/tmp/cf-never-XXXXXX";
+    cf_process_pool_opts o;
+    cf_process_pool_t *p;
+    cf_future_t *f;
+    pid_t server;
+
+    tmpname(never);
+    cf_process_pool_opts_init(&o);
+    o.max_workers = 1;
+    o.initializer = init_wait_file;
+    o.init_data = never;
+    assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
+    f = submit_i(p, t_square, 3, -1);
+    server = cf_process_pool_server_pid(p);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(kill(server, SIGKILL), 0);
+        pid_t next = run_until_new_server(fx, p, server);
+        assert_int_not_equal(next, server);
+        server = next;
+    }
+    assert_int_equal(kill(server, SIGKILL), 0);
+    assert_int_equal(cf_future_wait(f, -1), 0);
+    assert_int_equal(cf_future_status(f), CF_EBROKEN);
+    assert_non_null(strstr(cf_future_error(f), "fork server died 3 times in a row"));
+    assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
 /* ------------------------------------------------------------------ orphans */
 
 /* Forks a grandchild that leaves the worker's session and waits forever; returns its pid. */
@@ -584,6 +668,8 @@ int main(void)
         T(test_timeout_zero_is_none),
         T(test_result_out_of_memory),
         T(test_argument_kills_its_workers),
+        T(test_fork_server_killed_is_restarted),
+        T(test_fork_server_dying_in_a_row_breaks),
         cmocka_unit_test(test_parent_death_kills_descendants),
     };
     alarm(300); /* a hang fails the run instead of stalling it */
