@@ -393,6 +393,8 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
     pool->nworkers = opts->max_workers;
     pool->next_id = 1;
     cf__list_init(&pool->queue);
+    ev_timer_init(&pool->respawn_timer, cf__pp_respawn_cb, 0., 0.);
+    pool->respawn_timer.data = pool;
     if ((rc = cf__pp_server_start(pool)) != 0) {
         munmap(gates, gates_len);
         free(pool->workers);
@@ -591,6 +593,10 @@ void cf_process_pool_free(cf_process_pool_t *pool)
         free(w->init_msg);
     }
     cf__pp_fail_queue(pool, CF_ECANCELED, NULL);
+    if (ev_is_active(&pool->respawn_timer)) {
+        ev_ref(pool->loop->ev);
+        ev_timer_stop(pool->loop->ev, &pool->respawn_timer);
+    }
     if (!pool->server_dead) {
         cf__pp_io_stop(pool->loop, &pool->ctl_io);
         close(pool->ctl); /* the fork server kills and reaps every worker, then exits */
@@ -630,6 +636,7 @@ int cf_process_pool_worker_info(cf_process_pool_t *pool, int index, cf_worker_in
     out->pid = pool->workers[index].state >= W_STARTING ? pool->workers[index].pid : 0;
     out->tasks_done = pool->workers[index].tasks_done;
     out->restarts = pool->workers[index].restarts;
+    out->start_failures = pool->workers[index].start_failures;
     return 0;
 }
 

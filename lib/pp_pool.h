@@ -75,6 +75,7 @@ struct pp_worker {
     ev_timer kill_timer;
     uint64_t tasks_done;
     uint64_t restarts;
+    uint64_t start_failures;
     unsigned used;         /* tasks taken by the current process */
     uint32_t seq;          /* tasks sent to the current process */
     _Atomic uint8_t *gate; /* its CF__PP_GATES start gates (pp.h) */
@@ -101,11 +102,14 @@ struct cf_process_pool {
     int broken_err;
     char *broken_msg;
     int server_dead;
-    unsigned server_deaths; /* in a row, without a worker getting ready in between */
-    uint8_t *rbuf;          /* read buffer shared by the workers' channels (loop thread) */
-    uint64_t task_ns_avg;   /* moving average of ACK -> RESULT time; 0 = none measured yet */
-    int dispatch_due;       /* results were read: dispatch once the read burst is handled */
-    _Atomic uint8_t *gates; /* shared with the workers: nworkers * CF__PP_GATES */
+    unsigned server_deaths;  /* in a row, without a worker getting ready in between */
+    unsigned start_failures; /* workers that could not be started for want of resources, in a row */
+    int start_err;           /* the last such failure (negated errno) */
+    ev_timer respawn_timer;  /* retries empty slots after such a failure, with backoff */
+    uint8_t *rbuf;           /* read buffer shared by the workers' channels (loop thread) */
+    uint64_t task_ns_avg;    /* moving average of ACK -> RESULT time; 0 = none measured yet */
+    int dispatch_due;        /* results were read: dispatch once the read burst is handled */
+    _Atomic uint8_t *gates;  /* shared with the workers: nworkers * CF__PP_GATES */
 };
 
 /* Work (in average task time) a worker may have sent ahead of the task it runs. */
@@ -142,5 +146,6 @@ void cf__pp_worker_spawn(struct pp_worker *w);
 void cf__pp_worker_ended(struct pp_worker *w);
 void cf__pp_worker_finalize(struct pp_worker *w);
 void cf__pp_ctl_cb(struct ev_loop *ev, ev_io *io, int revents);
+void cf__pp_respawn_cb(struct ev_loop *ev, ev_timer *t, int revents);
 
 #endif /* CF_PP_POOL_H */

@@ -294,22 +294,94 @@ static void pp_server_gone(cf_process_pool_t *pool)
         }
 }
 
+/* Resources that run out for a while: a worker that cannot start for want of them is retried. */
+static int start_err_transient(int err)
+{
+    return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -EAGAIN || err == -ENOBUFS;
+}
+
+static const char *start_err_text(int err)
+{
+    return err == -EAGAIN ? "out of processes (fork: EAGAIN)" : cf_strerror(err);
+}
+
+/* Retry empty slots after CF__PP_RESPAWN_MIN s, doubling to CF__PP_RESPAWN_MAX s. */
+#define CF__PP_RESPAWN_MIN 0.01
+#define CF__PP_RESPAWN_MAX 1.0
+/* Failures in a row, with no worker alive, after which queued tasks fail (the pool stays usable). */
+#define CF__PP_START_TRIES 8
+
+static int pool_has_worker(const cf_process_pool_t *pool)
+{
+    for (int i = 0; i < pool->nworkers; i++)
+        if (pool->workers[i].state >= W_STARTING)
+            return 1;
+    return 0;
+}
+
+/* A worker could not be started for want of resources: retry later, say why if nothing can run. */
+static void start_failed(cf_process_pool_t *pool, struct pp_worker *w, int err)
+{
+    double delay = CF__PP_RESPAWN_MIN;
+
+    cf__pp_worker_set(w, W_EMPTY);
+    w->start_failures++;
+    pool->start_failures++;
+    pool->start_err = err;
+    for (unsigned i = 1; i < pool->start_failures && delay < CF__PP_RESPAWN_MAX; i++)
+        delay *= 2;
+    if (delay > CF__PP_RESPAWN_MAX)
+        delay = CF__PP_RESPAWN_MAX;
+    if (!ev_is_active(&pool->respawn_timer)) {
+        ev_timer_set(&pool->respawn_timer, delay, 0.);
+        ev_timer_start(pool->loop->ev, &pool->respawn_timer);
+        ev_unref(pool->loop->ev); /* queued tasks keep the loop alive, not the retry */
+    }
+    if (pool->start_failures >= CF__PP_START_TRIES && !pool_has_worker(pool) && pool->nqueued) {
+        char *msg = cf__printf_alloc("no worker could be started: %s (%u attempts in a row); the pool retries for "
+                                     "later tasks",
+                                     start_err_text(err), pool->start_failures);
+        cf__pp_fail_queue(pool, err, msg);
+        free(msg);
+    }
+}
+
+void cf__pp_respawn_cb(struct ev_loop *ev, ev_timer *t, int revents)
+{
+    cf_process_pool_t *pool = t->data;
+
+    (void)revents;
+    ev_ref(ev); /* balanced with the ev_unref at start: the timer is stopped now */
+    if (pool->broken || pool->server_dead || (pool->shut && !pool->nqueued))
+        return;
+    for (int i = 0; i < pool->nworkers; i++)
+        if (pool->workers[i].state == W_EMPTY)
+            cf__pp_worker_spawn(&pool->workers[i]);
+}
+
 /* SPAWNED: the worker's channel (fd, rfd) arrived, or the spawn failed. */
 static void ctl_spawned(cf_process_pool_t *pool, const struct cf__pp_ctl *m, int fd, int rfd)
 {
     struct pp_worker *w = &pool->workers[m->index];
 
     if (w->state != W_SPAWNING || m->pid <= 0 || fd < 0 || rfd < 0) {
+        /* pid > 0 without descriptors: they did not fit our descriptor table
+         * (MSG_CTRUNC); the worker finds its channel closed and exits. */
+        int err = m->pid < 0 ? m->pid : -EMFILE;
         if (fd >= 0)
             close(fd);
         if (rfd >= 0)
             close(rfd);
-        if (w->state == W_SPAWNING) {
-            cf__pp_worker_set(w, W_EMPTY);
-            cf__pp_break(pool, m->pid < 0 ? m->pid : CF_EBROKEN,
-                         cf__printf_alloc("process pool broken: cannot start worker %d: %s", m->index,
-                                          cf_strerror(m->pid < 0 ? m->pid : CF_EBROKEN)));
+        if (w->state != W_SPAWNING)
+            return;
+        if (start_err_transient(err)) {
+            start_failed(pool, w, err);
+            return;
         }
+        cf__pp_worker_set(w, W_EMPTY);
+        cf__pp_break(
+            pool, err,
+            cf__printf_alloc("process pool broken: cannot start worker %d: %s", m->index, start_err_text(err)));
         return;
     }
     w->pid = m->pid;

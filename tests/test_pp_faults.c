@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -510,6 +511,7 @@ static void test_fork_server_killed_is_restarted(void **state)
     assert_int_equal(cf_future_wait(f, -1), 0);
     assert_int_equal(cf_future_unref(f), 0);
     assert_int_equal(kill(old, SIGKILL), 0);
+    assert_int_not_equal(run_until_new_server(fx, p, old), old);
     for (int i = 0; i < 6; i++)
         fs[i] = submit_i(p, t_square, i, -1);
     for (int i = 0; i < 6; i++) {
@@ -518,7 +520,6 @@ static void test_fork_server_killed_is_restarted(void **state)
         assert_int_equal(v, i * i);
         assert_int_equal(cf_future_unref(fs[i]), 0);
     }
-    assert_int_not_equal(cf_process_pool_server_pid(p), old);
     assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
     cf_process_pool_free(p);
 }
@@ -562,6 +563,58 @@ static void test_fork_server_dying_in_a_row_breaks(void **state)
     assert_int_equal(cf_future_status(f), CF_EBROKEN);
     assert_non_null(strstr(cf_future_error(f), "fork server died 3 times in a row"));
     assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
+/* ------------------------------------------------------------------ resources at start-up */
+
+/* With the descriptor table full, a new worker's channel cannot arrive: that
+ * is retried and reported as what it is, and the pool works again once
+ * descriptors are free. */
+static void test_descriptor_table_full_at_start(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p;
+    cf_future_t *f, *g;
+    struct rlimit saved, low;
+    cf_worker_info wi;
+    static int fill[4096];
+    int nfill = 0, maxfd = 0;
+    int64_t v = 0;
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    for (int fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            maxfd = fd;
+    low = saved;
+    low.rlim_cur = (rlim_t)maxfd + 1 + 2;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    while (nfill < 4096 && (fill[nfill] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+        nfill++; /* fill every free slot below the limit ... */
+    assert_true(nfill >= 2 && nfill < 4096);
+    close(fill[--nfill]); /* ... but two: the pool's control socket pair */
+    close(fill[--nfill]);
+
+    /* The pool starts (its fork server keeps one end), but no worker's channel fits. */
+    p = ppool(fx, 1, 0.2);
+    f = submit_i(p, t_square, 3, -1);
+    assert_int_equal(cf_future_wait(f, -1), 0);
+    assert_int_equal(cf_future_status(f), -EMFILE);
+    assert_non_null(strstr(cf_future_error(f), "no worker could be started"));
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+    assert_true(wi.start_failures >= 8);
+
+    /* Descriptors free again: the pool works (it was not broken). */
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    g = submit_i(p, t_square, 4, -1);
+    assert_int_equal(cf_future_wait(g, -1), 0);
+    assert_int_equal(cf_future_result_i64(g, &v), 0);
+    assert_int_equal(v, 16);
+    assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(cf_future_unref(g), 0);
     assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
     cf_process_pool_free(p);
 }
@@ -670,6 +723,7 @@ int main(void)
         T(test_argument_kills_its_workers),
         T(test_fork_server_killed_is_restarted),
         T(test_fork_server_dying_in_a_row_breaks),
+        T(test_descriptor_table_full_at_start),
         cmocka_unit_test(test_parent_death_kills_descendants),
     };
     alarm(300); /* a hang fails the run instead of stalling it */

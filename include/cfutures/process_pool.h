@@ -26,8 +26,18 @@
  * way.  A worker that ends in any way before it is ready (its initializer
  * failed, crashed or exited) counts as an initializer failure:
  * max_init_failures of them in a row break the pool (CF_EBROKEN, naming the
- * last).  CF_CRASH_BREAK gives Python's behaviour: the first crash breaks
- * the whole pool.
+ * last).  A worker that cannot be started for want of resources
+ * (descriptors, memory, processes) is retried with backoff, and is no
+ * initializer failure; while no worker can start, queued tasks fail after a
+ * few attempts with that error (the pool stays usable).  A fork server that
+ * dies (killed from outside, OOM killer) is replaced with its workers: the
+ * tasks its workers ran fail with CF_EWORKER, the others run; it breaks the
+ * pool only after dying 3 times in a row with no worker getting ready.  A
+ * replacement fork server is forked from the process as it is then (see
+ * above about threads).  When the application dies, the fork server kills
+ * its workers and everything their tasks left behind, even in another
+ * process group or session (it is a child subreaper).  CF_CRASH_BREAK gives
+ * Python's behaviour: the first crash breaks the whole pool.
  *
  * Descriptors.  Workers do not inherit the caller's descriptors: the fork
  * server closes everything but stdin, stdout and stderr when it starts, and
@@ -147,6 +157,8 @@ typedef struct cf_worker_info {
     pid_t pid;          /* current process, 0 while (re)starting */
     uint64_t tasks_done; /* tasks this worker slot completed, across restarts */
     uint64_t restarts;   /* times this slot's process was replaced */
+    uint64_t start_failures; /* times a process for this slot could not be started for want of
+                                resources (descriptors, memory, processes): retried with backoff */
 } cf_worker_info;
 
 /* Per-worker figures for worker `index` (0 .. max_workers-1). Returns 0 or CF_EINVAL. */
