@@ -125,7 +125,7 @@ def by_path(rows, srv):
 def test_fanout(tmp):
     """Pages of 20,000 fresh links each: memory flat, frontier bounded, links capped and counted."""
     pages = 300 if SAN is None else 60
-    bound = {None: 64, "asan": 128, "tsan": 400}[SAN] * MIB
+    bound = {None: 64, "asan": 128, "tsan": 160}[SAN] * MIB
     with Server("--fanout", "20000") as srv:
         rc, rows, summ, err, rss = run(["--max-pages", str(pages), "--depth", "-1", "--concurrency", "16",
                                             srv.url("/fan/0")], timeout=300)
@@ -166,7 +166,7 @@ def test_bodies(tmp):
     limit = 1000000
     starts = ["/endless", "/drip", "/bomb", "/redirect/0", "/binary", "/utf16", "/bom16", "/meta1251", "/escape",
               "/escape-type"]
-    bound = {None: 64, "asan": 128, "tsan": 400}[SAN] * MIB
+    bound = {None: 64, "asan": 128, "tsan": 160}[SAN] * MIB
     with Server() as srv:
         args = ["--ignore-robots", "--timeout", "2", "--max-size", str(limit), "--depth", "1"] + \
                [srv.url(s) for s in starts]
