@@ -591,6 +591,8 @@ typedef struct job {
     int not_html;  /* 2xx that is not HTML */
     int skip_body; /* ... and its body is not wanted */
     int too_large; /* body passed --max-size */
+    int body_seen; /* on_body ran */
+    int discard;   /* the body of an error status: counted, not kept */
     uint64_t received; /* body bytes delivered by curl (decoded) */
     char *content_type;
     long status;
@@ -1267,13 +1269,16 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
 {
     job *j = data;
     size_t len = size * n;
-    if (j->received == 0 && j->kind == JOB_PAGE) {
+    if (!j->body_seen) {
+        /* The first bytes of the body: the headers are all in. */
         char *ct = NULL;
         long code = 0;
+        j->body_seen = 1;
         curl_easy_getinfo(j->easy, CURLINFO_CONTENT_TYPE, &ct);
         curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &code);
-        if (code >= 200 && code < 300 && !(ct && (strncasecmp(ct, "text/html", 9) == 0 ||
-                                                    strncasecmp(ct, "application/xhtml+xml", 21) == 0))) {
+        j->discard = j->kind == JOB_PAGE && (code < 200 || code >= 300); /* error pages: counted, not kept */
+        if (j->kind == JOB_PAGE && !j->discard &&
+            !(ct && (strncasecmp(ct, "text/html", 9) == 0 || strncasecmp(ct, "application/xhtml+xml", 21) == 0))) {
             j->not_html = 1;
             j->skip_body = !j->crawl->conf.output;
         }
@@ -1281,10 +1286,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
     j->received += len;
     if (j->skip_body)
         return 0; /* stops the transfer: a crawler without --output has no use for it */
-    long code = 0;
-    curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &code);
-    if (j->kind == JOB_PAGE && (code < 200 || code >= 300))
-        return j->received > (uint64_t)j->crawl->conf.max_size ? 0 : len; /* counted, not kept */
+    if (j->discard)
+        return j->received > (uint64_t)j->crawl->conf.max_size ? 0 : len;
     size_t limit = j->kind == JOB_ROBOTS ? ROBOTS_MAX_SIZE : (size_t)j->crawl->conf.max_size;
     if (buf_add(&j->body, p, len, limit) != 0) {
         j->too_large = 1;
@@ -1293,9 +1296,12 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
     return len;
 }
 
+/* An easy handle with the crawl's options; only URL and job change between transfers. */
 static CURL *easy_get(crawl *c)
 {
-    CURL *e = c->nidle ? c->idle[--c->nidle] : curl_easy_init();
+    if (c->nidle)
+        return c->idle[--c->nidle];
+    CURL *e = curl_easy_init();
     if (!e)
         return NULL;
     const crawl_conf *k = &c->conf;
@@ -1316,14 +1322,14 @@ static CURL *easy_get(crawl *c)
     return e;
 }
 
-static void easy_put(crawl *c, CURL *e)
+/* Keep a page transfer's handle for the next one (robots.txt handles follow redirects: not kept). */
+static void easy_put(crawl *c, job *j)
 {
-    if (c->nidle < c->conf.concurrency + (int)c->conf.nsites) {
-        curl_easy_reset(e);
-        c->idle[c->nidle++] = e;
-    } else {
-        curl_easy_cleanup(e);
-    }
+    if (j->kind == JOB_PAGE && c->nidle < c->conf.concurrency)
+        c->idle[c->nidle++] = j->easy;
+    else
+        curl_easy_cleanup(j->easy);
+    j->easy = NULL;
 }
 
 /* Start the transfer of `j`; 0 or -1 (then j->error says why). */
@@ -1344,8 +1350,7 @@ static int transfer_start(crawl *c, job *j)
     CURLMcode mc = curl_multi_add_handle(c->multi, j->easy);
     if (mc != CURLM_OK) {
         j->error = fmt("%s", curl_multi_strerror(mc));
-        easy_put(c, j->easy);
-        j->easy = NULL;
+        easy_put(c, j);
         return -1;
     }
     j->state = JOB_FETCHING;
@@ -1359,8 +1364,7 @@ static void transfer_release(crawl *c, job *j)
     if (!j->easy)
         return;
     curl_multi_remove_handle(c->multi, j->easy);
-    easy_put(c, j->easy);
-    j->easy = NULL;
+    easy_put(c, j);
 }
 
 static void robots_done(crawl *c, job *j, CURLcode rc);
@@ -1878,6 +1882,7 @@ int main(int argc, char **argv)
     o.initializer = worker_init;
     o.finalizer = worker_fini;
     o.init_data = &c.conf;
+    o.spin_us = 0; /* a parse is short and the loop has other work: spinning workers would steal its CPU */
     if (rc == 0)
         rc = cf_thread_pool_new(c.loop, &o, &c.pool);
     c.multi = curl_multi_init();
