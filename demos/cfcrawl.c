@@ -334,6 +334,16 @@ static int url_set_add(url_set *set, const char *s)
     return 1;
 }
 
+static int url_set_has(const url_set *set, const char *s)
+{
+    if (!set->cap)
+        return 0;
+    for (size_t j = hash_str(s) & (set->cap - 1); set->slot[j]; j = (j + 1) & (set->cap - 1))
+        if (strcmp(set->slot[j], s) == 0)
+            return 1;
+    return 0;
+}
+
 /* Remove `s` if present (backward-shift deletion: no tombstones). */
 static void url_set_remove(url_set *set, const char *s)
 {
@@ -1128,6 +1138,8 @@ static void frontier_add(crawl *c, const char *url, size_t st, int depth, int ho
     int next = depth > c->depth;
     long room = c->conf.max_pages - c->submitted;
     if (c->level[0].n + c->level[1].n >= room) {
+        if (url_set_has(&c->seen, url))
+            return;
         if (next || c->level[1].n == 0) {
             c->links_dropped++;
             return;

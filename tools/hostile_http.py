@@ -16,6 +16,7 @@ Paths (all HTML unless said otherwise):
   /fan/I               a page with --fanout links to fresh pages /fan/I-K
   /site/I              page I of a --pages site: links to 4I+1..4I+4 and I/2
                        (a tree with back links), answered after --latency-ms
+  /site/               the site's index: links to every page (also after --latency-ms)
   /hold/                --hold links to /hold/K; no /hold/K is answered until
                        --hold of them are waiting at once (then "held N" is
                        printed on stdout), and they are released by GET /release
@@ -132,6 +133,12 @@ class Server:
             # Fresh links only; ~30 bytes each.
             links = "".join('<a href="/fan/%s-%d">x</a>' % (i, k) for k in range(a.fanout))
             return await self.send(w, 200, "<html><title>fan %s</title><body>%s</body></html>" % (i, links))
+        if path == "/site/":
+            # The site's index (a site map): every page, one level down.
+            if a.latency_ms:
+                await asyncio.sleep(a.latency_ms / 1000.0)
+            links = "".join('<a href="/site/%d">%d</a>\n' % (k, k) for k in range(a.pages))
+            return await self.send(w, 200, "<html><title>index</title><body>%s</body></html>" % links)
         if path.startswith("/site/"):
             try:
                 i = int(path[6:])
