@@ -16,9 +16,10 @@
  * libxml2's HTML parser in SAX mode, resolving its links with curl's URL API,
  * saving it under --output - runs in a cfutures thread pool of --threads
  * workers (each with its own CURLU handle); the future's done callback brings
- * the links back to the loop.  A page counts against --concurrency from the
- * start of its transfer until its links are queued, so the bodies held in
- * memory are at most --concurrency x --max-size.
+ * the links back to the loop.  --concurrency bounds the transfers in flight,
+ * and no transfer starts while as many pages wait for a parser (the parsers
+ * push back on the network), so the bodies held in memory are at most
+ * 2 x --concurrency x --max-size.
  *
  * Politeness.  Before any page, robots.txt is fetched once per site (host and
  * port of a start URL; the crawl never leaves them) and its group for our
@@ -112,7 +113,7 @@ typedef struct site {
 typedef struct crawl_conf {
     int max_depth;       /* < 0: unlimited */
     long max_pages;      /* URLs fetched at most */
-    int concurrency;     /* pages in flight (transfer or parse) */
+    int concurrency;     /* transfers in flight; also pages waiting for a parser */
     int threads;         /* parser threads */
     int host_conns;      /* connections per host */
     long timeout_ms;     /* per transfer */
@@ -1036,7 +1037,9 @@ typedef struct crawl {
     int depth;         /* depth being fetched */
     job inflight;      /* circular list head of jobs being fetched or parsed */
     long submitted;
-    int running;
+    int running;  /* jobs fetching or parsing */
+    int fetching; /* transfers in flight (robots.txt included) */
+    int parsing;  /* pages handed to the pool */
     int robots_pending;
     long pages, errors, redirects, cancelled, non_html;
     long links_dropped, links_capped, robots_blocked;
@@ -1260,6 +1263,7 @@ static void on_parsed(cf_future_t *f, int status, void *data)
 {
     job *j = data;
     crawl *c = j->crawl;
+    c->parsing--;
     if (status == CF_ECANCELED) {
         inflight_remove(c, j);
         c->cancelled++;
@@ -1366,6 +1370,7 @@ static int transfer_start(crawl *c, job *j)
         return -1;
     }
     j->state = JOB_FETCHING;
+    c->fetching++;
     inflight_add(c, j);
     return 0;
 }
@@ -1377,6 +1382,7 @@ static void transfer_release(crawl *c, job *j)
         return;
     curl_multi_remove_handle(c->multi, j->easy);
     easy_put(c, j);
+    c->fetching--;
 }
 
 static void robots_done(crawl *c, job *j, CURLcode rc);
@@ -1435,8 +1441,10 @@ static void transfer_done(crawl *c, job *j, CURLcode rc)
         int e = cf_thread_pool_submit(c->pool, page_task, j, NULL, &j->future);
         if (e == 0)
             e = cf_future_on_done(j->future, on_parsed, j, NULL);
-        if (e == 0)
+        if (e == 0) {
+            c->parsing++;
             return;
+        }
         fprintf(stderr, "cfcrawl: cannot submit a page: %s\n", cf_strerror(e));
         if (j->future)
             cf_future_unref(j->future); /* never submitted, or its callback cannot be set */
@@ -1574,10 +1582,14 @@ static void on_delay(struct ev_loop *ev, ev_timer *w, int revents)
     pump(w->data);
 }
 
-/* Start transfers up to --concurrency pages in flight; stop the loop once nothing is left. */
+/*
+ * Start transfers up to --concurrency in flight, while fewer than --concurrency
+ * pages wait for (or are in) a parse; stop the loop once nothing is left.
+ */
 static void pump(crawl *c)
 {
-    while (!c->interrupted && c->robots_pending == 0 && c->running < c->conf.concurrency &&
+    while (!c->interrupted && c->robots_pending == 0 && c->fetching < c->conf.concurrency &&
+           c->parsing < c->conf.concurrency &&
            c->submitted < c->conf.max_pages) {
         job *j = frontier_peek(c);
         if (!j)
@@ -1665,7 +1677,7 @@ static void usage(FILE *f)
             "Crawls the sites (host and port) of the start URLs, breadth first.\n"
             "  --depth N             follow links at most N hops from a start URL (default 5, -1 = no limit)\n"
             "  --max-pages N         fetch at most N URLs (default 1000)\n"
-            "  --concurrency N       pages in flight, transfer or parse (default 16, at most 10000)\n"
+            "  --concurrency N       transfers in flight (default 16, at most 10000)\n"
             "  --threads N           parser threads (default: the CPUs, at most 4)\n"
             "  --host-connections N  connections to one host (default 8)\n"
             "  --delay S             seconds between transfers to one site (default 0; robots.txt\n"
