@@ -83,12 +83,12 @@
 #include <unistd.h>
 
 #define CFCRAWL_VERSION "0.2"
-#define MAX_URL_LEN 4096          /* longer links are ignored */
-#define MAX_TITLE 4096            /* bytes of title kept */
+#define MAX_URL_LEN 4096             /* longer links are ignored */
+#define MAX_TITLE 4096               /* bytes of title kept */
 #define ROBOTS_MAX_SIZE (512u << 10) /* RFC 9309: parse at least 500 KiB */
 #define ROBOTS_MAX_RULES 2000
 #define MAX_CRAWL_DELAY_S 60.0
-#define STALL_S 30L               /* a transfer that receives nothing for this long fails */
+#define STALL_S 30L /* a transfer that receives nothing for this long fails */
 
 /* ------------------------------------------------------------ configuration */
 
@@ -111,23 +111,23 @@ typedef struct site {
 } site;
 
 typedef struct crawl_conf {
-    int max_depth;       /* < 0: unlimited */
-    long max_pages;      /* URLs fetched at most */
-    int concurrency;     /* transfers in flight; also pages waiting for a parser */
-    int threads;         /* parser threads */
-    int host_conns;      /* connections per host */
-    long timeout_ms;     /* per transfer */
-    long max_size;       /* body bytes, after decompression */
-    long max_links;      /* links taken from one page */
-    int max_redirs;      /* redirect hops from a URL fetched by link */
-    double delay_s;      /* between transfers to one site */
+    int max_depth;   /* < 0: unlimited */
+    long max_pages;  /* URLs fetched at most */
+    int concurrency; /* transfers in flight; also pages waiting for a parser */
+    int threads;     /* parser threads */
+    int host_conns;  /* connections per host */
+    long timeout_ms; /* per transfer */
+    long max_size;   /* body bytes, after decompression */
+    long max_links;  /* links taken from one page */
+    int max_redirs;  /* redirect hops from a URL fetched by link */
+    double delay_s;  /* between transfers to one site */
     int ignore_robots;
     int json;
     const char *user_agent;
     char *robots_token; /* product token of the user agent, for robots.txt */
-    const char *output;  /* directory to save pages in, or NULL */
-    int outdir;          /* its descriptor */
-    site *sites;         /* the start URLs' sites; read-only once the pool runs (but robots fields) */
+    const char *output; /* directory to save pages in, or NULL */
+    int outdir;         /* its descriptor */
+    site *sites;        /* the start URLs' sites; read-only once the pool runs (but robots fields) */
     size_t nsites;
 } crawl_conf;
 
@@ -599,11 +599,11 @@ typedef struct job {
     /* the transfer (loop thread) */
     CURL *easy;
     buf body;
-    int not_html;  /* 2xx that is not HTML */
-    int skip_body; /* ... and its body is not wanted */
-    int too_large; /* body passed --max-size */
-    int body_seen; /* on_body ran */
-    int discard;   /* the body of an error status: counted, not kept */
+    int not_html;      /* 2xx that is not HTML */
+    int skip_body;     /* ... and its body is not wanted */
+    int too_large;     /* body passed --max-size */
+    int body_seen;     /* on_body ran */
+    int discard;       /* the body of an error status: counted, not kept */
     uint64_t received; /* body bytes delivered by curl (decoded) */
     char *content_type;
     long status;
@@ -1160,7 +1160,12 @@ static void frontier_add(crawl *c, const char *url, size_t st, int depth, int ho
     job *j = calloc(1, sizeof *j);
     if (!j)
         oom();
-    *j = (job){.crawl = c, .kind = JOB_PAGE, .url = xstrdup(url), .site = st, .depth = depth, .hops = hops,
+    *j = (job){.crawl = c,
+               .kind = JOB_PAGE,
+               .url = xstrdup(url),
+               .site = st,
+               .depth = depth,
+               .hops = hops,
                .is_start = is_start};
     fifo_push(&c->level[next], j);
 }
@@ -1434,8 +1439,8 @@ static void transfer_done(crawl *c, job *j, CURLcode rc)
     }
     transfer_release(c, j);
 
-    int want_task = !j->error && j->status >= 200 && j->status < 300 && !j->skip_body &&
-                    (!j->not_html || c->conf.output);
+    int want_task =
+        !j->error && j->status >= 200 && j->status < 300 && !j->skip_body && (!j->not_html || c->conf.output);
     if (want_task && !c->interrupted) {
         j->state = JOB_PARSING;
         int e = cf_thread_pool_submit(c->pool, page_task, j, NULL, &j->future);
@@ -1589,8 +1594,7 @@ static void on_delay(struct ev_loop *ev, ev_timer *w, int revents)
 static void pump(crawl *c)
 {
     while (!c->interrupted && c->robots_pending == 0 && c->fetching < c->conf.concurrency &&
-           c->parsing < c->conf.concurrency &&
-           c->submitted < c->conf.max_pages) {
+           c->parsing < c->conf.concurrency && c->submitted < c->conf.max_pages) {
         job *j = frontier_peek(c);
         if (!j)
             break;
@@ -1672,27 +1676,26 @@ static void print_summary(crawl *c)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: cfcrawl [options] URL...\n"
-            "Crawls the sites (host and port) of the start URLs, breadth first.\n"
-            "  --depth N             follow links at most N hops from a start URL (default 5, -1 = no limit)\n"
-            "  --max-pages N         fetch at most N URLs (default 1000)\n"
-            "  --concurrency N       transfers in flight (default 16, at most 10000)\n"
-            "  --threads N           parser threads (default: the CPUs, at most 4)\n"
-            "  --host-connections N  connections to one host (default 8)\n"
-            "  --delay S             seconds between transfers to one site (default 0; robots.txt\n"
-            "                        Crawl-delay, up to 60 s, raises it)\n"
-            "  --user-agent UA       User-Agent header, and the robots.txt token up to its first '/'\n"
-            "                        (default cfcrawl/" CFCRAWL_VERSION ")\n"
-            "  --ignore-robots       do not fetch or obey robots.txt\n"
-            "  --timeout S           seconds allowed per transfer (default 10)\n"
-            "  --max-size BYTES      body bytes per page, after decompression (default 10485760)\n"
-            "  --max-links N         links taken from one page (default 10000; the rest counted)\n"
-            "  --max-redirs N        redirects followed in a row (default 10)\n"
-            "  --output DIR          save what is fetched as DIR/HOST[:PORT]/PATH (index.html for '/')\n"
-            "  --json                one JSON object per URL, then a summary object\n"
-            "  --version, --help\n"
-            "Exit status: 0 done, 1 setup error, 2 usage error, 3 every start URL failed, 130 interrupted.\n");
+    fprintf(f, "usage: cfcrawl [options] URL...\n"
+               "Crawls the sites (host and port) of the start URLs, breadth first.\n"
+               "  --depth N             follow links at most N hops from a start URL (default 5, -1 = no limit)\n"
+               "  --max-pages N         fetch at most N URLs (default 1000)\n"
+               "  --concurrency N       transfers in flight (default 16, at most 10000)\n"
+               "  --threads N           parser threads (default: the CPUs, at most 4)\n"
+               "  --host-connections N  connections to one host (default 8)\n"
+               "  --delay S             seconds between transfers to one site (default 0; robots.txt\n"
+               "                        Crawl-delay, up to 60 s, raises it)\n"
+               "  --user-agent UA       User-Agent header, and the robots.txt token up to its first '/'\n"
+               "                        (default cfcrawl/" CFCRAWL_VERSION ")\n"
+               "  --ignore-robots       do not fetch or obey robots.txt\n"
+               "  --timeout S           seconds allowed per transfer (default 10)\n"
+               "  --max-size BYTES      body bytes per page, after decompression (default 10485760)\n"
+               "  --max-links N         links taken from one page (default 10000; the rest counted)\n"
+               "  --max-redirs N        redirects followed in a row (default 10)\n"
+               "  --output DIR          save what is fetched as DIR/HOST[:PORT]/PATH (index.html for '/')\n"
+               "  --json                one JSON object per URL, then a summary object\n"
+               "  --version, --help\n"
+               "Exit status: 0 done, 1 setup error, 2 usage error, 3 every start URL failed, 130 interrupted.\n");
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -1860,7 +1863,8 @@ int main(int argc, char **argv)
                 if (c.conf.sites[k].port == p && strcasecmp(c.conf.sites[k].host, host) == 0)
                     break;
             if (k == c.conf.nsites)
-                c.conf.sites[c.conf.nsites++] = (site){.host = xstrdup(host), .port = p,
+                c.conf.sites[c.conf.nsites++] = (site){.host = xstrdup(host),
+                                                       .port = p,
                                                        .origin = fmt("%s://%s:%ld", scheme, host, p),
                                                        .delay_ns = (uint64_t)(delay_s * 1e9)};
         }
