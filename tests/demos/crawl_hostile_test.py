@@ -271,6 +271,13 @@ def test_robots(tmp):
     asked = [r["path"] for r in reqs]
     check("/robots.txt" not in asked and "/private/b" in asked, "--ignore-robots", str(asked))
 
+    # --delay alone (no robots.txt) spaces the transfers the same way.
+    rc, got, summ, reqs = crawl(["--ignore-robots", "--delay", "0.2"], os.path.join(tmp, "r4.log"), "4")
+    times = [r["t"] for r in reqs]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    check(rc == 0 and len(times) == 4 and min(gaps) >= 0.1, "--delay 0.2 spaces the requests",
+          "%d requests, gaps %s" % (len(times), ["%.3f" % g for g in gaps]))
+
     # A start URL that robots.txt disallows: its line says so, exit 3.
     with Server("--robots", robots) as srv:
         rc, rows, summ, err, _ = run([srv.url("/private/b")])
