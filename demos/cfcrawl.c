@@ -1442,6 +1442,10 @@ static void transfer_done(crawl *c, job *j, CURLcode rc)
     int want_task =
         !j->error && j->status >= 200 && j->status < 300 && !j->skip_body && (!j->not_html || c->conf.output);
     if (want_task && !c->interrupted) {
+        /* The buffer grew by doubling: give back the slack while the page waits for a parser. */
+        char *d = j->body.data ? realloc(j->body.data, j->body.len + 1) : NULL;
+        if (d)
+            j->body.data = d, j->body.cap = j->body.len + 1;
         j->state = JOB_PARSING;
         int e = cf_thread_pool_submit(c->pool, page_task, j, NULL, &j->future);
         if (e == 0)
