@@ -1056,6 +1056,7 @@ typedef struct crawl {
 } crawl;
 
 static void pump(crawl *c);
+static void print_result(crawl *c, const job *j);
 
 static void fifo_push(job_fifo *q, job *j)
 {
@@ -1116,24 +1117,11 @@ static void frontier_add(crawl *c, const char *url, size_t st, int depth, int ho
             return;
         /* A start URL gets its line: it is why nothing was crawled. */
         site *s = &c->conf.sites[st];
-        char *e = s->robots_error ? fmt("robots.txt unreachable (%s): not fetched", s->robots_error)
-                                  : fmt("disallowed by robots.txt");
-        if (c->conf.json) {
-            fputs("{\"url\":", stdout);
-            json_str(stdout, url);
-            printf(",\"status\":0,\"bytes\":0,\"ms\":0,\"depth\":%d,\"content_type\":null,\"title\":null,"
-                   "\"links\":0,\"error\":",
-                   depth);
-            json_str(stdout, e);
-            fputs("}\n", stdout);
-        } else {
-            printf("  0      0.0 ms         0 B  d%d  ", depth);
-            text_str(stdout, url);
-            fputs("  error: ", stdout);
-            text_str(stdout, e);
-            fputc('\n', stdout);
-        }
-        free(e);
+        job line = {.url = (char *)url, .depth = depth};
+        line.error = s->robots_error ? fmt("robots.txt unreachable (%s): not fetched", s->robots_error)
+                                     : fmt("disallowed by robots.txt");
+        print_result(c, &line);
+        free(line.error);
         c->pages++;
         c->errors++;
         return;

@@ -238,6 +238,9 @@ async def main():
     server = await asyncio.start_server(srv.handle, "127.0.0.1", a.port, backlog=4096, limit=1 << 16)
     print("port %d" % server.sockets[0].getsockname()[1], flush=True)
     loop = asyncio.get_running_loop()
+    # A client that gives up resets its connections: that is expected here, not worth a traceback.
+    loop.set_exception_handler(lambda lp, ctx: None if isinstance(ctx.get("exception"), ConnectionError)
+                               else lp.default_exception_handler(ctx))
     done = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, done.set)
     loop.add_reader(sys.stdin.fileno(), lambda: done.set() if not os.read(sys.stdin.fileno(), 4096) else None)
