@@ -7,7 +7,11 @@ Run by `make check` (CF_BUILDDIR and CF_SRCDIR set by the Makefile), or by hand:
 The site (tools/gensite.py, 300 pages) has cycles, 404 links, a redirect, non-HTML
 files, fragments, a <base href>, and links to other hosts and ports.  The expected
 results are computed here from the generator's manifest, independently of cfcrawl:
-a breadth-first walk where a link costs one level and a redirect none.
+a breadth-first walk where a link costs one level and a redirect none.  Non-HTML
+files are results (status and type), 404s are errors; the site has no robots.txt
+(a 404: nothing disallowed).  Servers that refuse, never answer or do not resolve
+end in per-URL errors and exit status 3 (every start URL failed), with robots.txt
+first and with --ignore-robots.  The hostile cases are in crawl_hostile_test.py.
 Exit status: 0 pass, 1 fail, 77 skip (no nginx).
 """
 import json
