@@ -47,6 +47,18 @@ static int on_message_begin(http_parser *p)
     in->in_message = in->in_headers = 1;
     in->field_len = 0;
     in->cur = H_NONE;
+    in->head_bytes = 0;
+    return 0;
+}
+
+/* Count header bytes against HTTP_MAX_HEAD: 0, or -1 with 431. */
+static int head_count(http_in *in, size_t len)
+{
+    in->head_bytes += len;
+    if (in->head_bytes > HTTP_MAX_HEAD) {
+        in->err_status = 431;
+        return -1;
+    }
     return 0;
 }
 
@@ -79,6 +91,8 @@ static int on_url(http_parser *p, const char *at, size_t len)
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     http_in *in = p->data;
+    if (head_count(in, len + 4) != 0) /* ": " and CRLF count too */
+        return -1;
     if (in->field_len == SIZE_MAX) { /* a value ended: a new field begins */
         in->cur = H_NONE;
         in->field_len = 0;
@@ -94,6 +108,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     http_in *in = p->data;
+    if (head_count(in, len) != 0)
+        return -1;
     if (in->field_len != SIZE_MAX) { /* the field name is complete: which is it? */
         int id = H_NONE;
         if (in->field_len < sizeof(in->field)) {

@@ -18,7 +18,8 @@
 #include <sys/types.h>
 #include <time.h>
 
-#define HTTP_MAX_HEAD 8192        /* request line + headers -> 431 */
+#define HTTP_MAX_HEAD 8192        /* header fields and values -> 431 */
+#define HTTP_MAX_PARSER_HEAD (HTTP_MAX_HEAD + HTTP_MAX_URL + 1024) /* http-parser's own bound on a head */
 #define HTTP_MAX_URL 4096         /* request target -> 414 */
 #define HTTP_MAX_BODY (1u << 20)  /* request body -> 413 (read and discarded) */
 
@@ -54,6 +55,7 @@ struct http_in {
     size_t field_len;
     int cur;        /* the header whose value is being collected */
     size_t cur_len; /* its length so far */
+    size_t head_bytes; /* bytes of header fields and values so far */
     int in_message; /* a request's first byte arrived, its end not yet */
     int in_headers; /* ... and its head is not complete */
     int err_status; /* set by a callback that failed */

@@ -390,7 +390,7 @@ int main(int argc, char **argv)
         free(s.root);
         return 2;
     }
-    http_parser_set_max_header_size(HTTP_MAX_HEAD);
+    http_parser_set_max_header_size(HTTP_MAX_PARSER_HEAD);
 
     /* Use every descriptor we may: raise the soft limit to the hard one. */
     struct rlimit rl;

@@ -143,7 +143,7 @@ static void route_stats(conn *c, resp *r)
 {
     server *s = c->srv;
     cf_pool_stats ts, hs, ps;
-    char buf[2048];
+    char buf[4096];
     size_t n;
 
     memset(&ts, 0, sizeof(ts));
@@ -162,7 +162,17 @@ static void route_stats(conn *c, resp *r)
     n += pool_json(buf + n, sizeof(buf) - n, "thread_pool", &ts);
     n += pool_json(buf + n, sizeof(buf) - n, "hash_pool", &hs);
     n += pool_json(buf + n, sizeof(buf) - n, "process_pool", &ps);
-    n += (size_t)snprintf(buf + n, sizeof(buf) - n, "}\n");
+    /* The processes behind the pool, for diagnostics (and the tests that kill them). */
+    n--; /* reopen the process_pool object */
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, ",\"fork_server_pid\":%d,\"worker_pids\":[",
+                          (int)cf_process_pool_server_pid(s->ppool));
+    for (int i = 0; i < s->procs && n < sizeof(buf) - 32; i++) {
+        cf_worker_info wi;
+        memset(&wi, 0, sizeof(wi));
+        cf_process_pool_worker_info(s->ppool, i, &wi);
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%d", i ? "," : "", (int)wi.pid);
+    }
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, "]}}\n");
     resp_set(r, 200, "application/json", buf, n);
 }
 

@@ -157,7 +157,10 @@ static int open_confined(fs_job *j, const char *rel, char **real_out, struct sta
     int err = errno;
     free(full);
     if (!real) {
-        job_fail(j, errno_status(err), "cannot resolve /%.150s: %s", rel, strerror(err));
+        if (errno_status(err) == 404)
+            job_fail(j, 404, "no such file: /%.150s", rel);
+        else
+            job_fail(j, errno_status(err), "cannot resolve /%.150s: %s", rel, strerror(err));
         return -1;
     }
     if (!under_root(s, real)) {
