@@ -475,15 +475,15 @@ size_t http_log_line(char *buf, size_t cap, const char *host, time_t when, const
     gmtime_r(&when, &tm);
     strftime(t, sizeof(t), "%d/%b/%Y:%H:%M:%S +0000", &tm);
     n += (size_t)snprintf(buf, cap, "%s - - [%s] \"", host, t);
-    if (n > cap)
-        n = cap;
+    if (n >= cap) /* truncated: snprintf ended it at cap - 1 */
+        n = cap - 1;
     log_str(buf, cap, &n, request);
     if (n < cap) {
         int k = bytes ? snprintf(buf + n, cap - n, "\" %d %" PRIu64 " \"", status, bytes)
                       : snprintf(buf + n, cap - n, "\" %d - \"", status);
         n += k > 0 ? (size_t)k : 0;
-        if (n > cap)
-            n = cap;
+        if (n >= cap)
+            n = cap - 1;
     }
     log_str(buf, cap, &n, referer);
     if (n + 3 < cap) {
