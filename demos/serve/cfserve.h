@@ -123,6 +123,7 @@ struct server {
     int procs;
     demo_mime *mime;
     char *root; /* realpath of --root */
+    int root_fd; /* ... opened O_PATH, for openat2() */
     size_t rootlen;
     double idle_timeout, header_timeout, request_timeout;
     double min_rate; /* bytes/s a transfer must keep after the idle timeout's grace */

@@ -309,7 +309,7 @@ int main(int argc, char **argv)
     double idle = 10, header = -1, request = 60;
 
     memset(&s, 0, sizeof(s));
-    s.lfd = s.spare_fd = s.log_fd = -1;
+    s.lfd = s.spare_fd = s.log_fd = s.root_fd = -1;
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if ((v = demo_opt_value(argc, argv, &i, "--port"))) {
@@ -380,6 +380,7 @@ int main(int argc, char **argv)
         return 2;
     }
     s.rootlen = strlen(s.root);
+    s.root_fd = open(s.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     int rc = demo_mime_load(mime_path, &s.mime);
     if (rc != 0)
         fprintf(stderr, "cfserve: %s: %s; every file is served as application/octet-stream\n", mime_path,
@@ -525,6 +526,8 @@ out:
     if (s.log_fd >= 0)
         close(s.log_fd);
     demo_mime_free(s.mime);
+    if (s.root_fd >= 0)
+        close(s.root_fd);
     free(s.root);
     return status;
 }
