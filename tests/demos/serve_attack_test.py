@@ -28,6 +28,7 @@ attack's own pacing.  Exit status: 0 pass, 1 fail, 77 skip.
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -278,6 +279,26 @@ def attack_fdflood(root):
         check(ok, "fdflood: recovery: /health and static files 200 again")
         check(wait_for(lambda: srv.fds() <= base_fds + 2, 30), "fdflood: descriptors back to %d (%d)" % (
             base_fds, srv.fds()))
+        # Exhaustion the budget did not foresee: the limit lowered under the running server.
+        resource.prlimit(srv.pid, resource.RLIMIT_NOFILE, (srv.fds() + 2, 64))
+        held = [socket.create_connection(("127.0.0.1", srv.port), timeout=30) for _ in range(20)]
+        for s in held:
+            try:
+                s.sendall(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+        codes = {}
+        for s in held:
+            c = finals(read_all(s).decode("latin-1"))
+            codes[c[0] if c else 0] = codes.get(c[0] if c else 0, 0) + 1
+        st = stats(srv.port) or {"server": {}}
+        print("# fdflood: limit lowered to %d under the server: %s, accept EMFILE %s times" % (
+            base_fds + 2, codes, st["server"].get("accept_emfile")))
+        check(set(codes) <= {200, 503} and codes.get(503, 0) > 0 and st["server"].get("accept_emfile", 0) > 0,
+              "fdflood: EMFILE is answered 503 (the reserve descriptor), nothing hangs", repr(codes))
+        resource.prlimit(srv.pid, resource.RLIMIT_NOFILE, (64, 64))
+        ok = wait_for(lambda: request(srv.port, "/health")[0] == 200 and request(srv.port, "/a.txt")[0] == 200, 30)
+        check(ok, "fdflood: recovery once descriptors are back")
     finally:
         rc, err = srv.stop()
     check(rc == 0, "fdflood: exit 0", err[-300:])
