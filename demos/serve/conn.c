@@ -808,6 +808,7 @@ void conn_new(server *s, int fd, const char *peer, int reject)
     s->conns = c;
     s->live_conns++;
     s->total_conns++;
+    conn_ref(c); /* a failed write may close it below */
     if (reject) {
         c->rejected = 1;
         s->rejected_open++;
@@ -819,4 +820,5 @@ void conn_new(server *s, int fd, const char *peer, int reject)
         ev_io_start(s->ev, &c->rio);
     }
     conn_timer_update(c);
+    conn_unref(c);
 }
