@@ -22,6 +22,9 @@
  * the access log (for log rotation).
  */
 #define _GNU_SOURCE /* accept4 */
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* PACKAGE_VERSION */
+#endif
 #include "cfserve.h"
 
 #include <arpa/inet.h>
