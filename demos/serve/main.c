@@ -21,9 +21,11 @@
  * exit status is 0; a second signal closes everything at once.  SIGHUP reopens
  * the access log (for log rotation).
  */
-#define _GNU_SOURCE /* accept4 */
 #ifdef HAVE_CONFIG_H
-#include "config.h" /* PACKAGE_VERSION */
+#include "config.h" /* PACKAGE_VERSION; defines _GNU_SOURCE (accept4) */
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
 #endif
 #include "cfserve.h"
 
