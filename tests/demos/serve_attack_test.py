@@ -52,7 +52,9 @@ class Server:
         cmd += list(args)
         if ulimit:
             cmd = ["bash", "-c", 'ulimit -n %d && exec "$@"' % ulimit, "cfserve"] + cmd
-        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # SIGHUP as a terminal would deliver it (a test runner may have it ignored): fatal unless handled.
+        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
         line = self.p.stdout.readline()
         m = re.search(r"127\.0\.0\.1:(\d+)/", line)
         if not m:
