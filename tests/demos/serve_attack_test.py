@@ -10,6 +10,8 @@ Each attack checks bounds and recovery, not only that the server survives:
              RSS growth stays under 32 MiB; then one reads its 512 MiB intact
   slowbody   --max-conns clients trickle a declared 1 MB body: each gets 408,
              their slots free up, and a normal client is served
+  slowread   a client that reads a 16 MiB answer slower than --min-rate is
+             cut off; others are served
   fdflood    under `ulimit -n 64`, 150 clients at once: answers are 200 or 503,
              /health answers throughout, then everything recovers
   md5        a file over --md5-max is refused at once; a hash whose client
@@ -241,6 +243,36 @@ def attack_slowbody(root):
     check(rc == 0, "slowbody: exit 0", err[-300:])
 
 
+def attack_slowread(root):
+    srv = Server(root, "--idle-timeout", "1", "--min-rate", "1000000")
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.settimeout(60)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = 0
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 120:
+            try:
+                chunk = s.recv(16384)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += len(chunk)
+            time.sleep(0.05)  # the attack: about 300 KB/s, under --min-rate
+        s.close()
+        st = stats(srv.port)
+        print("# slowread: closed after %d of %d bytes" % (got, os.path.getsize(os.path.join(root, "big.bin"))))
+        check(got < os.path.getsize(os.path.join(root, "big.bin")) and st["server"]["timeouts"] >= 1,
+              "slowread: a reader under --min-rate is cut off (%d bytes)" % got)
+        check(request(srv.port, "/a.txt")[0] == 200, "slowread: others are served")
+    finally:
+        rc, err = srv.stop()
+    check(rc == 0, "slowread: exit 0", err[-300:])
+
+
 def attack_fdflood(root):
     srv = Server(root, "--threads", "1", "--procs", "1", ulimit=64)
     try:
@@ -447,7 +479,7 @@ def main():
             f.truncate(4 << 30)  # sparse: seconds of hashing
         only = sys.argv[1:]
         for name, fn, args in (("pipeline", attack_pipeline, (root,)), ("slowbody", attack_slowbody, (root,)),
-                               ("fdflood", attack_fdflood, (root,)), ("md5", attack_md5, (root, tmp)),
+                               ("slowread", attack_slowread, (root,)), ("fdflood", attack_fdflood, (root,)), ("md5", attack_md5, (root, tmp)),
                                ("paths", attack_paths, (root,)), ("pool", attack_pool, (root,)),
                                ("sighup", attack_sighup, (root, tmp)), ("halfclose", attack_halfclose, (root,))):
             if only and name not in only:
