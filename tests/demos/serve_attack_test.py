@@ -244,7 +244,7 @@ def attack_slowbody(root):
 
 
 def attack_slowread(root):
-    srv = Server(root, "--idle-timeout", "1", "--min-rate", "1000000")
+    srv = Server(root, "--idle-timeout", "8", "--min-rate", "4000000")
     try:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
