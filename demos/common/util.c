@@ -116,10 +116,20 @@ int demo_parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
         return -1;
     memcpy(digits, s, n + 1);
     switch (digits[n - 1]) {
-    case 'k': case 'K': shift = 10; break;
-    case 'm': case 'M': shift = 20; break;
-    case 'g': case 'G': shift = 30; break;
-    default: break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        break;
+    default:
+        break;
     }
     if (shift)
         digits[n - 1] = '\0';

@@ -24,18 +24,18 @@
 #include "../common/util.h"
 #include "http.h"
 
-#define CFS_MAX_PIPELINE 16        /* responses outstanding per connection: past it, parsing pauses */
-#define CFS_MAX_FILES 4            /* ... of which holding (or about to hold) an open file */
-#define CFS_SMALL_FILE (8u << 10)  /* files up to this size are read whole; larger ones are streamed */
-#define CFS_READ_BUF 16384         /* request bytes read per recv() */
-#define CFS_LINGER 2.0             /* seconds of lingering close */
-#define CFS_LINGER_BYTES (1u << 20) /* discarded at most while lingering */
-#define CFS_IOV 32                 /* iovecs per sendmsg() */
+#define CFS_MAX_PIPELINE 16             /* responses outstanding per connection: past it, parsing pauses */
+#define CFS_MAX_FILES 4                 /* ... of which holding (or about to hold) an open file */
+#define CFS_SMALL_FILE (8u << 10)       /* files up to this size are read whole; larger ones are streamed */
+#define CFS_READ_BUF 16384              /* request bytes read per recv() */
+#define CFS_LINGER 2.0                  /* seconds of lingering close */
+#define CFS_LINGER_BYTES (1u << 20)     /* discarded at most while lingering */
+#define CFS_IOV 32                      /* iovecs per sendmsg() */
 #define CFS_SENDFILE_CHUNK (512u << 10) /* bytes per sendfile() call */
-#define CFS_PROBE_INTERVAL 1.0     /* seconds between liveness probes of a half-closed client */
-#define CFS_FIB_MAX 92             /* fib(92) is the largest that fits an int64 */
-#define CFS_FIB_NAIVE_MAX 45       /* above this, fib is computed iteratively */
-#define CFS_SLEEP_MAX 10000        /* ms */
+#define CFS_PROBE_INTERVAL 1.0          /* seconds between liveness probes of a half-closed client */
+#define CFS_FIB_MAX 92                  /* fib(92) is the largest that fits an int64 */
+#define CFS_FIB_NAIVE_MAX 45            /* above this, fib is computed iteratively */
+#define CFS_SLEEP_MAX 10000             /* ms */
 #define CFS_FDS_PER_CONN (1 + CFS_MAX_FILES)
 
 typedef struct server server;
@@ -71,18 +71,18 @@ typedef struct resp {
     struct resp *next;
     conn *c;
     resp_kind kind;
-    int ready;   /* status and body are final */
-    int head;    /* HEAD: headers only */
-    int close;   /* "Connection: close": the connection closes after it */
-    int http11;  /* the request was HTTP/1.1 or later (it may be sent a 1xx) */
-    int file;    /* counted in conn.nfiles */
+    int ready;  /* status and body are final */
+    int head;   /* HEAD: headers only */
+    int close;  /* "Connection: close": the connection closes after it */
+    int http11; /* the request was HTTP/1.1 or later (it may be sent a 1xx) */
+    int file;   /* counted in conn.nfiles */
     int status;
     const char *ctype;
     char *body; /* inline body, malloc'd */
     size_t len;
-    int fd;               /* file body: descriptor, or -1 */
-    uint64_t foff, flen;  /* ... its part (flen is the Content-Length) */
-    char extra[512];      /* header lines */
+    int fd;              /* file body: descriptor, or -1 */
+    uint64_t foff, flen; /* ... its part (flen is the Content-Length) */
+    char extra[512];     /* header lines */
     char hdr[1024];
     size_t hdr_len;
     int built;
@@ -122,7 +122,7 @@ struct server {
     cf_process_pool_t *ppool;
     int procs;
     demo_mime *mime;
-    char *root; /* realpath of --root */
+    char *root;  /* realpath of --root */
     int root_fd; /* ... opened O_PATH, for openat2() */
     size_t rootlen;
     double idle_timeout, header_timeout, request_timeout;

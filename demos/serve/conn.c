@@ -168,9 +168,12 @@ static void resp_build(conn *c, resp *r)
     if (r->built)
         return;
     r->built = 1;
-    http_head h = {.status = r->status, .ctype = r->status == 304 ? NULL : r->ctype,
-                   .length = r->fd >= 0 ? r->flen : r->len, .close = r->close,
-                   .date = server_date(c->srv), .extra = r->extra};
+    http_head h = {.status = r->status,
+                   .ctype = r->status == 304 ? NULL : r->ctype,
+                   .length = r->fd >= 0 ? r->flen : r->len,
+                   .close = r->close,
+                   .date = server_date(c->srv),
+                   .extra = r->extra};
     r->hdr_len = http_head_build(r->hdr, sizeof(r->hdr), &h);
     if (r->hdr_len == 0) { /* cannot happen with our header sizes; answer something valid */
         r->status = 500;
@@ -505,8 +508,8 @@ static void conn_timer_cb(struct ev_loop *ev, ev_timer *w, int revents)
         c->srv->timeouts++;
         ev_tstamp now = ev_now(ev);
         const char *why = c->in.in_headers ? "the request head did not arrive in time"
-                        : now >= c->msg_start + c->srv->request_timeout - 0.001 ? "the request took too long"
-                                                                                : "the request body is too slow";
+                          : now >= c->msg_start + c->srv->request_timeout - 0.001 ? "the request took too long"
+                                                                                  : "the request body is too slow";
         conn_fail(c, 408, why);
         conn_flush(c);
     }

@@ -26,13 +26,32 @@ static const struct {
 static char *cur_buf(http_req *r, int id, size_t *cap, unsigned *over)
 {
     switch (id) {
-    case H_IMS: *cap = sizeof(r->ims); *over = HTTP_OVER_IMS; return r->ims;
-    case H_INM: *cap = sizeof(r->inm); *over = HTTP_OVER_INM; return r->inm;
-    case H_RANGE: *cap = sizeof(r->range); *over = HTTP_OVER_RANGE; return r->range;
-    case H_IF_RANGE: *cap = sizeof(r->if_range); *over = HTTP_OVER_IF_RANGE; return r->if_range;
-    case H_REFERER: *cap = sizeof(r->referer); *over = 0; return r->referer;
-    case H_UA: *cap = sizeof(r->ua); *over = 0; return r->ua;
-    default: return NULL;
+    case H_IMS:
+        *cap = sizeof(r->ims);
+        *over = HTTP_OVER_IMS;
+        return r->ims;
+    case H_INM:
+        *cap = sizeof(r->inm);
+        *over = HTTP_OVER_INM;
+        return r->inm;
+    case H_RANGE:
+        *cap = sizeof(r->range);
+        *over = HTTP_OVER_RANGE;
+        return r->range;
+    case H_IF_RANGE:
+        *cap = sizeof(r->if_range);
+        *over = HTTP_OVER_IF_RANGE;
+        return r->if_range;
+    case H_REFERER:
+        *cap = sizeof(r->referer);
+        *over = 0;
+        return r->referer;
+    case H_UA:
+        *cap = sizeof(r->ua);
+        *over = 0;
+        return r->ua;
+    default:
+        return NULL;
     }
 }
 
@@ -217,8 +236,7 @@ void http_in_resume(http_in *in)
     http_parser_pause(&in->parser, 0);
 }
 
-http_in_state http_in_execute(http_in *in, const char *buf, size_t len, size_t *used, int *status,
-                              const char **why)
+http_in_state http_in_execute(http_in *in, const char *buf, size_t len, size_t *used, int *status, const char **why)
 {
     size_t off = 0;
     *used = 0;
@@ -231,10 +249,11 @@ http_in_state http_in_execute(http_in *in, const char *buf, size_t len, size_t *
             return HTTP_IN_PAUSED;
         if (e != HPE_OK) {
             *status = in->err_status ? in->err_status : e == HPE_HEADER_OVERFLOW ? 431 : 400;
-            *why = *status == 400 ? http_errno_description(e)
-                 : *status == 414 ? "request target too long"
-                 : *status == 413 ? "request body too large"
-                 : *status == 431 ? "request head too large" : "out of memory";
+            *why = *status == 400   ? http_errno_description(e)
+                   : *status == 414 ? "request target too long"
+                   : *status == 413 ? "request body too large"
+                   : *status == 431 ? "request head too large"
+                                    : "out of memory";
             in->in_message = in->in_headers = 0;
             return HTTP_IN_ERROR;
         }
@@ -304,7 +323,8 @@ void http_date(time_t t, char out[40])
 
 int http_parse_date(const char *s, time_t *out)
 {
-    static const char *const forms[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %d %H:%M:%S %Y"};
+    static const char *const forms[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                                        "%a %b %d %H:%M:%S %Y"};
     for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
         struct tm tm;
         memset(&tm, 0, sizeof(tm));
@@ -403,8 +423,8 @@ static int parse_range(const char *s, uint64_t size, uint64_t *start, uint64_t *
     return 1;
 }
 
-int http_file_status(const http_req *req, const http_file *f, const char *etag, const char *lastmod,
-                     uint64_t *start, uint64_t *len)
+int http_file_status(const http_req *req, const http_file *f, const char *etag, const char *lastmod, uint64_t *start,
+                     uint64_t *len)
 {
     *start = 0;
     *len = f->size;
@@ -439,11 +459,10 @@ size_t http_head_build(char *buf, size_t cap, const http_head *h)
     char clen[48] = "";
     if (h->status != 304 && h->status != 204 && h->status >= 200) /* these have no Content-Length */
         snprintf(clen, sizeof(clen), "Content-Length: %" PRIu64 "\r\n", h->length);
-    int n = snprintf(buf, cap,
-                     "HTTP/1.1 %d %s\r\nServer: cfserve\r\nDate: %s\r\n%s%s%s%sConnection: %s\r\n%s\r\n",
-                     h->status, http_status_str((enum http_status)h->status), h->date,
-                     h->ctype ? "Content-Type: " : "", h->ctype ? h->ctype : "", h->ctype ? "\r\n" : "", clen,
-                     h->close ? "close" : "keep-alive", h->extra ? h->extra : "");
+    int n = snprintf(buf, cap, "HTTP/1.1 %d %s\r\nServer: cfserve\r\nDate: %s\r\n%s%s%s%sConnection: %s\r\n%s\r\n",
+                     h->status, http_status_str((enum http_status)h->status), h->date, h->ctype ? "Content-Type: " : "",
+                     h->ctype ? h->ctype : "", h->ctype ? "\r\n" : "", clen, h->close ? "close" : "keep-alive",
+                     h->extra ? h->extra : "");
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 

@@ -18,10 +18,10 @@
 #include <sys/types.h>
 #include <time.h>
 
-#define HTTP_MAX_HEAD 8192        /* header fields and values -> 431 */
+#define HTTP_MAX_HEAD 8192                                         /* header fields and values -> 431 */
 #define HTTP_MAX_PARSER_HEAD (HTTP_MAX_HEAD + HTTP_MAX_URL + 1024) /* http-parser's own bound on a head */
-#define HTTP_MAX_URL 4096         /* request target -> 414 */
-#define HTTP_MAX_BODY (1u << 20)  /* request body -> 413 (read and discarded) */
+#define HTTP_MAX_URL 4096                                          /* request target -> 414 */
+#define HTTP_MAX_BODY (1u << 20)                                   /* request body -> 413 (read and discarded) */
 
 /* One parsed request.  Header values we use are copied, truncated to their buffers (`*_over` set). */
 typedef struct http_req {
@@ -31,12 +31,12 @@ typedef struct http_req {
     int upgrade;
     char *url; /* the request target, NUL-terminated; owned by the http_in */
     size_t url_len;
-    char ims[48]; /* If-Modified-Since */
+    char ims[48];  /* If-Modified-Since */
     char inm[256]; /* If-None-Match */
     char range[128];
     char if_range[96];
     char referer[256];
-    char ua[256]; /* User-Agent */
+    char ua[256];       /* User-Agent */
     unsigned char over; /* bit per header that did not fit: then it is ignored */
     uint64_t body_len;
 } http_req;
@@ -53,12 +53,12 @@ struct http_in {
     size_t url_cap;
     char field[24];
     size_t field_len;
-    int cur;        /* the header whose value is being collected */
-    size_t cur_len; /* its length so far */
+    int cur;           /* the header whose value is being collected */
+    size_t cur_len;    /* its length so far */
     size_t head_bytes; /* bytes of header fields and values so far */
-    int in_message; /* a request's first byte arrived, its end not yet */
-    int in_headers; /* ... and its head is not complete */
-    int err_status; /* set by a callback that failed */
+    int in_message;    /* a request's first byte arrived, its end not yet */
+    int in_headers;    /* ... and its head is not complete */
+    int err_status;    /* set by a callback that failed */
     http_on_request on_request;
     void *owner;
 };
@@ -74,13 +74,12 @@ void http_in_free(http_in *in);
  * request may follow on this connection (Upgrade); HTTP_IN_ERROR: *status is
  * 400, 413, 414, 431 or 500 and *why a static description.
  */
-http_in_state http_in_execute(http_in *in, const char *buf, size_t len, size_t *used, int *status,
-                              const char **why);
+http_in_state http_in_execute(http_in *in, const char *buf, size_t len, size_t *used, int *status, const char **why);
 void http_in_resume(http_in *in);
 
 /* The parts of a request target. */
 typedef struct http_target {
-    char *path; /* %-decoded, starts with '/'; to free */
+    char *path;           /* %-decoded, starts with '/'; to free */
     const char *raw_path; /* inside req->url, not decoded */
     size_t raw_path_len;
     const char *query;
@@ -114,8 +113,8 @@ int http_parse_date(const char *s, time_t *out);
  * one range), or 200 (*start 0, *len the size).  Multiple ranges are ignored
  * (200), as RFC 9110 allows.
  */
-int http_file_status(const http_req *req, const http_file *f, const char *etag, const char *lastmod,
-                     uint64_t *start, uint64_t *len);
+int http_file_status(const http_req *req, const http_file *f, const char *etag, const char *lastmod, uint64_t *start,
+                     uint64_t *len);
 
 /* The head of a response. */
 typedef struct http_head {

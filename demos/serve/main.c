@@ -223,8 +223,8 @@ static void signal_cb(struct ev_loop *ev, ev_signal *w, int revents)
 
 static int listen_on(const char *host, int port, char *shown, size_t cap)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE};
     struct addrinfo *ai = NULL;
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
@@ -253,7 +253,7 @@ static int listen_on(const char *host, int port, char *shown, size_t cap)
     char name[INET6_ADDRSTRLEN];
     peer_name(&sa, name, sizeof(name));
     int bound = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                                : ((struct sockaddr_in *)&sa)->sin_port);
+                                               : ((struct sockaddr_in *)&sa)->sin_port);
     snprintf(shown, cap, sa.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", name, bound);
     freeaddrinfo(ai);
     return fd;
@@ -506,8 +506,8 @@ int main(int argc, char **argv)
     ev_run(s.ev, 0);
 
     fprintf(stderr,
-            "cfserve: %s: stopped after %" PRIu64 " responses on %" PRIu64 " connections (%" PRIu64 " rejected, %" PRIu64
-            " shed)\n",
+            "cfserve: %s: stopped after %" PRIu64 " responses on %" PRIu64 " connections (%" PRIu64
+            " rejected, %" PRIu64 " shed)\n",
             s.stop_signal ? s.stop_signal : "loop ended", s.requests, s.total_conns, s.rejected_conns, s.shed_conns);
     status = s.stop_signal ? 0 : 1;
 

@@ -131,11 +131,11 @@ static void route_static(conn *c, resp *r, const http_target *t, const http_req 
 
 static size_t pool_json(char *buf, size_t cap, const char *name, const cf_pool_stats *st)
 {
-    int n = snprintf(buf, cap,
-                     ",\"%s\":{\"submitted\":%" PRIu64 ",\"queued\":%" PRIu64 ",\"running\":%" PRIu64
-                     ",\"completed\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"cancelled\":%" PRIu64 ",\"workers\":%d}",
-                     name, st->submitted, st->queued, st->running, st->completed, st->failed, st->cancelled,
-                     st->workers);
+    int n =
+        snprintf(buf, cap,
+                 ",\"%s\":{\"submitted\":%" PRIu64 ",\"queued\":%" PRIu64 ",\"running\":%" PRIu64
+                 ",\"completed\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"cancelled\":%" PRIu64 ",\"workers\":%d}",
+                 name, st->submitted, st->queued, st->running, st->completed, st->failed, st->cancelled, st->workers);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 

@@ -156,7 +156,8 @@ static int open_beneath(fs_job *j, const char *rel, struct stat *st)
 {
 #ifdef SYS_openat2
     const server *s = j->srv;
-    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK, .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
     if (s->root_fd < 0)
         return -2;
     int fd = (int)syscall(SYS_openat2, s->root_fd, rel[0] ? rel : ".", &how, sizeof(how));
@@ -297,7 +298,9 @@ static int md5_fd(cf_task_t *task, fs_job *j, int fd, const struct stat *st)
 /* A static file: status from the conditional and range headers; small bodies read, large ones kept open. */
 static void static_fd(fs_job *j, int *fdp, const struct stat *st, const char *real)
 {
-    http_file f = {.size = (uint64_t)st->st_size, .mtime = st->st_mtim.tv_sec, .mtime_nsec = st->st_mtim.tv_nsec,
+    http_file f = {.size = (uint64_t)st->st_size,
+                   .mtime = st->st_mtim.tv_sec,
+                   .mtime_nsec = st->st_mtim.tv_nsec,
                    .ino = (uint64_t)st->st_ino};
     char etag[64], lastmod[40];
     uint64_t start = 0, len = 0;
@@ -309,8 +312,8 @@ static void static_fd(fs_job *j, int *fdp, const struct stat *st, const char *re
     int n = snprintf(j->extra, sizeof(j->extra), "ETag: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n", etag,
                      lastmod);
     if (j->status == 206)
-        snprintf(j->extra + n, sizeof(j->extra) - (size_t)n, "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n",
-                 start, start + len - 1, f.size);
+        snprintf(j->extra + n, sizeof(j->extra) - (size_t)n,
+                 "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n", start, start + len - 1, f.size);
     else if (j->status == 416)
         snprintf(j->extra + n, sizeof(j->extra) - (size_t)n, "Content-Range: bytes */%" PRIu64 "\r\n", f.size);
     if (j->status == 304 || j->status == 416) {
