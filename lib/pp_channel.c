@@ -36,6 +36,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -47,6 +48,14 @@
  * itself is signalled by pid too: a task may have moved it to another
  * process group (setpgid()).
  */
+/* The pool gives up on the worker's channel: record why (once) and kill it. */
+static void worker_lost(struct pp_worker *w, const char *why, int err)
+{
+    if (!w->stop_why)
+        w->stop_why = err ? cf__printf_alloc("%s (%s)", why, strerror(err)) : cf__printf_alloc("%s", why);
+    cf__pp_worker_signal(w, SIGKILL);
+}
+
 void cf__pp_worker_signal(struct pp_worker *w, int sig)
 {
     if (w->pid <= 0)
@@ -107,6 +116,12 @@ void cf__pp_worker_flush(struct pp_worker *w)
                     w->wio_on = 1;
                 }
                 return;
+            }
+            if (errno != EPIPE && errno != ECONNRESET) {
+                /* ENOBUFS, ENOMEM ...: no readiness will say when to retry,
+                 * so the channel is given up: stop the worker; its
+                 * unstarted tasks go to another. */
+                worker_lost(w, "the pool could not write to its channel", errno);
             }
             return; /* EPIPE/ECONNRESET: the read side sees the death */
         }
@@ -295,7 +310,7 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, con
     }
     /* Anything else is a protocol violation: stop the worker. */
     free(owned);
-    cf__pp_worker_signal(w, SIGKILL);
+    worker_lost(w, "it sent a frame out of order", 0);
 }
 
 /*
@@ -327,7 +342,9 @@ void cf__pp_worker_read(struct pp_worker *w)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            goto eof; /* ECONNRESET: treat as EOF */
+            if (errno != ECONNRESET)
+                worker_lost(w, "the pool could not read its channel", errno);
+            goto eof;
         }
         if (r == 0)
             goto eof;
@@ -339,7 +356,7 @@ void cf__pp_worker_read(struct pp_worker *w)
 
             if (!direct && cf__frame_reader_idle(&w->rd) && (size_t)r - off >= CF__FRAME_HDR) {
                 if (cf__frame_hdr_decode(buf + off, &h)) {
-                    cf__pp_worker_signal(w, SIGKILL); /* malformed stream: the worker is of no more use */
+                    worker_lost(w, "it sent a malformed frame", 0);
                     goto eof;
                 }
                 if ((size_t)r - off - CF__FRAME_HDR >= h.len) { /* whole: handle it in place */
@@ -361,7 +378,7 @@ void cf__pp_worker_read(struct pp_worker *w)
             off += want;
             rc = cf__frame_reader_got(&w->rd, want, &h, &payload);
             if (rc < 0) {
-                cf__pp_worker_signal(w, SIGKILL); /* malformed stream: the worker is of no more use */
+                worker_lost(w, "it sent a malformed frame", 0);
                 goto eof;
             }
             if (rc == 1) {

@@ -591,6 +591,7 @@ void cf_process_pool_free(cf_process_pool_t *pool)
         w->ninflight = 0;
         cf__pp_worker_close(w);
         free(w->init_msg);
+        free(w->stop_why);
     }
     cf__pp_fail_queue(pool, CF_ECANCELED, NULL);
     if (ev_is_active(&pool->respawn_timer)) {

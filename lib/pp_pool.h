@@ -69,7 +69,8 @@ struct pp_worker {
     struct cf__frame_reader rd;
     struct cf__list inflight;
     size_t ninflight;
-    int status; /* wait status, once the fork server reported the exit */
+    int status;     /* wait status, once the fork server reported the exit */
+    char *stop_why; /* why the pool itself killed it (its channel failed), for the messages */
     char *init_msg;
     ev_timer task_timer;
     ev_timer kill_timer;

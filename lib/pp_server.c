@@ -133,7 +133,12 @@ void cf__pp_worker_finalize(struct pp_worker *w)
     worker_mark_ended(w);
     cf__pp_worker_close(w);
     init_failed = w->state == W_FAILED;
-    describe_status(w->status, how, sizeof(how));
+    if (w->stop_why)
+        snprintf(how, sizeof(how), "was stopped by the pool: %s", w->stop_why);
+    else
+        describe_status(w->status, how, sizeof(how));
+    free(w->stop_why);
+    w->stop_why = NULL;
     cf__list_init(&requeue);
     for (int first = 1; (n = cf__list_pop(&w->inflight)); first = 0) {
         struct pp_task *t = cf__container_of(n, struct pp_task, link);
@@ -423,8 +428,8 @@ void cf__pp_ctl_cb(struct ev_loop *ev, ev_io *io, int revents)
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOMEM || errno == ENOBUFS)
+                return; /* (out of memory: the message waits; retried on the next readiness) */
             pp_server_gone(pool);
             return;
         }
