@@ -231,12 +231,21 @@ void cf__pp_worker_finalize(struct pp_worker *w)
     cf__pp_dispatch_due(pool);
 }
 
+static void start_failed(cf_process_pool_t *pool, struct pp_worker *w, int err);
+
 void cf__pp_worker_spawn(struct pp_worker *w)
 {
     struct cf__pp_ctl m = {.type = CF__CTL_SPAWN, .index = w->index};
+    ssize_t r;
 
     cf__pp_worker_set(w, W_SPAWNING);
-    if (send(w->pool->ctl, &m, sizeof(m), MSG_NOSIGNAL) != (ssize_t)sizeof(m))
+    while ((r = send(w->pool->ctl, &m, sizeof(m), MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    if (r == (ssize_t)sizeof(m))
+        return;
+    if (r < 0 && errno != EPIPE && errno != ECONNRESET)
+        start_failed(w->pool, w, -errno); /* ENOBUFS, EAGAIN ...: retried with backoff */
+    else
         cf__pp_worker_set(w, W_EMPTY); /* the server is gone: the ctl watcher sees it */
 }
 

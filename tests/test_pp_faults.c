@@ -483,6 +483,63 @@ static void test_argument_kills_its_workers(void **state)
 #endif
 }
 
+/* ------------------------------------------------------------------ crash matrix */
+
+/* A worker killed between tasks (idle): nothing fails, the next tasks run. */
+static void test_worker_killed_between_tasks(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    cf_future_t *f = submit_i(p, t_square, 2, -1), *fs[4];
+    cf_worker_info wi;
+    int64_t v = 0;
+
+    assert_int_equal(cf_future_wait(f, -1), 0);
+    assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+    assert_int_equal(kill(wi.pid, SIGKILL), 0);
+    for (int i = 0; i < 4; i++)
+        fs[i] = submit_i(p, t_square, i, -1);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(cf_future_wait(fs[i], -1), 0);
+        assert_int_equal(cf_future_result_i64(fs[i], &v), 0);
+        assert_int_equal(v, i * i);
+        assert_int_equal(cf_future_unref(fs[i]), 0);
+    }
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
+/* A worker killed after shutdown started: its task fails CF_EWORKER, the queued ones still run. */
+static void test_worker_killed_during_shutdown(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    char go[] = "/tmp/cf-go-XXXXXX";
+    cf_future_t *a, *fs[3];
+    cf_worker_info wi;
+    int64_t v = 0;
+
+    tmpname(go);
+    assert_int_equal(cf_process_pool_submit(p, t_wait_file, go, sizeof(go), -1, &a), 0);
+    run_until_running(fx, a);
+    for (int i = 0; i < 3; i++)
+        fs[i] = submit_i(p, t_square, i + 1, -1);
+    assert_int_equal(cf_process_pool_shutdown(p, 0), 0);
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+    assert_int_equal(kill(wi.pid, SIGKILL), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    assert_int_equal(cf_future_status(a), CF_EWORKER);
+    assert_non_null(strstr(cf_future_error(a), "SIGKILL"));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cf_future_result_i64(fs[i], &v), 0);
+        assert_int_equal(v, (i + 1) * (i + 1));
+        assert_int_equal(cf_future_unref(fs[i]), 0);
+    }
+    assert_int_equal(cf_future_unref(a), 0);
+    cf_process_pool_free(p);
+}
+
 /* ------------------------------------------------------------------ fork server deaths */
 
 /* Run the loop until the pool's fork server is another process than `old`; bounded. */
@@ -721,6 +778,8 @@ int main(void)
         T(test_timeout_zero_is_none),
         T(test_result_out_of_memory),
         T(test_argument_kills_its_workers),
+        T(test_worker_killed_between_tasks),
+        T(test_worker_killed_during_shutdown),
         T(test_fork_server_killed_is_restarted),
         T(test_fork_server_dying_in_a_row_breaks),
         T(test_descriptor_table_full_at_start),

@@ -21,7 +21,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-enum { W_FORK, W_SOCKETPAIR, W_PIPE2, W_MMAP, W_SENDMSG, W_READ, W_RECVMSG, W_N };
+enum { W_FORK, W_SOCKETPAIR, W_PIPE2, W_MMAP, W_SENDMSG, W_READ, W_RECVMSG, W_SEND, W_N };
 
 static int countdown[W_N]; /* > 0: fail when it reaches 0 */
 static int fail_errno[W_N];
@@ -88,6 +88,13 @@ ssize_t __wrap_recvmsg(int fd, struct msghdr *m, int flags);
 ssize_t __wrap_recvmsg(int fd, struct msghdr *m, int flags)
 {
     return should_fail(W_RECVMSG) ? -1 : __real_recvmsg(fd, m, flags);
+}
+
+ssize_t __real_send(int fd, const void *buf, size_t n, int flags);
+ssize_t __wrap_send(int fd, const void *buf, size_t n, int flags);
+ssize_t __wrap_send(int fd, const void *buf, size_t n, int flags)
+{
+    return should_fail(W_SEND) ? -1 : __real_send(fd, buf, n, flags);
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -265,12 +272,28 @@ static void test_ctl_recvmsg_enomem(void **state)
     cf_process_pool_free(p);
 }
 
+/* The SPAWN request cannot be sent (ENOBUFS): retried, not lost. */
+static void test_spawn_request_not_sent(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p;
+    cf_worker_info wi;
+
+    fail_in(W_SEND, 1, ENOBUFS);
+    p = ppool(fx, 1);
+    run_tasks(p, 3);
+    reset();
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+    assert_int_equal(wi.start_failures, 1);
+    cf_process_pool_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_new_fails_cleanly),  T(test_spawn_failures_in_the_server_are_retried),
         T(test_sendmsg_failure),    T(test_read_failure),
-        T(test_ctl_recvmsg_enomem),
+        T(test_ctl_recvmsg_enomem), T(test_spawn_request_not_sent),
     };
     alarm(300); /* a hang fails the run instead of stalling it */
     return cmocka_run_group_tests_name("pp_syscalls", tests, NULL, NULL);
