@@ -55,7 +55,10 @@
  * flows without a round trip per task while long tasks are not queued behind
  * each other.  A task sent ahead still waits behind the one running: a short
  * task arriving among long ones can wait for a long one.  pipeline = 1 never
- * sends ahead.
+ * sends ahead.  Cancelling a task sent ahead that its worker has not started
+ * returns 0, and the task never runs (the worker skips it and goes on); if
+ * the worker has just started it, cancel returns CF_EBUSY and stops the
+ * worker as for any running task.
  */
 #ifndef CFUTURES_PROCESS_POOL_H
 #define CFUTURES_PROCESS_POOL_H
