@@ -490,14 +490,14 @@ static void server_reap(int ctl)
 
 /* SIGKILL every child of this process (found in /proc: workers and, the
  * server being a subreaper, whatever their tasks left behind). */
-static void kill_children(void)
+static int kill_children(void)
 {
     pid_t self = getpid();
     DIR *d = opendir("/proc");
     struct dirent *e;
 
     if (!d)
-        return;
+        return -1;
     while ((e = readdir(d))) {
         char path[300], buf[512], *p;
         int fd, ppid;
@@ -517,6 +517,7 @@ static void kill_children(void)
             kill((pid_t)atoi(e->d_name), SIGKILL);
     }
     closedir(d);
+    return 0;
 }
 
 /*
@@ -532,7 +533,14 @@ static void server_exit(void)
         if (children[i])
             kill(-children[i], SIGKILL);
     for (;;) {
-        kill_children();
+        if (kill_children() < 0) {
+            /* No /proc: reap the workers only; orphans go to init. */
+            for (int i = 0; i < MAX_CHILDREN; i++)
+                if (children[i])
+                    while (waitpid(children[i], NULL, 0) < 0 && errno == EINTR)
+                        ;
+            break;
+        }
         if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
             break;
     }
