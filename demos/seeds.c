@@ -20,15 +20,19 @@
  *   5. The md5 walk: hash every file under a directory (default: the source
  *      tree) with libcrypto's MD5, digests checked against the serial run.
  *
- * Parts 1 and 2 submit with cf_executor_submit_bytes(), parts 3 and 4 use
- * cf_map: the same code runs on both pools through the executor interface.
- * The process pool is created first, before the thread pool starts threads,
- * so its fork server is forked from a single-threaded process.
+ * Parts 1 and 2 submit with cf_executor_submit_bytes(), part 3 uses cf_map,
+ * part 4 the script layer's cf_map_i64_f64(): the same code runs on both
+ * pools through the executor interface.  One cf_runtime_t owns the loop and
+ * both pools; it creates the process pool first, before the thread pool
+ * starts threads, so the fork server is forked from a single-threaded process.
  *
- * Usage: seeds [--workers N] [--quick] [--md5-dir DIR]
+ * Installed as cfseeds.
+ *
+ * Usage: cfseeds [--workers N] [--quick] [--md5-dir DIR] | --help | --version
  *   --workers N    workers in each pool (default: one per CPU)
  *   --quick        fib over 25..30 in part 1 and 9,999 items in part 4
- *   --md5-dir DIR  directory for part 5 (default: the source tree)
+ *   --md5-dir DIR  directory for part 5 (default: the source tree it was built
+ *                  from, or the current directory when that is gone)
  *
  * Exit status: 0 when every result is right, 1 on a wrong result or a library
  * error (printed with cf_strerror()), 2 on a usage error.
@@ -83,7 +87,7 @@ static double seconds(uint64_t ns)
 static int report(const char *what, int rc)
 {
     fflush(stdout);
-    fprintf(stderr, "seeds: %s: %s (%s)\n", what, cf_strerror(rc), cf_err_name(rc));
+    fprintf(stderr, "cfseeds: %s: %s (%s)\n", what, cf_strerror(rc), cf_err_name(rc));
     return 1;
 }
 
@@ -137,7 +141,7 @@ static void fib_done(cf_future_t *f, int status, void *data)
         const char *msg = cf_future_error(f);
         printf("raise an exception: %s\n", msg ? msg : cf_strerror(status));
         if (!job->raises || status != CF_EFAIL || !msg || strcmp(msg, "Don't do this") != 0) {
-            fprintf(stderr, "seeds: fib(%d) failed unexpectedly: %s\n", job->n, cf_strerror(status));
+            fprintf(stderr, "cfseeds: fib(%d) failed unexpectedly: %s\n", job->n, cf_strerror(status));
             run->failures++;
         }
         return;
@@ -151,7 +155,7 @@ static void fib_done(cf_future_t *f, int status, void *data)
     }
     printf("fib(%d) = %" PRId64 "\n", job->n, v);
     if (job->raises || v != job->expect) {
-        fprintf(stderr, "seeds: fib(%d): got %" PRId64 ", expected %s%" PRId64 "\n", job->n, v,
+        fprintf(stderr, "cfseeds: fib(%d): got %" PRId64 ", expected %s%" PRId64 "\n", job->n, v,
                 job->raises ? "an error, not " : "", job->expect);
         run->failures++;
     }
@@ -212,7 +216,7 @@ static int fib_demo(struct ev_loop *ev, const struct pool_ref *pools, int npools
         uint64_t pool_ns = cf_now_ns() - t0;
 
         if (run.done != submitted) {
-            fprintf(stderr, "seeds: ev_run() returned after %d of %d callbacks\n", run.done, submitted);
+            fprintf(stderr, "cfseeds: ev_run() returned after %d of %d callbacks\n", run.done, submitted);
             run.failures++;
         }
         print_cost(pools[p].name, seconds(serial_ns), seconds(pool_ns), workers);
@@ -265,20 +269,20 @@ static int fib_map_demo(cf_executor_t *ex)
         const struct fib_item *it = &items[r.index];
         delivered++;
         if (r.index != (size_t)delivered - 1) {
-            fprintf(stderr, "seeds: map delivered item %zu at position %d\n", r.index, delivered - 1);
+            fprintf(stderr, "cfseeds: map delivered item %zu at position %d\n", r.index, delivered - 1);
             failures++;
         }
         if (r.status == 0) {
             printf("fib(%d) = %" PRId64 "\n", (int)it->n, r.i64);
             if (it->raises || r.i64 != fib(it->n)) {
-                fprintf(stderr, "seeds: map: wrong value for fib(%d)\n", (int)it->n);
+                fprintf(stderr, "cfseeds: map: wrong value for fib(%d)\n", (int)it->n);
                 failures++;
             }
         } else {
             printf("raise an exception: %s\n", r.error ? r.error : cf_strerror(r.status));
             raised = 1;
             if (!it->raises || r.status != CF_EFAIL) {
-                fprintf(stderr, "seeds: map: fib(%d) failed unexpectedly: %s\n", (int)it->n,
+                fprintf(stderr, "cfseeds: map: fib(%d) failed unexpectedly: %s\n", (int)it->n,
                         cf_strerror(r.status));
                 failures++;
             }
@@ -286,7 +290,7 @@ static int fib_map_demo(cf_executor_t *ex)
     }
     /* The map ends with the error of the item that raised, after delivering it. */
     if (rc != CF_EFAIL || !raised || delivered != 5) {
-        fprintf(stderr, "seeds: map ended with %s after %d results; expected CF_EFAIL after 5\n", cf_err_name(rc),
+        fprintf(stderr, "cfseeds: map ended with %s after %d results; expected CF_EFAIL after 5\n", cf_err_name(rc),
                 delivered);
         failures++;
     } else {
@@ -332,7 +336,7 @@ static int check_list(const char *label, const int64_t *v)
     if (memcmp(v, gcd_expect, sizeof(gcd_expect)) == 0)
         return 0;
     fflush(stdout);
-    fprintf(stderr, "seeds: gcd %s results differ from the expected [1, 5, 1, 5, 2, 3]\n", label);
+    fprintf(stderr, "cfseeds: gcd %s results differ from the expected [1, 5, 1, 5, 2, 3]\n", label);
     return 1;
 }
 
@@ -368,7 +372,7 @@ static int gcd_demo(const struct pool_ref *pools, int npools, int workers)
             if (r.status != 0) {
                 failures += report(r.error ? r.error : "gcd task", r.status);
             } else if (r.index >= NPAIRS || r.index != got) {
-                fprintf(stderr, "seeds: map delivered item %zu at position %zu\n", r.index, got);
+                fprintf(stderr, "cfseeds: map delivered item %zu at position %zu\n", r.index, got);
                 failures++;
             } else {
                 pooled[r.index] = r.i64;
@@ -379,7 +383,7 @@ static int gcd_demo(const struct pool_ref *pools, int npools, int workers)
         if (rc != CF_EOF)
             failures += report(cf_map_error(m) ? cf_map_error(m) : "cf_map_next", rc);
         else if (got != NPAIRS) {
-            fprintf(stderr, "seeds: map delivered %zu results for %zu pairs\n", got, NPAIRS);
+            fprintf(stderr, "cfseeds: map delivered %zu results for %zu pairs\n", got, NPAIRS);
             failures++;
         }
         cf_map_free(m);
@@ -406,45 +410,25 @@ static double seed_f(int64_t x)
     return s;
 }
 
-static int seed_f_item(cf_task_t *task, const void *item, size_t len)
+/*
+ * One map run with the script layer's cf_map_i64_f64(): the seed's f over
+ * the array, results straight into `got` in input order (chunksize 0 =
+ * automatic).  Returns failures; sets *ns.
+ */
+static int seed_map_run(cf_executor_t *ex, const int64_t *xs, const double *want, double *got, size_t n,
+                        size_t chunksize, uint64_t *ns)
 {
-    int64_t x;
-    (void)len;
-    memcpy(&x, item, sizeof(x));
-    cf_task_set_f64(task, seed_f(x));
-    return 0;
-}
+    size_t wrong = 0;
 
-/* One map run; returns failures, sets *ns. */
-static int seed_map_run(cf_executor_t *ex, const int64_t *xs, const double *want, size_t n, size_t chunksize,
-                        uint64_t *ns, size_t *used_chunksize)
-{
-    cf_map_opts o;
-    cf_map_t *m = NULL;
-    cf_map_result r;
-    size_t got = 0, wrong = 0;
-    int rc;
-
-    cf_map_opts_init(&o);
-    o.chunksize = chunksize;
     uint64_t t0 = cf_now_ns();
-    rc = cf_map_new_array(ex, seed_f_item, xs, n, sizeof(xs[0]), &o, &m);
-    if (rc != 0)
-        return report("cf_map_new_array", rc);
-    *used_chunksize = cf_map_chunksize(m);
-    while ((rc = cf_map_next(m, &r)) == 0) {
-        if (r.status != 0 || r.index != got || r.f64 != want[r.index])
-            wrong++;
-        got++;
-    }
+    int rc = cf_map_i64_f64(ex, seed_f, xs, n, chunksize, got);
     *ns = cf_now_ns() - t0;
-    if (rc != CF_EOF) {
-        report(cf_map_error(m) ? cf_map_error(m) : "cf_map_next", rc);
-        wrong++;
-    }
-    cf_map_free(m);
-    if (wrong || got != n) {
-        fprintf(stderr, "seeds: map chunksize %zu: %zu wrong of %zu (expected %zu)\n", chunksize, wrong, got, n);
+    if (rc != 0)
+        return report("cf_map_i64_f64", rc);
+    for (size_t i = 0; i < n; i++)
+        wrong += got[i] != want[i];
+    if (wrong) {
+        fprintf(stderr, "cfseeds: map chunksize %zu: %zu of %zu results wrong\n", chunksize, wrong, n);
         return 1;
     }
     return 0;
@@ -454,11 +438,13 @@ static int seed_map_demo(const struct pool_ref *pools, int npools, int workers, 
 {
     int64_t *xs = malloc(n * sizeof(*xs));
     double *want = malloc(n * sizeof(*want));
+    double *got = malloc(n * sizeof(*got));
     int failures = 0;
 
-    if (!xs || !want) {
+    if (!xs || !want || !got) {
         free(xs);
         free(want);
+        free(got);
         return report("malloc", CF_ENOMEM);
     }
     for (size_t i = 0; i < n; i++)
@@ -472,10 +458,11 @@ static int seed_map_demo(const struct pool_ref *pools, int npools, int workers, 
     for (int p = 0; p < npools; p++) {
         for (int auto_chunks = 0; auto_chunks < 2; auto_chunks++) {
             uint64_t ns = 0;
-            size_t used = 0;
+            size_t parts = 4 * (size_t)cf_executor_workers(pools[p].ex);
+            size_t used = auto_chunks ? (n + parts - 1) / parts : 1; /* what chunksize 0 picks */
             char what[64];
 
-            failures += seed_map_run(pools[p].ex, xs, want, n, auto_chunks ? 0 : 1, &ns, &used);
+            failures += seed_map_run(pools[p].ex, xs, want, got, n, auto_chunks ? 0 : 1, &ns);
             snprintf(what, sizeof(what), "%s, chunksize %zu%s", pools[p].name, used, auto_chunks ? " (auto)" : "");
             print_cost(what, seconds(serial_ns), seconds(ns), workers);
         }
@@ -484,6 +471,7 @@ static int seed_map_demo(const struct pool_ref *pools, int npools, int workers, 
         printf("every result equals the serial run\n");
     free(xs);
     free(want);
+    free(got);
     return failures;
 }
 
@@ -599,7 +587,7 @@ static int md5_demo(const struct pool_ref *pools, int npools, int workers, const
         dir = real;
     walk_target = &w;
     if (nftw(dir, walk_add, 32, FTW_PHYS) != 0) {
-        fprintf(stderr, "seeds: cannot walk %s: %s\n", dir, strerror(errno));
+        fprintf(stderr, "cfseeds: cannot walk %s: %s\n", dir, strerror(errno));
         failures = 1;
         goto out;
     }
@@ -647,14 +635,14 @@ static int md5_demo(const struct pool_ref *pools, int npools, int workers, const
             int same = r.index == got && r.status == want_rc[r.index] &&
                        (r.status != 0 || (r.len == MD5_LEN && memcmp(r.data, want[r.index], MD5_LEN) == 0));
             if (!same && differ++ < 3)
-                fprintf(stderr, "seeds: md5 of %s differs on the %s\n", w.paths[r.index], pools[p].name);
+                fprintf(stderr, "cfseeds: md5 of %s differs on the %s\n", w.paths[r.index], pools[p].name);
             got++;
         }
         uint64_t pool_ns = cf_now_ns() - t0;
         if (rc != CF_EOF)
             failures += report(cf_map_error(m) ? cf_map_error(m) : "cf_map_next", rc);
         if (got != w.n || differ) {
-            fprintf(stderr, "seeds: md5 on the %s: %zu of %zu digests, %zu differ\n", pools[p].name, got, w.n,
+            fprintf(stderr, "cfseeds: md5 on the %s: %zu of %zu digests, %zu differ\n", pools[p].name, got, w.n,
                     differ);
             failures++;
         }
@@ -678,10 +666,16 @@ out:
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: seeds [--workers N] [--quick] [--md5-dir DIR]\n"
+    fprintf(out, "usage: cfseeds [--workers N] [--quick] [--md5-dir DIR]\n"
+                 "       cfseeds --help | --version\n"
+                 "The seed programs of cfutures (fib, a task that raises, gcd, map with and without\n"
+                 "chunksize, an md5 walk), each run serially, on a thread pool and on a process pool.\n"
                  "  --workers N    workers in each pool (default: one per CPU)\n"
                  "  --quick        fib over 25..30 instead of 25..37, 9,999 map items instead of 99,999\n"
-                 "  --md5-dir DIR  the directory whose files part 5 hashes (default: the source tree)\n");
+                 "  --md5-dir DIR  the directory whose files part 5 hashes (default: the source tree)\n"
+                 "  --help         this text\n"
+                 "  --version      the version of cfseeds and of the cfutures library\n"
+                 "Exit status: 0 when every result is right, 1 otherwise, 2 on a usage error.\n");
 }
 
 static int parse_workers(const char *s, int *out)
@@ -699,17 +693,17 @@ int main(int argc, char **argv)
 {
     int workers = 0; /* 0: the pool's default, one per CPU */
     int quick = 0;
-    const char *md5_dir = CF_SOURCE_DIR;
+    const char *md5_dir = NULL;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
             if (parse_workers(argv[++i], &workers) != 0) {
-                fprintf(stderr, "seeds: --workers wants a number from 1 to 1024, not '%s'\n", argv[i]);
+                fprintf(stderr, "cfseeds: --workers wants a number from 1 to 1024, not '%s'\n", argv[i]);
                 return 2;
             }
         } else if (strncmp(argv[i], "--workers=", 10) == 0) {
             if (parse_workers(argv[i] + 10, &workers) != 0) {
-                fprintf(stderr, "seeds: --workers wants a number from 1 to 1024, not '%s'\n", argv[i] + 10);
+                fprintf(stderr, "cfseeds: --workers wants a number from 1 to 1024, not '%s'\n", argv[i] + 10);
                 return 2;
             }
         } else if (strcmp(argv[i], "--md5-dir") == 0 && i + 1 < argc) {
@@ -719,62 +713,46 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("cfseeds (cfutures) %s\n", cf_version());
+            return 0;
         } else {
-            fprintf(stderr, "seeds: unknown option '%s'\n", argv[i]);
+            fprintf(stderr, "cfseeds: unknown option '%s'\n", argv[i]);
             usage(stderr);
             return 2;
         }
     }
+    if (!md5_dir) /* the source tree it was built from, if it is still there */
+        md5_dir = access(CF_SOURCE_DIR, R_OK | X_OK) == 0 ? CF_SOURCE_DIR : ".";
     /* Results appear as tasks complete, even through a pipe. */
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     /*
-     * A loop of our own rather than EV_DEFAULT: cfutures works on any loop and
-     * keeps no global state, and the default loop would also take over
-     * SIGCHLD, which a demo has no use for.
+     * One runtime (cfutures/script.h): a loop of its own rather than
+     * EV_DEFAULT (cfutures works on any loop and keeps no global state, and
+     * the default loop would take over SIGCHLD), the process pool first (its
+     * fork server is forked before any thread exists), then the thread pool.
      */
-    struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO);
-    if (!ev) {
-        fprintf(stderr, "seeds: ev_loop_new failed\n");
-        return 1;
-    }
-
     int failures = 0;
-    cf_loop_t *loop = NULL;
-    cf_thread_pool_t *pool = NULL;
-    cf_process_pool_t *ppool = NULL;
-    int rc = cf_loop_new(ev, &loop);
-    if (rc != 0) {
-        failures += report("cf_loop_new", rc);
-        goto out;
-    }
-
-    /* The process pool first: its fork server is forked before any thread exists. */
+    cf_runtime_t *rt = NULL;
     cf_process_pool_opts popts;
-    cf_process_pool_opts_init(&popts);
-    if (workers > 0)
-        popts.max_workers = workers;
-    rc = cf_process_pool_new(loop, &popts, &ppool);
-    if (rc != 0) {
-        failures += report("cf_process_pool_new", rc);
-        goto out;
-    }
-
     cf_thread_pool_opts opts;
+    cf_process_pool_opts_init(&popts);
     cf_thread_pool_opts_init(&opts);
     if (workers > 0)
-        opts.max_workers = workers;
-    opts.name_prefix = "seeds";
-    rc = cf_thread_pool_new(loop, &opts, &pool);
+        popts.max_workers = opts.max_workers = workers;
+    opts.name_prefix = "cfseeds";
+    int rc = cf_runtime_new_opts(&opts, &popts, &rt);
     if (rc != 0) {
-        failures += report("cf_thread_pool_new", rc);
-        goto out;
+        report("cf_runtime_new_opts", rc);
+        return 1;
     }
-    workers = cf_executor_workers(cf_thread_pool_executor(pool));
+    struct ev_loop *ev = cf_runtime_ev(rt);
+    workers = cf_executor_workers(cf_runtime_threads(rt));
 
     struct pool_ref pools[2] = {
-        {"thread pool", cf_thread_pool_executor(pool)},
-        {"process pool", cf_process_pool_executor(ppool)},
+        {"thread pool", cf_runtime_threads(rt)},
+        {"process pool", cf_runtime_processes(rt)},
     };
     int fib_hi = quick ? 30 : 37;
     printf("cfutures %s seed demos: a thread pool and a process pool of %d worker%s each, %d CPUs\n", cf_version(),
@@ -804,20 +782,13 @@ int main(int argc, char **argv)
     printf("\n== 5. md5 walk skipped: built without libcrypto\n");
 #endif
 
-out:
-    if (pool)
-        cf_thread_pool_free(pool); /* no task is left: this only joins the workers */
-    if (ppool)
-        cf_process_pool_free(ppool); /* stops the workers and the fork server */
-    if (loop && (rc = cf_loop_close(loop)) != 0) {
-        /* The binding still uses the ev_loop: leak both rather than destroy it under it. */
-        failures += report("cf_loop_close", rc);
-    } else {
-        ev_loop_destroy(ev);
-    }
+    /* Joins the threads, stops the workers and the fork server, closes the loop. */
+    rc = cf_runtime_free(rt);
+    if (rc != 0)
+        failures += report("cf_runtime_free", rc);
 
     if (failures) {
-        fprintf(stderr, "seeds: FAILED (%d problem%s)\n", failures, failures == 1 ? "" : "s");
+        fprintf(stderr, "cfseeds: FAILED (%d problem%s)\n", failures, failures == 1 ? "" : "s");
         return 1;
     }
     printf("\nAll results correct.\n");

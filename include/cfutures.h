@@ -15,6 +15,7 @@
  *   cfutures/combinators.h  wait, as-completed, all/any, then, timeouts, timers, fds, groups
  *   cfutures/map.h          cf_map_t: lazy, bounded, chunked map over any executor
  *   cfutures/process_pool.h cf_process_pool_t: forked workers, crash isolation, timeouts
+ *   cfutures/script.h       script style: cf_runtime_t, typed tasks, values, as-completed by index, array maps
  *
  * See docs/DESIGN.md for threads, queues, wake-ups and lock order.
  */
@@ -32,5 +33,6 @@
 #include "cfutures/combinators.h"
 #include "cfutures/map.h"
 #include "cfutures/process_pool.h"
+#include "cfutures/script.h"
 
 #endif /* CFUTURES_H */

@@ -1,5 +1,6 @@
 /*
- * error.c - error texts, version, clock and CPU count.
+ * error.c - error texts, the per-thread last-error message, version, clock and CPU
+ * count.
  */
 #include "internal.h"
 
@@ -15,26 +16,15 @@ struct cf__errinfo {
     const char *text;
 };
 
+/* Generated from CF_ERRNO_MAP (common.h), the one list of codes. */
+/* clang-format off */
 static const struct cf__errinfo cf__errors[] = {
     {0, "CF_OK", "success"},
-    {CF_EINVAL, "CF_EINVAL", "invalid argument"},
-    {CF_ENOMEM, "CF_ENOMEM", "out of memory"},
-    {CF_EAGAIN, "CF_EAGAIN", "task queue is full"},
-    {CF_EBUSY, "CF_EBUSY", "task is running; cancellation was requested"},
-    {CF_ECANCELED, "CF_ECANCELED", "cancelled"},
-    {CF_ETIMEDOUT, "CF_ETIMEDOUT", "timed out"},
-    {CF_EDEADLK, "CF_EDEADLK", "blocking wait would deadlock (inside a loop callback, or nothing can complete it)"},
-    {CF_EPERM, "CF_EPERM", "operation not permitted on this future"},
-    {CF_EALREADY, "CF_EALREADY", "future is already done"},
-    {CF_ESHUTDOWN, "CF_ESHUTDOWN", "executor is shut down"},
-    {CF_EPENDING, "CF_EPENDING", "future is not done yet"},
-    {CF_EBROKEN, "CF_EBROKEN", "executor is broken: a worker initializer failed"},
-    {CF_EFAIL, "CF_EFAIL", "task failed"},
-    {CF_ENOTSUP, "CF_ENOTSUP", "not supported by this executor"},
-    {CF_EOF, "CF_EOF", "no more items"},
-    {CF_EWORKER, "CF_EWORKER", "worker process died while running the task"},
-    {CF_ELOOPBUSY, "CF_ELOOPBUSY", "loop still has live futures, executors or queued calls"},
+#define CF__ERRNO_INFO(name, value, text) {CF_##name, "CF_" #name, text},
+    CF_ERRNO_MAP(CF__ERRNO_INFO)
+#undef CF__ERRNO_INFO
 };
+/* clang-format on */
 
 static const struct cf__errinfo *cf__errinfo_find(int err)
 {
@@ -72,6 +62,30 @@ const char *cf_err_name(int err)
 #endif
     }
     return "CF_EUNKNOWN";
+}
+
+/* ------------------------------------------------------------------ last error */
+
+#define CF__ERRMSG_MAX 512
+
+static _Thread_local char cf__errmsg[CF__ERRMSG_MAX];
+
+const char *cf_last_error(void)
+{
+    return cf__errmsg;
+}
+
+int cf__set_error(int code, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(cf__errmsg, sizeof(cf__errmsg), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        snprintf(cf__errmsg, sizeof(cf__errmsg), "%s", cf_strerror(code));
+    return code;
 }
 
 const char *cf_version(void)

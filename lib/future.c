@@ -150,7 +150,9 @@ int cf_future_unref(cf_future_t *f)
         return 0;
     CF_ASSERT(!f->scheduled && !f->cbs, "freeing a future with callbacks due");
     cf__outcome_clear(&f->out);
-    if (f->arg_free) /* data attached to a loop-side future */
+    if (f->shares_value) /* the future whose pointer value this one shared */
+        cf_future_unref(f->value_src);
+    else if (f->arg_free) /* data attached to a loop-side future */
         f->arg_free(f->arg);
     cf__future_release_mem(f);
     return 0;
@@ -248,6 +250,11 @@ int cf_future_take(cf_future_t *f, void **out)
         return rc;
     if (f->taken)
         return CF_EALREADY;
+    if (f->shares_value) { /* a shared value: its destructor is the source's to give up */
+        rc = cf_future_take(f->value_src, NULL);
+        if (rc)
+            return rc;
+    }
     if (out)
         *out = f->out.value.ptr;
     f->taken = 1;

@@ -327,6 +327,7 @@ cf_future_t *cf__future_alloc(cf_loop_t *loop)
     f->scheduled = 0;
     f->where = 0;
     f->taken = 0;
+    f->shares_value = 0;
     f->out.value.ptr = NULL;
     f->out.value_free = NULL;
     f->out.len = 0;

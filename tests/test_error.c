@@ -1,34 +1,45 @@
 /*
- * test_error.c - error codes, texts, version, clock.
+ * test_error.c - error codes, texts, the last-error message, version, clock.
  */
 #include "testutil.h"
 
 #include <stdio.h>
 
-static const int codes[] = {
-    CF_EINVAL,   CF_ENOMEM,   CF_EAGAIN,  CF_EBUSY,    CF_ECANCELED, CF_ETIMEDOUT, CF_EDEADLK,
-    CF_EPERM,    CF_EALREADY, CF_ESHUTDOWN, CF_ENOTSUP, CF_EPENDING, CF_EBROKEN,  CF_EFAIL,
-    CF_ELOOPBUSY, CF_EOF,     CF_EWORKER,
+/* Every code, from the one list the library's tables come from. */
+static const struct {
+    int code;
+    const char *name;
+    const char *text;
+} codes[] = {
+#define ENTRY(name, value, text) {CF_##name, "CF_" #name, text},
+    CF_ERRNO_MAP(ENTRY)
+#undef ENTRY
 };
 #define NCODES (sizeof(codes) / sizeof(codes[0]))
 
 static void test_every_code_has_distinct_text(void **state)
 {
     (void)state;
+    assert_true(NCODES >= 17);
     for (size_t i = 0; i < NCODES; i++) {
-        const char *t = cf_strerror(codes[i]);
-        const char *n = cf_err_name(codes[i]);
-        assert_true(codes[i] < 0);
-        assert_non_null(t);
+        const char *t = cf_strerror(codes[i].code);
+        const char *n = cf_err_name(codes[i].code);
+        assert_true(codes[i].code < 0);
+        assert_string_equal(t, codes[i].text);
+        assert_string_equal(n, codes[i].name);
         assert_true(strlen(t) > 0);
         assert_string_not_equal(t, "unknown error");
         assert_true(strncmp(n, "CF_E", 4) == 0);
         for (size_t j = 0; j < i; j++) {
-            assert_int_not_equal(codes[i], codes[j]);
-            assert_string_not_equal(t, cf_strerror(codes[j]));
-            assert_string_not_equal(n, cf_err_name(codes[j]));
+            assert_int_not_equal(codes[i].code, codes[j].code);
+            assert_string_not_equal(t, codes[j].text);
+            assert_string_not_equal(n, codes[j].name);
         }
     }
+    /* The enum and the list agree. */
+    assert_int_equal(CF_EOF, -4005);
+    assert_int_equal(CF_EWORKER, -4006);
+    assert_string_equal(cf_err_name(CF_EWORKER), "CF_EWORKER");
     assert_string_equal(cf_err_name(CF_ETIMEDOUT), "CF_ETIMEDOUT");
     assert_string_equal(cf_strerror(0), "success");
 }
@@ -51,6 +62,37 @@ static void test_unknown_codes(void **state)
     assert_string_equal(cf_err_name(-4999), "CF_EUNKNOWN");
 }
 
+static void *fail_in_thread(void *arg)
+{
+    cf_future_t *out;
+
+    (void)arg;
+    assert_int_equal(cf_sleep(NULL, 1, &out), CF_EINVAL);
+    assert_string_equal(cf_last_error(), "cf_sleep: loop is NULL");
+    return NULL;
+}
+
+static void test_last_error_is_per_thread(void **state)
+{
+    pthread_t t;
+    cf_future_t *out;
+
+    (void)state;
+    assert_non_null(cf_last_error());
+    assert_int_equal(cf_future_wait(NULL, -1), CF_EINVAL);
+    assert_int_equal(cf_as_completed_new(NULL, 1, -1, NULL), CF_EINVAL);
+    assert_string_equal(cf_last_error(), "cf_as_completed_new: out is NULL");
+    /* Another thread's failure does not touch this thread's message. */
+    assert_int_equal(pthread_create(&t, NULL, fail_in_thread, NULL), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_string_equal(cf_last_error(), "cf_as_completed_new: out is NULL");
+    /* A success leaves it alone; the next failure replaces it. */
+    assert_int_equal(cf_wait(NULL, 0, CF_ALL_COMPLETED, -1, NULL, NULL), 0);
+    assert_string_equal(cf_last_error(), "cf_as_completed_new: out is NULL");
+    assert_int_equal(cf_sleep(NULL, 1, &out), CF_EINVAL);
+    assert_string_equal(cf_last_error(), "cf_sleep: loop is NULL");
+}
+
 static void test_version_and_clock(void **state)
 {
     char want[32];
@@ -71,6 +113,7 @@ int main(void)
         cmocka_unit_test(test_every_code_has_distinct_text),
         cmocka_unit_test(test_errno_codes_pass_through),
         cmocka_unit_test(test_unknown_codes),
+        cmocka_unit_test(test_last_error_is_per_thread),
         cmocka_unit_test(test_version_and_clock),
     };
     return cmocka_run_group_tests_name("error", tests, NULL, NULL);

@@ -4,6 +4,10 @@
  * Every test gets a fresh non-default loop; teardown checks that the test left
  * nothing behind (cf_loop_close() succeeds only when every future, executor
  * and queued call is gone) and destroys the loop.
+ *
+ * Also here: the task functions, promise makers and gate that several test
+ * files need (named task_*, new_* so they cannot clash with a file's own
+ * helpers), and T(), the usual way to list a test with this fixture.
  */
 #ifndef CF_TESTUTIL_H
 #define CF_TESTUTIL_H
@@ -129,5 +133,73 @@ static inline void gate_open(struct gate *g)
     pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);
 }
+
+/* A test with the fresh-loop fixture, for the CMUnitTest arrays. */
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
+
+/* ------------------------------------------------------------------ tasks */
+
+/* Does nothing. */
+static inline int task_noop(cf_task_t *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    return 0;
+}
+
+/* i64 value: arg (an intptr_t) squared. */
+static inline int task_square(cf_task_t *t, void *arg)
+{
+    int64_t x = (int64_t)(intptr_t)arg;
+    cf_task_set_i64(t, x * x);
+    return 0;
+}
+
+/* Fails with CF_EFAIL and the message "boom <arg>". */
+static inline int task_boom(cf_task_t *t, void *arg)
+{
+    return cf_task_fail(t, CF_EFAIL, "boom %d", (int)(intptr_t)arg);
+}
+
+/* Blocks at the gate `arg` until the test opens it, then finishes with 1. */
+static inline int task_wait_gate(cf_task_t *t, void *arg)
+{
+    gate_pass(arg);
+    cf_task_set_i64(t, 1);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ futures */
+
+/* A pending promise on the fixture's loop. */
+static inline cf_future_t *new_promise(struct fixture *fx)
+{
+    cf_future_t *f;
+    assert_int_equal(cf_future_new(fx->loop, &f), 0);
+    return f;
+}
+
+/* A promise already finished with i64 value v. */
+static inline cf_future_t *new_resolved(struct fixture *fx, int64_t v)
+{
+    cf_future_t *f = new_promise(fx);
+    assert_int_equal(cf_future_set_i64(f, v), 0);
+    return f;
+}
+
+/* Drop one reference on each of fs[0..n), checking each drop. */
+static inline void unref_all(cf_future_t **fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(cf_future_unref(fs[i]), 0);
+}
+
+/* The call just made failed with a cf_last_error() message containing `part`. */
+#define assert_last_error(part)                                                                                        \
+    do {                                                                                                               \
+        const char *last_ = cf_last_error();                                                                           \
+        if (!strstr(last_, (part)))                                                                                    \
+            fail_msg("cf_last_error() is \"%s\", expected it to contain \"%s\"", last_, (part));                       \
+    } while (0)
 
 #endif /* CF_TESTUTIL_H */

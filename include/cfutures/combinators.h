@@ -11,6 +11,11 @@
  * (CF_EPERM); cancelling one cancels what it waits for, as documented per
  * function.  Blocking forms run the loop (like cf_future_wait()) and return
  * CF_EDEADLK when called inside a loop callback.
+ *
+ * Inputs are given as an array `fs` of `n` futures of one loop; NULL entries
+ * or futures of different loops are CF_EINVAL.  Except for cf_wait(), n must
+ * be at least 1: the inputs name the loop the output belongs to.  Every
+ * CF_EINVAL and CF_ENOMEM sets cf_last_error() (see common.h).
  */
 #ifndef CFUTURES_COMBINATORS_H
 #define CFUTURES_COMBINATORS_H
@@ -37,8 +42,9 @@ typedef enum cf_wait_mode {
  * call returns 0 either way and reports which inputs are done: done[i] is set
  * to 1 or 0 for every position (optional), *ndone (optional) counts the done
  * positions.  Returns immediately when the condition already holds.
- * Returns 0, CF_EINVAL (bad mode, NULL fs with n > 0, NULL entry) or
- * CF_EDEADLK.  Loop thread, outside loop callbacks.
+ * n may be 0 (returns 0 at once).  Returns 0, CF_EINVAL (bad mode, NaN
+ * timeout, NULL fs with n > 0, NULL entry), CF_ENOMEM or CF_EDEADLK.  Loop
+ * thread, outside loop callbacks.
  */
 CF_EXTERN int cf_wait(cf_future_t *const *fs, size_t n, cf_wait_mode mode, double timeout, unsigned char *done,
                       size_t *ndone);
@@ -47,9 +53,9 @@ CF_EXTERN int cf_wait(cf_future_t *const *fs, size_t n, cf_wait_mode mode, doubl
  * Callback form of cf_wait(): *out finishes (never fails) when `mode` is
  * satisfied or the timeout passed; its i64 value is the number of done
  * positions at that moment.  Cancelling *out only stops the waiting.
+ * Returns 0, CF_EINVAL (as cf_wait(), and n == 0) or CF_ENOMEM.
  */
-CF_EXTERN int cf_wait_future(cf_future_t *const *fs, size_t n, cf_wait_mode mode, double timeout,
-                             cf_future_t **out);
+CF_EXTERN int cf_wait_future(cf_future_t *const *fs, size_t n, cf_wait_mode mode, double timeout, cf_future_t **out);
 
 /* ------------------------------------------------------------------ all / any / settled */
 
@@ -63,8 +69,9 @@ enum {
  * with cf_future_result_list()) of the inputs in input order, so the value
  * for position i is the value of list[i].  The first input that fails or is
  * cancelled fails *out with its code and message ("input 3: <message>");
- * with CF_CANCEL_REST the other inputs are then cancelled.  No inputs:
- * finishes with an empty list.  Cancelling *out cancels the inputs.
+ * with CF_CANCEL_REST the other inputs are then cancelled.  Cancelling *out
+ * cancels the inputs.  Returns 0, CF_EINVAL (n == 0, unknown flags) or
+ * CF_ENOMEM.
  */
 CF_EXTERN int cf_all(cf_future_t *const *fs, size_t n, int flags, cf_future_t **out);
 
@@ -79,9 +86,9 @@ CF_EXTERN int cf_settled(cf_future_t *const *fs, size_t n, cf_future_t **out);
  * value is that input (read it with cf_future_result(); valid while *out
  * lives).  Fails only when every input failed or was cancelled, with a
  * message carrying every input's error; the code is the inputs' code when all
- * agree, else CF_EFAIL.  No inputs: fails with CF_EINVAL.  With
- * CF_CANCEL_REST the other inputs are cancelled after a success.
- * Cancelling *out cancels the inputs.
+ * agree, else CF_EFAIL.  With CF_CANCEL_REST the other inputs are
+ * cancelled after a success.  Cancelling *out cancels the inputs.
+ * Returns 0, CF_EINVAL (n == 0, unknown flags) or CF_ENOMEM.
  */
 CF_EXTERN int cf_any(cf_future_t *const *fs, size_t n, int flags, cf_future_t **out);
 
@@ -115,8 +122,7 @@ enum {
  * *out (and so everything downstream).  `destroy` is called with `data` once
  * fn ran or will not run.
  */
-CF_EXTERN int cf_then(cf_future_t *src, cf_then_fn fn, void *data, cf_free_fn destroy, int flags,
-                      cf_future_t **out);
+CF_EXTERN int cf_then(cf_future_t *src, cf_then_fn fn, void *data, cf_free_fn destroy, int flags, cf_future_t **out);
 
 /*
  * Make the pending promise `dst` complete as `src` does (value, error or
@@ -147,7 +153,12 @@ CF_EXTERN int cf_sleep(cf_loop_t *loop, double seconds, cf_future_t **out);
 /*
  * A future that finishes when `fd` is ready for `events` (EV_READ and/or
  * EV_WRITE), on an ev_io; its i64 value is the events that fired.  One-shot.
- * Cancelling it stops the watcher.  Returns 0, CF_EINVAL or CF_ENOMEM.
+ * While pending it keeps ev_run() alive, like any active I/O watcher: a
+ * descriptor that never becomes ready keeps ev_run(loop, 0) from returning
+ * until the future is cancelled.  Cancelling it stops the watcher.  The
+ * descriptor stays the caller's: close it only after the future is done.
+ * Returns 0, CF_EINVAL (negative fd, events not EV_READ/EV_WRITE) or
+ * CF_ENOMEM.
  */
 CF_EXTERN int cf_fd_ready(cf_loop_t *loop, int fd, int events, cf_future_t **out);
 
@@ -158,8 +169,9 @@ typedef struct cf_as_completed cf_as_completed_t;
 /*
  * Python's as_completed(): iterate over the inputs as they complete -
  * those already done first (in input order), then in completion order; each
- * future once even if passed several times.  `timeout` (seconds, < 0: none)
- * counts from this call.  Returns 0, CF_EINVAL or CF_ENOMEM.
+ * future once even if passed several times (its position is then the first
+ * one).  `timeout` (seconds, < 0: none) counts from this call.  n may be 0
+ * (the iteration is empty).  Returns 0, CF_EINVAL or CF_ENOMEM.
  */
 CF_EXTERN int cf_as_completed_new(cf_future_t *const *fs, size_t n, double timeout, cf_as_completed_t **out);
 
@@ -171,6 +183,14 @@ CF_EXTERN int cf_as_completed_new(cf_future_t *const *fs, size_t n, double timeo
  * when nothing could complete the remaining futures.
  */
 CF_EXTERN int cf_as_completed_next(cf_as_completed_t *it, cf_future_t **f);
+
+/*
+ * cf_as_completed_next() that also reports where the future was in the
+ * caller's array: *index (optional) is its position in `fs` (the first one
+ * for a future passed several times), so per-input data kept in a parallel
+ * array is found without a search.  Same return values.
+ */
+CF_EXTERN int cf_as_completed_next_index(cf_as_completed_t *it, cf_future_t **f, size_t *index);
 
 /* Free the iterator (pending inputs are left alone). */
 CF_EXTERN void cf_as_completed_free(cf_as_completed_t *it);
@@ -184,9 +204,21 @@ typedef void (*cf_each_cb)(cf_future_t *f, int status, void *data);
  * the number of futures) after the last, or fails with CF_ETIMEDOUT when the
  * timeout passes first (cb is not called after that).  Cancelling *out stops
  * the iteration.  `destroy` is called with `data` when the iteration ends.
+ * n must be at least 1.  Returns 0, CF_EINVAL or CF_ENOMEM.
  */
 CF_EXTERN int cf_as_completed_each(cf_future_t *const *fs, size_t n, double timeout, cf_each_cb cb, void *data,
                                    cf_free_fn destroy, cf_future_t **out);
+
+/* Callback for cf_as_completed_each_index(): `index` is the future's position in fs. Loop thread. */
+typedef void (*cf_each_index_cb)(cf_future_t *f, size_t index, int status, void *data);
+
+/*
+ * cf_as_completed_each() whose callback also gets the future's position in
+ * `fs` (the first one for a future passed several times).  Same rules and
+ * return values.
+ */
+CF_EXTERN int cf_as_completed_each_index(cf_future_t *const *fs, size_t n, double timeout, cf_each_index_cb cb,
+                                         void *data, cf_free_fn destroy, cf_future_t **out);
 
 /* ------------------------------------------------------------------ task groups */
 
@@ -196,6 +228,7 @@ typedef struct cf_group cf_group_t;
  * Structured concurrency, like asyncio.TaskGroup: add futures, then wait for
  * all of them.  The first member that fails (cancelled members do not count)
  * cancels every other member; the group then reports that failure.
+ * Returns 0, CF_EINVAL or CF_ENOMEM.
  */
 CF_EXTERN int cf_group_new(cf_loop_t *loop, cf_group_t **out);
 
@@ -220,10 +253,10 @@ CF_EXTERN int cf_group_wait(cf_group_t *g, double timeout);
  */
 CF_EXTERN int cf_group_future(cf_group_t *g, cf_future_t **out);
 
-/* Message of the first failure ("member 2: <message>"), or NULL. */
+/* Message of the first failure ("member 2: <message>"), or NULL.  Aborts on a NULL group. */
 CF_EXTERN const char *cf_group_error(const cf_group_t *g);
 
-/* Free the group; members still pending are cancelled. */
+/* Free the group (NULL: nothing); members still pending are cancelled. */
 CF_EXTERN void cf_group_free(cf_group_t *g);
 
 #ifdef __cplusplus

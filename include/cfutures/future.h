@@ -49,8 +49,9 @@ typedef enum cf_future_state {
 /*
  * Done callback.  `status` is 0 when the future finished with a value, the
  * error code when it failed, CF_ECANCELED when it was cancelled.  Runs on the
- * loop thread; it may call any cfutures function except blocking waits
- * (cf_future_wait() returns CF_EDEADLK there).
+ * loop thread; it may call any cfutures function.  Blocking waits do not
+ * block there: cf_future_wait() on a future that is already done returns 0,
+ * on any other it returns CF_EDEADLK at once.
  */
 typedef void (*cf_future_cb)(cf_future_t *f, int status, void *data);
 
@@ -106,8 +107,10 @@ CF_EXTERN int cf_future_result_bytes(const cf_future_t *f, const void **data, si
 
 /*
  * Take the pointer value out of a finished future: the caller becomes its
- * owner and the future forgets its destructor.  Returns cf_future_status(),
- * or CF_EALREADY if the value was already taken.  Loop thread.
+ * owner and the future forgets its destructor.  A value the future shares
+ * with the future it mirrors (cf_future_adopt(), cf_timeout()) is taken from
+ * that future too.  Returns cf_future_status(), or CF_EALREADY if the value
+ * was already taken.  Loop thread.
  */
 CF_EXTERN int cf_future_take(cf_future_t *f, void **out);
 
@@ -152,10 +155,17 @@ CF_EXTERN int cf_future_on_done(cf_future_t *f, cf_future_cb cb, void *data, cf_
  * Run the loop until `f` is done or `timeout` seconds pass (timeout < 0:
  * no limit).  For script-style programs: the loop keeps serving every other
  * watcher meanwhile.  A timeout ends the wait, not the task.
- * Returns 0 once done (then see cf_future_status()), CF_ETIMEDOUT, or
- * CF_EDEADLK when called from inside ev_run() (any loop callback) or when
- * nothing left on the loop could ever complete the future.  Loop thread,
- * outside ev_run().
+ *
+ * A future that is already done returns 0 at once, without running the loop,
+ * whatever the timeout and wherever the call is made - inside a loop
+ * callback too.  Otherwise, called from inside ev_run() (any loop callback:
+ * a done callback, a watcher, a cf_loop_call() function) it returns
+ * CF_EDEADLK at once instead of running the loop recursively.
+ *
+ * Returns 0 once done (then see cf_future_status()), CF_ETIMEDOUT,
+ * CF_EDEADLK (inside ev_run() on a pending future, or nothing left on the
+ * loop could ever complete the future) or CF_EINVAL (f is NULL).  Loop
+ * thread.
  */
 CF_EXTERN int cf_future_wait(cf_future_t *f, double timeout);
 

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""tcp_offload_test.py - examples/tcp_offload with real clients: an answer,
+a client that leaves before its answer (its task is cancelled), the server
+still answering, then SIGTERM and a clean shutdown."""
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+BIN = os.path.join(os.environ.get("CF_BUILDDIR", "."), "examples", "tcp_offload")
+
+
+def line(p, deadline):
+    """One line of the server's stdout, or fail at the deadline."""
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([p.stdout], [], [], 1.0)
+        if r:
+            return p.stdout.readline().decode().rstrip("\n")
+    sys.exit("FAIL: no output from tcp_offload in time")
+
+
+def ask(port, n):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"%d\n" % n)
+        return s.makefile().readline().strip()
+
+
+def main():
+    deadline = time.monotonic() + 120
+    p = subprocess.Popen([BIN], stdout=subprocess.PIPE)
+    first = line(p, deadline)
+    assert first.startswith("listening on 127.0.0.1:"), first
+    port = int(first.rsplit(":", 1)[1])
+
+    assert ask(port, 20) == "6765"
+    assert line(p, deadline) == "fib(20): answered"
+    # fib(90) by naive recursion would run for centuries: leave instead.
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"90\n")
+    s.close()
+    assert line(p, deadline) == "fib(90): CF_ECANCELED"
+    assert ask(port, 10) == "55"          # the pool replaced the stopped worker
+    assert line(p, deadline) == "fib(10): answered"
+    idle = socket.create_connection(("127.0.0.1", port))   # open at shutdown
+    busy = socket.create_connection(("127.0.0.1", port))   # a task in flight at shutdown
+    busy.sendall(b"91\n")
+    p.send_signal(signal.SIGTERM)
+    rest = p.communicate(timeout=max(1, deadline - time.monotonic()))[0].decode().splitlines()
+    assert rest[-1] == "shut down", rest
+    assert p.returncode == 0, p.returncode
+    assert set(rest[:-1]) <= {"fib(91): CF_ECANCELED"}, rest
+    idle.close()
+    busy.close()
+    print("PASS: tcp_offload answered, cancelled the task of a client that left, shut down cleanly")
+
+
+if __name__ == "__main__":
+    main()
