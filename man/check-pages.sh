@@ -8,7 +8,8 @@
 #   * a page's NAME line names a cf_ identifier that is neither;
 #   * a page's file name, title line and first NAME entry disagree, or a
 #     section-3 page lacks one of the sections every reference page has;
-#   * a page refers to **name**(N) that no page or link page provides;
+#   * a page refers to **name**(N) that no page or link page provides, or to
+#     an examples/*.c program that does not exist;
 #   * a man/*.md source is missing from CF_MAN_SOURCES in man/local.am (so it
 #     would be neither installed nor distributed).
 #
@@ -85,7 +86,7 @@ done
 # ---- references between pages
 awk '{print $3 "(" $2 ")"}' "$work/names" | sort -u >"$work/provided"
 for md in "${pages[@]}"; do
-    grep -o '\*\*[a-z][a-z0-9_]*\*\*([1-8])' "$md" | sed 's/\*//g' | sort -u | while read -r ref; do
+    { grep -o '\*\*[a-z][a-z0-9_]*\*\*([1-8])' "$md" || true; } | sed 's/\*//g' | sort -u | while read -r ref; do
         case $ref in
         cf_* | cfutures* | cfcrawl* | cfserve* | cfseeds*)
             grep -qxF "$ref" "$work/provided" || echo "$md: refers to $ref, which no page provides"
@@ -94,6 +95,14 @@ for md in "${pages[@]}"; do
     done
 done >"$work/dangling"
 [ -s "$work/dangling" ] && { cat "$work/dangling" >&2; fail=1; }
+
+# ---- example programs the pages point at exist
+for md in "${pages[@]}"; do
+    { grep -o 'examples/[a-z0-9_]*\.c' "$md" || true; } | sort -u | while read -r ex; do
+        [ -f "$ex" ] || echo "$md: refers to $ex, which does not exist"
+    done
+done >"$work/noexample"
+[ -s "$work/noexample" ] && { cat "$work/noexample" >&2; fail=1; }
 
 # ---- every source is listed for install and dist
 if [ -n "${CF_MAN_SOURCES:-}" ]; then
