@@ -48,7 +48,8 @@ cmake_build() { # NAME CMAKE-ARGS...
 }
 if command -v cmake >/dev/null; then
     cmake_build cmake-shared
-    ldd "$out/cmake-shared/outside" | grep -q "libcfutures.so.0 => $libdir/" ||
+    deps=$(ldd "$out/cmake-shared/outside") # whole, not piped into grep -q (SIGPIPE under pipefail)
+    [[ "$deps" == *"libcfutures.so.0 => $libdir/"* ]] ||
         { echo "check.sh: the CMake build is not linked with $libdir/libcfutures.so.0" >&2; exit 1; }
     echo "cmake: find_package(cfutures CONFIG) and cfutures::cfutures: ok"
 else
@@ -64,7 +65,8 @@ if [ -f "$libdir/libcfutures.a" ]; then
         $(pkg-config --static --libs cfutures | sed -E 's/(^| )-lcfutures( |$)/ /')
     "$out/outside-static"
     cmake_build cmake-static -Dcfutures_USE_STATIC_LIBS=ON
-    if ldd "$out/cmake-static/outside" | grep -q libcfutures; then
+    deps=$(ldd "$out/cmake-static/outside")
+    if [[ "$deps" == *libcfutures* ]]; then
         echo "check.sh: the static CMake build needs libcfutures.so" >&2
         exit 1
     fi
