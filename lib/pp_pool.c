@@ -427,7 +427,7 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, u
     if (pool->broken)
         return CF_EBROKEN;
     if ((uint64_t)len > CF__FRAME_MAX_LEN - 8)
-        return cf__set_error(CF_EINVAL,
+        return cf__set_error(CF_E2BIG,
                              "process pool: a task argument of %zu bytes is over the channel's frame limit "
                              "(%llu bytes)",
                              len, (unsigned long long)(CF__FRAME_MAX_LEN - 8));

@@ -319,7 +319,7 @@ static void test_argument_over_frame_limit(void **state)
     cf_future_t *f = NULL;
 
     /* The length is checked before a byte of the argument is read. */
-    assert_int_equal(cf_process_pool_submit(p, t_square, small, (size_t)1 << 40, -1, &f), CF_EINVAL);
+    assert_int_equal(cf_process_pool_submit(p, t_square, small, (size_t)1 << 40, -1, &f), CF_E2BIG);
     assert_null(f);
     assert_last_error("frame limit");
     assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);

@@ -118,8 +118,8 @@ CF_EXTERN int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *o
  * reads it with cf_task_arg()).  `timeout` seconds bound the task once a
  * worker takes it: < 0 uses the pool's task_timeout, 0 means no timeout for
  * this task (whatever the pool's default), > 0 is the bound.  Returns 0,
- * CF_EINVAL (also, with cf_last_error() saying so, for an argument over the
- * channel's frame limit of 16 GiB), CF_ESHUTDOWN, CF_EBROKEN or CF_ENOMEM.
+ * CF_EINVAL, CF_E2BIG (an argument over the channel's frame limit of 16 GiB;
+ * cf_last_error() gives the sizes), CF_ESHUTDOWN, CF_EBROKEN or CF_ENOMEM.
  * Loop thread.
  */
 CF_EXTERN int cf_process_pool_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, size_t len,
