@@ -49,8 +49,8 @@ cmake_build() { # NAME CMAKE-ARGS...
 if command -v cmake >/dev/null; then
     cmake_build cmake-shared
     deps=$(ldd "$out/cmake-shared/outside") # whole, not piped into grep -q (SIGPIPE under pipefail)
-    [[ "$deps" == *"libcfutures.so.0 => $libdir/"* ]] ||
-        { echo "check.sh: the CMake build is not linked with $libdir/libcfutures.so.0" >&2; exit 1; }
+    [[ "$deps" == *"libcfutures.so.1 => $libdir/"* ]] ||
+        { echo "check.sh: the CMake build is not linked with $libdir/libcfutures.so.1" >&2; exit 1; }
     echo "cmake: find_package(cfutures CONFIG) and cfutures::cfutures: ok"
 else
     echo "check.sh: cmake not found (apt-get install cmake)" >&2
