@@ -33,6 +33,7 @@
  * Output: {"case": KEY, "unit": U, "value": V, "n": N, ...} on stdout.
  * Exit status 0, 1 on a library error or a wrong result, 2 on a usage error.
  */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <cfutures.h>
 
 #include <errno.h>
@@ -41,6 +42,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct {
@@ -65,6 +68,30 @@ static int fail(const char *what, int rc)
 static double secs_since(uint64_t t0)
 {
     return (double)(cf_now_ns() - t0) / 1e9;
+}
+
+/* CPU seconds (user + system) used so far by `who` (RUSAGE_SELF: every thread). */
+static double cpu_secs(int who)
+{
+    struct rusage ru;
+    getrusage(who, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU time of the timed part of a case: the whole process, and the loop thread alone. */
+static double cpu0_all, cpu0_loop, cpu_all, cpu_loop;
+
+static void cpu_start(void)
+{
+    cpu0_all = cpu_secs(RUSAGE_SELF);
+    cpu0_loop = cpu_secs(RUSAGE_THREAD);
+}
+
+static void cpu_stop(void)
+{
+    cpu_all = cpu_secs(RUSAGE_SELF) - cpu0_all;
+    cpu_loop = cpu_secs(RUSAGE_THREAD) - cpu0_loop;
 }
 
 /* A field of /proc/self/status in KiB ("VmRSS", "VmHWM"), -1 if unreadable. */
@@ -158,6 +185,7 @@ static int run_batch(cf_executor_t *ex, long n, double *secs)
 {
     struct counter c = {0, 0, 0};
     uint64_t t0 = cf_now_ns();
+    cpu_start();
     for (long i = 0; i < n; i++) {
         cf_future_t *f = NULL;
         int rc = submit_noop(ex, &f);
@@ -170,6 +198,7 @@ static int run_batch(cf_executor_t *ex, long n, double *secs)
     }
     ev_run(ev, 0); /* returns once every task is done and its callback ran */
     *secs = secs_since(t0);
+    cpu_stop();
     if (c.errors)
         return fail("a no-op task failed", c.first_error);
     if (c.done != n) {
@@ -218,9 +247,11 @@ static int run_pingpong(cf_executor_t *ex, long n, double *secs)
 {
     struct pingpong p = {ex, n, 0, 0};
     uint64_t t0 = cf_now_ns();
+    cpu_start();
     pingpong_next(&p);
     ev_run(ev, 0);
     *secs = secs_since(t0);
+    cpu_stop();
     if (p.err)
         return p.err;
     if (p.done != n) {
@@ -449,8 +480,9 @@ static int run_case(void)
         if ((rc = run_batch(ex, n, &secs)) != 0)
             return rc;
         if (tp)
-            printf("{\"case\": \"%s\", \"unit\": \"tasks/s\", \"value\": %.6g, \"n\": %ld, \"seconds\": %.6f", c,
-                   (double)n / secs, n, secs);
+            printf("{\"case\": \"%s\", \"unit\": \"tasks/s\", \"value\": %.6g, \"n\": %ld, \"seconds\": %.6f, "
+                   "\"cpu_ns_per_task\": %.1f, \"loop_cpu_ns_per_task\": %.1f",
+                   c, (double)n / secs, n, secs, cpu_all * 1e9 / (double)n, cpu_loop * 1e9 / (double)n);
         else
             printf("{\"case\": \"%s\", \"unit\": \"us\", \"value\": %.6g, \"n\": %ld, \"seconds\": %.6f", c,
                    secs * 1e6 / (double)n, n, secs);
@@ -458,8 +490,9 @@ static int run_case(void)
         cf_executor_t *ex = c[0] == 't' ? cf_thread_pool_executor(tpool) : cf_process_pool_executor(ppool);
         if ((rc = run_pingpong(ex, n, &secs)) != 0)
             return rc;
-        printf("{\"case\": \"%s\", \"unit\": \"us\", \"value\": %.6g, \"n\": %ld, \"seconds\": %.6f", c,
-               secs * 1e6 / (double)n, n, secs);
+        printf("{\"case\": \"%s\", \"unit\": \"us\", \"value\": %.6g, \"n\": %ld, \"seconds\": %.6f, "
+               "\"cpu_us_per_trip\": %.3f, \"loop_cpu_us_per_trip\": %.3f",
+               c, secs * 1e6 / (double)n, n, secs, cpu_all * 1e6 / (double)n, cpu_loop * 1e6 / (double)n);
     } else if (!strcmp(c, "pp_map_chunked")) {
         int64_t *xs = iota((size_t)n);
         size_t cs = 0;

@@ -89,7 +89,11 @@ enum cf__tp_where {
     TP_QUEUED = 1,   /* in pool->incoming or pool->queue */
     TP_OVERFLOW = 2, /* in pool->overflow (loop thread) */
     TP_BATCHED = 3,  /* in pool->batch (loop thread), not yet visible to workers */
+    TP_TAKEN = 4,    /* taken by a worker: in one of its `taken` slots until it claims it */
 };
+
+/* Most tasks a worker takes per acquisition of pool.mu (see "Taking"). */
+#define TP_TAKE_MAX 16
 
 struct cf__tp_worker {
     _Alignas(CF__CACHELINE) cf_thread_pool_t *pool; /* one cache line or more per worker */
@@ -99,9 +103,14 @@ struct cf__tp_worker {
     void *data; /* from the initializer */
     pthread_cond_t cv; /* this worker sleeps on it, with pool.mu */
     int sleeping;      /* pool.mu: waiting on cv, not yet signalled */
-    /* The task this worker runs: set under pool.mu when it takes one, cleared
-     * (release) before the task is handed back, read by the loop thread. */
+    /* The task this worker runs: set before the worker claims it from its
+     * slot, cleared (release) before the task is handed back, read by the
+     * loop thread. */
     _Atomic(cf_future_t *) current;
+    /* Tasks taken but not yet started: filled under pool.mu; the worker
+     * claims each by exchanging it with NULL, the loop (cancel, shutdown)
+     * by a compare-and-swap to NULL; whoever gets the pointer owns the task. */
+    _Atomic(cf_future_t *) taken[TP_TAKE_MAX];
 };
 
 struct cf_thread_pool {
@@ -314,33 +323,61 @@ static void *tp_worker_main(void *arg)
             tp_splice_incoming(pool);
             pthread_mutex_unlock(&pool->submit_mu);
         }
-        n = cf__list_pop(&pool->queue);
-        if (n) {
-            cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
-            cf_task_fn fn = f->tq.fn;
-            size_t arg_len = f->tq.arg_len;
-            uint64_t waited = cf_now_ns() - f->tq.t_submit;
+        if (!cf__list_empty(&pool->queue)) {
+            size_t nq = tp_load(&pool->nq);
+            size_t k = nq / (2u * (size_t)pool->nworkers);
+            uint64_t now = cf_now_ns();
 
-            atomic_store_explicit(&pool->nq, tp_load(&pool->nq) - 1, memory_order_relaxed);
-            pool->queue_ns_total += waited;
-            if (waited > pool->queue_ns_max)
-                pool->queue_ns_max = waited;
-            f->where = TP_NONE;
+            /* Take several only while the queue is long: each other worker still finds
+             * at least as many tasks as this one took. */
+            if (k < 1)
+                k = 1;
+            if (k > TP_TAKE_MAX)
+                k = TP_TAKE_MAX;
+            for (size_t i = 0; i < k && (n = cf__list_pop(&pool->queue)); i++) {
+                cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
+                uint64_t waited = now > f->tq.t_submit ? now - f->tq.t_submit : 0;
+
+                pool->queue_ns_total += waited;
+                if (waited > pool->queue_ns_max)
+                    pool->queue_ns_max = waited;
+                f->where = TP_TAKEN;
+                atomic_store_explicit(&w->taken[i], f, memory_order_relaxed);
+                nq--;
+            }
+            atomic_store_explicit(&pool->nq, nq, memory_order_relaxed);
             atomic_store_explicit(&pool->nrunning, atomic_load_explicit(&pool->nrunning, memory_order_relaxed) + 1,
                                   memory_order_relaxed);
-            atomic_store_explicit(&w->current, f, memory_order_relaxed);
-            cf__future_set_state(f, CF_FUTURE_RUNNING);
             tp_wake_more_locked(pool);
             pthread_mutex_unlock(&pool->mu);
 
-            tp_outcome_reset(f);
-            tp_run_task(w, f, fn, arg_len);
+            for (size_t i = 0; i < k; i++) {
+                cf_future_t *f = atomic_load_explicit(&w->taken[i], memory_order_relaxed);
+                cf_task_fn fn;
+                size_t arg_len;
 
-            /* Cleared before the hand-back: once the loop sees the task it may free it. */
-            atomic_store_explicit(&w->current, NULL, memory_order_release);
-            if (tp_hand_back(pool, f))
-                cf__loop_wake(pool->loop);
-            may_spin = 1;
+                if (!f)
+                    continue; /* cancelled by the loop thread */
+                /* `current` first: a shutdown that fails to claim the slot then sees it. */
+                atomic_store_explicit(&w->current, f, memory_order_seq_cst);
+                f = atomic_exchange_explicit(&w->taken[i], NULL, memory_order_seq_cst);
+                if (!f) {
+                    atomic_store_explicit(&w->current, NULL, memory_order_release);
+                    continue;
+                }
+                fn = f->tq.fn;
+                arg_len = f->tq.arg_len;
+                cf__future_set_state(f, CF_FUTURE_RUNNING);
+                tp_outcome_reset(f);
+                tp_run_task(w, f, fn, arg_len);
+
+                /* Cleared before the hand-back: once the loop sees the task it may free it. */
+                atomic_store_explicit(&w->current, NULL, memory_order_release);
+                if (tp_hand_back(pool, f)) {
+                    cf__loop_wake(pool->loop);
+                    may_spin = 1;
+                }
+            }
             pthread_mutex_lock(&pool->mu);
             atomic_store_explicit(&pool->nrunning, atomic_load_explicit(&pool->nrunning, memory_order_relaxed) - 1,
                                   memory_order_relaxed);
@@ -348,7 +385,9 @@ static void *tp_worker_main(void *arg)
         }
         if (atomic_load_explicit(&pool->stopping, memory_order_relaxed) && !tp_load(&pool->nin))
             break;
-        if (may_spin && pool->opts.spin_us) {
+        /* One spinner is enough to take the next task at once; more would
+         * only take cores from the loop thread that feeds them. */
+        if (may_spin && pool->opts.spin_us && !atomic_load_explicit(&pool->nspinning, memory_order_relaxed)) {
             uint64_t until = cf_now_ns() + (uint64_t)pool->opts.spin_us * 1000u;
             unsigned spins = 0;
 
@@ -405,10 +444,12 @@ static void tp_complete_later(cf_future_t *f, int err);
 static void tp_wake_one(cf_thread_pool_t *pool);
 static int tp_need_wake_locked(cf_thread_pool_t *pool);
 
-/* Some worker is not running a task (starting, between tasks, spinning or sleeping). */
-static int tp_workers_idle(cf_thread_pool_t *pool)
+/* Workers not running a task (starting, between tasks, spinning or sleeping). */
+static size_t tp_workers_idle(cf_thread_pool_t *pool)
 {
-    return atomic_load_explicit(&pool->nrunning, memory_order_relaxed) < pool->nworkers;
+    int running = atomic_load_explicit(&pool->nrunning, memory_order_relaxed);
+
+    return running < pool->nworkers ? (size_t)(pool->nworkers - running) : 0;
 }
 
 /* Make the batched tasks visible to the workers: one submit_mu acquisition
@@ -557,14 +598,30 @@ static void tp_complete(cf_loop_t *loop, struct cf__work *w)
         tp_destroy(pool);
 }
 
+/* Take `f` back from the worker slot it waits in; 1 if this thread got it. */
+static int tp_claim_taken(cf_thread_pool_t *pool, cf_future_t *f)
+{
+    for (int i = 0; i < pool->nworkers; i++) {
+        for (int j = 0; j < TP_TAKE_MAX; j++) {
+            cf_future_t *expect = f;
+            if (atomic_compare_exchange_strong_explicit(&pool->workers[i].taken[j], &expect, NULL,
+                                                        memory_order_seq_cst, memory_order_seq_cst))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 static int tp_cancel(cf_future_t *f)
 {
     cf_thread_pool_t *pool = f->owner;
     int where;
 
-    /* A worker moves `where` from TP_QUEUED to TP_NONE under pool.mu when it takes the task. */
+    /* A worker moves `where` from TP_QUEUED to TP_TAKEN under pool.mu when it takes the task. */
     pthread_mutex_lock(&pool->mu);
     where = f->where;
+    if (where == TP_TAKEN && !tp_claim_taken(pool, f))
+        where = TP_NONE; /* the worker claimed it: running or done */
     if (where == TP_BATCHED) {
         cf__list_remove(&f->u.qlink);
         pool->nbatch--;
@@ -746,10 +803,9 @@ static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t le
     } else {
         f->where = TP_BATCHED;
         cf__list_push(&pool->batch, &f->u.qlink);
-        /* Batch only while every worker runs a task and earlier tasks still
-         * wait to be taken: no worker could start this one now anyway. */
-        if (++pool->nbatch >= TP_BATCH_MAX || tp_workers_idle(pool) ||
-            (tp_load(&pool->nin) == 0 && tp_load(&pool->nq) == 0))
+        /* Batch only while the workers that are not running a task still
+         * find enough tasks waiting: none of them could start this one now. */
+        if (++pool->nbatch >= TP_BATCH_MAX || tp_load(&pool->nin) + tp_load(&pool->nq) < tp_workers_idle(pool) + 1u)
             tp_flush(pool);
     }
 
@@ -820,6 +876,15 @@ int cf_thread_pool_shutdown(cf_thread_pool_t *pool, int flags)
             cf__list_push(&taken, n);
         atomic_store_explicit(&pool->nq, 0, memory_order_relaxed);
         pthread_mutex_unlock(&pool->mu);
+        /* Tasks taken by a worker but not started are cancelled like queued ones. */
+        for (int i = 0; i < pool->nworkers; i++) {
+            for (int j = 0; j < TP_TAKE_MAX; j++) {
+                cf_future_t *g = atomic_load_explicit(&pool->workers[i].taken[j], memory_order_seq_cst);
+                if (g && atomic_compare_exchange_strong_explicit(&pool->workers[i].taken[j], &g, NULL,
+                                                                 memory_order_seq_cst, memory_order_seq_cst))
+                    cf__list_push(&taken, &g->u.qlink);
+            }
+        }
         /* Only the loop frees futures, and a worker clears `current` before
          * handing its task back: a future seen here is still alive. */
         for (int i = 0; i < pool->nworkers; i++) {
@@ -871,8 +936,11 @@ int cf_thread_pool_stats(cf_thread_pool_t *pool, cf_pool_stats *out)
     out->workers = pool->nalive;
     pthread_mutex_unlock(&pool->mu);
     out->running = 0;
-    for (int i = 0; i < pool->nworkers; i++)
+    for (int i = 0; i < pool->nworkers; i++) {
         out->running += atomic_load_explicit(&pool->workers[i].current, memory_order_acquire) != NULL;
+        for (int j = 0; j < TP_TAKE_MAX; j++) /* taken, not started: still queued */
+            out->queued += atomic_load_explicit(&pool->workers[i].taken[j], memory_order_relaxed) != NULL;
+    }
     cf__exec_counters_get(&pool->cnt, out);
     return 0;
 }
