@@ -24,6 +24,10 @@
  *                              queued behind workers that are held busy. bytes
  *   map_stream      [10000000] a lazy map of N items from a pull callback on
  *                              the thread pool; value = peak RSS. MiB
+ *   tp_idle_cpu     [10000]    a burst of N no-op tasks, then the loop runs
+ *                              idle (an ev_timer) for 2 s with the pool alive;
+ *                              value = CPU time (user + system, every thread)
+ *                              the process used in those 2 s. ms
  *
  * Pools are created (and warmed up with one task) before timing; the process
  * pool is always created before any thread exists.  Each run measures once:
@@ -425,6 +429,33 @@ static int run_mem_pending(long n, double *bytes_per, long *rss_delta_kib)
     return rc;
 }
 
+/* ------------------------------------------------------------------ tp_idle_cpu */
+
+static void idle_timer_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+    (void)l;
+    (void)w;
+    (void)revents;
+}
+
+/* CPU time the process uses while the loop sits idle for `secs` after a burst of n tasks. */
+static int run_idle_cpu(long n, double secs, double *cpu_ms, double *loop_ms)
+{
+    double dummy;
+    ev_timer t;
+    int rc = run_batch(cf_thread_pool_executor(tpool), n, &dummy);
+    if (rc)
+        return rc;
+    ev_timer_init(&t, idle_timer_cb, secs, 0.);
+    cpu_start();
+    ev_timer_start(ev, &t);
+    ev_run(ev, 0); /* only the timer keeps it running */
+    cpu_stop();
+    *cpu_ms = cpu_all * 1e3;
+    *loop_ms = cpu_loop * 1e3;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ main */
 
 static long default_n(const char *c)
@@ -434,7 +465,7 @@ static long default_n(const char *c)
         long n;
     } d[] = {{"tp_batch", 1000000},       {"tp_pingpong", 100000}, {"pp_unchunked", 100000},
              {"pp_pingpong", 10000},      {"pp_map_chunked", 1000000}, {"scaling", 99999},
-             {"mem_pending", 1000000},    {"map_stream", 10000000}};
+             {"mem_pending", 1000000},    {"map_stream", 10000000}, {"tp_idle_cpu", 10000}};
     for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
         if (strcmp(d[i].name, c) == 0)
             return d[i].n;
@@ -444,7 +475,8 @@ static long default_n(const char *c)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cfbench --case KEY [--n N] [--workers N] [--spin-us N]\n"
-               "cases: tp_batch tp_pingpong pp_unchunked pp_pingpong pp_map_chunked scaling mem_pending map_stream\n");
+               "cases: tp_batch tp_pingpong pp_unchunked pp_pingpong pp_map_chunked scaling mem_pending map_stream\n"
+               "       tp_idle_cpu\n");
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -575,6 +607,13 @@ static int run_case(void)
         printf("{\"case\": \"%s\", \"unit\": \"MiB\", \"value\": %.2f, \"n\": %ld, \"seconds\": %.4f, "
                "\"items_per_s\": %.6g, \"hwm_before_mib\": %.2f",
                c, (double)hwm / 1024.0, n, secs, (double)n / secs, (double)hwm0 / 1024.0);
+    } else if (!strcmp(c, "tp_idle_cpu")) {
+        double cpu_ms = 0, loop_ms = 0;
+        if ((rc = run_idle_cpu(n, 2.0, &cpu_ms, &loop_ms)) != 0)
+            return rc;
+        printf("{\"case\": \"%s\", \"unit\": \"ms\", \"value\": %.3f, \"n\": %ld, \"idle_seconds\": 2, "
+               "\"loop_cpu_ms\": %.3f",
+               c, cpu_ms, n, loop_ms);
     } else {
         fprintf(stderr, "cfbench: unknown case '%s'\n", c);
         usage(stderr);

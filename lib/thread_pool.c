@@ -373,11 +373,10 @@ static void *tp_worker_main(void *arg)
 
                 /* Cleared before the hand-back: once the loop sees the task it may free it. */
                 atomic_store_explicit(&w->current, NULL, memory_order_release);
-                if (tp_hand_back(pool, f)) {
+                if (tp_hand_back(pool, f))
                     cf__loop_wake(pool->loop);
-                    may_spin = 1;
-                }
             }
+            may_spin = 1;
             pthread_mutex_lock(&pool->mu);
             atomic_store_explicit(&pool->nrunning, atomic_load_explicit(&pool->nrunning, memory_order_relaxed) - 1,
                                   memory_order_relaxed);

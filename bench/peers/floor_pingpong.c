@@ -82,7 +82,7 @@ int main(int argc, char **argv)
     pthread_t tid;
     struct epoll_event ev = {.events = EPOLLIN};
     int ep;
-    double t0, c0, secs, cpu;
+    double t0 = 0, c0 = 0, secs, cpu;
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--n") && i + 1 < argc && (n = strtol(argv[++i], NULL, 10)) > 0)
