@@ -17,34 +17,49 @@
  *                                       into it at once
  *   overflow  (cf__list, loop thread)   tasks accepted under CF_QUEUE_FULL_WAIT
  *                                       while max_queued tasks were queued
+ *   worker.taken[] (atomic slots)       tasks a worker took but has not
+ *                                       started (see "Taking")
  *   loop inbox (see loop.c)             finished tasks on their way back
- * FIFO order holds across them: batch -> incoming -> queue; overflow enters
+ * FIFO order holds across them: batch -> incoming -> queue -> taken; overflow enters
  * after the batch was flushed.  The submit side and the take side have their
  * own lock and counters (nin, nq), so submits and takes do not contend for
  * one lock or cache line.
  *
  * Batching.  A submit appends to `batch`, which tp_flush() moves to
  * `incoming` under one submit_mu acquisition.  The batch is flushed at once
- * unless every worker is running a task and earlier tasks still wait to be
- * taken, so a task starts as soon as a worker could take it even when the
- * application does not return to the loop; otherwise at TP_BATCH_MAX tasks,
+ * unless the tasks already visible to the workers outnumber the workers that
+ * are not running one, so a task starts as soon as a worker could take it
+ * even when the application does not return to the loop; otherwise at
+ * TP_BATCH_MAX tasks,
  * from an ev_prepare watcher before the loop waits, and before shutdown or
  * a refill from overflow.  Batched tasks count as queued and cancel at once.
+ *
+ * Taking.  Under mu a worker pops k tasks into its `taken` slots, k = 1
+ * unless the queue is long: k = nq / (2 * workers), at most TP_TAKE_MAX, so
+ * every other worker still finds at least as many tasks as this one took
+ * and a long task holds back at most a few short ones.  The clock is read
+ * once per take for the queue-time statistics.  A slot is claimed by whoever
+ * swaps its pointer to NULL first: the worker (atomic exchange, just before
+ * it runs the task) or the loop (compare-and-swap, in cancel and in
+ * shutdown), so a taken task that has not started still cancels at once.
  *
  * Life of a task.
  *   submit (loop):  future gets the pool's reference; appended to `batch`
  *                   (then `incoming`, see above).
- *   take (worker):  under mu: pop, state PENDING -> RUNNING, worker.current.
+ *   take (worker):  under mu: pop into a `taken` slot, where = TP_TAKEN.
+ *   claim (worker): worker.current = f, then exchange the slot with NULL;
+ *                   state PENDING -> RUNNING.
  *   run (worker):   fn(task, arg) without locks; outcome written into the future.
- *   hand back:      worker.current = NULL, then the future is appended to the
- *                   loop inbox (inbox_mu only); the ev_async wake-up is sent
- *                   only on inbox empty -> non-empty.
+ *   hand back:      worker.current = NULL, then the future is pushed onto the
+ *                   lock-free loop inbox; the ev_async wake-up is sent only
+ *                   when the loop had found the inbox empty.
  *   complete (loop): tp_complete(): final state, counters, arg_free, refill from
  *                   overflow, done callbacks, drop the pool's reference.
- * Cancel of a batched or queued task removes it (under mu and submit_mu for
- * the shared lists) and defers tp_complete() to the next iteration; the
- * state is CANCELLED at once.  Cancel of a running task only sets its
- * cancel_req flag (CF_EBUSY).
+ * Cancel of a batched, queued or taken-but-unclaimed task removes it (under
+ * mu and submit_mu for the shared lists, by claiming the slot for a taken
+ * one) and defers tp_complete() to the next iteration; the state is
+ * CANCELLED at once.  Cancel of a running task only sets its cancel_req flag
+ * (CF_EBUSY).
  *
  * Wake-ups.  Each worker sleeps on its own condition variable (with mu).  A
  * worker registers as sleeping while holding mu and submit_mu, after seeing
@@ -52,22 +67,28 @@
  * signals one sleeper (taking mu after releasing submit_mu), and a signalled
  * worker stops counting as a sleeper at once, so a burst signals each
  * sleeper once.  A worker that takes a task while more wait and a sleeper
- * exists with no spinner signals one more.  After finishing a task a worker
- * polls nin/nq for spin_us (lock-free reads of atomics) before sleeping; a
- * spinning worker re-checks both lists under the locks before it sleeps, so
- * a submit that saw it spinning needs no signal.  An idle worker never spins.
+ * exists with no spinner signals one more.  After finishing its tasks a
+ * worker polls nin/nq for spin_us (lock-free reads of atomics) before
+ * sleeping, unless another worker already spins: one spinner takes the next
+ * task at once, and more would take CPUs from the loop thread that produces
+ * the work.  A spinning worker re-checks both lists under the locks before
+ * it sleeps, so a submit that saw it spinning needs no signal.  An idle
+ * worker never spins.
  *
- * Lock order.  mu -> submit_mu; mu -> loop.inbox_mu (a failing initializer
- * hands back queued tasks under mu).  The loop thread takes submit_mu and mu
+ * Lock order.  mu -> submit_mu (the inbox takes no lock).  The loop thread takes submit_mu and mu
  * one at a time when submitting, and never holds either while running user
  * code.
  *
  * Invariants.
  *   - Only the loop thread frees futures, and a worker clears worker.current
  *     (release) before handing its task back, so a future the loop reads from
- *     worker.current is alive.
+ *     worker.current is alive.  A worker sets current before it claims a
+ *     slot (both sequentially consistent), so a shutdown that fails to claim
+ *     the slot sees the task in current and sets its cancel_req.
  *   - `where` of a task in `incoming` or `queue` is TP_QUEUED; a worker sets
- *     TP_NONE under mu when it takes it; cancel reads it under mu.
+ *     TP_TAKEN under mu when it takes it and never writes it again; cancel
+ *     reads it under mu.
+ *   - A future in a `taken` slot is alive: only the claimer completes it.
  *   - f->tq (fn, arg_len, submit time) is valid until a worker takes the
  *     task; the worker copies it out and clears the outcome that shares its
  *     room.
@@ -92,7 +113,7 @@ enum cf__tp_where {
     TP_TAKEN = 4,    /* taken by a worker: in one of its `taken` slots until it claims it */
 };
 
-/* Most tasks a worker takes per acquisition of pool.mu (see "Taking"). */
+/* Most tasks a worker takes per acquisition of pool.mu (see "Taking" above). */
 #define TP_TAKE_MAX 16
 
 struct cf__tp_worker {
