@@ -11,6 +11,11 @@ table, writes bench/results.json (one object per case: key, unit, cfutures,
 peer_name, peer, ratio, target, met, plus the raw runs) and bench/results.md,
 and draws bench/results.png with gnuplot.
 
+Rows: LABELS names each case for the chart; FLOORS adds a reference row under a case (a plain-C
+program run in the same alternation); EXTRAS shows a second per-run field (CPU time) beside the
+figure.  The table gives every figure with its unit as median (min-max) over the runs.  The chart
+has one bar per target: ratio / target, turned so that 1.0 = met and higher is better.
+
 The peers are real: libuv's uv_queue_work (bench/peers/uv_queue_work.c), the
 system python3's concurrent.futures and multiprocessing (bench/peers/py_pool.py),
 a ThreadPoolExecutor + urllib crawler (bench/peers/py_crawl.py) and
@@ -603,7 +608,7 @@ def chart(results, stamp):
                                                        0 if ok else shown, "%.6g" % shown,
                                                        ("%.2f" % sc) + (" (off scale)" if sc > top else "")))
     script = """
-set terminal pngcairo size 1200,640 font ",11" noenhanced
+set terminal pngcairo size 1300,760 font ",11" noenhanced
 set output '%s'
 set title "cfutures against its targets: each bar is ratio / target (1.0 = target met exactly; higher is better)\\n%s; medians, see README"
 set style data boxes
@@ -615,7 +620,8 @@ set ytics 0.25
 set ylabel "ratio / target (linear)"
 set xtics rotate by -35 scale 0
 set key top left
-set bmargin 12
+set bmargin 15
+set rmargin 14
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb "#222222" dt 2
 plot '%s' using 1:3:xtic(2) lc rgb "#2e8b57" title "met", \\
      '' using 1:4 lc rgb "#d83b3b" title "missed", \\
