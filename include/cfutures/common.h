@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define CF_VERSION_MAJOR 0
-#define CF_VERSION_MINOR 1
+#define CF_VERSION_MINOR 2
 #define CF_VERSION_PATCH 0
 
 /*
