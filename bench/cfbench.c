@@ -24,6 +24,10 @@
  *                              queued behind workers that are held busy. bytes
  *   map_stream      [10000000] a lazy map of N items from a pull callback on
  *                              the thread pool; value = peak RSS. MiB
+ *   tp_idle_cpu     [10000]    a burst of N no-op tasks, then the loop runs
+ *                              idle (an ev_timer) for 2 s with the pool alive;
+ *                              value = CPU time (user + system, every thread)
+ *                              the process used in those 2 s. ms
  *
  * Pools are created (and warmed up with one task) before timing; the process
  * pool is always created before any thread exists.  Each run measures once:
@@ -33,6 +37,7 @@
  * Output: {"case": KEY, "unit": U, "value": V, "n": N, ...} on stdout.
  * Exit status 0, 1 on a library error or a wrong result, 2 on a usage error.
  */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <cfutures.h>
 
 #include <errno.h>
@@ -41,6 +46,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct {
@@ -65,6 +72,30 @@ static int fail(const char *what, int rc)
 static double secs_since(uint64_t t0)
 {
     return (double)(cf_now_ns() - t0) / 1e9;
+}
+
+/* CPU seconds (user + system) used so far by `who` (RUSAGE_SELF: every thread). */
+static double cpu_secs(int who)
+{
+    struct rusage ru;
+    getrusage(who, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU time of the timed part of a case: the whole process, and the loop thread alone. */
+static double cpu0_all, cpu0_loop, cpu_all, cpu_loop;
+
+static void cpu_start(void)
+{
+    cpu0_all = cpu_secs(RUSAGE_SELF);
+    cpu0_loop = cpu_secs(RUSAGE_THREAD);
+}
+
+static void cpu_stop(void)
+{
+    cpu_all = cpu_secs(RUSAGE_SELF) - cpu0_all;
+    cpu_loop = cpu_secs(RUSAGE_THREAD) - cpu0_loop;
 }
 
 /* A field of /proc/self/status in KiB ("VmRSS", "VmHWM"), -1 if unreadable. */
@@ -158,6 +189,7 @@ static int run_batch(cf_executor_t *ex, long n, double *secs)
 {
     struct counter c = {0, 0, 0};
     uint64_t t0 = cf_now_ns();
+    cpu_start();
     for (long i = 0; i < n; i++) {
         cf_future_t *f = NULL;
         int rc = submit_noop(ex, &f);
@@ -170,6 +202,7 @@ static int run_batch(cf_executor_t *ex, long n, double *secs)
     }
     ev_run(ev, 0); /* returns once every task is done and its callback ran */
     *secs = secs_since(t0);
+    cpu_stop();
     if (c.errors)
         return fail("a no-op task failed", c.first_error);
     if (c.done != n) {
@@ -218,9 +251,11 @@ static int run_pingpong(cf_executor_t *ex, long n, double *secs)
 {
     struct pingpong p = {ex, n, 0, 0};
     uint64_t t0 = cf_now_ns();
+    cpu_start();
     pingpong_next(&p);
     ev_run(ev, 0);
     *secs = secs_since(t0);
+    cpu_stop();
     if (p.err)
         return p.err;
     if (p.done != n) {
@@ -394,6 +429,33 @@ static int run_mem_pending(long n, double *bytes_per, long *rss_delta_kib)
     return rc;
 }
 
+/* ------------------------------------------------------------------ tp_idle_cpu */
+
+static void idle_timer_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+    (void)l;
+    (void)w;
+    (void)revents;
+}
+
+/* CPU time the process uses while the loop sits idle for `secs` after a burst of n tasks. */
+static int run_idle_cpu(long n, double secs, double *cpu_ms, double *loop_ms)
+{
+    double dummy;
+    ev_timer t;
+    int rc = run_batch(cf_thread_pool_executor(tpool), n, &dummy);
+    if (rc)
+        return rc;
+    ev_timer_init(&t, idle_timer_cb, secs, 0.);
+    cpu_start();
+    ev_timer_start(ev, &t);
+    ev_run(ev, 0); /* only the timer keeps it running */
+    cpu_stop();
+    *cpu_ms = cpu_all * 1e3;
+    *loop_ms = cpu_loop * 1e3;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ main */
 
 static long default_n(const char *c)
@@ -403,7 +465,7 @@ static long default_n(const char *c)
         long n;
     } d[] = {{"tp_batch", 1000000},       {"tp_pingpong", 100000}, {"pp_unchunked", 100000},
              {"pp_pingpong", 10000},      {"pp_map_chunked", 1000000}, {"scaling", 99999},
-             {"mem_pending", 1000000},    {"map_stream", 10000000}};
+             {"mem_pending", 1000000},    {"map_stream", 10000000}, {"tp_idle_cpu", 10000}};
     for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
         if (strcmp(d[i].name, c) == 0)
             return d[i].n;
@@ -413,7 +475,8 @@ static long default_n(const char *c)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cfbench --case KEY [--n N] [--workers N] [--spin-us N]\n"
-               "cases: tp_batch tp_pingpong pp_unchunked pp_pingpong pp_map_chunked scaling mem_pending map_stream\n");
+               "cases: tp_batch tp_pingpong pp_unchunked pp_pingpong pp_map_chunked scaling mem_pending map_stream\n"
+               "       tp_idle_cpu\n");
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -449,8 +512,9 @@ static int run_case(void)
         if ((rc = run_batch(ex, n, &secs)) != 0)
             return rc;
         if (tp)
-            printf("{\"case\": \"%s\", \"unit\": \"tasks/s\", \"value\": %.6g, \"n\": %ld, \"seconds\": %.6f", c,
-                   (double)n / secs, n, secs);
+            printf("{\"case\": \"%s\", \"unit\": \"tasks/s\", \"value\": %.6g, \"n\": %ld, \"seconds\": %.6f, "
+                   "\"cpu_ns_per_task\": %.1f, \"loop_cpu_ns_per_task\": %.1f",
+                   c, (double)n / secs, n, secs, cpu_all * 1e9 / (double)n, cpu_loop * 1e9 / (double)n);
         else
             printf("{\"case\": \"%s\", \"unit\": \"us\", \"value\": %.6g, \"n\": %ld, \"seconds\": %.6f", c,
                    secs * 1e6 / (double)n, n, secs);
@@ -458,8 +522,9 @@ static int run_case(void)
         cf_executor_t *ex = c[0] == 't' ? cf_thread_pool_executor(tpool) : cf_process_pool_executor(ppool);
         if ((rc = run_pingpong(ex, n, &secs)) != 0)
             return rc;
-        printf("{\"case\": \"%s\", \"unit\": \"us\", \"value\": %.6g, \"n\": %ld, \"seconds\": %.6f", c,
-               secs * 1e6 / (double)n, n, secs);
+        printf("{\"case\": \"%s\", \"unit\": \"us\", \"value\": %.6g, \"n\": %ld, \"seconds\": %.6f, "
+               "\"cpu_us_per_trip\": %.3f, \"loop_cpu_us_per_trip\": %.3f",
+               c, secs * 1e6 / (double)n, n, secs, cpu_all * 1e6 / (double)n, cpu_loop * 1e6 / (double)n);
     } else if (!strcmp(c, "pp_map_chunked")) {
         int64_t *xs = iota((size_t)n);
         size_t cs = 0;
@@ -542,6 +607,13 @@ static int run_case(void)
         printf("{\"case\": \"%s\", \"unit\": \"MiB\", \"value\": %.2f, \"n\": %ld, \"seconds\": %.4f, "
                "\"items_per_s\": %.6g, \"hwm_before_mib\": %.2f",
                c, (double)hwm / 1024.0, n, secs, (double)n / secs, (double)hwm0 / 1024.0);
+    } else if (!strcmp(c, "tp_idle_cpu")) {
+        double cpu_ms = 0, loop_ms = 0;
+        if ((rc = run_idle_cpu(n, 2.0, &cpu_ms, &loop_ms)) != 0)
+            return rc;
+        printf("{\"case\": \"%s\", \"unit\": \"ms\", \"value\": %.3f, \"n\": %ld, \"idle_seconds\": 2, "
+               "\"loop_cpu_ms\": %.3f",
+               c, cpu_ms, n, loop_ms);
     } else {
         fprintf(stderr, "cfbench: unknown case '%s'\n", c);
         usage(stderr);

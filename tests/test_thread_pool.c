@@ -323,6 +323,65 @@ static void test_cancel_queued_task(void **state)
     gate_destroy(&g);
 }
 
+static atomic_int taken_runs;
+
+static int count_run(cf_task_t *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    atomic_fetch_add(&taken_runs, 1);
+    return 0;
+}
+
+/* A worker takes several tasks at once from a long queue; one it took but has
+ * not started (it is blocked in the task before) still cancels at once. */
+static void test_cancel_task_taken_but_not_started(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_t *p = make_pool(fx, 1);
+    struct gate g1, g2;
+    cf_future_t *a, *b, *c[19];
+    cf_pool_stats st;
+
+    gate_init(&g1);
+    gate_init(&g2);
+    atomic_store(&taken_runs, 0);
+    cancel_cb_status = 1;
+    assert_int_equal(cf_thread_pool_submit(p, wait_gate, &g1, NULL, &a), 0);
+    gate_wait_for(&g1, 1);
+    assert_int_equal(cf_thread_pool_submit(p, wait_gate, &g2, NULL, &b), 0);
+    for (int i = 0; i < 19; i++)
+        assert_int_equal(cf_thread_pool_submit(p, count_run, NULL, NULL, &c[i]), 0);
+    ev_run(fx->ev, EVRUN_NOWAIT); /* the prepare watcher publishes the batch */
+    gate_open(&g1);               /* the worker takes b and the next few tasks at once */
+    gate_wait_for(&g2, 1);
+    assert_int_equal(cf_future_on_done(c[4], cancel_cb, NULL, NULL), 0);
+    int rc = cf_future_cancel(c[4]);
+    if (rc != 0)
+        gate_open(&g2); /* fail without leaving the worker blocked */
+    assert_int_equal(rc, 0);
+    assert_int_equal(cf_future_get_state(c[4]), CF_FUTURE_CANCELLED); /* at once */
+    assert_int_equal(cf_thread_pool_stats(p, &st), 0);
+    assert_int_equal(st.queued, 18);
+    assert_int_equal(st.running, 1);
+    gate_open(&g2);
+    ev_run(fx->ev, 0);
+    assert_int_equal(cancel_cb_status, CF_ECANCELED);
+    assert_int_equal(atomic_load(&taken_runs), 18); /* the cancelled one never ran */
+    for (int i = 0; i < 19; i++) {
+        assert_int_equal(cf_future_status(c[i]), i == 4 ? CF_ECANCELED : 0);
+        assert_int_equal(cf_future_unref(c[i]), 0);
+    }
+    assert_int_equal(cf_thread_pool_stats(p, &st), 0);
+    assert_int_equal(st.cancelled, 1);
+    assert_int_equal(st.completed, 20);
+    assert_int_equal(cf_future_unref(a), 0);
+    assert_int_equal(cf_future_unref(b), 0);
+    cf_thread_pool_free(p);
+    gate_destroy(&g1);
+    gate_destroy(&g2);
+}
+
 static void test_cancel_running_task(void **state)
 {
     struct fixture *fx = *state;
@@ -832,6 +891,7 @@ int main(void)
         T(test_states_pending_running_finished),
         T(test_failures_and_values),
         T(test_cancel_queued_task),
+        T(test_cancel_task_taken_but_not_started),
         T(test_cancel_running_task),
         T(test_cancel_races_with_workers),
         T(test_spinning_worker_does_not_hide_a_sleeper),

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static uv_loop_t loop;
@@ -50,6 +51,15 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds (user + system) of every thread of this process so far. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
 static void die_uv(const char *what, int rc)
@@ -136,7 +146,7 @@ int main(int argc, char **argv)
 {
     const char *which = NULL;
     long n = 0, threads = 2;
-    double t0, secs;
+    double t0, secs, c0;
     int rc, i;
 
     for (i = 1; i < argc; i++) {
@@ -183,6 +193,7 @@ int main(int argc, char **argv)
             ((volatile char *)reqs)[off] = 0;
         memset(reqs, 0, (size_t)n * sizeof *reqs);
 
+        c0 = cpu_s();
         t0 = now_s();
         for (long k = 0; k < n; k++) {
             rc = uv_queue_work(&loop, &reqs[k], work_noop, after_count);
@@ -191,12 +202,13 @@ int main(int argc, char **argv)
         }
         secs = run_and_check(&loop, t0, n);
         printf("{\"case\": \"tp_batch\", \"unit\": \"tasks/s\", \"value\": %.1f, \"n\": %ld, "
-               "\"seconds\": %.6f, \"threads\": %ld, \"libuv\": \"%s\"}\n",
-               (double)n / secs, n, secs, threads, uv_version_string());
+               "\"seconds\": %.6f, \"cpu_ns_per_task\": %.1f, \"threads\": %ld, \"libuv\": \"%s\"}\n",
+               (double)n / secs, n, secs, (cpu_s() - c0) * 1e9 / (double)n, threads, uv_version_string());
         free(reqs);
     } else {
         uv_work_t req;
 
+        c0 = cpu_s();
         t0 = now_s();
         submitted = 1;
         rc = uv_queue_work(&loop, &req, work_noop, after_next);
@@ -204,8 +216,8 @@ int main(int argc, char **argv)
             die_uv("uv_queue_work", rc);
         secs = run_and_check(&loop, t0, n);
         printf("{\"case\": \"tp_pingpong\", \"unit\": \"us\", \"value\": %.3f, \"n\": %ld, "
-               "\"seconds\": %.6f, \"threads\": %ld, \"libuv\": \"%s\"}\n",
-               secs * 1e6 / (double)n, n, secs, threads, uv_version_string());
+               "\"seconds\": %.6f, \"cpu_us_per_trip\": %.3f, \"threads\": %ld, \"libuv\": \"%s\"}\n",
+               secs * 1e6 / (double)n, n, secs, (cpu_s() - c0) * 1e6 / (double)n, threads, uv_version_string());
     }
 
     rc = uv_loop_close(&loop);

@@ -10,6 +10,25 @@
  * task function, initializer and finalizer run on a worker thread; there they
  * may use only the cf_task_* functions (and cf_loop_call()).  Worker threads
  * are named "<prefix>-<n>" and run with every signal blocked.
+ *
+ * Child processes started by a task.  On libev's default loop (EV_DEFAULT)
+ * libev handles SIGCHLD and reaps every child that exits (waitpid(-1, ...)
+ * on the loop thread), whichever thread started it.  A task's own
+ * waitpid(pid) can lose that race: it fails with ECHILD and the exit status
+ * went to libev (an ev_child watcher for that pid would have received it).
+ * Tasks that start children and wait for them belong on a pool whose loop
+ * was made with ev_loop_new(), which does not touch SIGCHLD; on the default
+ * loop, leave the waiting to an ev_child watcher.
+ *
+ * Bounding shutdown.  cf_thread_pool_shutdown(CF_SHUTDOWN_WAIT) and
+ * cf_thread_pool_free() wait for running tasks to return: a worker thread is
+ * never killed.  To bound the wait, make long tasks cancellable: they poll
+ * cf_task_cancelled() and return early, and CF_SHUTDOWN_CANCEL (which free
+ * uses) sets that flag on every running task.  A task blocked in a system
+ * call needs its own way out (a timeout on the call, or a descriptor the
+ * application closes).  For a deadline, shut down with CF_SHUTDOWN_CANCEL,
+ * then call cf_future_wait() with a timeout on the futures still running, and
+ * call cf_thread_pool_free() only once they are done.
  */
 #ifndef CFUTURES_THREAD_POOL_H
 #define CFUTURES_THREAD_POOL_H
@@ -43,8 +62,10 @@ typedef struct cf_thread_pool_opts {
     void *init_data;             /* passed to initializer and finalizer */
     size_t max_queued;           /* bound on queued (not yet running) tasks; 0 = unbounded */
     cf_queue_full on_full;       /* policy when the bound is reached */
-    unsigned spin_us;            /* microseconds a worker that just finished polls before sleeping, while
-                                    a CPU is left over; default 50, 0 = never */
+    unsigned spin_us;            /* microseconds a worker that just finished polls for the next task
+                                    before it sleeps (one worker at a time, so the others leave the
+                                    CPUs to the loop); default 50, 0 = never.  An idle pool never
+                                    spins: it costs no CPU time */
 } cf_thread_pool_opts;
 
 /* Fill `o` with the defaults. Any thread. */
