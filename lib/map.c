@@ -136,7 +136,7 @@ static void put_record(struct buf *out, const struct cf__outcome *o)
 }
 
 /* The task every chunk runs: the item function over each item of the chunk. */
-static int map_chunk_run(cf_task_t *task, void *arg)
+int cf__map_chunk_run(cf_task_t *task, void *arg)
 {
     size_t len, off = CHUNK_HDR;
     const uint8_t *p = cf_task_arg(task, &len);
@@ -346,7 +346,7 @@ static int map_submit_chunk(cf_map_t *m)
         uint64_t c64 = count;
         memcpy(b.p + 16, &c64, 8);
     }
-    rc = m->ex->ops->submit(m->ex, map_chunk_run, b.p, b.len, free, &f);
+    rc = m->ex->ops->submit(m->ex, cf__map_chunk_run, b.p, b.len, free, &f);
     if (rc) {
         free(b.p);
         map_end(m, rc, cf__printf_alloc("submitting items %zu..%zu failed: %s", first, first + count - 1, cf_strerror(rc)));
