@@ -11,15 +11,10 @@
  *   READY      worker -> parent  the initializer succeeded
  *   INIT_FAIL  worker -> parent  payload = an encoded outcome (err, message)
  *
- * An encoded outcome puts the bytes first so that the receiver can keep the
- * payload buffer itself as a bytes value:
- *
- *   bytes (len) | message (msglen, NUL-terminated) |
- *   i32 err | u32 kind | u64 raw | u64 len | u64 msglen      (32-byte trailer)
- *
- * Integers are in host byte order: both ends are the same program on the
- * same machine.  The decoder rejects anything malformed with CF_EINVAL; it is
- * fuzzed (tests/fuzz/).
+ * Outcomes are encoded by the outcome codec (outcome.h), which also states
+ * what may cross processes.  Integers are in host byte order: both ends are
+ * the same program on the same machine.  The decoders reject anything
+ * malformed with CF_EINVAL; they are fuzzed (tests/fuzz/).
  */
 #ifndef CF_FRAME_H
 #define CF_FRAME_H
@@ -27,12 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct cf__outcome;
+#include "outcome.h"
 
 #define CF__FRAME_MAGIC 0xCFF5u
 #define CF__FRAME_HDR 24u
 #define CF__FRAME_MAX_LEN (UINT64_C(1) << 34) /* 16 GiB */
-#define CF__OUTCOME_TRAILER 32u
 
 enum cf__frame_type {
     CF__FR_TASK = 1,
@@ -76,20 +70,5 @@ int cf__frame_reader_got(struct cf__frame_reader *r, size_t n, struct cf__frame_
 void cf__frame_reader_reset(struct cf__frame_reader *r);
 /* 1 when the reader holds no part of a frame (the next byte starts a header). */
 int cf__frame_reader_idle(const struct cf__frame_reader *r);
-
-/* Size of an encoded outcome, and encoding into `out` (of that size). */
-size_t cf__outcome_encoded_size(const struct cf__outcome *o);
-void cf__outcome_encode(const struct cf__outcome *o, uint8_t *out);
-/*
- * Decode an outcome from `buf` (malloc'd, `n` bytes).  Takes ownership of buf:
- * a bytes value keeps it as value.ptr, otherwise it is freed.  The message is
- * copied.  Returns 0, CF_EINVAL (malformed; buf freed) or CF_ENOMEM.
- */
-int cf__outcome_decode(uint8_t *buf, size_t n, struct cf__outcome *o);
-/*
- * The same for a buffer the caller keeps (a frame parsed in place): a bytes
- * value and the message are copied.  Returns 0, CF_EINVAL or CF_ENOMEM.
- */
-int cf__outcome_decode_copy(const uint8_t *buf, size_t n, struct cf__outcome *o);
 
 #endif /* CF_FRAME_H */

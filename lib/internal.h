@@ -258,15 +258,39 @@ int cf__future_remove_cb(cf_future_t *f, cf_future_cb cb, void *data);
 /* Set the state; asserts that the transition is legal.  The one place states change. */
 void cf__future_set_state(cf_future_t *f, cf_future_state to);
 
-/* ------------------------------------------------------------------ executors */
+/* ------------------------------------------------------------------ executors
+ * What every executor shares (executor.c): the submission it receives, its
+ * counters, and the one path on which its tasks' futures complete.
+ */
+
+/* What a submission hands over; `flags` says who owns `arg`. */
+struct cf__submit {
+    cf_task_fn fn;
+    void *arg;           /* an opaque pointer, or (CF__SUBMIT_BYTES) the task's data */
+    size_t len;          /* length of the data */
+    cf_free_fn arg_free; /* called with arg when the task ends; NULL under CF__SUBMIT_OWNED */
+    unsigned flags;
+};
+
+enum {
+    /* arg points at `len` bytes that are the task's data: executors in other
+     * address spaces send them.  Without it, arg is an opaque pointer (len 0),
+     * accepted only by executors that share memory. */
+    CF__SUBMIT_BYTES = 1u << 0,
+    /* arg is a malloc'd buffer handed over to the executor: it frees it with
+     * free() when the task ends, or keeps it (a process pool sends it as the
+     * task's payload without copying). */
+    CF__SUBMIT_OWNED = 1u << 1,
+};
 
 struct cf__executor_ops {
     const char *kind;
-    /* Queue fn(task, arg).  len > 0: arg points at len bytes that are the
-     * task's data (executors in other address spaces send them); len == 0:
-     * arg is an opaque pointer.  Ownership of arg passes to the executor on
-     * success (arg_free is called when the task is done); on error the caller
-     * keeps it. */
+    /* Queue s->fn.  On success ownership of s->arg passes to the executor
+     * (see the flags); on error the caller keeps it. */
+    int (*submit_task)(cf_executor_t *ex, const struct cf__submit *s, cf_future_t **out);
+    /* The older form, for executors not yet converted to submit_task (used
+     * only when submit_task is NULL): len > 0 means bytes, and a buffer whose
+     * arg_free is free() may be adopted. */
     int (*submit)(cf_executor_t *ex, cf_task_fn fn, void *arg, size_t len, cf_free_fn arg_free,
                   cf_future_t **out);
     int (*shutdown)(cf_executor_t *ex, int flags);
@@ -278,5 +302,52 @@ struct cf_executor {
     const struct cf__executor_ops *ops;
     cf_loop_t *loop;
 };
+
+/*
+ * Submit through ex's ops: every submission (cf_executor_submit*(), cf_map
+ * chunks, combinators) goes this way.  Returns 0, CF_EINVAL, CF_ENOTSUP (an
+ * opaque pointer to an executor that does not share memory) or the
+ * executor's error; on error the caller keeps s->arg.  Loop thread.
+ */
+int cf__executor_submit(cf_executor_t *ex, const struct cf__submit *s, cf_future_t **out);
+
+/* The counters of one executor (loop thread only). */
+struct cf__exec_counters {
+    uint64_t submitted, completed, failed, cancelled;
+    size_t outstanding; /* accepted tasks not yet completed */
+};
+
+/*
+ * A task was accepted: `f` (fresh from cf__future_alloc()) gets the
+ * executor's future ops and owner, and one more reference - the executor's,
+ * dropped by the executor after cf__exec_complete(); the task is counted and
+ * keeps the loop alive until it completes.  Loop thread.
+ */
+void cf__exec_accept(struct cf__exec_counters *c, cf_future_t *f, const struct cf__future_ops *ops, void *owner);
+
+/* Who runs the future's done callbacks after cf__exec_complete(). */
+enum {
+    /* They are scheduled for a later loop iteration (the caller may be
+     * inside user code, e.g. a cancel).  The future must not be done yet. */
+    CF__COMPLETE_SCHEDULE = 0,
+    /* The caller runs in a deferred context (the loop's ready queue) and
+     * calls cf__future_dispatch() itself, after its own bookkeeping. */
+    CF__COMPLETE_CALLER_DISPATCHES = 1,
+};
+
+/*
+ * The one place an executor's task ends, exactly once, on the loop thread:
+ * unless the future is already done (cancelled at once), f->out.err decides
+ * its final state (0 FINISHED, CF_ECANCELED CANCELLED, else FAILED); the
+ * matching counter is bumped; the argument is destroyed (arg_free); the
+ * future forgets its owner; the task stops keeping the loop alive; the done
+ * callbacks are scheduled, or left to the caller, as `how` says.  The
+ * executor's reference is not dropped: the caller does that last.  Returns
+ * the final state.
+ */
+cf_future_state cf__exec_complete(struct cf__exec_counters *c, cf_future_t *f, int how);
+
+/* Copy the counters into the matching fields of *out. */
+void cf__exec_counters_get(const struct cf__exec_counters *c, cf_pool_stats *out);
 
 #endif /* CF_INTERNAL_H */

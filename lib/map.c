@@ -13,13 +13,18 @@
  *
  * Worker side.  A chunk is one task: its argument is a self-contained byte
  * buffer (header with the item function, then length-prefixed items), its
- * value a byte buffer of per-item records (status, value, bytes, message).
- * Being bytes, a chunk runs unchanged on workers in another address space.
- * The chunk runner checks the task's cancellation flag between items.
+ * value a byte buffer of per-item outcomes, encoded as records by the
+ * outcome codec (outcome.h, which also says why an item's value must be a
+ * number or bytes).  Being bytes, a chunk runs unchanged on workers in
+ * another address space.  The chunk runner checks the task's cancellation
+ * flag between items.
  *
  *   chunk:  u64 CHUNK_MAGIC | u64 fn | u64 count | { u64 len | bytes (pad 8) } x count
- *   result: u64 RESULT_MAGIC | u64 count | u64 run_ns |
- *           { i32 err | u32 kind | u64 raw | u64 len | u64 msglen | bytes (pad 8) | msg (pad 8) } x count
+ *   result: u64 RESULT_MAGIC | u64 count | u64 run_ns | { outcome record } x count
+ *
+ * A chunk whose task failed as a whole (its worker died, it timed out)
+ * delivers that error for each of its items, the message naming the range
+ * of items (map_chunk_open()): which item was running is not known.
  *
  * Ending.  A map ends once: input exhausted and everything delivered, the
  * first failed item under CF_MAP_STOP, a pull or submit error, the timeout,
@@ -33,6 +38,8 @@
  */
 #include "internal.h"
 
+#include "outcome.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +49,8 @@
 #define RESULT_MAGIC 0x5345524d50464355ull /* "UCFMPRES" */
 #define CHUNK_HDR 24u
 #define RES_HDR 24u
-#define REC_HDR 32u
 #define ADAPT_TARGET_NS 2000000u /* aim at ~2 ms of work per chunk */
 #define ADAPT_MAX 16384u
-
-enum { REC_VALUE = 0, REC_BYTES = 1 };
 
 /* ------------------------------------------------------------------ byte buffers */
 
@@ -115,24 +119,12 @@ static uint64_t rd_u64(const uint8_t *p)
 
 static void put_record(struct buf *out, const struct cf__outcome *o)
 {
-    int32_t err = o->err;
-    uint32_t kind = o->is_bytes ? REC_BYTES : REC_VALUE;
-    uint64_t raw = 0, len = o->is_bytes ? o->len : 0;
-    uint64_t msglen = o->errmsg ? strlen(o->errmsg) + 1 : 0;
-    uint8_t hdr[REC_HDR];
+    size_t n = cf__outcome_record_size(o);
 
-    if (!o->is_bytes)
-        memcpy(&raw, &o->value, sizeof(raw));
-    memcpy(hdr, &err, 4);
-    memcpy(hdr + 4, &kind, 4);
-    memcpy(hdr + 8, &raw, 8);
-    memcpy(hdr + 16, &len, 8);
-    memcpy(hdr + 24, &msglen, 8);
-    buf_put(out, hdr, REC_HDR);
-    if (len)
-        buf_put(out, o->value.ptr, (size_t)len);
-    if (msglen)
-        buf_put(out, o->errmsg, (size_t)msglen);
+    if (buf_reserve(out, n) == 0) {
+        cf__outcome_record_put(o, out->p + out->len);
+        out->len += n;
+    }
 }
 
 /* The task every chunk runs: the item function over each item of the chunk. */
@@ -170,13 +162,7 @@ int cf__map_chunk_run(cf_task_t *task, void *arg)
             it.arg = (void *)(p + off + 8);
             it.arg_len = (size_t)ilen;
             cf__task_finish(&it, fn(&it, p + off + 8, (size_t)ilen));
-            if (o.err == 0 && o.value_free && !o.is_bytes) {
-                cf__outcome_drop_value(&o);
-                free(o.errmsg);
-                o.errmsg = strdup("a mapped item must produce a number or bytes (cf_task_set_bytes), "
-                                  "not a pointer with a destructor");
-                o.err = CF_ENOTSUP;
-            }
+            cf__outcome_make_portable(&o, "a mapped item");
         }
         put_record(&out, &o);
         cf__outcome_clear(&o);
@@ -206,6 +192,11 @@ struct chunk {
     size_t count;
     size_t pos;   /* items delivered */
     size_t off;   /* read offset in the result buffer */
+    /* Set when the first item is taken: 0, or the error of the whole chunk
+     * (its task failed: a worker died, a timeout...), with its message. */
+    int err;
+    const char *error; /* msg, or a message owned by f */
+    char *msg;         /* "items 30-39: ..." (malloc'd) for a chunk of several items */
 };
 
 struct cf_map {
@@ -233,6 +224,8 @@ struct cf_map {
     int status;
     char *errmsg;
     cf_future_t *cur_f; /* backs the last delivered result */
+    char *cur_msg;      /* the same, for a failed chunk's message */
+    int cur_ranged;     /* the last result's error already names its chunk's range */
     size_t delivered;
     ev_timer timer;
     int timer_on;
@@ -255,6 +248,8 @@ static void map_release_cur(cf_map_t *m)
         cf_future_unref(m->cur_f);
         m->cur_f = NULL;
     }
+    free(m->cur_msg);
+    m->cur_msg = NULL;
 }
 
 static void map_drop_inflight(cf_map_t *m)
@@ -266,6 +261,7 @@ static void map_drop_inflight(cf_map_t *m)
         if (cf_future_get_state(c->f) < CF_FUTURE_FINISHED)
             cf_future_cancel(c->f);
         cf_future_unref(c->f);
+        free(c->msg);
         m->head = (m->head + 1) % m->window;
         m->inflight--;
     }
@@ -346,7 +342,10 @@ static int map_submit_chunk(cf_map_t *m)
         uint64_t c64 = count;
         memcpy(b.p + 16, &c64, 8);
     }
-    rc = m->ex->ops->submit(m->ex, cf__map_chunk_run, b.p, b.len, free, &f);
+    rc = cf__executor_submit(
+        m->ex,
+        &(struct cf__submit){.fn = cf__map_chunk_run, .arg = b.p, .len = b.len, .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED},
+        &f);
     if (rc) {
         free(b.p);
         map_end(m, rc, cf__printf_alloc("submitting items %zu..%zu failed: %s", first, first + count - 1, cf_strerror(rc)));
@@ -388,6 +387,38 @@ static void map_adapt(cf_map_t *m, uint64_t run_ns, size_t count)
     m->chunksize = (size_t)want;
 }
 
+/*
+ * The oldest chunk is done and its first item is being taken: check its
+ * result header, or record why the whole chunk failed.  Which item was
+ * running when a chunk's task failed is not known, so the message names the
+ * chunk's range of items.
+ */
+static void map_chunk_open(cf_map_t *m, struct chunk *c)
+{
+    int st = cf_future_status(c->f);
+    const char *why;
+
+    if (st == 0) {
+        const uint8_t *p;
+        size_t len;
+
+        cf_future_result_bytes(c->f, (const void **)&p, &len);
+        if (len >= RES_HDR && rd_u64(p) == RESULT_MAGIC && rd_u64(p + 8) == c->count) {
+            map_adapt(m, rd_u64(p + 16), c->count);
+            c->off = RES_HDR;
+            return;
+        }
+        st = CF_EINVAL;
+        why = "malformed map result";
+    } else {
+        why = cf_future_error(c->f);
+    }
+    c->err = st;
+    c->error = why ? why : cf_strerror(st);
+    if (c->count > 1 && (c->msg = cf__printf_alloc("items %zu-%zu: %s", c->first, c->first + c->count - 1, c->error)))
+        c->error = c->msg;
+}
+
 /* Take the next result from the oldest chunk if it is done. Returns 1 if *r was filled. */
 static int map_take(cf_map_t *m, cf_map_result *r)
 {
@@ -401,59 +432,28 @@ static int map_take(cf_map_t *m, cf_map_result *r)
         return 0;
     memset(r, 0, sizeof(*r));
     r->index = c->first + c->pos;
-    st = cf_future_status(c->f);
-    if (st == 0) {
+    if (c->pos == 0)
+        map_chunk_open(m, c);
+    if (c->err) {
+        st = c->err;
+        r->error = c->error;
+    } else {
         const uint8_t *p;
         size_t len;
+        struct cf__outcome_view v;
 
         cf_future_result_bytes(c->f, (const void **)&p, &len);
-        if (c->pos == 0) {
-            if (len < RES_HDR || rd_u64(p) != RESULT_MAGIC || rd_u64(p + 8) != c->count) {
-                st = CF_EINVAL;
-                r->error = "malformed map result";
-            } else {
-                map_adapt(m, rd_u64(p + 16), c->count);
-                c->off = RES_HDR;
-            }
+        if (cf__outcome_record_next(p, len, &c->off, &v)) {
+            st = CF_EINVAL;
+            r->error = "malformed map result";
+        } else {
+            st = v.err;
+            r->error = v.msg;
+            r->i64 = v.i64;
+            r->f64 = v.f64;
+            r->data = v.data;
+            r->len = v.len;
         }
-        if (st == 0) {
-            uint64_t rlen, msglen;
-            int32_t err;
-            uint32_t kind;
-
-            if (c->off + REC_HDR > len) {
-                st = CF_EINVAL;
-                r->error = "malformed map result";
-            } else {
-                memcpy(&err, p + c->off, 4);
-                memcpy(&kind, p + c->off + 4, 4);
-                memcpy(&r->i64, p + c->off + 8, 8);
-                memcpy(&r->f64, p + c->off + 8, 8);
-                rlen = rd_u64(p + c->off + 16);
-                msglen = rd_u64(p + c->off + 24);
-                c->off += REC_HDR;
-                if (rlen > len - c->off || pad8((size_t)rlen) + (msglen ? pad8((size_t)msglen) : 0) > len - c->off ||
-                    (msglen && p[c->off + pad8((size_t)rlen) + msglen - 1] != '\0')) {
-                    st = CF_EINVAL;
-                    r->error = "malformed map result";
-                } else {
-                    st = err;
-                    if (kind == REC_BYTES) {
-                        r->data = p + c->off;
-                        r->len = (size_t)rlen;
-                        r->i64 = 0;
-                        r->f64 = 0;
-                    }
-                    c->off += pad8((size_t)rlen);
-                    if (msglen) {
-                        r->error = (const char *)(p + c->off);
-                        c->off += pad8((size_t)msglen);
-                    }
-                }
-            }
-        }
-    } else {
-        r->error = cf_future_error(c->f);
     }
     r->status = st;
     if (st && !r->error)
@@ -467,10 +467,12 @@ static int map_take(cf_map_t *m, cf_map_result *r)
     map_release_cur(m);
     cf_future_ref(c->f);
     m->cur_f = c->f;
+    m->cur_ranged = c->msg != NULL;
     if (++c->pos == c->count) {
         if (m->cb)
             cf__future_remove_cb(c->f, map_chunk_done, m);
         cf_future_unref(c->f);
+        m->cur_msg = c->msg; /* r->error may point at it */
         m->head = (m->head + 1) % m->window;
         m->inflight--;
     }
@@ -482,7 +484,8 @@ static int map_take(cf_map_t *m, cf_map_result *r)
 static void map_after_delivery(cf_map_t *m, const cf_map_result *r)
 {
     if (r->status && m->o.on_error == CF_MAP_STOP)
-        map_end(m, r->status, cf__printf_alloc("item %zu: %s", r->index, r->error));
+        map_end(m, r->status,
+                m->cur_ranged ? cf__printf_alloc("%s", r->error) : cf__printf_alloc("item %zu: %s", r->index, r->error));
     else
         map_fill(m);
 }

@@ -71,7 +71,7 @@
  *   - f->tq (fn, arg_len, submit time) is valid until a worker takes the
  *     task; the worker copies it out and clears the outcome that shares its
  *     room.
- *   - pool.outstanding counts accepted tasks whose tp_complete() has not run;
+ *   - pool.cnt.outstanding counts accepted tasks whose tp_complete() has not run;
  *     each holds one reference on the loop (cf__loop_task_begin/end) and one
  *     reference on its future.
  *   - the pool struct is destroyed when the user released it and
@@ -138,8 +138,7 @@ struct cf_thread_pool {
     ev_prepare prepare;      /* flushes `batch` before the loop waits; unreferenced */
     struct cf__list overflow;
     size_t noverflow;
-    size_t outstanding;
-    uint64_t submitted, completed, failed, cancelled;
+    struct cf__exec_counters cnt; /* submitted ... outstanding (executor.c) */
     uint64_t stamp;      /* last clock reading for submit times */
     unsigned stamp_left; /* submits that may still use it */
     int shut;
@@ -548,31 +547,13 @@ static void tp_complete(cf_loop_t *loop, struct cf__work *w)
 {
     cf_future_t *f = cf__container_of(w, struct cf_future, u.work);
     cf_thread_pool_t *pool = f->owner;
-    int st = atomic_load_explicit(&f->state, memory_order_acquire);
 
-    if (st < CF_FUTURE_FINISHED) {
-        st = f->out.err == 0 ? CF_FUTURE_FINISHED
-             : f->out.err == CF_ECANCELED ? CF_FUTURE_CANCELLED
-                                          : CF_FUTURE_FAILED;
-        cf__future_set_state(f, (cf_future_state)st);
-    }
-    if (st == CF_FUTURE_FINISHED)
-        pool->completed++;
-    else if (st == CF_FUTURE_CANCELLED)
-        pool->cancelled++;
-    else
-        pool->failed++;
-    if (f->arg_free)
-        f->arg_free(f->arg);
-    f->arg_free = NULL;
-    f->arg = NULL;
-
-    pool->outstanding--;
-    cf__loop_task_end(loop);
+    (void)loop;
+    cf__exec_complete(&pool->cnt, f, CF__COMPLETE_CALLER_DISPATCHES);
     tp_refill(pool);
     cf__future_dispatch(f);
     cf_future_unref(f); /* the pool's reference */
-    if (pool->released && pool->outstanding == 0)
+    if (pool->released && pool->cnt.outstanding == 0)
         tp_destroy(pool);
 }
 
@@ -749,8 +730,7 @@ static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t le
     f = cf__future_alloc(pool->loop);
     if (!f)
         return CF_ENOMEM;
-    f->ops = &tp_ops;
-    f->owner = pool;
+    cf__exec_accept(&pool->cnt, f, &tp_ops, pool); /* the pool's reference, dropped in tp_complete() */
     f->tq.fn = fn;
     f->tq.arg_len = len;
     f->tq.t_submit = tp_submit_stamp(pool);
@@ -773,10 +753,6 @@ static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t le
             tp_flush(pool);
     }
 
-    f->refs++; /* the pool's reference, dropped in tp_complete() */
-    pool->outstanding++;
-    pool->submitted++;
-    cf__loop_task_begin(pool->loop);
     *out = f;
     return 0;
 }
@@ -788,10 +764,10 @@ int cf_thread_pool_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, cf_f
     return tp_submit(pool, fn, arg, 0, arg_free, out);
 }
 
-static int tp_ex_submit(cf_executor_t *ex, cf_task_fn fn, void *arg, size_t len, cf_free_fn arg_free,
-                        cf_future_t **out)
+static int tp_ex_submit(cf_executor_t *ex, const struct cf__submit *s, cf_future_t **out)
 {
-    return tp_submit((cf_thread_pool_t *)ex, fn, arg, len, arg_free, out);
+    return tp_submit((cf_thread_pool_t *)ex, s->fn, s->arg, s->len, (s->flags & CF__SUBMIT_OWNED) ? free : s->arg_free,
+                     out);
 }
 
 static int tp_ex_shutdown(cf_executor_t *ex, int flags)
@@ -806,7 +782,7 @@ static int tp_ex_workers(const cf_executor_t *ex)
 
 static const struct cf__executor_ops tp_executor_ops = {
     .kind = "thread pool",
-    .submit = tp_ex_submit,
+    .submit_task = tp_ex_submit,
     .shutdown = tp_ex_shutdown,
     .workers = tp_ex_workers,
     .shares_memory = 1,
@@ -820,7 +796,7 @@ cf_executor_t *cf_thread_pool_executor(cf_thread_pool_t *pool)
 
 static int tp_drained(void *pool)
 {
-    return ((cf_thread_pool_t *)pool)->outstanding == 0;
+    return ((cf_thread_pool_t *)pool)->cnt.outstanding == 0;
 }
 
 int cf_thread_pool_shutdown(cf_thread_pool_t *pool, int flags)
@@ -878,7 +854,7 @@ void cf_thread_pool_free(cf_thread_pool_t *pool)
     cf_thread_pool_shutdown(pool, CF_SHUTDOWN_CANCEL);
     tp_join(pool);
     pool->released = 1;
-    if (pool->outstanding == 0)
+    if (pool->cnt.outstanding == 0)
         tp_destroy(pool);
 }
 
@@ -897,9 +873,6 @@ int cf_thread_pool_stats(cf_thread_pool_t *pool, cf_pool_stats *out)
     out->running = 0;
     for (int i = 0; i < pool->nworkers; i++)
         out->running += atomic_load_explicit(&pool->workers[i].current, memory_order_acquire) != NULL;
-    out->submitted = pool->submitted;
-    out->completed = pool->completed;
-    out->failed = pool->failed;
-    out->cancelled = pool->cancelled;
+    cf__exec_counters_get(&pool->cnt, out);
     return 0;
 }

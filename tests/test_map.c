@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/resource.h>
 
@@ -358,6 +359,78 @@ static void test_free_from_callback(void **state)
     cf_thread_pool_free(p);
 }
 
+
+/* Failed chunks ------------------------------------------------------------ */
+
+/* Item 33 kills its worker process: the chunk's task fails as a whole. */
+static int crash_item(cf_task_t *t, const void *item, size_t len)
+{
+    (void)len;
+    if (item_i64(item) == 33)
+        raise(SIGKILL);
+    cf_task_set_i64(t, item_i64(item) * item_i64(item));
+    return 0;
+}
+
+static void test_failed_chunk_names_its_items(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p;
+    cf_process_pool_opts po;
+    int64_t xs[50];
+    cf_map_opts o;
+    cf_map_t *m;
+    cf_map_result r;
+    size_t k = 0;
+    int rc;
+
+    cf_process_pool_opts_init(&po);
+    po.max_workers = 2;
+    assert_int_equal(cf_process_pool_new(fx->loop, &po, &p), 0);
+    for (int i = 0; i < 50; i++)
+        xs[i] = i;
+    cf_map_opts_init(&o);
+    o.chunksize = 10;
+    o.on_error = CF_MAP_CONTINUE;
+    assert_int_equal(cf_map_new_array(cf_process_pool_executor(p), crash_item, xs, 50, 8, &o, &m), 0);
+    while ((rc = cf_map_next(m, &r)) == 0) {
+        assert_int_equal(r.index, k);
+        if (k >= 30 && k <= 39) {
+            assert_int_equal(r.status, CF_EWORKER);
+            assert_non_null(strstr(r.error, "SIGKILL"));
+            assert_memory_equal(r.error, "items 30-39: ", 13);
+        } else {
+            assert_int_equal(r.status, 0);
+            assert_int_equal(r.i64, (int64_t)(k * k));
+        }
+        k++;
+    }
+    assert_int_equal(rc, CF_EOF);
+    assert_int_equal(k, 50);
+    cf_map_free(m);
+
+    /* Stopping at the first failure: the map's message names the range once. */
+    o.on_error = CF_MAP_STOP;
+    assert_int_equal(cf_map_new_array(cf_process_pool_executor(p), crash_item, xs, 50, 8, &o, &m), 0);
+    k = 0;
+    while ((rc = cf_map_next(m, &r)) == 0)
+        k++;
+    assert_int_equal(k, 31); /* items 0-29, then item 30 with the chunk's error */
+    assert_int_equal(rc, CF_EWORKER);
+    assert_memory_equal(cf_map_error(m), "items 30-39: worker ", 20);
+    cf_map_free(m);
+
+    /* A chunk of one item is that item's failure. */
+    o.chunksize = 1;
+    assert_int_equal(cf_map_new_array(cf_process_pool_executor(p), crash_item, xs, 50, 8, &o, &m), 0);
+    while ((rc = cf_map_next(m, &r)) == 0)
+        ;
+    assert_int_equal(rc, CF_EWORKER);
+    assert_memory_equal(cf_map_error(m), "item 33: worker ", 16);
+    cf_map_free(m);
+    cf_process_pool_free(p);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -370,6 +443,7 @@ int main(void)
         T(test_endless_input_stopped_early),
         T(test_pull_error_and_timeout),
         T(test_free_from_callback),
+        T(test_failed_chunk_names_its_items),
     };
     return cmocka_run_group_tests_name("map", tests, NULL, NULL);
 }

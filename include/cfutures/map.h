@@ -13,6 +13,16 @@
  * its result with cf_task_set_i64(), cf_task_set_f64() or cf_task_set_bytes()
  * (values with destructors cannot be mapped), or fails with cf_task_fail().
  *
+ * Failed chunks.  When a chunk's task fails as a whole - its worker process
+ * died, it timed out, its result could not be read - which of its items was
+ * running is not known.  Every item of the chunk is then delivered with that
+ * error, and the message names the chunk's range of items: "items 30-39:
+ * worker 1 (pid 4242) killed by signal 9 (SIGKILL) while running task 3" (a
+ * chunk of one item says "item 30: ..." in cf_map_error(), like a failed
+ * item).  The items are not run again, since running an item twice may not
+ * be harmless; use chunksize = 1 to have such failures pinned to single
+ * items.
+ *
  * Threads: every cf_map_* function runs on the loop thread; the item function
  * runs on a worker.
  */
@@ -111,7 +121,8 @@ CF_EXTERN int cf_map_each(cf_map_t *m, cf_map_cb cb, void *data, cf_future_t **d
 /* The map's outcome so far: 0, or the error that ended it. */
 CF_EXTERN int cf_map_status(const cf_map_t *m);
 
-/* Message for cf_map_status() ("item 7: Don't do this"), or NULL. */
+/* Message for cf_map_status() ("item 7: Don't do this", "items 30-39: ..." for a
+ * failed chunk, see above), or NULL. */
 CF_EXTERN const char *cf_map_error(const cf_map_t *m);
 
 /* Chunk size in use now (it changes over time for adaptive chunking). */

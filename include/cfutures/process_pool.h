@@ -48,7 +48,6 @@
 #include "future.h"
 #include "loop.h"
 #include "task.h"
-#include "thread_pool.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,7 +62,8 @@ typedef enum cf_crash_policy {
 
 typedef struct cf_process_pool_opts {
     int max_workers;                /* default cf_cpu_count(); < 1 is CF_EINVAL */
-    cf_worker_init_fn initializer;  /* runs in each worker process after it starts */
+    cf_worker_init_fn initializer;  /* runs in each worker process after it starts (executor.h); a
+                                       failure restarts the worker, see max_init_failures */
     cf_worker_fini_fn finalizer;    /* runs in the worker before it exits normally */
     void *init_data;                /* as seen in the worker (a copy made by fork) */
     unsigned max_tasks_per_child;   /* replace a worker after this many tasks; 0 = never */
@@ -99,13 +99,8 @@ CF_EXTERN int cf_process_pool_submit(cf_process_pool_t *pool, cf_task_fn fn, con
 /* The pool's executor interface (byte submissions; opaque pointers are CF_ENOTSUP). */
 CF_EXTERN cf_executor_t *cf_process_pool_executor(cf_process_pool_t *pool);
 
-/* Flags for cf_process_pool_shutdown(), besides CF_SHUTDOWN_WAIT and CF_SHUTDOWN_CANCEL. */
-enum {
-    CF_SHUTDOWN_KILL = 1 << 2 /* also stop running tasks: their workers are killed, tasks fail CF_ECANCELED */
-};
-
 /*
- * Stop accepting tasks.  CF_SHUTDOWN_CANCEL cancels queued tasks;
+ * Stop accepting tasks.  Flags (executor.h): CF_SHUTDOWN_CANCEL cancels queued tasks;
  * CF_SHUTDOWN_KILL also kills running ones; CF_SHUTDOWN_WAIT runs the loop
  * until every task is done and the workers have exited (CF_EDEADLK inside a
  * loop callback).  Every future completes exactly once whichever path is

@@ -32,22 +32,14 @@ typedef enum cf_queue_full {
     CF_QUEUE_FULL_WAIT = 1  /* submit returns a PENDING future; the task is queued once room frees up */
 } cf_queue_full;
 
-/*
- * Per-worker initializer, run on each worker thread before it takes tasks.
- * Return 0 and optionally set *worker_data (handed to tasks through
- * cf_task_worker_data() and to the finalizer), or a negative code: the pool is
- * then broken, like Python's BrokenThreadPool - queued tasks fail with
- * CF_EBROKEN and a message naming the worker, later submits return CF_EBROKEN.
- */
-typedef int (*cf_worker_init_fn)(void *pool_data, int worker_index, void **worker_data);
-/* Per-worker finalizer, run on the worker thread as it exits (only if init succeeded). */
-typedef void (*cf_worker_fini_fn)(void *pool_data, int worker_index, void *worker_data);
-
 typedef struct cf_thread_pool_opts {
     int max_workers;             /* number of threads; default cf_cpu_count(); < 1 is CF_EINVAL */
     const char *name_prefix;     /* thread name prefix, default "cf-worker" (names are cut to 15 bytes) */
-    cf_worker_init_fn initializer; /* optional */
-    cf_worker_fini_fn finalizer;   /* optional */
+    cf_worker_init_fn initializer; /* optional (see executor.h); a failure breaks the pool, like
+                                      Python's BrokenThreadPool: queued tasks fail with CF_EBROKEN
+                                      and a message naming the worker, later submits return
+                                      CF_EBROKEN */
+    cf_worker_fini_fn finalizer;   /* optional, on the worker thread as it exits */
     void *init_data;             /* passed to initializer and finalizer */
     size_t max_queued;           /* bound on queued (not yet running) tasks; 0 = unbounded */
     cf_queue_full on_full;       /* policy when the bound is reached */
@@ -80,14 +72,9 @@ CF_EXTERN int cf_thread_pool_submit(cf_thread_pool_t *pool, cf_task_fn fn, void 
 /* The pool's executor interface (for combinators and cf_map()); valid as long as the pool. */
 CF_EXTERN cf_executor_t *cf_thread_pool_executor(cf_thread_pool_t *pool);
 
-/* Flags for cf_thread_pool_shutdown(). */
-enum {
-    CF_SHUTDOWN_WAIT = 1 << 0,   /* run the loop until every task of the pool is done */
-    CF_SHUTDOWN_CANCEL = 1 << 1, /* cancel queued tasks; request cancellation of running ones */
-};
-
 /*
- * Stop accepting tasks (later submits return CF_ESHUTDOWN).  With
+ * Stop accepting tasks (later submits return CF_ESHUTDOWN).  Flags (executor.h):
+ * CF_SHUTDOWN_WAIT and CF_SHUTDOWN_CANCEL; CF_SHUTDOWN_KILL is CF_EINVAL.  With
  * CF_SHUTDOWN_CANCEL, queued tasks complete as CANCELLED and running tasks get
  * their cancellation flag.  With CF_SHUTDOWN_WAIT, run the loop until every
  * task the pool accepted is done and its callbacks ran, then join the workers;
@@ -105,18 +92,6 @@ CF_EXTERN int cf_thread_pool_shutdown(cf_thread_pool_t *pool, int flags);
  * Loop thread.
  */
 CF_EXTERN void cf_thread_pool_free(cf_thread_pool_t *pool);
-
-typedef struct cf_pool_stats {
-    uint64_t submitted;     /* tasks accepted */
-    uint64_t queued;        /* tasks waiting now (including those waiting for queue room) */
-    uint64_t running;       /* tasks running now */
-    uint64_t completed;     /* tasks finished with a value */
-    uint64_t failed;        /* tasks that failed */
-    uint64_t cancelled;     /* tasks cancelled */
-    uint64_t queue_ns_total; /* total time tasks spent queued before a worker took them */
-    uint64_t queue_ns_max;   /* longest such time */
-    int workers;            /* worker threads alive */
-} cf_pool_stats;
 
 /* Snapshot of the pool's counters. Returns 0 or CF_EINVAL. Loop thread. */
 CF_EXTERN int cf_thread_pool_stats(cf_thread_pool_t *pool, cf_pool_stats *out);

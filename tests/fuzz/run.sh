@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# run.sh BUILD_DIR - build the frame-decoder fuzzer with clang's libFuzzer and
-# run it for a bounded time (FUZZ_SECONDS, default 30).  BUILD_DIR is a
-# configured build directory (for config.h).  Without clang: skipped.
+# run.sh BUILD_DIR - build the fuzz targets with clang's libFuzzer and run
+# each for a bounded time (FUZZ_SECONDS each, default 30):
+#   fuzz_frame    the process-pool frame reader, payloads through the outcome decoders
+#   fuzz_outcome  the outcome codec: one outcome, and a sequence of records (cf_map results)
+# BUILD_DIR is a configured build directory (for config.h).  Without clang: skipped.
 set -euo pipefail
 build=${1:?usage: run.sh BUILD_DIR}
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -12,18 +14,36 @@ if [ -z "$cc" ]; then
     exit 0
 fi
 out="$build/fuzz"
-mkdir -p "$out/corpus"
-"$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE \
-    -I"$top/include" -I"$top/lib" -I"$build" \
-    "$top/tests/fuzz/fuzz_frame.c" "$top/lib/frame.c" "$top/lib/future.c" "$top/lib/loop.c" \
-    "$top/lib/error.c" "$top/lib/task.c" "$top/lib/slab.c" -lev -lm -pthread -o "$out/fuzz_frame"
-# Seed: a valid RESULT frame carrying an error message.
-printf '\x01\xf5\xcf\x03\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x22\x00\x00\x00\x00\x00\x00\x00ok\x00\xf1\xf0\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00' \
-    >"$out/corpus/seed-result"
-"$out/fuzz_frame" -max_total_time="$seconds" -rss_limit_mb=1024 -print_final_stats=1 "$out/corpus" 2>"$out/fuzz.log" || {
-    tail -n 40 "$out/fuzz.log"
-    echo "fuzz_frame: a crash was found (see $out)"
-    exit 1
+lib="$top/lib/outcome.c $top/lib/frame.c $top/lib/future.c $top/lib/loop.c $top/lib/error.c $top/lib/task.c $top/lib/slab.c"
+
+build_target() { # NAME
+    mkdir -p "$out/$1.corpus"
+    # shellcheck disable=SC2086
+    "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE \
+        -I"$top/include" -I"$top/lib" -I"$build" \
+        "$top/tests/fuzz/$1.c" $lib -lev -lm -pthread -o "$out/$1"
 }
-grep -E 'stat::number_of_executed_units|Done' "$out/fuzz.log" | tail -n 2
-echo "fuzz_frame: ${seconds}s, no crash"
+
+run_target() { # NAME
+    "$out/$1" -max_total_time="$seconds" -rss_limit_mb=1024 -print_final_stats=1 "$out/$1.corpus" \
+        2>"$out/$1.log" || {
+        tail -n 40 "$out/$1.log"
+        echo "$1: a crash was found (see $out)"
+        exit 1
+    }
+    grep -E 'stat::number_of_executed_units|Done' "$out/$1.log" | tail -n 2
+    echo "$1: ${seconds}s, no crash"
+}
+
+build_target fuzz_frame
+build_target fuzz_outcome
+# Seeds.  A RESULT frame carrying an error message:
+printf '\x01\xf5\xcf\x03\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x22\x00\x00\x00\x00\x00\x00\x00ok\x00\xf1\xf0\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00' \
+    >"$out/fuzz_frame.corpus/seed-result"
+# An outcome with 3 bytes ("abc"), and a record sequence: that outcome, then a failure with a message.
+printf '\x00abc\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' \
+    >"$out/fuzz_outcome.corpus/seed-bytes"
+printf '\x01\x23\x00\x00\x00\x00\x00\x00\x00abc\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x23\x00\x00\x00\x00\x00\x00\x00ok\x00\xf1\xf0\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' \
+    >"$out/fuzz_outcome.corpus/seed-records"
+run_target fuzz_frame
+run_target fuzz_outcome
