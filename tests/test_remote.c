@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -106,6 +107,7 @@ static void redis_start(struct env *e)
     assert_true(pid >= 0);
     if (pid == 0) {
         int null = open("/dev/null", 1);
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives the test */
         dup2(null, 1);
         execl(REDIS_SERVER, "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
               "--daemonize", "no", (char *)NULL);
@@ -142,6 +144,8 @@ static pid_t worker_start(struct env *e, const char *lib, const char *queue, con
     assert_true(pid >= 0);
     if (pid == 0) {
         int null = open("/dev/null", 1);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(null, 1);
         if (!getenv("CF_TEST_VERBOSE"))
             dup2(null, 2);
         execl(CFWORKER, "cfworker", "--redis", e->url, "--queue", queue, "--tasks", lib, "--procs", p, "--name", name,
@@ -182,15 +186,21 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct env *e = *state;
+    int closed, fds;
+
+    /* Processes first, so that nothing outlives a failed test. */
     for (int i = 0; i < e->nworkers; i++)
         if (e->workers[i] > 0)
             worker_stop(e, e->workers[i], SIGKILL);
     cf_remote_pool_free(e->pool);
-    ev_run(e->ev, EVRUN_NOWAIT);
-    assert_int_equal(cf_loop_close(e->loop), 0);
-    ev_loop_destroy(e->ev);
     redis_stop(e, SIGTERM);
-    assert_int_equal(count_fds(), e->fds_before);
+    ev_run(e->ev, EVRUN_NOWAIT);
+    closed = cf_loop_close(e->loop);
+    if (closed == 0)
+        ev_loop_destroy(e->ev);
+    fds = count_fds();
+    assert_int_equal(closed, 0);
+    assert_int_equal(fds, e->fds_before);
     free(e);
     return 0;
 }
