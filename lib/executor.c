@@ -32,8 +32,7 @@ int cf_executor_submit_bytes(cf_executor_t *ex, cf_task_fn fn, const void *data,
     if (!copy)
         return CF_ENOMEM;
     rc = cf__executor_submit(
-        ex, &(struct cf__submit){.fn = fn, .arg = copy, .len = len, .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED},
-        out);
+        ex, &(struct cf__submit){.fn = fn, .arg = copy, .len = len, .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED}, out);
     if (rc)
         free(copy);
     return rc;
@@ -95,9 +94,7 @@ cf_future_state cf__exec_complete(struct cf__exec_counters *c, cf_future_t *f, i
     cf_future_state st = (cf_future_state)atomic_load_explicit(&f->state, memory_order_acquire);
 
     if (st < CF_FUTURE_FINISHED) {
-        st = f->out.err == 0             ? CF_FUTURE_FINISHED
-             : f->out.err == CF_ECANCELED ? CF_FUTURE_CANCELLED
-                                          : CF_FUTURE_FAILED;
+        st = f->out.err == 0 ? CF_FUTURE_FINISHED : f->out.err == CF_ECANCELED ? CF_FUTURE_CANCELLED : CF_FUTURE_FAILED;
         if (how == CF__COMPLETE_SCHEDULE)
             cf__future_settle(f, st);
         else

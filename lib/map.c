@@ -190,8 +190,8 @@ struct chunk {
     cf_future_t *f;
     size_t first; /* input index of the first item */
     size_t count;
-    size_t pos;   /* items delivered */
-    size_t off;   /* read offset in the result buffer */
+    size_t pos; /* items delivered */
+    size_t off; /* read offset in the result buffer */
     /* Set when the first item is taken: 0, or the error of the whole chunk
      * (its task failed: a worker died, a timeout...), with its message. */
     int err;
@@ -344,11 +344,13 @@ static int map_submit_chunk(cf_map_t *m)
     }
     rc = cf__executor_submit(
         m->ex,
-        &(struct cf__submit){.fn = cf__map_chunk_run, .arg = b.p, .len = b.len, .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED},
+        &(struct cf__submit){
+            .fn = cf__map_chunk_run, .arg = b.p, .len = b.len, .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED},
         &f);
     if (rc) {
         free(b.p);
-        map_end(m, rc, cf__printf_alloc("submitting items %zu..%zu failed: %s", first, first + count - 1, cf_strerror(rc)));
+        map_end(m, rc,
+                cf__printf_alloc("submitting items %zu..%zu failed: %s", first, first + count - 1, cf_strerror(rc)));
         return 0;
     }
     m->ring[(m->head + m->inflight) % m->window] = (struct chunk){.f = f, .first = first, .count = count};
@@ -485,7 +487,8 @@ static void map_after_delivery(cf_map_t *m, const cf_map_result *r)
 {
     if (r->status && m->o.on_error == CF_MAP_STOP)
         map_end(m, r->status,
-                m->cur_ranged ? cf__printf_alloc("%s", r->error) : cf__printf_alloc("item %zu: %s", r->index, r->error));
+                m->cur_ranged ? cf__printf_alloc("%s", r->error)
+                              : cf__printf_alloc("item %zu: %s", r->index, r->error));
     else
         map_fill(m);
 }
@@ -494,7 +497,8 @@ static void map_after_delivery(cf_map_t *m, const cf_map_result *r)
 static void map_end_of_input(cf_map_t *m)
 {
     if (m->pull_err < 0)
-        map_end(m, m->pull_err, cf__printf_alloc("reading item %zu failed: %s", m->next_item, cf_strerror(m->pull_err)));
+        map_end(m, m->pull_err,
+                cf__printf_alloc("reading item %zu failed: %s", m->next_item, cf_strerror(m->pull_err)));
     else
         map_end(m, 0, NULL);
 }
@@ -586,8 +590,7 @@ int cf_map_new_array(cf_executor_t *ex, cf_map_fn fn, const void *items, size_t 
     return 0;
 }
 
-int cf_map_new(cf_executor_t *ex, cf_map_fn fn, cf_map_pull_fn pull, void *src, const cf_map_opts *opts,
-               cf_map_t **out)
+int cf_map_new(cf_executor_t *ex, cf_map_fn fn, cf_map_pull_fn pull, void *src, const cf_map_opts *opts, cf_map_t **out)
 {
     int rc;
 

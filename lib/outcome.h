@@ -50,13 +50,13 @@ struct cf__outcome;
  * allocation): valid as long as the buffer.
  */
 struct cf__outcome_view {
-    int err;          /* 0, or a negative code */
-    int is_bytes;     /* the value is `len` bytes at `data` */
-    int64_t i64;      /* a number's 8 bytes, read as i64 ... */
-    double f64;       /* ... and as f64 (0 for bytes and failures) */
+    int err;      /* 0, or a negative code */
+    int is_bytes; /* the value is `len` bytes at `data` */
+    int64_t i64;  /* a number's 8 bytes, read as i64 ... */
+    double f64;   /* ... and as f64 (0 for bytes and failures) */
     const uint8_t *data;
     size_t len;
-    const char *msg;  /* the message (NUL-terminated), or NULL */
+    const char *msg; /* the message (NUL-terminated), or NULL */
 };
 
 /*

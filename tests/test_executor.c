@@ -47,13 +47,12 @@ static void submit_owned(cf_executor_t *ex, size_t len)
     assert_non_null(buf);
     for (size_t i = 0; i < len; i++)
         sum += buf[i] = (uint8_t)(i * 7);
-    assert_int_equal(cf__executor_submit(ex,
-                                         &(struct cf__submit){.fn = sum_bytes,
-                                                              .arg = buf,
-                                                              .len = len,
-                                                              .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED},
-                                         &f),
-                     0);
+    assert_int_equal(
+        cf__executor_submit(
+            ex,
+            &(struct cf__submit){.fn = sum_bytes, .arg = buf, .len = len, .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED},
+            &f),
+        0);
     assert_int_equal(cf_future_wait(f, -1), 0);
     assert_int_equal(cf_future_result_i64(f, &v), 0);
     assert_int_equal(v, sum * 1000 + (int64_t)len);
@@ -66,17 +65,16 @@ static void check_flags_rejected(cf_executor_t *ex)
     cf_future_t *f;
 
     /* A handed-over buffer is bytes, and its destructor is free(): no arg_free. */
-    assert_int_equal(cf__executor_submit(ex, &(struct cf__submit){.fn = sum_bytes, .arg = b, .flags = CF__SUBMIT_OWNED},
-                                         &f),
-                     CF_EINVAL);
-    assert_int_equal(cf__executor_submit(ex,
-                                         &(struct cf__submit){.fn = sum_bytes,
-                                                              .arg = b,
-                                                              .len = 4,
-                                                              .arg_free = free,
-                                                              .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED},
-                                         &f),
-                     CF_EINVAL);
+    assert_int_equal(
+        cf__executor_submit(ex, &(struct cf__submit){.fn = sum_bytes, .arg = b, .flags = CF__SUBMIT_OWNED}, &f),
+        CF_EINVAL);
+    assert_int_equal(
+        cf__executor_submit(
+            ex,
+            &(struct cf__submit){
+                .fn = sum_bytes, .arg = b, .len = 4, .arg_free = free, .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED},
+            &f),
+        CF_EINVAL);
     assert_int_equal(cf__executor_submit(ex, &(struct cf__submit){.arg = b, .len = 4, .flags = CF__SUBMIT_BYTES}, &f),
                      CF_EINVAL);
     assert_int_equal(
@@ -105,14 +103,13 @@ static void test_thread_pool_submissions(void **state)
     uint8_t *copy = malloc(3);
     assert_non_null(copy);
     memcpy(copy, kept, 3);
-    assert_int_equal(cf__executor_submit(ex,
-                                         &(struct cf__submit){.fn = sum_bytes,
-                                                              .arg = copy,
-                                                              .len = 3,
-                                                              .arg_free = count_destroy,
-                                                              .flags = CF__SUBMIT_BYTES},
-                                         &f),
-                     0);
+    assert_int_equal(
+        cf__executor_submit(
+            ex,
+            &(struct cf__submit){
+                .fn = sum_bytes, .arg = copy, .len = 3, .arg_free = count_destroy, .flags = CF__SUBMIT_BYTES},
+            &f),
+        0);
     assert_int_equal(cf_future_wait(f, -1), 0);
     assert_int_equal(cf_future_result_i64(f, &v), 0);
     assert_int_equal(v, 6 * 1000 + 3);

@@ -7,7 +7,11 @@ Run by `make check` (CF_BUILDDIR and CF_SRCDIR set by the Makefile), or by hand:
 The site (tools/gensite.py, 300 pages) has cycles, 404 links, a redirect, non-HTML
 files, fragments, a <base href>, and links to other hosts and ports.  The expected
 results are computed here from the generator's manifest, independently of cfcrawl:
-a breadth-first walk where a link costs one level and a redirect none.
+a breadth-first walk where a link costs one level and a redirect none.  Non-HTML
+files are results (status and type), 404s are errors; the site has no robots.txt
+(a 404: nothing disallowed).  Servers that refuse, never answer or do not resolve
+end in per-URL errors and exit status 3 (every start URL failed), with robots.txt
+first and with --ignore-robots.  The hostile cases are in crawl_hostile_test.py.
 Exit status: 0 pass, 1 fail, 77 skip (no nginx).
 """
 import json
@@ -70,7 +74,7 @@ def expected(manifest, max_depth):
         elif path in missing:
             out[path] = (dp, 404, None, "HTTP 404")
         elif path in files:
-            out[path] = (dp, 200, None, "not HTML")
+            out[path] = (dp, 200, None, None)
         else:
             out[path] = (dp, 200, pages[path]["title"], None)
     return out
@@ -95,6 +99,8 @@ def compare(rows, exp, base, name):
         ok = r["depth"] == dp and r["status"] == status and r["title"] == title
         ok = ok and ((err is None and r["error"] is None) or (err is not None and r["error"] and err in r["error"]))
         ok = ok and isinstance(r["bytes"], int) and r["bytes"] > 0 and r["ms"] >= 0
+        ctype = {".bin": "application/octet-stream", ".txt": "text/plain"}.get(path[-4:], "text/html")
+        ok = ok and r["content_type"] == ctype
         if not ok:
             bad.append((path, r, (dp, status, title, err)))
     check(not bad, name + ": depth, status, title and error of every URL", str(bad[:3]))
@@ -156,7 +162,7 @@ def main():
                 compare(rows, full, base, name)
                 nerr = sum(1 for e in full.values() if e[3])
                 check(summ is not None and summ["pages"] == len(full) and summ["errors"] == nerr
-                      and summ["redirects"] == 1 and summ["bytes"] == sum(x["bytes"] for x in rows)
+                      and summ["redirects"] == 1 and summ["non_html"] == 2 and summ["links_dropped"] == 0 and summ["bytes"] == sum(x["bytes"] for x in rows)
                       and summ["interrupted"] is False,
                       name + ": summary", str(summ))
             check(not any("other.invalid" in x["url"] or ":1/" in x["url"] for x in rows),
@@ -179,7 +185,9 @@ def main():
             shallower = {p for p, e in depths.items() if e[0] < deepest}
             check(shallower <= set(paths) and all(p in depths for p in paths),
                   "--max-pages 50: every shallower URL fetched first")
-            check(summ["not_fetched"] > 0, "--max-pages 50: the rest reported as not fetched")
+            check(summ["links_dropped"] > 0 and summ["not_fetched"] == 0,
+                  "--max-pages 50: the frontier holds no more than can be fetched, the rest counted as dropped",
+                  str(summ))
 
             # Two start URLs on the same site: each URL still once.
             r, rows, summ = crawl(["--depth", "1", ng.url("/p/10.html"), ng.url("/p/20.html")])
@@ -191,25 +199,31 @@ def main():
             r = subprocess.run([CFCRAWL, "--depth", "1", ng.url("/p/5.html")], capture_output=True, text=True,
                                timeout=60)
             lines = r.stdout.strip().splitlines()
-            check(r.returncode == 0 and "not HTML" in r.stdout and "Page 5 & friends <#5>" in r.stdout
+            check(r.returncode == 0 and "[application/octet-stream]" in r.stdout and "Page 5 & friends <#5>" in r.stdout
                   and "pages/s" in lines[-1], "text output", r.stdout[-400:])
 
-        # Per-URL failures never stop the crawl.
+        # Per-URL failures never stop the crawl; when every start URL failed, the exit status says so.
+        # With robots.txt (the default) the failure shows on robots.txt, and the page is not fetched.
         port, accepted, close = silent_server()
         closed = webfixture.free_port()
         try:
-            r, rows, summ = crawl(["--timeout", "1", "http://127.0.0.1:%d/" % closed,
-                                   "http://127.0.0.1:%d/slow" % port, "http://nonexistent.invalid/"], timeout=60)
-            by = {x["url"]: x for x in rows}
-            refused = by.get("http://127.0.0.1:%d/" % closed)
-            slow = by.get("http://127.0.0.1:%d/slow" % port)
-            dns = by.get("http://nonexistent.invalid/")
-            check(r.returncode == 0 and len(rows) == 3 and summ["errors"] == 3, "failures reported, crawl ends",
-                  r.stdout + r.stderr)
-            check(refused and refused["status"] == 0 and "connect" in (refused["error"] or "").lower(),
-                  "connection refused", str(refused))
-            check(slow and slow["status"] == 0 and "timeout" in (slow["error"] or "").lower(), "timeout", str(slow))
-            check(dns and dns["status"] == 0 and dns["error"], "DNS failure", str(dns))
+            for robots in (True, False):
+                name = "failures (robots.txt %s)" % ("first" if robots else "ignored")
+                r, rows, summ = crawl(["--timeout", "1", "http://127.0.0.1:%d/" % closed,
+                                       "http://127.0.0.1:%d/slow" % port, "http://nonexistent.invalid/"]
+                                      + ([] if robots else ["--ignore-robots"]), timeout=60)
+                by = {x["url"]: x for x in rows}
+                refused = by.get("http://127.0.0.1:%d/" % closed)
+                slow = by.get("http://127.0.0.1:%d/slow" % port)
+                dns = by.get("http://nonexistent.invalid/")
+                check(r.returncode == 3 and len(rows) == 3 and summ["errors"] == 3,
+                      name + ": reported, crawl ends, exit 3", r.stdout + r.stderr)
+                check(refused and refused["status"] == 0 and "connect" in (refused["error"] or "").lower(),
+                      name + ": connection refused", str(refused))
+                check(slow and slow["status"] == 0 and "timeout" in (slow["error"] or "").lower(),
+                      name + ": timeout", str(slow))
+                check(dns and dns["status"] == 0 and dns["error"], name + ": DNS failure", str(dns))
+                check(all(("robots.txt" in x["error"]) == robots for x in rows), name + ": says where it failed")
         finally:
             close()
 
