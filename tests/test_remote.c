@@ -47,6 +47,7 @@ struct env {
     int nworkers;
     cf_remote_pool_t *pool;
     char url[64];
+    const char *queue;
     int fds_before;
 };
 
@@ -169,6 +170,8 @@ static int worker_stop(struct env *e, pid_t pid, int sig)
     return st;
 }
 
+static int stray_keys(struct env *e, const char *queue);
+
 static int setup(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
@@ -186,13 +189,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct env *e = *state;
-    int closed, fds;
+    int closed, fds, stray;
 
     /* Processes first, so that nothing outlives a failed test. */
     for (int i = 0; i < e->nworkers; i++)
         if (e->workers[i] > 0)
             worker_stop(e, e->workers[i], SIGKILL);
     cf_remote_pool_free(e->pool);
+    e->pool = NULL;
+    stray = e->redis > 0 && e->queue ? stray_keys(e, e->queue) : 0;
     redis_stop(e, SIGTERM);
     ev_run(e->ev, EVRUN_NOWAIT);
     closed = cf_loop_close(e->loop);
@@ -201,6 +206,7 @@ static int teardown(void **state)
     fds = count_fds();
     assert_int_equal(closed, 0);
     assert_int_equal(fds, e->fds_before);
+    assert_int_equal(stray, 0); /* the client's keys are gone, the rest expire */
     free(e);
     return 0;
 }
@@ -214,6 +220,7 @@ static cf_executor_t *client(struct env *e, const char *queue, unsigned max_deli
     o.max_deliveries = max_deliveries;
     o.workers = 3;
     o.broker_timeout = 60;
+    e->queue = queue;
     assert_int_equal(cf_remote_pool_new(e->loop, &o, &e->pool), 0);
     return cf_remote_pool_executor(e->pool);
 }
@@ -230,7 +237,7 @@ static cf_task_fn task(const char *name)
     return (cf_task_fn)fn;
 }
 
-/* Keys left on the broker other than the queue stream, and without a TTL. */
+/* Keys left on the broker: the client's own, or others without a TTL (the queue stream excepted). */
 static int stray_keys(struct env *e, const char *queue)
 {
     redisReply *r = rcmd(e->port, "KEYS *");
@@ -241,7 +248,8 @@ static int stray_keys(struct env *e, const char *queue)
         if (strcmp(r->element[i]->str, queue) == 0)
             continue;
         ttl = rcmd(e->port, "TTL %s", r->element[i]->str);
-        if (ttl && ttl->integer < 0) {
+        /* The client's own keys (result stream, presence) must be gone; others need a TTL. */
+        if ((ttl && ttl->integer < 0) || strstr(r->element[i]->str, ":r:") || strstr(r->element[i]->str, ":c:")) {
             print_message("stray key: %s\n", r->element[i]->str);
             n++;
         }
@@ -530,6 +538,66 @@ static void test_redis_restart(void **state)
     free(xs);
 }
 
+/* More tasks than max_inflight: the rest wait locally, all complete. */
+static void test_local_queue(void **state)
+{
+    struct env *e = *state;
+    cf_remote_opts o;
+    cf_future_t *fs[40];
+    cf_pool_stats st;
+    int64_t v;
+
+    worker_start(e, TASKS_SO, "q8", "l1", 2, "30");
+    cf_remote_opts_init(&o);
+    o.url = e->url;
+    o.queue = e->queue = "q8";
+    o.max_inflight = 3;
+    assert_int_equal(cf_remote_pool_new(e->loop, &o, &e->pool), 0);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(submit_i64(cf_remote_pool_executor(e->pool), task("rt_square"), i, &fs[i]), 0);
+    assert_int_equal(cf_remote_pool_stats(e->pool, &st), 0);
+    assert_true(st.queued >= 37 && st.running <= 3);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(cf_future_wait(fs[i], 60), 0);
+        assert_int_equal(cf_future_result_i64(fs[i], &v), 0);
+        assert_int_equal(v, (int64_t)i * i);
+        cf_future_unref(fs[i]);
+    }
+    assert_int_equal(cf_remote_pool_stats(e->pool, &st), 0);
+    assert_int_equal(st.completed, 40);
+    assert_int_equal(st.queued + st.running, 0);
+}
+
+/* The broker goes away for good: outstanding tasks fail after broker_timeout, nothing hangs. */
+static void test_broker_gone(void **state)
+{
+    struct env *e = *state;
+    cf_remote_opts o;
+    cf_future_t *f, *g;
+
+    cf_remote_opts_init(&o);
+    o.url = e->url;
+    o.queue = "q9";
+    o.broker_timeout = 1;
+    assert_int_equal(cf_remote_pool_new(e->loop, &o, &e->pool), 0);
+    assert_int_equal(submit_i64(cf_remote_pool_executor(e->pool), task("rt_square"), 3, &f), 0);
+    for (int i = 0; i < 6000 && !cf_remote_pool_connected(e->pool); i++) {
+        ev_run(e->ev, EVRUN_NOWAIT);
+        nap();
+    }
+    assert_true(cf_remote_pool_connected(e->pool));
+    redis_stop(e, SIGKILL);
+    assert_int_equal(submit_i64(cf_remote_pool_executor(e->pool), task("rt_square"), 4, &g), 0);
+    assert_int_equal(cf_future_wait(f, 60), 0);
+    assert_int_equal(cf_future_wait(g, 60), 0);
+    assert_int_equal(cf_future_status(f), -ENOTCONN);
+    assert_int_equal(cf_future_status(g), -ENOTCONN);
+    print_message("    error: %s\n", cf_future_error(f));
+    assert_non_null(strstr(cf_future_error(f), "no connection to the broker"));
+    cf_future_unref(f);
+    cf_future_unref(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -540,6 +608,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_gone, setup, teardown),
     };
     if (!*REDIS_SERVER || access(REDIS_SERVER, X_OK) != 0) {
         printf("SKIP: redis-server not found\n");
