@@ -487,22 +487,32 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
     rw_check_done(w);
 }
 
+/* The entries whose cancel keys an MGET asked for, in its order. */
+struct cancel_check {
+    cf_remote_worker_t *w;
+    size_t n;
+    char entry[][48];
+};
+
 static void cancel_check_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    cf_remote_worker_t *w = priv;
+    struct cancel_check *cc = priv;
+    cf_remote_worker_t *w = cc->w;
     redisReply *reply = r;
-    size_t i = 0;
 
     (void)ac;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY)
-        return;
-    /* The replies are in the order of w->running at the time of the request;
-     * match by id through the keys' order instead of positions. */
-    for (struct cf__list *n = w->running.next; n != &w->running && i < reply->elements; n = n->next, i++) {
-        struct wtask *t = cf__container_of(n, struct wtask, link);
-        if (reply->element[i]->type == REDIS_REPLY_STRING && t->f && t->started)
-            cf_future_cancel(t->f);
-    }
+    if (reply && reply->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < reply->elements && i < cc->n; i++) {
+            if (reply->element[i]->type != REDIS_REPLY_STRING)
+                continue;
+            /* Found by entry id: the running list may have changed since the request. */
+            for (struct cf__list *n = w->running.next; n != &w->running; n = n->next) {
+                struct wtask *t = cf__container_of(n, struct wtask, link);
+                if (strcmp(t->entry, cc->entry[i]) == 0 && t->f && t->started)
+                    cf_future_cancel(t->f);
+            }
+        }
+    free(cc);
 }
 
 static void rw_tick_cb(struct ev_loop *ev, ev_timer *tm, int revents)
@@ -518,7 +528,9 @@ static void rw_tick_cb(struct ev_loop *ev, ev_timer *tm, int revents)
         size_t cap = 6 + (size_t)w->nrunning, k = 0, m = 1;
         const char **argv = calloc(cap, sizeof(*argv)), **mget = calloc((size_t)w->nrunning + 1, sizeof(*mget));
         char **keys = calloc((size_t)w->nrunning, sizeof(*keys));
-        if (argv && mget && keys) {
+        struct cancel_check *cc = calloc(1, sizeof(*cc) + (size_t)w->nrunning * sizeof(cc->entry[0]));
+        if (argv && mget && keys && cc) {
+            cc->w = w;
             argv[k++] = "XCLAIM";
             argv[k++] = w->queue;
             argv[k++] = RW_GROUP;
@@ -528,14 +540,18 @@ static void rw_tick_cb(struct ev_loop *ev, ev_timer *tm, int revents)
             for (struct cf__list *l = w->running.next; l != &w->running; l = l->next) {
                 struct wtask *t = cf__container_of(l, struct wtask, link);
                 argv[k++] = t->entry;
+                memcpy(cc->entry[n], t->entry, sizeof(cc->entry[0]));
                 keys[n] = cf__printf_alloc("%s:x:%s:%s", w->queue, t->client, t->id);
                 mget[m++] = keys[n] ? keys[n] : "-";
                 n++;
             }
             argv[k++] = "JUSTID";
             cf__rconn_cmd(&w->cmd, NULL, NULL, (int)k, argv, NULL);
-            cf__rconn_cmd(&w->cmd, cancel_check_cb, w, (int)m, mget, NULL);
+            cc->n = (size_t)n;
+            if (cf__rconn_cmd(&w->cmd, cancel_check_cb, cc, (int)m, mget, NULL) == 0)
+                cc = NULL;
         }
+        free(cc);
         for (int i = 0; keys && i < n; i++)
             free(keys[i]);
         free(keys);
