@@ -2,8 +2,8 @@
  * cfutures/remote.h - an executor whose workers are other programs, on other
  * machines, reached through a Redis broker; and the worker side.
  *
- * Built only when hiredis was found at configure time (CF_HAVE_REMOTE is
- * then defined by this header's users' build, see README "Scale out").
+ * Built, and this header installed, only when hiredis was found at
+ * configure time (libcfutures then links hiredis; see README "Scale out").
  *
  * Tasks travel by name: register every function you submit (registry.h) in
  * the client and in the workers' task library.  cf_executor_submit_bytes(),
