@@ -538,6 +538,37 @@ static void test_redis_restart(void **state)
     free(xs);
 }
 
+/* A task past its timeout fails with CF_ETIMEDOUT; an oversized payload is refused at submit. */
+static void test_timeout_and_limits(void **state)
+{
+    struct env *e = *state;
+    cf_remote_opts o;
+    cf_future_t *f = NULL, *g;
+    static char big[4096];
+    int64_t v;
+
+    worker_start(e, TASKS_SO, "q10", "t1", 1, "30");
+    cf_remote_opts_init(&o);
+    o.url = e->url;
+    o.queue = e->queue = "q10";
+    o.task_timeout = 0.3;
+    o.max_payload = 1024;
+    assert_int_equal(cf_remote_pool_new(e->loop, &o, &e->pool), 0);
+    assert_int_equal(cf_executor_submit_bytes(cf_remote_pool_executor(e->pool), task("rt_reverse"), big, sizeof(big), &f),
+                     CF_EINVAL);
+    assert_non_null(strstr(cf_last_error(), "max_payload"));
+    assert_null(f);
+    assert_int_equal(submit_i64(cf_remote_pool_executor(e->pool), task("rt_sleep"), 600000, &f), 0);
+    assert_int_equal(submit_i64(cf_remote_pool_executor(e->pool), task("rt_square"), 5, &g), 0);
+    assert_int_equal(cf_future_wait(f, 60), 0);
+    assert_int_equal(cf_future_status(f), CF_ETIMEDOUT);
+    assert_int_equal(cf_future_wait(g, 60), 0);
+    assert_int_equal(cf_future_result_i64(g, &v), 0);
+    assert_int_equal(v, 25);
+    cf_future_unref(f);
+    cf_future_unref(g);
+}
+
 /* More tasks than max_inflight: the rest wait locally, all complete. */
 static void test_local_queue(void **state)
 {
@@ -609,6 +640,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigterm_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_gone, setup, teardown),
     };
     if (!*REDIS_SERVER || access(REDIS_SERVER, X_OK) != 0) {
