@@ -2,11 +2,11 @@
  * cfworker - run cfutures remote tasks: a worker of the remote executor.
  *
  *   cfworker --redis URL --queue NAME --tasks LIB.so [--procs N] [--timeout S]
- *            [--claim-idle S] [--name W]
+ *            [--claim-idle S] [--prefetch K] [--name W]
  *
  * Loads LIB.so (its CF_REGISTER() constructors register the tasks), then
  * takes tasks from the queue and runs them in a local process pool of N
- * processes.  SIGTERM or SIGINT drains: running tasks finish and post their
+ * processes, holding up to K tasks per process (default 4).  SIGTERM or SIGINT drains: running tasks finish and post their
  * results, no new ones are taken, exit status 0.
  */
 #include <cfutures.h>
@@ -25,7 +25,7 @@ static ev_timer poll_done;
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cfworker --redis URL --queue NAME --tasks LIB.so [--procs N] [--timeout S]\n"
-               "                [--claim-idle S] [--name W]\n");
+               "                [--claim-idle S] [--prefetch K] [--name W]\n");
 }
 
 /* FNV-1a of the task library's bytes: the worker's build identity. */
@@ -66,6 +66,7 @@ int main(int argc, char **argv)
         {"tasks", required_argument, 0, 't'},      {"procs", required_argument, 0, 'p'},
         {"timeout", required_argument, 0, 'T'},    {"claim-idle", required_argument, 0, 'c'},
         {"name", required_argument, 0, 'n'},       {"help", no_argument, 0, 'h'},
+        {"prefetch", required_argument, 0, 'P'},
         {0, 0, 0, 0},
     };
     cf_remote_worker_opts o;
@@ -77,7 +78,7 @@ int main(int argc, char **argv)
     int c, rc;
 
     cf_remote_worker_opts_init(&o);
-    while ((c = getopt_long(argc, argv, "r:q:t:p:T:c:n:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:q:t:p:T:c:n:P:h", lo, NULL)) != -1) {
         switch (c) {
         case 'r': o.url = optarg; break;
         case 'q': o.queue = optarg; break;
@@ -85,6 +86,7 @@ int main(int argc, char **argv)
         case 'p': o.procs = atoi(optarg); break;
         case 'T': o.task_timeout = atof(optarg); break;
         case 'c': o.claim_idle = atof(optarg); break;
+        case 'P': o.prefetch = atoi(optarg); break;
         case 'n': o.name = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

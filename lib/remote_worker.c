@@ -462,7 +462,7 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
 
 static void rw_fetch(cf_remote_worker_t *w)
 {
-    int free_procs = w->opts.procs - w->nrunning;
+    int free_procs = w->opts.procs * w->opts.prefetch - w->nrunning;
 
     if (!w->ready || w->reading || w->draining || free_procs <= 0)
         return;
@@ -558,9 +558,9 @@ static void rw_tick_cb(struct ev_loop *ev, ev_timer *tm, int revents)
         free(argv);
         free(mget);
     }
-    if (!w->draining && !w->claiming && w->opts.procs - w->nrunning > 0 &&
+    if (!w->draining && !w->claiming && w->opts.procs * w->opts.prefetch - w->nrunning > 0 &&
         cf__rconn_cmdf(&w->cmd, claim_cb, w, "XAUTOCLAIM %s " RW_GROUP " %s %lld 0-0 COUNT %d", w->queue, w->name,
-                       (long long)(w->opts.claim_idle * 1000), w->opts.procs - w->nrunning) == 0)
+                       (long long)(w->opts.claim_idle * 1000), w->opts.procs * w->opts.prefetch - w->nrunning) == 0)
         w->claiming = 1;
 }
 
@@ -576,6 +576,7 @@ void cf_remote_worker_opts_init(cf_remote_worker_opts *o)
     o->procs = cf_cpu_count();
     o->task_timeout = -1;
     o->claim_idle = 30;
+    o->prefetch = 4;
 }
 
 int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_remote_worker_t **out)
@@ -594,6 +595,8 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
         cf_remote_worker_opts_init(&o);
     if (o.procs < 1)
         return cf__set_error(CF_EINVAL, "cf_remote_worker_new: opts->procs must be >= 1 (got %d)", o.procs);
+    if (o.prefetch < 1)
+        return cf__set_error(CF_EINVAL, "cf_remote_worker_new: opts->prefetch must be >= 1 (got %d)", o.prefetch);
     if (!(o.claim_idle > 0))
         return cf__set_error(CF_EINVAL, "cf_remote_worker_new: opts->claim_idle must be > 0");
     if (!o.queue || !*o.queue || strchr(o.queue, ' '))
@@ -625,7 +628,7 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
     cf__list_init(&w->unsent);
     cf_process_pool_opts_init(&po);
     po.max_workers = o.procs;
-    po.pipeline = 1;
+    po.pipeline = (unsigned)o.prefetch;
     rc = cf_process_pool_new(loop, &po, &w->pp);
     if (rc)
         goto fail;

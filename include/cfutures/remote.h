@@ -101,6 +101,8 @@ typedef struct cf_remote_worker_opts {
     double task_timeout;    /* cap on every task, seconds (< 0: none, the default) */
     double claim_idle;      /* seconds after which a task whose worker stopped heartbeating is
                                claimed by another worker; default 30 (heartbeats every third) */
+    int prefetch;           /* tasks held per process: the ones beyond the first wait in this
+                               worker, hiding the broker's round trip; default 4; 1 = none */
 } cf_remote_worker_opts;
 
 /* Fill `o` with the defaults.  Any thread. */
