@@ -24,6 +24,7 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -60,8 +61,11 @@ CASES = {
               "Python ThreadPoolExecutor + urllib", "cf/peer", 10.0, ">="),
     "serve": ("/health p99 under wrk while 32 connections keep /fib?n=32 busy", "ms",
               None, "cf", 5.0, "<="),
+    "serve_static": ("cfserve static files: wrk on a 4 KiB file, 32 keep-alive connections; then RSS growth "
+                     "while 5 connections pipeline 32 GETs of a 16 MiB file", "req/s",
+                     "nginx, one worker process, same root", "cf/peer", 0.7, ">="),
 }
-SLOW = {"tp_pingpong", "pp_pingpong", "crawl", "serve", "scaling"}
+SLOW = {"tp_pingpong", "pp_pingpong", "crawl", "serve", "scaling", "serve_static"}
 CASES.update(crawl_cases.CASES)
 SLOW |= set(crawl_cases.CASES)
 
@@ -221,6 +225,75 @@ class Bench:
         self.serve_details = details
         return p99s, []
 
+    def serve_static(self):
+        """wrk req/s on a 4 KiB file, cfserve and nginx alternating; then cfserve's RSS under a pipelined 16 MiB load."""
+        cfserve = os.path.join(self.build, "demos", "cfserve")
+        root = os.path.join(self.tmp, "static-root")
+        os.makedirs(root, exist_ok=True)
+        with open(os.path.join(root, "4k.bin"), "wb") as f:
+            f.write(os.urandom(4096))
+        with open(os.path.join(root, "16m.bin"), "wb") as f:
+            f.write(os.urandom(16 << 20))
+        secs = "3" if self.quick else "8"
+
+        def wrk(url):
+            out = subprocess.run(["wrk", "-t1", "-c32", "-d" + secs + "s", "--timeout", "10s", url],
+                                 capture_output=True, text=True, timeout=120).stdout
+            m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+            w = parse_wrk(out)
+            if not m or w["bad"] or w["errors"]:
+                raise RuntimeError("wrk on %s: %s" % (url, out[-500:]))
+            return float(m.group(1))
+
+        def start_cfserve():
+            srv = subprocess.Popen([cfserve, "--port", "0", "--root", root, "--threads", "2", "--procs", "1"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            m = re.search(r"127\.0\.0\.1:(\d+)", srv.stdout.readline())
+            if not m:
+                raise RuntimeError("cfserve did not start: %s" % srv.stderr.read()[-500:])
+            return srv, int(m.group(1))
+
+        def stop(srv):
+            srv.send_signal(signal.SIGTERM)
+            try:
+                srv.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+
+        def kib(pid, key):
+            with open("/proc/%d/status" % pid) as f:
+                return int(next(l for l in f if l.startswith(key + ":")).split()[1])
+
+        cf_runs, ng_runs, growth = [], [], []
+        for i in range(self.reps_for("serve_static")):
+            srv, port = start_cfserve()
+            try:
+                cf_runs.append(wrk("http://127.0.0.1:%d/4k.bin" % port))
+            finally:
+                stop(srv)
+            with webfixture.Nginx(root, workers=1) as ng:
+                ng_runs.append(wrk(ng.url("/4k.bin")))
+            # Memory: 5 connections pipeline 32 GETs of 16 MiB and read nothing for a while, then read all.
+            srv, port = start_cfserve()
+            try:
+                base = kib(srv.pid, "VmRSS")
+                conns = [socket.create_connection(("127.0.0.1", port), timeout=120) for _ in range(5)]
+                for c in conns:
+                    c.sendall(b"GET /16m.bin HTTP/1.1\r\nHost: x\r\n\r\n" * 32)
+                time.sleep(2)  # the load: clients that do not read
+                for c in conns:
+                    c.shutdown(socket.SHUT_WR)
+                    while c.recv(1 << 20):
+                        pass
+                    c.close()
+                growth.append((kib(srv.pid, "VmHWM") - base) / 1024.0)
+            finally:
+                stop(srv)
+            log("  serve_static run %d: cfserve %.0f req/s, nginx %.0f req/s; pipelined 16 MiB: RSS growth %.1f MiB" % (
+                i + 1, cf_runs[-1], ng_runs[-1], growth[-1]))
+        self.static_growth = growth
+        return cf_runs, ng_runs
+
 
 def parse_wrk(out):
     def ms(s):
@@ -311,6 +384,10 @@ def main():
                 row["all_200"] = ok
                 row["runs"] = b.serve_details
                 row["met"] = met and ok
+            if key == "serve_static":
+                row["rss_growth_mib"] = med(b.static_growth)
+                row["rss_growth_runs"] = b.static_growth
+                row["met"] = met and row["rss_growth_mib"] <= 32
             results.append(row)
     finally:
         shutil.rmtree(b.tmp, ignore_errors=True)
@@ -332,6 +409,9 @@ def main():
             target += "; %s" % r["target2"]
         if r["key"] == "serve":
             ratio += "; all 200: %s" % ("yes" if r["all_200"] else "NO")
+        if r["key"] == "serve_static":
+            ratio += "; RSS growth %.1f MiB" % r["rss_growth_mib"]
+            target += "; <= 32 MiB"
         lines.append("| `%s` | %s | %s %s | %s | %s | %s | %s |" % (
             r["key"], r["what"], fmt(r["cfutures"]), r["unit"], peer, ratio, target, "yes" if r["met"] else "**no**"))
     table = "\n".join(lines) + "\n"

@@ -7,8 +7,13 @@ Run by `make check` (CF_BUILDDIR set by the Makefile), or by hand:
 Every endpoint with exact bodies, bad parameters, traversal attempts, static
 files, HEAD, 405, oversized headers and bodies, malformed requests, pipelining,
 keep-alive, the loop staying responsive while slow requests run, the idle
-timeout, the connection limit, and a clean exit 0 on SIGTERM with a request in
-flight that still gets its answer.  No sleeps as synchronisation: every wait is
+timeout, the connection limit, a clean exit 0 on SIGTERM with a request in
+flight that still gets its answer; then what users expect of a static server:
+ETag / If-None-Match and Last-Modified / If-Modified-Since (304), single
+ranges (206, 416, If-Range), a directory without its slash (301), media types
+from /etc/mime.types, streamed large files, --bind, --version, --help.
+(serve_curl_test.sh checks the same endpoints with curl and bash alone;
+serve_attack_test.py plays the hostile clients.)  No sleeps as synchronisation: every wait is
 on an event (a line printed, a socket readable) with a bound.
 Exit status: 0 pass, 1 fail, 77 skip (no curl).
 """
@@ -300,8 +305,98 @@ def main():
               "the request in flight is answered after SIGTERM", repr(text))
         check(rc == 0, "exit 0 after draining", err[-300:])
 
+        # What users expect of a static server.
+        srv = Server(root)
+        b = srv.base
+        try:
+            def head_of(path, *hdrs):
+                r = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null"] + [a for h in hdrs for a in ("-H", h)]
+                                   + [b + path], capture_output=True, text=True, timeout=60)
+                lines = r.stdout.replace("\r", "").split("\n")
+                hd = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:] if ":" in l}
+                return int(lines[0].split()[1]) if lines[0] else 0, hd
+            code, h = head_of("/notes.txt")
+            etag, lastmod = h.get("etag", ""), h.get("last-modified", "")
+            check(code == 200 and re.match(r'^"[0-9a-f]+-[0-9a-f]+-[0-9a-f]+"$', etag) and lastmod.endswith(" GMT")
+                  and h.get("accept-ranges") == "bytes", "ETag, Last-Modified and Accept-Ranges", repr(h))
+            check(head_of("/notes.txt", "If-None-Match: " + etag)[0] == 304, "If-None-Match with the ETag: 304")
+            check(head_of("/notes.txt", 'If-None-Match: "other", W/' + etag)[0] == 304, "a weak ETag in a list: 304")
+            check(head_of("/notes.txt", 'If-None-Match: "other"')[0] == 200, "another ETag: 200")
+            check(head_of("/notes.txt", "If-Modified-Since: " + lastmod)[0] == 304, "If-Modified-Since now: 304")
+            check(head_of("/notes.txt", "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT")[0] == 200,
+                  "If-Modified-Since long ago: 200")
+            text = raw(srv.port, ("GET /notes.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n"
+                                  "GET /notes.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % etag).encode())
+            check(statuses(text) == [304, 200] and text.endswith("plain notes\n") and "Content-Length: 0" not in text,
+                  "a 304 has no body and the next response follows it", repr(text[:300]))
+            code, body = curl(b + "/sub/deeper/blob.bin", "-r", "1000-1999")
+            r = subprocess.run(["curl", "-s", "-r", "1000-1999", "-D", "-", b + "/sub/deeper/blob.bin"],
+                               capture_output=True, timeout=60)
+            hdr, _, data = r.stdout.partition(b"\r\n\r\n")
+            check(hdr.startswith(b"HTTP/1.1 206") and data == blob[1000:2000]
+                  and b"Content-Range: bytes 1000-1999/300000" in hdr, "Range: 206 with the bytes asked for")
+            r = subprocess.run(["curl", "-s", "-r", "-100", b + "/sub/deeper/blob.bin"], capture_output=True, timeout=60)
+            check(r.stdout == blob[-100:], "a suffix range: the last 100 bytes")
+            r = subprocess.run(["curl", "-s", "-r", "299990-", b + "/sub/deeper/blob.bin"], capture_output=True,
+                               timeout=60)
+            check(r.stdout == blob[299990:], "an open range: to the end")
+            code, h = head_of("/notes.txt", "Range: bytes=100-200")
+            check(code == 416 and h.get("content-range") == "bytes */12", "a range past the end: 416", repr(h))
+            check(head_of("/notes.txt", "Range: bytes=0-1,4-5")[0] == 200, "several ranges: the whole file (200)")
+            check(head_of("/notes.txt", "Range: bytes=0-1", 'If-Range: "stale"')[0] == 200,
+                  "If-Range with another ETag: the whole file")
+            check(head_of("/notes.txt", "Range: bytes=0-1", "If-Range: " + etag)[0] == 206,
+                  "If-Range with the ETag: 206")
+            code, h = head_of("/sub")
+            check(code == 301 and h.get("location") == "/sub/", "a directory without its slash: 301 to /sub/")
+            for name, want in (("x.svg", "image/svg+xml"), ("x.mjs", "text/javascript"), ("x.webp", "image/webp"),
+                               ("x.PDF", "application/pdf"), ("x.unknownext", "application/octet-stream")):
+                with open(os.path.join(root, name), "w") as f:
+                    f.write("x")
+                got = head_of("/" + name)[1].get("content-type")
+                check(got == want, "media type of %s from /etc/mime.types" % name, repr(got))
+            r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+                                b + "/sub/deeper/blob.bin"], capture_output=True, text=True, timeout=60)
+            check(r.stdout == "200 300000", "a file over the small-file size is streamed whole", r.stdout)
+        finally:
+            rc, err = srv.stop()
+        check(rc == 0, "exit 0 after the static checks", err[-300:])
+
+        # --bind, --version, --help, --mime-types.
+        r = subprocess.run([CFSERVE, "--version"], capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0 and re.match(r"cfserve \S+ \(cfutures \d+\.\d+\.\d+\)", r.stdout), "--version",
+              r.stdout)
+        r = subprocess.run([CFSERVE, "--help"], capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0 and all(o in r.stdout for o in ("--bind", "--access-log", "--min-rate", "--md5-max")),
+              "--help lists the options")
+        p = subprocess.Popen([CFSERVE, "--bind", "::1", "--port", "0", "--root", root, "--threads", "1", "--procs", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = p.stdout.readline()
+        m = re.search(r"http://\[::1\]:(\d+)/", line)
+        if m:
+            code, body = curl("http://[::1]:%s/notes.txt" % m.group(1))
+            check(code == 200 and body == "plain notes\n", "--bind ::1 serves over IPv6")
+        else:
+            check("Cannot assign" in p.stderr.read() if p.poll() is not None else False,
+                  "--bind ::1 (no IPv6 here: a clear error)", line)
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=60)
+        r = subprocess.run([CFSERVE, "--bind", "not-an-address"], capture_output=True, text=True, timeout=30)
+        check(r.returncode == 1 and "--bind not-an-address" in r.stderr, "--bind with a bad address: a clear error",
+              r.stderr)
+        srv = Server(root, "--mime-types", os.path.join(tmp, "none.types"))
+        try:
+            r = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", srv.base + "/notes.txt"],
+                               capture_output=True, text=True, timeout=60)
+            check("Content-Type: application/octet-stream" in r.stdout, "without a types file: octet-stream")
+        finally:
+            rc, err = srv.stop()
+        check(rc == 0 and "none.types" in err, "a missing --mime-types file is reported", err[-300:])
+
         # Usage errors.
-        for args in (["--port", "x"], ["--root", os.path.join(tmp, "nope")], ["--bogus"], ["--threads", "0"]):
+        for args in (["--port", "x"], ["--root", os.path.join(tmp, "nope")], ["--bogus"], ["--threads", "0"],
+                     ["--md5-max", "12Q"], ["--min-rate", "-1"], ["--request-timeout", "0"],
+                     ["--access-log", os.path.join(tmp, "nodir", "log")]):
             r = subprocess.run([CFSERVE] + args, capture_output=True, text=True, timeout=30)
             check(r.returncode == 2 and r.stderr, "usage error: %s" % " ".join(args))
     finally:

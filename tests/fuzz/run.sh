@@ -47,3 +47,17 @@ printf '\x01\x23\x00\x00\x00\x00\x00\x00\x00abc\x00\x00\x00\x00\x01\x00\x00\x00\
     >"$out/fuzz_outcome.corpus/seed-records"
 run_target fuzz_frame
 run_target fuzz_outcome
+
+# cfserve's request handling (demos/serve/http.c), when http-parser is installed.
+if [ -f /usr/include/http_parser.h ]; then
+    mkdir -p "$out/fuzz_serve.corpus"
+    "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$top/demos/serve" \
+        "$top/tests/fuzz/fuzz_serve.c" "$top/demos/serve/http.c" "$top/demos/common/util.c" -lhttp_parser \
+        -o "$out/fuzz_serve"
+    # Two pipelined requests with every header the server reads, then a chunked body.
+    printf '\x05GET /md5?path=a%%20b&n=3 HTTP/1.1\r\nHost: x\r\nRange: bytes=1-5\r\nIf-Range: "2a-c-1"\r\nIf-None-Match: W/"a", "b"\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\nUser-Agent: "u"\r\n\r\nPOST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n' \
+        >"$out/fuzz_serve.corpus/seed-pipeline"
+    run_target fuzz_serve
+else
+    echo "http_parser.h not found: fuzz_serve skipped"
+fi

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# serve_test.sh - demos/cfserve checked with curl and raw requests on bash's /dev/tcp.
+# serve_curl_test.sh - demos/cfserve checked with curl and raw requests on bash's /dev/tcp.
 #
 # Run by `make check` (CF_BUILDDIR set by the Makefile), or by hand from a build
 # directory or with CF_BUILDDIR:
-#     CF_BUILDDIR=build/serve tests/demos/serve_test.sh
+#     CF_BUILDDIR=build/serve tests/demos/serve_curl_test.sh
 #
 # Starts cfserve on port 0 with a temporary --root (removed on exit, with every
 # server this script started) and checks: every endpoint with exact bodies, bad
@@ -141,8 +141,8 @@ fetch() {
 }
 
 # expect_body NAME PATH BODY: 200 and exactly BODY (printf %b escapes).
-expect_body() {
-    fetch "$2"
+expect_body() { # expect_body NAME PATH BODY [CURL ARGS...]
+    fetch "$2" "${@:4}"
     printf '%b' "$3" >"$T/want"
     check "$1" $(([ "$CODE" = 200 ] && cmp -s "$T/want" "$T/body") && echo 0 || echo 1) \
         "code $CODE, body '$(head -c 200 "$T/body")'"
@@ -297,7 +297,11 @@ echo "# static files"
 expect_body "static file" /a.txt 'hello\n'
 expect_body "/ serves index.html" / '<h1>home</h1>\n'
 expect_body "/sub/ serves its index.html" /sub/ '<h1>sub</h1>\n'
-expect_body "/sub serves its index.html" /sub '<h1>sub</h1>\n'
+expect_code "/sub (a directory) is 301" 301 /sub
+check "301 has Location: /sub/" $([ "$(header Location)" = /sub/ ] && echo 0 || echo 1) "Location '$(header Location)'"
+expect_code "/sub?x=1 keeps its query in the Location" 301 '/sub?x=1'
+check "Location: /sub/?x=1" $([ "$(header Location)" = '/sub/?x=1' ] && echo 0 || echo 1) "Location '$(header Location)'"
+expect_body "curl -L follows it to index.html" /sub '<h1>sub</h1>\n' -L
 expect_body "%-encoded file name" '/sp%20ace.txt' 'with a space\n'
 expect_body "symlink that stays inside" /inside-link 'in docs\n'
 fetch /random.bin
@@ -331,8 +335,8 @@ head -1 "$T/raw" | grep -q '^HTTP/1.1 431 '
 check "10 KB of headers is 431" $? "$(head -c 200 "$T/raw")"
 expect_code "10 KB header with curl is 431" 431 /health -H "X-Big: $big"
 raw "GET /$(head -c 9000 /dev/zero | tr '\0' 'b') HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n"
-head -1 "$T/raw" | grep -q '^HTTP/1.1 431 '
-check "a 9 KB request target is 431" $? "$(head -c 200 "$T/raw")"
+head -1 "$T/raw" | grep -q '^HTTP/1.1 414 '
+check "a 9 KB request target is 414" $? "$(head -c 200 "$T/raw")"
 expect_code "a 7 KB header is fine" 200 /health -H "X-Ok: $(head -c 7000 /dev/zero | tr '\0' 'c')"
 raw 'POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n'
 head -1 "$T/raw" | grep -q '^HTTP/1.1 413 '
