@@ -5,21 +5,28 @@
  *
  * Fork server.  Forked from the application by cf_process_pool_new().  It is
  * single-threaded, puts itself in its own process group (terminal signals
- * such as Ctrl-C go to the application, which decides), dies with its parent
- * (PR_SET_PDEATHSIG), and closes every descriptor it inherited except
+ * such as Ctrl-C go to the application, which decides), gets SIGTERM when
+ * its parent dies (PR_SET_PDEATHSIG; read from its signalfd, so it cleans up
+ * as on EOF), is a child subreaper (PR_SET_CHILD_SUBREAPER: what a task
+ * forked and left behind becomes its child, and dies with it), and closes
+ * every descriptor it inherited except
  * stdin/stdout/stderr and its control socket.  It waits in poll() on the
  * control socket and on a signalfd for SIGCHLD:
  *   SPAWN     socketpair (tasks down) + pipe (frames up) + fork a worker;
  *             send the parent its ends (SCM_RIGHTS)
  *   SIGCHLD   reap every exited worker, kill what is left of its process group,
  *             report EXITED {pid, status}
- *   EOF       the pool is gone: kill every worker group, reap them, exit.
+ *   SIGCHLD   (orphans inherited as subreaper are reaped silently)
+ *   EOF, SIGTERM  the pool is gone: kill every worker group and every child
+ *             (found in /proc), reap them all, exit.
  *
  * Worker.  Forked from the fork server, so never from a multi-threaded
  * process.  Leads its own process group (so a timeout kills the task's
  * children too), dies with the fork server, restores default signal handling,
  * applies the memory limit, runs the initializer, then serves frames on its
- * channel with blocking I/O: read TASK, send ACK, run, send RESULT.  Tasks
+ * channel with blocking I/O: read TASK, take its start gate (pp.h), send
+ * ACK, run, send RESULT; a task whose gate the pool closed is not run: its
+ * ACK and a CANCELLED RESULT go out together.  Tasks
  * arrive on a socket, frames leave on a pipe: a pipe's small writes fill
  * shared pages, where each write to a socket costs a buffer that the reader
  * then frees.  If the pool closed its end, a write raises SIGPIPE and the
@@ -36,6 +43,7 @@
 #include "frame.h"
 #include "pp.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -173,7 +181,7 @@ static int chan_has_frame(const struct chan *c, struct cf__frame_hdr *h)
 /*
  * Read more input: first polling without blocking for a short while (a
  * steady stream of tasks then costs no sleep and wake-up per task), then
- * blocking.  0, 1 on EOF, -1 on error.
+ * blocking.  0, 1 on EOF, -1 on error, -2 out of memory.
  */
 static int chan_fill(struct chan *c, size_t want)
 {
@@ -187,7 +195,7 @@ static int chan_fill(struct chan *c, size_t want)
     if (want > c->in_cap) {
         uint8_t *b = realloc(c->in, want);
         if (!b)
-            return -1;
+            return -2;
         c->in = b;
         c->in_cap = want;
     }
@@ -223,15 +231,17 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
 static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_config *cfg)
 {
     struct chan ch;
+    _Atomic uint8_t *gate = cfg->gates + (size_t)index * CF__PP_GATES;
     void *wdata = NULL;
     unsigned done = 0;
+    uint32_t seq = 0;
 
     setpgid(0, 0);
     /* The channel on descriptors 3 (in) and 4 (out), everything above closed. */
     in_fd = fcntl(in_fd, F_DUPFD_CLOEXEC, WORKER_OUT_FD + 1);
     out_fd = fcntl(out_fd, F_DUPFD_CLOEXEC, WORKER_OUT_FD + 1);
     if (in_fd < 0 || out_fd < 0 || dup2(in_fd, WORKER_IN_FD) < 0 || dup2(out_fd, WORKER_OUT_FD) < 0)
-        _exit(6);
+        _exit(CF__PP_EXIT_SETUP);
     close_from(WORKER_OUT_FD + 1);
     reset_signals();
     memset(&ch, 0, sizeof(ch));
@@ -266,7 +276,7 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
         struct cf_task task;
         uint8_t *payload;
         cf_task_fn fn;
-        int rc;
+        int rc, skip;
 
         /*
          * The next task.  If it is not here yet, what is waiting to be sent
@@ -281,11 +291,13 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
                               : 0;
             if ((rc = chan_fill(&ch, want)) > 0)
                 worker_exit(cfg, index, wdata, 0); /* EOF: the pool let go of this worker */
+            if (rc == -2)
+                _exit(CF__PP_EXIT_NOMEM_TASK); /* the pool reports the exit status */
             if (rc < 0 || (ch.in_len >= CF__FRAME_HDR && cf__frame_hdr_decode(ch.in + ch.in_off, &h)))
-                _exit(4); /* protocol violation or broken channel: the parent reports the exit status */
+                _exit(CF__PP_EXIT_CHANNEL); /* protocol violation or broken channel */
         }
         if (h.type != CF__FR_TASK || h.len < 8)
-            _exit(4);
+            _exit(CF__PP_EXIT_CHANNEL);
         /* The payload stays in the input buffer (untouched until the task
          * returns) unless the argument would not be 8-byte aligned there. */
         payload = ch.in + ch.in_off + CF__FRAME_HDR;
@@ -295,14 +307,17 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
                 free(ch.arg);
                 ch.arg_cap = (size_t)h.len < 4096 ? 4096 : (size_t)h.len;
                 if (!(ch.arg = malloc(ch.arg_cap)))
-                    _exit(5);
+                    _exit(CF__PP_EXIT_NOMEM_TASK);
             }
             memcpy(ch.arg, payload, (size_t)h.len);
             payload = ch.arg;
         }
         memcpy(&fn, payload, sizeof(fn));
+        /* Take the task's start gate: if the pool closed it, the task was
+         * cancelled before it started and is skipped (pp.h). */
+        skip = atomic_exchange(&gate[seq++ % CF__PP_GATES], CF__GATE_TAKEN) == CF__GATE_CANCELLED;
         /* The pool must know which task runs before it starts (timeouts, crash reports). */
-        if (chan_put(&ch, CF__FR_ACK, h.id) || chan_flush(&ch))
+        if (chan_put(&ch, CF__FR_ACK, h.id) || (!skip && chan_flush(&ch)))
             _exit(0);
 
         memset(&o, 0, sizeof(o));
@@ -312,7 +327,10 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
         task.worker_index = index;
         task.arg = payload + 8;
         task.arg_len = (size_t)h.len - 8;
-        cf__task_run(&task, fn);
+        if (skip)
+            o.err = CF_ECANCELED;
+        else
+            cf__task_run(&task, fn);
         if (o.err == 0 && o.value_free && !o.is_bytes) {
             cf__outcome_drop_value(&o);
             free(o.errmsg);
@@ -320,8 +338,18 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
                               "not a pointer with a destructor");
             o.err = CF_ENOTSUP;
         }
-        if (chan_put_outcome(&ch, CF__FR_RESULT, h.id, &o))
-            _exit(0);
+        if (chan_put_outcome(&ch, CF__FR_RESULT, h.id, &o)) {
+            /* No room for the result's frame: free the result and send
+             * CF_ENOMEM saying so instead; the worker goes on. */
+            size_t need = CF__FRAME_HDR + cf__outcome_encoded_size(&o);
+            cf__outcome_clear(&o);
+            memset(&o, 0, sizeof(o));
+            o.err = CF_ENOMEM;
+            if (asprintf(&o.errmsg, "out of memory building the result (%zu bytes)", need) < 0)
+                o.errmsg = NULL;
+            if (chan_put_outcome(&ch, CF__FR_RESULT, h.id, &o))
+                _exit(CF__PP_EXIT_NOMEM_RESULT);
+        }
         cf__outcome_clear(&o);
         if (cfg->max_tasks_per_child && ++done >= cfg->max_tasks_per_child) {
             if (chan_flush(&ch))
@@ -346,11 +374,14 @@ static void child_add(pid_t pid)
         }
 }
 
-static void child_remove(pid_t pid)
+static int child_remove(pid_t pid)
 {
     for (int i = 0; i < MAX_CHILDREN; i++)
-        if (children[i] == pid)
+        if (children[i] == pid) {
             children[i] = 0;
+            return 1;
+        }
+    return 0;
 }
 
 /* Send `m` with `nfds` descriptors attached (SCM_RIGHTS). */
@@ -448,7 +479,8 @@ static void server_reap(int ctl)
 
         if (pid <= 0)
             return;
-        child_remove(pid);
+        if (!child_remove(pid))
+            continue;        /* an orphan a task left behind, inherited as subreaper */
         kill(-pid, SIGKILL); /* whatever the task left behind in the worker's group */
         m.pid = pid;
         m.status = status;
@@ -456,14 +488,62 @@ static void server_reap(int ctl)
     }
 }
 
+/* SIGKILL every child of this process (found in /proc: workers and, the
+ * server being a subreaper, whatever their tasks left behind). */
+static int kill_children(void)
+{
+    pid_t self = getpid();
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+
+    if (!d)
+        return -1;
+    while ((e = readdir(d))) {
+        char path[300], buf[512], *p;
+        int fd, ppid;
+        ssize_t n;
+
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+            continue;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        buf[n] = 0;
+        if ((p = strrchr(buf, ')')) && sscanf(p + 2, "%*c %d", &ppid) == 1 && ppid == self)
+            kill((pid_t)atoi(e->d_name), SIGKILL);
+    }
+    closedir(d);
+    return 0;
+}
+
+/*
+ * The pool is gone (EOF on the control socket, or the application died:
+ * PR_SET_PDEATHSIG sends SIGTERM): kill every worker's group and every
+ * descendant - orphans of dead workers are this server's children
+ * (PR_SET_CHILD_SUBREAPER) - and reap them all.
+ */
 static void server_exit(void) __attribute__((noreturn));
 static void server_exit(void)
 {
     for (int i = 0; i < MAX_CHILDREN; i++)
         if (children[i])
             kill(-children[i], SIGKILL);
-    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
-        ;
+    for (;;) {
+        if (kill_children() < 0) {
+            /* No /proc: reap the workers only; orphans go to init. */
+            for (int i = 0; i < MAX_CHILDREN; i++)
+                if (children[i])
+                    while (waitpid(children[i], NULL, 0) < 0 && errno == EINTR)
+                        ;
+            break;
+        }
+        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
+            break;
+    }
     _exit(0);
 }
 
@@ -474,7 +554,8 @@ void cf__pp_server_main(int ctl, const struct cf__pp_config *cfg_in)
     int sfd;
 
     setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* caught below (signalfd): clean up, then exit */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     if (getppid() != cfg.parent)
         _exit(0);
     if (ctl != CHILD_CTL_FD) {
@@ -487,6 +568,7 @@ void cf__pp_server_main(int ctl, const struct cf__pp_config *cfg_in)
     signal(SIGINT, SIG_IGN);
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
+    sigaddset(&chld, SIGTERM);
     sigprocmask(SIG_BLOCK, &chld, NULL);
     sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0)
@@ -502,8 +584,11 @@ void cf__pp_server_main(int ctl, const struct cf__pp_config *cfg_in)
         }
         if (pfd[1].revents) {
             struct signalfd_siginfo si;
+            int term = 0;
             while (read(sfd, &si, sizeof(si)) > 0)
-                ;
+                term |= si.ssi_signo == SIGTERM;
+            if (term)
+                server_exit();
             server_reap(ctl);
         }
         if (pfd[0].revents) {

@@ -370,7 +370,7 @@ static void test_crashes_fail_only_their_task(void **state)
         assert_int_equal(cf_future_wait(crash, -1), 0);
         assert_int_equal(cf_future_status(crash), CF_EWORKER);
         msg = (char *)cf_future_error(crash);
-        if (!strstr(msg, want[kind]) || !strstr(msg, "pid ") || !strstr(msg, "task "))
+        if (!strstr(msg, want[kind]) || !strstr(msg, "pid ") || !strstr(msg, "task"))
             fail_msg("kind %d: unexpected message '%s'", kind, msg);
         for (int i = 0; i < 10; i++) {
             int64_t v = -1;

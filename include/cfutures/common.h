@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define CF_VERSION_MAJOR 0
-#define CF_VERSION_MINOR 1
+#define CF_VERSION_MINOR 2
 #define CF_VERSION_PATCH 0
 
 /*
@@ -43,6 +43,7 @@ extern "C" {
 #define CF_ERRNO_MAP(XX)                                                                                               \
     XX(EINVAL, -EINVAL, "invalid argument")                                                                            \
     XX(ENOMEM, -ENOMEM, "out of memory")                                                                               \
+    XX(E2BIG, -E2BIG, "argument too large for this executor")                                                          \
     XX(EAGAIN, -EAGAIN, "task queue is full")                                                                          \
     XX(EBUSY, -EBUSY, "task is running; cancellation was requested")                                                   \
     XX(ECANCELED, -ECANCELED, "cancelled")                                                                             \
@@ -53,7 +54,7 @@ extern "C" {
     XX(ESHUTDOWN, -ESHUTDOWN, "executor is shut down")                                                                 \
     XX(ENOTSUP, -ENOTSUP, "not supported by this executor")                                                            \
     XX(EPENDING, -4001, "future is not done yet")                                                                      \
-    XX(EBROKEN, -4002, "executor is broken: a worker initializer failed")                                              \
+    XX(EBROKEN, -4002, "executor is broken (the future's error says why)")                                              \
     XX(EFAIL, -4003, "task failed")                                                                                    \
     XX(ELOOPBUSY, -4004, "loop still has live futures, executors or queued calls")                                     \
     XX(EOF, -4005, "no more items")                                                                                    \

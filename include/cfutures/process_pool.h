@@ -16,14 +16,33 @@
  * with CF_ENOTSUP.
  *
  * Faults.  A worker that dies (signal, exit, OOM kill, killed from outside)
- * fails only the task it was running - with an error naming the worker, its
- * pid, the signal or exit status and the task - and is replaced; tasks sent
- * to it but not yet started are queued again.  A per-task timeout starts when
- * a worker takes the task; on expiry the worker's process group gets SIGTERM,
- * then SIGKILL after a grace period, the future fails with CF_ETIMEDOUT and
- * the worker is replaced.  Cancelling a running task stops its worker the same
- * way.  CF_CRASH_BREAK gives Python's behaviour instead: the first crash
- * breaks the whole pool.
+ * fails only the task it was running - with CF_EWORKER and an error naming
+ * the worker, its pid and the signal or exit status - and is replaced; tasks
+ * sent to it but not yet started are queued again.  A per-task timeout
+ * starts when a worker takes the task; on expiry the worker (by pid, in case
+ * the task left its process group) and its process group get SIGTERM, then
+ * SIGKILL after a grace period, the future fails with CF_ETIMEDOUT and the
+ * worker is replaced.  Cancelling a running task stops its worker the same
+ * way.  A worker that ends in any way before it is ready (its initializer
+ * failed, crashed or exited) counts as an initializer failure:
+ * max_init_failures of them in a row break the pool (CF_EBROKEN, naming the
+ * last).  A worker that cannot be started for want of resources
+ * (descriptors, memory, processes) is retried with backoff, and is no
+ * initializer failure; while no worker can start, queued tasks fail after a
+ * few attempts with that error (the pool stays usable).  A fork server that
+ * dies (killed from outside, OOM killer) is replaced with its workers: the
+ * tasks its workers ran fail with CF_EWORKER, the others run; it breaks the
+ * pool only after dying 3 times in a row with no worker getting ready.  A
+ * replacement fork server is forked from the process as it is then (see
+ * above about threads).  When the application dies, the fork server kills
+ * its workers and everything their tasks left behind, even in another
+ * process group or session (it is a child subreaper).  CF_CRASH_BREAK gives
+ * Python's behaviour: the first crash breaks the whole pool.
+ *
+ * Descriptors.  Workers do not inherit the caller's descriptors: the fork
+ * server closes everything but stdin, stdout and stderr when it starts, and
+ * a worker has only those and its channel to the pool.  A task that needs a
+ * file or socket opens it itself.
  *
  * Threads: loop thread only; the pool runs no threads.  Works on any loop
  * (it does not use ev_child).  The fork server dies with the thread that
@@ -36,7 +55,10 @@
  * flows without a round trip per task while long tasks are not queued behind
  * each other.  A task sent ahead still waits behind the one running: a short
  * task arriving among long ones can wait for a long one.  pipeline = 1 never
- * sends ahead.
+ * sends ahead.  Cancelling a task sent ahead that its worker has not started
+ * returns 0, and the task never runs (the worker skips it and goes on); if
+ * the worker has just started it, cancel returns CF_EBUSY and stops the
+ * worker as for any running task.
  */
 #ifndef CFUTURES_PROCESS_POOL_H
 #define CFUTURES_PROCESS_POOL_H
@@ -68,13 +90,17 @@ typedef struct cf_process_pool_opts {
     void *init_data;                /* as seen in the worker (a copy made by fork) */
     unsigned max_tasks_per_child;   /* replace a worker after this many tasks; 0 = never */
     size_t max_memory;              /* address-space limit per worker in bytes (RLIMIT_AS); 0 = none */
-    double task_timeout;            /* default per-task timeout in seconds; < 0 = none (default) */
+    double task_timeout;            /* default per-task timeout in seconds; <= 0 = none (default -1) */
     double kill_grace;              /* seconds between SIGTERM and SIGKILL; default 1.0 */
     unsigned pipeline;              /* tasks in flight per worker at most, default 32 (fewer while the
                                        measured task time is long, see above); the ones beyond the
                                        first wait behind the running task; 1 never sends ahead */
     cf_crash_policy on_crash;       /* default CF_CRASH_REPLACE */
     unsigned max_init_failures;     /* initializer failures in a row that break the pool; default 3 */
+    unsigned max_delivery_deaths;   /* a task whose delivery this many workers in turn did not survive
+                                       (they died after it was sent, before they took it: e.g. its
+                                       argument is more than max_memory allows) fails with
+                                       CF_EWORKER; 1 .. 255, default 3 */
 } cf_process_pool_opts;
 
 /* Fill `o` with the defaults. Any thread. */
@@ -89,9 +115,12 @@ CF_EXTERN int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *o
 
 /*
  * Queue fn(task, payload) with a copy of `len` bytes as the payload (the task
- * reads it with cf_task_arg()).  `timeout` seconds (< 0: the pool's default)
- * bound the task once a worker takes it.  Returns 0, CF_EINVAL, CF_ESHUTDOWN,
- * CF_EBROKEN or CF_ENOMEM.  Loop thread.
+ * reads it with cf_task_arg()).  `timeout` seconds bound the task once a
+ * worker takes it: < 0 uses the pool's task_timeout, 0 means no timeout for
+ * this task (whatever the pool's default), > 0 is the bound.  Returns 0,
+ * CF_EINVAL, CF_E2BIG (an argument over the channel's frame limit of 16 GiB;
+ * cf_last_error() gives the sizes), CF_ESHUTDOWN, CF_EBROKEN or CF_ENOMEM.
+ * Loop thread.
  */
 CF_EXTERN int cf_process_pool_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, size_t len,
                                      double timeout, cf_future_t **out);
@@ -100,11 +129,19 @@ CF_EXTERN int cf_process_pool_submit(cf_process_pool_t *pool, cf_task_fn fn, con
 CF_EXTERN cf_executor_t *cf_process_pool_executor(cf_process_pool_t *pool);
 
 /*
- * Stop accepting tasks.  Flags (executor.h): CF_SHUTDOWN_CANCEL cancels queued tasks;
+ * Stop accepting tasks.  Flags (executor.h): CF_SHUTDOWN_CANCEL cancels
+ * queued tasks and tasks sent ahead to a worker that has not started them;
  * CF_SHUTDOWN_KILL also kills running ones; CF_SHUTDOWN_WAIT runs the loop
  * until every task is done and the workers have exited (CF_EDEADLK inside a
  * loop callback).  Every future completes exactly once whichever path is
  * taken.  Returns 0, CF_EINVAL or CF_EDEADLK.  Loop thread.
+ *
+ * Bounds.  CF_SHUTDOWN_WAIT alone waits as long as the running tasks take
+ * (they may have no timeout).  To bound it: give tasks timeouts, or call
+ * shutdown(0), wait for the futures with a deadline (cf_future_wait(f, s),
+ * combinators.h), then shutdown(CF_SHUTDOWN_KILL | CF_SHUTDOWN_WAIT), which
+ * returns within about kill_grace: SIGTERM, then SIGKILL, to every worker.
+ * cf_process_pool_free() kills in the same way and does not wait for tasks.
  */
 CF_EXTERN int cf_process_pool_shutdown(cf_process_pool_t *pool, int flags);
 
@@ -123,6 +160,8 @@ typedef struct cf_worker_info {
     pid_t pid;          /* current process, 0 while (re)starting */
     uint64_t tasks_done; /* tasks this worker slot completed, across restarts */
     uint64_t restarts;   /* times this slot's process was replaced */
+    uint64_t start_failures; /* times a process for this slot could not be started for want of
+                                resources (descriptors, memory, processes): retried with backoff */
 } cf_worker_info;
 
 /* Per-worker figures for worker `index` (0 .. max_workers-1). Returns 0 or CF_EINVAL. */
