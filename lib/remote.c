@@ -542,7 +542,7 @@ static int rp_submit(cf_executor_t *ex, const struct cf__submit *s, cf_future_t 
         return cf__set_error(CF_EINVAL, "remote executor: the task function is not registered "
                                         "(cf_task_register() or CF_REGISTER() in the client and the workers)");
     if (s->len > pool->opts.max_payload)
-        return cf__set_error(CF_EINVAL, "remote executor: payload of %zu bytes exceeds max_payload (%zu)", s->len,
+        return cf__set_error(CF_E2BIG, "remote executor: payload of %zu bytes exceeds max_payload (%zu)", s->len,
                              pool->opts.max_payload);
     if (s->fn == cf__map_chunk_run || s->fn == cf__call_task) {
         inner = inner_name(s->arg, s->len, CF__INNER_FN_OFFSET);

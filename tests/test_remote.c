@@ -555,7 +555,7 @@ static void test_timeout_and_limits(void **state)
     o.max_payload = 1024;
     assert_int_equal(cf_remote_pool_new(e->loop, &o, &e->pool), 0);
     assert_int_equal(cf_executor_submit_bytes(cf_remote_pool_executor(e->pool), task("rt_reverse"), big, sizeof(big), &f),
-                     CF_EINVAL);
+                     CF_E2BIG);
     assert_non_null(strstr(cf_last_error(), "max_payload"));
     assert_null(f);
     assert_int_equal(submit_i64(cf_remote_pool_executor(e->pool), task("rt_sleep"), 600000, &f), 0);

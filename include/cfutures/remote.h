@@ -47,7 +47,8 @@ typedef struct cf_remote_opts {
     unsigned max_deliveries;  /* deliveries of a task (its worker died) before it fails; default 3 */
     double broker_timeout;    /* seconds without the broker before outstanding tasks fail with
                                  -ENOTCONN; default 30 */
-    size_t max_payload;       /* largest task payload in bytes; default 64 MiB, at most 512 MiB */
+    size_t max_payload;       /* largest task payload in bytes (beyond: CF_E2BIG at submit);
+                                 default 64 MiB, at most 512 MiB */
     int workers;              /* what cf_executor_workers() reports (for chunk sizes); default 8 */
 } cf_remote_opts;
 
