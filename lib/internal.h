@@ -134,6 +134,19 @@ void cf__task_run(struct cf_task *task, cf_task_fn fn);
 /* Store a task function's return value `rc` as the outcome's error (positive -> CF_EFAIL). */
 void cf__task_finish(struct cf_task *task, int rc);
 
+/*
+ * The library's task trampolines that carry the user's function pointer at
+ * byte offset 8 of their payload: the map chunk runner (map.c) and the typed
+ * call runner (script.c).  registry.c names them, so executors in other
+ * programs (remote.c) can send the inner function by name too.
+ */
+#define CF__INNER_FN_OFFSET 8
+int cf__map_chunk_run(cf_task_t *task, void *arg);
+int cf__call_task(cf_task_t *task, void *arg);
+/* The map item runner of the script layer's array maps: each map item is a
+ * typed call, with the user's function pointer at offset 8 of the item. */
+int cf__map_call_item(cf_task_t *task, const void *item, size_t len);
+
 /* ------------------------------------------------------------------ futures */
 
 /* What an owner (an executor) does for its futures. */

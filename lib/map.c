@@ -128,7 +128,7 @@ static void put_record(struct buf *out, const struct cf__outcome *o)
 }
 
 /* The task every chunk runs: the item function over each item of the chunk. */
-static int map_chunk_run(cf_task_t *task, void *arg)
+int cf__map_chunk_run(cf_task_t *task, void *arg)
 {
     size_t len, off = CHUNK_HDR;
     const uint8_t *p = cf_task_arg(task, &len);
@@ -345,7 +345,7 @@ static int map_submit_chunk(cf_map_t *m)
     rc = cf__executor_submit(
         m->ex,
         &(struct cf__submit){
-            .fn = map_chunk_run, .arg = b.p, .len = b.len, .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED},
+            .fn = cf__map_chunk_run, .arg = b.p, .len = b.len, .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED},
         &f);
     if (rc) {
         free(b.p);

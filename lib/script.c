@@ -244,7 +244,8 @@ static int run_call(cf_task_t *task, const void *p, size_t len)
 }
 
 /* The task function of every typed submit. */
-static int call_task(cf_task_t *task, void *arg)
+int cf__call_task(cf_task_t *task, void *arg); /* registry.c names it (remote executors) */
+int cf__call_task(cf_task_t *task, void *arg)
 {
     size_t len = 0;
     void *p = cf_task_arg(task, &len);
@@ -281,7 +282,7 @@ static int submit_call(cf_executor_t *ex, enum shape shape, void (*fn)(void), in
     memcpy(buf, &c, sizeof(c));
     if (len)
         memcpy(buf + sizeof(c), data, len);
-    rc = cf_executor_submit_bytes(ex, call_task, buf, sizeof(c) + len, out);
+    rc = cf_executor_submit_bytes(ex, cf__call_task, buf, sizeof(c) + len, out);
     if (buf != small)
         free(buf);
     return rc;
@@ -596,7 +597,8 @@ static int map_pull(void *src, const void **item, size_t *len)
     return 1;
 }
 
-static int map_item(cf_task_t *task, const void *item, size_t len)
+int cf__map_call_item(cf_task_t *task, const void *item, size_t len); /* registry.c names it */
+int cf__map_call_item(cf_task_t *task, const void *item, size_t len)
 {
     return run_call(task, item, len);
 }
@@ -627,7 +629,7 @@ static int map_array(cf_executor_t *ex, enum shape shape, void (*fn)(void), cons
     }
     o.chunksize = chunksize ? chunksize : 1;
     o.on_error = CF_MAP_STOP;
-    rc = cf_map_new(ex, map_item, map_pull, &src, &o, &m);
+    rc = cf_map_new(ex, cf__map_call_item, map_pull, &src, &o, &m);
     if (rc != 0)
         return rc;
     while ((rc = cf_map_next(m, &r)) == 0) {

@@ -1,0 +1,130 @@
+/*
+ * cfworker - run cfutures remote tasks: a worker of the remote executor.
+ *
+ *   cfworker --redis URL --queue NAME --tasks LIB.so [--procs N] [--timeout S]
+ *            [--claim-idle S] [--prefetch K] [--name W]
+ *
+ * Loads LIB.so (its CF_REGISTER() constructors register the tasks), then
+ * takes tasks from the queue and runs them in a local process pool of N
+ * processes, holding up to K tasks per process (default 4).  SIGTERM or SIGINT drains: running tasks finish and post their
+ * results, no new ones are taken, exit status 0.
+ */
+#include <cfutures.h>
+#include <cfutures/remote.h>
+
+#include <dlfcn.h>
+#include <ev.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static cf_remote_worker_t *worker;
+static ev_timer poll_done;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cfworker --redis URL --queue NAME --tasks LIB.so [--procs N] [--timeout S]\n"
+               "                [--claim-idle S] [--prefetch K] [--name W]\n");
+}
+
+/* FNV-1a of the task library's bytes: the worker's build identity. */
+static unsigned long long file_hash(const char *path)
+{
+    unsigned long long h = 1469598103934665603ull;
+    FILE *f = fopen(path, "rb");
+    int c;
+
+    if (!f)
+        return 0;
+    while ((c = getc(f)) != EOF)
+        h = (h ^ (unsigned char)c) * 1099511628211ull;
+    fclose(f);
+    return h;
+}
+
+static void on_signal(struct ev_loop *ev, ev_signal *s, int revents)
+{
+    (void)s;
+    (void)revents;
+    cf_remote_worker_drain(worker);
+    ev_timer_start(ev, &poll_done);
+}
+
+static void on_poll(struct ev_loop *ev, ev_timer *t, int revents)
+{
+    (void)t;
+    (void)revents;
+    if (cf_remote_worker_done(worker))
+        ev_break(ev, EVBREAK_ALL);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"redis", required_argument, 0, 'r'},      {"queue", required_argument, 0, 'q'},
+        {"tasks", required_argument, 0, 't'},      {"procs", required_argument, 0, 'p'},
+        {"timeout", required_argument, 0, 'T'},    {"claim-idle", required_argument, 0, 'c'},
+        {"name", required_argument, 0, 'n'},       {"help", no_argument, 0, 'h'},
+        {"prefetch", required_argument, 0, 'P'},
+        {0, 0, 0, 0},
+    };
+    cf_remote_worker_opts o;
+    const char *lib = NULL;
+    char tasks_id[600];
+    struct ev_loop *ev;
+    cf_loop_t *loop;
+    ev_signal sterm, sint;
+    int c, rc;
+
+    cf_remote_worker_opts_init(&o);
+    while ((c = getopt_long(argc, argv, "r:q:t:p:T:c:n:P:h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'r': o.url = optarg; break;
+        case 'q': o.queue = optarg; break;
+        case 't': lib = optarg; break;
+        case 'p': o.procs = atoi(optarg); break;
+        case 'T': o.task_timeout = atof(optarg); break;
+        case 'c': o.claim_idle = atof(optarg); break;
+        case 'P': o.prefetch = atoi(optarg); break;
+        case 'n': o.name = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!lib || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (!dlopen(lib, RTLD_NOW | RTLD_GLOBAL)) {
+        fprintf(stderr, "cfworker: cannot load the task library: %s\n", dlerror());
+        return 1;
+    }
+    snprintf(tasks_id, sizeof(tasks_id), "%s#%016llx", strrchr(lib, '/') ? strrchr(lib, '/') + 1 : lib,
+             file_hash(lib));
+    o.tasks_id = tasks_id;
+    ev = ev_default_loop(0);
+    if ((rc = cf_loop_new(ev, &loop)) != 0) {
+        fprintf(stderr, "cfworker: %s\n", cf_strerror(rc));
+        return 1;
+    }
+    if ((rc = cf_remote_worker_new(loop, &o, &worker)) != 0) {
+        fprintf(stderr, "cfworker: %s: %s\n", cf_strerror(rc), cf_last_error());
+        return 1;
+    }
+    ev_signal_init(&sterm, on_signal, SIGTERM);
+    ev_signal_init(&sint, on_signal, SIGINT);
+    ev_signal_start(ev, &sterm);
+    ev_signal_start(ev, &sint);
+    ev_timer_init(&poll_done, on_poll, 0, 0.05);
+    fprintf(stderr, "cfworker: %s on %s, tasks %s\n", o.name ? o.name : "worker", o.queue, tasks_id);
+    ev_run(ev, 0);
+    ev_timer_stop(ev, &poll_done);
+    ev_signal_stop(ev, &sterm);
+    ev_signal_stop(ev, &sint);
+    cf_remote_worker_free(worker);
+    /* Let the loop settle what the pool handed back, then close it. */
+    ev_run(ev, EVRUN_NOWAIT);
+    cf_loop_close(loop);
+    return 0;
+}

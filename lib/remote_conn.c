@@ -1,0 +1,237 @@
+/*
+ * remote_conn.c - Redis connections on a cfutures loop (remote_conn.h).
+ */
+#include "remote_conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cf__rurl_parse(const char *url, struct cf__rurl *u, const char *who)
+{
+    const char *p, *at, *slash, *colon, *hend;
+    size_t n;
+
+    memset(u, 0, sizeof(*u));
+    u->port = 6379;
+    if (!url || strncmp(url, "redis://", 8) != 0)
+        return cf__set_error(CF_EINVAL, "%s: url '%.100s' must start with redis://", who, url ? url : "(null)");
+    p = url + 8;
+    slash = strchr(p, '/');
+    at = strchr(p, '@');
+    if (at && slash && at > slash)
+        at = NULL;
+    if (at) {
+        const char *c = memchr(p, ':', (size_t)(at - p));
+        if (!c || (size_t)(c - p) >= sizeof(u->user) || (size_t)(at - c - 1) >= sizeof(u->pass))
+            return cf__set_error(CF_EINVAL, "%s: url '%.100s': credentials must be user:password@ (user may be empty)",
+                                 who, url);
+        memcpy(u->user, p, (size_t)(c - p));
+        memcpy(u->pass, c + 1, (size_t)(at - c - 1));
+        p = at + 1;
+    }
+    hend = slash ? slash : p + strlen(p);
+    colon = memchr(p, ':', (size_t)(hend - p));
+    n = (size_t)((colon ? colon : hend) - p);
+    if (n == 0 || n >= sizeof(u->host))
+        return cf__set_error(CF_EINVAL, "%s: url '%.100s' has no host", who, url);
+    memcpy(u->host, p, n);
+    if (colon) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (end != hend || port < 1 || port > 65535)
+            return cf__set_error(CF_EINVAL, "%s: url '%.100s': bad port", who, url);
+        u->port = (int)port;
+    }
+    if (slash && slash[1]) {
+        char *end;
+        long db = strtol(slash + 1, &end, 10);
+        if (*end || db < 0 || db > 1000000)
+            return cf__set_error(CF_EINVAL, "%s: url '%.100s': bad database number", who, url);
+        u->db = (int)db;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the libev glue (unreferenced watchers) */
+
+static void rc_watch(cf_loop_t *loop, ev_io *io, int on)
+{
+    if (on && !ev_is_active(io)) {
+        ev_io_start(loop->ev, io);
+        ev_unref(loop->ev);
+    } else if (!on && ev_is_active(io)) {
+        ev_ref(loop->ev);
+        ev_io_stop(loop->ev, io);
+    }
+}
+
+static void rc_read_cb(struct ev_loop *ev, ev_io *io, int revents)
+{
+    struct cf__rconn *c = io->data;
+    (void)ev;
+    (void)revents;
+    redisAsyncHandleRead(c->ac);
+}
+
+static void rc_write_cb(struct ev_loop *ev, ev_io *io, int revents)
+{
+    struct cf__rconn *c = io->data;
+    (void)ev;
+    (void)revents;
+    redisAsyncHandleWrite(c->ac);
+}
+
+static void rc_add_read(void *p)
+{
+    struct cf__rconn *c = p;
+    rc_watch(c->loop, &c->rev, 1);
+}
+static void rc_del_read(void *p)
+{
+    struct cf__rconn *c = p;
+    rc_watch(c->loop, &c->rev, 0);
+}
+static void rc_add_write(void *p)
+{
+    struct cf__rconn *c = p;
+    rc_watch(c->loop, &c->wev, 1);
+}
+static void rc_del_write(void *p)
+{
+    struct cf__rconn *c = p;
+    rc_watch(c->loop, &c->wev, 0);
+}
+static void rc_cleanup(void *p)
+{
+    struct cf__rconn *c = p;
+    rc_watch(c->loop, &c->rev, 0);
+    rc_watch(c->loop, &c->wev, 0);
+}
+
+/* The context is gone (hiredis frees it after this callback): report once. */
+static void rc_lost(struct cf__rconn *c, const char *why)
+{
+    if (!c->ac)
+        return;
+    snprintf(c->err, sizeof(c->err), "%s", why && *why ? why : "connection closed");
+    c->ac = NULL;
+    c->up = 0;
+    if (c->on_down)
+        c->on_down(c, c->err);
+}
+
+static void rc_connect_cb(const redisAsyncContext *ac, int status)
+{
+    struct cf__rconn *c = ac->data;
+
+    if (!c)
+        return;
+    if (status != REDIS_OK) {
+        rc_lost(c, ac->errstr);
+        return;
+    }
+    c->up = 1;
+    if (c->on_up)
+        c->on_up(c);
+}
+
+static void rc_disconnect_cb(const redisAsyncContext *ac, int status)
+{
+    struct cf__rconn *c = ac->data;
+
+    (void)status;
+    if (c)
+        rc_lost(c, ac->err ? ac->errstr : "connection closed by the broker");
+}
+
+int cf__rconn_open(struct cf__rconn *c)
+{
+    redisAsyncContext *ac;
+
+    CF_ASSERT(!c->ac, "connection already open");
+    ac = redisAsyncConnect(c->url->host, c->url->port);
+    if (!ac)
+        return CF_ENOMEM;
+    if (ac->err) {
+        snprintf(c->err, sizeof(c->err), "%s", ac->errstr);
+        redisAsyncFree(ac);
+        return -ECONNREFUSED;
+    }
+    c->ac = ac;
+    c->up = 0;
+    ac->data = c;
+    ev_io_init(&c->rev, rc_read_cb, ac->c.fd, EV_READ);
+    ev_io_init(&c->wev, rc_write_cb, ac->c.fd, EV_WRITE);
+    c->rev.data = c;
+    c->wev.data = c;
+    ac->ev.addRead = rc_add_read;
+    ac->ev.delRead = rc_del_read;
+    ac->ev.addWrite = rc_add_write;
+    ac->ev.delWrite = rc_del_write;
+    ac->ev.cleanup = rc_cleanup;
+    ac->ev.data = c;
+    redisAsyncSetConnectCallback(ac, rc_connect_cb);
+    redisAsyncSetDisconnectCallback(ac, rc_disconnect_cb);
+    /* Queued now, sent first once connected. */
+    if (c->url->pass[0]) {
+        if (c->url->user[0])
+            redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", c->url->user, c->url->pass);
+        else
+            redisAsyncCommand(ac, NULL, NULL, "AUTH %s", c->url->pass);
+    }
+    if (c->url->db)
+        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", c->url->db);
+    return 0;
+}
+
+void cf__rconn_close(struct cf__rconn *c)
+{
+    redisAsyncContext *ac = c->ac;
+
+    if (!ac)
+        return;
+    c->ac = NULL;
+    c->up = 0;
+    ac->data = NULL; /* no on_down for a close we asked for */
+    redisAsyncFree(ac);
+    rc_cleanup(c);
+}
+
+int cf__rconn_cmd(struct cf__rconn *c, redisCallbackFn *cb, void *priv, int argc, const char **argv,
+                  const size_t *lens)
+{
+    if (!c->ac)
+        return -ENOTCONN;
+    if (redisAsyncCommandArgv(c->ac, cb, priv, argc, argv, lens) != REDIS_OK)
+        return -ENOTCONN;
+    return 0;
+}
+
+int cf__rconn_cmdf(struct cf__rconn *c, redisCallbackFn *cb, void *priv, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    if (!c->ac)
+        return -ENOTCONN;
+    va_start(ap, fmt);
+    rc = redisvAsyncCommand(c->ac, cb, priv, fmt, ap);
+    va_end(ap);
+    return rc == REDIS_OK ? 0 : -ENOTCONN;
+}
+
+const redisReply *cf__rentry_field(const redisReply *entry, const char *key)
+{
+    const redisReply *kv;
+
+    if (!entry || entry->type != REDIS_REPLY_ARRAY || entry->elements < 2)
+        return NULL;
+    kv = entry->element[1];
+    if (!kv || kv->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < kv->elements; i += 2)
+        if (kv->element[i]->type == REDIS_REPLY_STRING && strcmp(kv->element[i]->str, key) == 0)
+            return kv->element[i + 1];
+    return NULL;
+}

@@ -1,0 +1,58 @@
+/*
+ * remote_conn.h - Redis connections on a cfutures loop, shared by the remote
+ * client (remote.c) and the remote worker (remote_worker.c).  Not installed.
+ *
+ * A connection is a hiredis async context whose two ev_io watchers live on
+ * the application's loop, like hiredis' adapters/libev.h - except that the
+ * watchers are unreferenced: an idle connection does not keep ev_run()
+ * alive; outstanding tasks do (cf__loop_task_begin()).  On connect it sends
+ * AUTH and SELECT from the URL before anything else (pipelined: Redis
+ * answers in order).  A lost connection reports once through on_down; the
+ * owner reconnects with cf__rconn_open() (with its own backoff).
+ */
+#ifndef CF_REMOTE_CONN_H
+#define CF_REMOTE_CONN_H
+
+#include "internal.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+struct cf__rurl {
+    char host[256];
+    int port;
+    int db;
+    char user[128];
+    char pass[256];
+};
+
+/* Parse redis://[user:password@]host[:port][/db] (`who` names the caller for
+ * the error message).  Returns 0 or CF_EINVAL with cf_last_error() set. */
+int cf__rurl_parse(const char *url, struct cf__rurl *u, const char *who);
+
+struct cf__rconn {
+    cf_loop_t *loop;
+    const struct cf__rurl *url;
+    redisAsyncContext *ac; /* NULL while down */
+    ev_io rev, wev;
+    int up;               /* connected (the connect callback said so) */
+    void (*on_up)(struct cf__rconn *c);
+    void (*on_down)(struct cf__rconn *c, const char *why);
+    void *data;
+    char err[128];        /* the latest connection error */
+};
+
+/* Start connecting; on_up or on_down follows.  0, or CF_ENOMEM. */
+int cf__rconn_open(struct cf__rconn *c);
+/* Drop the connection now: pending callbacks run with a NULL reply; on_down is not called. */
+void cf__rconn_close(struct cf__rconn *c);
+/* Send a command (binary-safe arguments).  0, or CF_ENOTCONN-like -ENOTCONN while down. */
+int cf__rconn_cmd(struct cf__rconn *c, redisCallbackFn *cb, void *priv, int argc, const char **argv,
+                  const size_t *lens);
+/* The same with printf-like hiredis formatting (%s, %b, %d ...). */
+int cf__rconn_cmdf(struct cf__rconn *c, redisCallbackFn *cb, void *priv, const char *fmt, ...);
+
+/* Fields of a stream entry reply ([id, [k1, v1, k2, v2 ...]]): the value of `key`, or NULL. */
+const redisReply *cf__rentry_field(const redisReply *entry, const char *key);
+
+#endif /* CF_REMOTE_CONN_H */
