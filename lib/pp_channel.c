@@ -153,6 +153,8 @@ void cf__pp_worker_stop(struct pp_worker *w)
 
     if (w->pid <= 0)
         return;
+    if (w->state == W_READY)
+        cf__pp_worker_set(w, W_STOPPING); /* no new task for it */
     cf__pp_worker_signal(w, SIGTERM);
     if (!ev_is_active(&w->kill_timer)) {
         ev_timer_set(&w->kill_timer, w->pool->opts.kill_grace, 0.);

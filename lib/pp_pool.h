@@ -33,6 +33,7 @@ enum w_state {
     W_READY,     /* said READY: takes tasks */
     W_FAILED,    /* ended before READY (initializer failed or process died): waiting for its exit */
     W_DYING,     /* ended after READY (channel closed): waiting for its exit */
+    W_STOPPING,  /* READY, then told to stop (SIGTERM sent): takes no new task */
 };
 
 struct pp_worker;

@@ -12,14 +12,18 @@
  * A worker slot's states (cf__pp_worker_set() is the only place that
  * changes one, and asserts the transition):
  *
- *     EMPTY --spawn--> SPAWNING --SPAWNED--> STARTING --READY--> READY
- *       ^                 |                     |                  |
- *       |            failed/server gone   INIT_FAIL, EOF,     EOF or exit
- *       |                 |                   or exit
- *       |                 v                     v                  v
- *       +------------- (EMPTY)               FAILED              DYING
+ *     EMPTY --spawn--> SPAWNING --SPAWNED--> STARTING --READY--> READY --stop--> STOPPING
+ *       ^                 |                     |                  |                |
+ *       |            failed/server gone   INIT_FAIL, EOF,     EOF or exit     EOF or exit
+ *       |                 |                   or exit              |                |
+ *       |                 v                     v                  v                |
+ *       +------------- (EMPTY)               FAILED              DYING <-----------+
  *       |                                       |                  |
  *       +--------------- EXITED: finalize ------+------------------+
+ *
+ * A READY worker told to stop (a running task cancelled or timed out, a
+ * kill) is STOPPING: dispatch sends it nothing more, so the signal cannot
+ * reach a task sent after the decision to stop it.
  *
  * A worker's end is known from its channel (EOF) and from the fork server's
  * EXITED report, in either order; the channel is drained first so no result
@@ -46,6 +50,7 @@
 static const char *const w_names[] = {
     [W_EMPTY] = "EMPTY", [W_SPAWNING] = "SPAWNING", [W_STARTING] = "STARTING",
     [W_READY] = "READY", [W_FAILED] = "FAILED",     [W_DYING] = "DYING",
+    [W_STOPPING] = "STOPPING",
 };
 
 /* Allowed transitions: w_next[from] has bit `to` set. */
@@ -54,7 +59,8 @@ static const unsigned w_next[] = {
     [W_EMPTY] = B(W_SPAWNING),
     [W_SPAWNING] = B(W_EMPTY) | B(W_STARTING),
     [W_STARTING] = B(W_READY) | B(W_FAILED),
-    [W_READY] = B(W_DYING),
+    [W_READY] = B(W_DYING) | B(W_STOPPING),
+    [W_STOPPING] = B(W_DYING),
     [W_FAILED] = B(W_EMPTY),
     [W_DYING] = B(W_EMPTY),
 };
@@ -67,7 +73,7 @@ const char *cf__pp_worker_state_name(int st)
 
 void cf__pp_worker_set(struct pp_worker *w, int st)
 {
-    CF_ASSERT(w->state >= 0 && w->state <= W_DYING && (w_next[w->state] & (1u << st)),
+    CF_ASSERT(w->state >= 0 && w->state <= W_STOPPING && (w_next[w->state] & (1u << st)),
               "process pool: worker state change not allowed");
 #ifdef CF_PP_TRACE
     fprintf(stderr, "cfutures pp: worker %d (pid %d) %s -> %s\n", w->index, (int)w->pid,
@@ -106,7 +112,7 @@ static void worker_mark_ended(struct pp_worker *w)
 {
     if (w->state == W_STARTING)
         cf__pp_worker_set(w, W_FAILED); /* any end before READY is an initializer failure */
-    else if (w->state == W_READY)
+    else if (w->state == W_READY || w->state == W_STOPPING)
         cf__pp_worker_set(w, W_DYING);
     cf__pp_io_stop(w->pool->loop, &w->rio);
 }
