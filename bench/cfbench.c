@@ -36,6 +36,8 @@
  *
  * Output: {"case": KEY, "unit": U, "value": V, "n": N, ...} on stdout.
  * Exit status 0, 1 on a library error or a wrong result, 2 on a usage error.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <cfutures.h>

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """bench/crawl_cases.py - the cfcrawl cases of bench/run.py that need more than nginx.
 
     crawl_latency  a 5,000-page site (plus its index) behind tools/hostile_http.py, every

@@ -17,6 +17,8 @@
  *     first tenth and the end.
  * Prints its figures and exits 0, or names the first check that failed and
  * exits 1.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE 1
 #include <cfutures.h>

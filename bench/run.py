@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """bench/run.py - cfutures side by side with its peers, in one run on one machine.
 
 Called by bench/run (which installs what is missing and builds first):

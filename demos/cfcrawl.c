@@ -58,6 +58,8 @@
  * Exit status: 0 when the crawl ran to its end and a start URL was fetched, 1
  * on a setup error, 2 on a usage error, 3 when every start URL failed, 130 when
  * interrupted.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE /* vasprintf, strndup */
 #include <cfutures.h>

@@ -8,6 +8,8 @@
  * takes tasks from the queue and runs them in a local process pool of N
  * processes, holding up to K tasks per process (default 4).  SIGTERM or SIGINT drains: running tasks finish and post their
  * results, no new ones are taken, exit status 0.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <cfutures/remote.h>

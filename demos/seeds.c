@@ -36,6 +36,8 @@
  *
  * Exit status: 0 when every result is right, 1 on a wrong result or a library
  * error (printed with cf_strerror()), 2 on a usage error.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE /* nftw, strdup */
 #include <cfutures.h>

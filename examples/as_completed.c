@@ -2,6 +2,8 @@
  * as_completed.c - Python's as_completed() with the core iterator: tasks of
  * different lengths on a thread pool, each handled as soon as it completes,
  * the whole iteration bounded by a timeout.  The order varies with the load.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <stdio.h>

@@ -2,6 +2,7 @@
 # examples/check.sh - run every example and compare its output with
 # examples/expected/NAME.out.  Examples whose lines come in completion order
 # are compared sorted.  Run by make check (CF_BUILDDIR, CF_SRCDIR set).
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 set -u
 build=${CF_BUILDDIR:-.}
 src=${CF_SRCDIR:-.}

@@ -2,6 +2,8 @@
  * combinators.c - futures of different kinds composed: a timer, a file
  * descriptor becoming readable, and a pool task.  cf_all() waits for all of
  * them, cf_then() continues with their values, cf_any() takes the first.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <stdio.h>

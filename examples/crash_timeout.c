@@ -4,6 +4,8 @@
  * the pool replaces the workers, and every other task completes.  (Python's
  * ProcessPoolExecutor would break the whole pool on the crash, and has no
  * per-task timeout.)
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <signal.h>

@@ -4,6 +4,8 @@
  * One item per task pays a round trip per item; chunks pay it once per
  * chunk.  Times go to stderr; stdout says whether every run matched.
  * Usage: map_chunksize [ITEMS]   (default 99999, the seed's range(1, 100000))
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <math.h>

@@ -3,6 +3,8 @@
  * thread of your own (a library callback, a device) hands its result to the
  * loop with cf_loop_call(), the only cfutures call that is safe from any
  * thread; on the loop thread the promise is resolved.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <pthread.h>

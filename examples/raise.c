@@ -3,6 +3,8 @@
  * "Don't do this".  Submitted one by one, the failure is that one future's
  * outcome; mapped, results come in input order until the failed item, whose
  * error then ends the map (Python's executor.map re-raising).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <stdio.h>

@@ -2,6 +2,7 @@
 # examples/remote_check.sh - run examples/remote_map: a redis-server on a free
 # port, two workers, the client; compare with expected/remote_map.out.
 # Skipped (77) without redis-server.  Run by make check.
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 set -u
 build=${CF_BUILDDIR:-.}
 src=${CF_SRCDIR:-.}

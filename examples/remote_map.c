@@ -8,6 +8,8 @@
  * The same binary is both: f is registered by name (CF_REGISTER), so the
  * client sends "f" and each worker runs its own f.  A worker stops on SIGTERM
  * after finishing what it runs.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <cfutures/remote.h>

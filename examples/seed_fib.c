@@ -1,6 +1,8 @@
 /*
  * seed_fib.c - the seed's fib(25..37) on three worker processes, each result
  * printed as soon as its task completes (Python: submit + as_completed).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <stdio.h>

@@ -1,6 +1,8 @@
 /*
  * seed_fib_checked.c - seed_fib.c with every return value checked: the same
  * program, as it would be written where errors matter.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <stdio.h>

@@ -2,6 +2,8 @@
  * seed_map.c - the seed's map: f(x) = sum of x^(1/k^1.5) for k = 1..51 over
  * x = 1..99999 on three worker processes, in chunks, results in input order
  * (Python: ProcessPoolExecutor(3).map(f, NUMBERS, chunksize=...)).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <math.h>

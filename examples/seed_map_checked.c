@@ -1,5 +1,7 @@
 /*
  * seed_map_checked.c - seed_map.c with every return value checked.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <math.h>

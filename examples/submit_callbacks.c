@@ -2,6 +2,8 @@
  * submit_callbacks.c - submit work to a thread pool and print each result
  * from a done callback.  Callbacks run on the loop thread, one at a time, as
  * the tasks complete (so the order of the lines varies from run to run).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <stdio.h>

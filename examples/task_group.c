@@ -2,6 +2,8 @@
  * task_group.c - structured concurrency (asyncio.TaskGroup): a group of
  * tasks waited for together.  When one member fails, the group cancels the
  * others and reports that first failure.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <stdio.h>

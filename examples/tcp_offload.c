@@ -3,6 +3,8 @@
  * client sends is answered with fib(number), computed in a worker process so
  * the loop never blocks; a client that leaves first gets its task cancelled
  * (its worker is stopped).  SIGTERM or SIGINT shuts down, in order.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <arpa/inet.h>

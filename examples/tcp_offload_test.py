@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """tcp_offload_test.py - examples/tcp_offload with real clients: an answer,
 a client that leaves before its answer (its task is cancelled), the server
 still answering, then SIGTERM and a clean shutdown."""

@@ -18,6 +18,8 @@
  *   cfutures/script.h       script style: cf_runtime_t, typed tasks, values, as-completed by index, array maps
  *
  * See docs/DESIGN.md for threads, queues, wake-ups and lock order.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFUTURES_H
 #define CFUTURES_H

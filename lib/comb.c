@@ -4,6 +4,8 @@
  * DESIGN: see comb.h.  The kinds live in comb_gather.c (wait, all, settled,
  * any), comb_chain.c (then, adopt, timeout), comb_each.c (as-completed) and
  * comb_group.c (task groups).  Loop thread only, no locks.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "comb.h"
 

@@ -31,6 +31,8 @@
  * References: the comb holds one on each input (until it is freed) and one on
  * `out` (until it finished).  It is freed, and ops->fini called, when its own
  * reference and every registration are gone, whichever goes last.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CF_COMB_H
 #define CF_COMB_H

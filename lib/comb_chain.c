@@ -6,6 +6,8 @@
  * pointer value is shared, not copied: the output then records the input in
  * `value_src` (flagged by `shares_value`) and holds a reference on it until
  * the output is freed.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "comb.h"
 

@@ -9,6 +9,8 @@
  * is the position of its first occurrence in the caller's array.  The
  * callback form yields its first batch from a deferred work item, so no
  * callback runs inside the call that starts it.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "comb.h"
 

@@ -2,6 +2,8 @@
  * comb_gather.c - combinators over a set of inputs: cf_wait(),
  * cf_wait_future(), cf_all(), cf_settled(), cf_any() and the list value of
  * all/settled.  Built on the engine in comb.c (see comb.h).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "comb.h"
 

@@ -5,6 +5,8 @@
  * The group handle holds a reference on the comb besides the comb's own, so
  * cf_group_wait() and cf_group_error() work after the comb finished.  The
  * output future exists only once cf_group_future() closed the group.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "comb.h"
 

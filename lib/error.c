@@ -1,6 +1,8 @@
 /*
  * error.c - error texts, the per-thread last-error message, version, clock and CPU
  * count.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

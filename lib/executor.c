@@ -8,6 +8,8 @@
  * accepted task with cf__exec_accept() and ends it with cf__exec_complete(),
  * so final states, counters, argument destruction and loop accounting are
  * the same for the thread pool, the process pool and any later executor.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

@@ -1,5 +1,7 @@
 /*
  * frame.c - encoding and decoding of process-pool frames (see frame.h).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

@@ -15,6 +15,8 @@
  * what may cross processes.  Integers are in host byte order: both ends are
  * the same program on the same machine.  The decoders reject anything
  * malformed with CF_EINVAL; they are fuzzed (tests/fuzz/).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CF_FRAME_H
 #define CF_FRAME_H

@@ -16,6 +16,8 @@
  * callback is added to a future that is already done.  Executors complete
  * their futures from their own deferred work item and call
  * cf__future_dispatch() directly from there.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

@@ -2,6 +2,8 @@
  * internal.h - structures shared by the cfutures modules.  Not installed.
  * Non-static internals are named cf__*; everything here is hidden from the
  * shared library's export table by -fvisibility=hidden.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CF_INTERNAL_H
 #define CF_INTERNAL_H

@@ -46,6 +46,8 @@
  * thread's.  A poster's link is a release store and the loop's read of it an
  * acquire load, so what a poster wrote before posting is visible to the loop
  * when it runs the item.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

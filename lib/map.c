@@ -35,6 +35,8 @@
  * the map as data; ending removes those callbacks.  cf_map_free() from inside
  * the map's own callback (or while the first delivery is scheduled) is
  * deferred to the end of that pass.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

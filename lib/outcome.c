@@ -1,5 +1,7 @@
 /*
  * outcome.c - encoding and decoding of task outcomes (see outcome.h).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

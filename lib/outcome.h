@@ -33,6 +33,8 @@
  * records:  u64 size | encoded outcome (size bytes) | zero padding to 8.
  * The bytes value of every record starts 8-byte aligned when the buffer
  * and the record's offset are.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CF_OUTCOME_H
 #define CF_OUTCOME_H

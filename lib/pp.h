@@ -10,6 +10,8 @@
  *                                               the pipe that carries frames up;
  *                                               pid < 0 is -errno
  *   server -> parent  EXITED  {pid, status}    a worker was reaped (waitpid status)
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CF_PP_H
 #define CF_PP_H

@@ -31,6 +31,8 @@
  * cf__pp_worker_stop() sends SIGTERM to the worker (by pid: a task may
  * have left the group) and its process group,
  * kill_timer sends SIGKILL after the grace period.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "pp_pool.h"
 

@@ -37,6 +37,8 @@
  * CHAN_SPIN_NS, yielding between polls, before it blocks.  It exits
  * with _exit() (never the application's atexit handlers) on EOF or after
  * max_tasks_per_child tasks.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

@@ -60,6 +60,8 @@
  * Invariants.
  *   - a task is in exactly one of: pool.queue, one worker's inflight, or done.
  *   - every future completes exactly once, through cf__pp_complete().
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "pp_pool.h"
 

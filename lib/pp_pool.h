@@ -4,6 +4,8 @@
  * writes, framed reads, timers) and pp_server.c (the fork server's control
  * protocol: spawns, descriptor passing, exits, worker deaths).  Loop thread
  * only; see the DESIGN comment in pp_pool.c.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CF_PP_POOL_H
 #define CF_PP_POOL_H

@@ -35,6 +35,8 @@
  * any way (crash, _exit, kill) before it said READY - counts as an
  * initializer failure; max_init_failures in a row break the pool, naming
  * the last one.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "pp_pool.h"
 

@@ -7,6 +7,8 @@
  *              of any element (an executor's queue, where cancel removes).
  *   cf__fifo   singly linked FIFO with a tail pointer: O(1) append and O(1)
  *              splice of a whole queue (the loop's inbox and ready queue).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CF_QUEUE_H
 #define CF_QUEUE_H

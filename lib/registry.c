@@ -13,6 +13,8 @@
  * runner of the script layer) carry the user's function pointer inside their
  * payload; they are entries under reserved "cf." names, so a worker can run
  * map chunks and typed calls too (remote.c rewrites the inner pointer).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

@@ -38,6 +38,8 @@
  * task fails with -ENOTCONN.  On reconnect, tasks whose XADD was not
  * confirmed, or all sent tasks if the broker lost its data, are sent again
  * (at least once; duplicates are dropped by id).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "remote_conn.h"
 

@@ -1,5 +1,7 @@
 /*
  * remote_conn.c - Redis connections on a cfutures loop (remote_conn.h).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "remote_conn.h"
 

@@ -9,6 +9,8 @@
  * AUTH and SELECT from the URL before anything else (pipelined: Redis
  * answers in order).  A lost connection reports once through on_down; the
  * owner reconnects with cf__rconn_open() (with its own backoff).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CF_REMOTE_CONN_H
 #define CF_REMOTE_CONN_H

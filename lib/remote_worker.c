@@ -32,6 +32,8 @@
  *
  * Broker loss.  Connections are reopened with backoff; results finished
  * meanwhile wait in `unsent` and are posted after the reconnect.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "remote_conn.h"
 

@@ -26,6 +26,8 @@
  * Runtime.  Owns one ev loop, its cf_loop_t and up to two pools, created in
  * that order (process pool before thread pool: its fork server must be forked
  * before any worker thread exists) and freed in reverse.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 

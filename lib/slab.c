@@ -1,5 +1,7 @@
 /*
  * slab.c - fixed-size object allocator (see slab.h).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 #include "slab.h"

@@ -14,6 +14,8 @@
  * object's first pointer-sized word holds the free-list link; the allocator
  * writes nothing else in it, so a released future keeps its "dead" magic.
  * Not thread-safe: one cache per loop, used on the loop thread.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CF_SLAB_H
 #define CF_SLAB_H

@@ -4,6 +4,8 @@
  * A cf_task_t lives on the stack of whoever runs the task (a pool worker, or
  * the item loop of a map chunk) and points at the outcome it fills in.  These
  * functions run on that worker thread and touch nothing else.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

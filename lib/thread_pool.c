@@ -97,6 +97,8 @@
  *     reference on its future.
  *   - the pool struct is destroyed when the user released it and
  *     outstanding == 0.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

@@ -8,6 +8,8 @@
  * watcher it keeps ev_run() alive.  The watcher firing or a cancel ends it
  * once (watch_end): stop the watcher, settle, free the watch, drop its
  * reference.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # headers.sh - every public header compiles on its own (and twice in a
 # row), as C11 with warnings as errors, and as C++ when a C++ compiler is there.
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 set -eu
 src=${CF_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 cc=${CC:-cc}

@@ -1,6 +1,8 @@
 /*
  * test_combinators.c - wait, all/any/settled, then, adopt, timeout, sleep,
  * fd futures, as-completed and task groups.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE 1
 #include "testutil.h"

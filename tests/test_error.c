@@ -1,5 +1,7 @@
 /*
  * test_error.c - error codes, texts, the last-error message, version, clock.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "testutil.h"
 

@@ -3,6 +3,8 @@
  * flags say who owns the argument, through the thread pool and the process
  * pool alike, and the counters every executor keeps.  (Each pool's own
  * behaviour is tested in test_thread_pool.c and test_process_pool.c.)
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "testutil.h"
 

@@ -17,6 +17,8 @@
  * served while armed; the test prints how many it reached and how many of
  * those it made fail (CF_FAULTS_VERBOSE=1 lists them as offsets in the
  * executable, for addr2line).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE 1
 #include "testutil.h"

@@ -1,6 +1,8 @@
 /*
  * test_frame.c - the process-pool wire format (lib/frame.h): headers, the
  * incremental reader, outcome encoding, and rejection of malformed input.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "testutil.h"
 

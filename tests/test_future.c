@@ -1,5 +1,7 @@
 /*
  * test_future.c - futures: states, values, errors, callbacks, waits, refcounts.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "testutil.h"
 

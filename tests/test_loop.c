@@ -1,5 +1,7 @@
 /*
  * test_loop.c - loop binding: liveness, cross-thread calls, batching, close.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "testutil.h"
 

@@ -1,5 +1,7 @@
 /*
  * test_map.c - cf_map: order, chunking, errors, pull inputs, early stop, memory.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE 1
 #include "testutil.h"

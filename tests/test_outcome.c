@@ -3,6 +3,8 @@
  * record sequence used by cf_map chunks, the portability rule, and the
  * one-encoding-per-outcome checks.  (The owning and copying decoders are
  * also exercised through frames in test_frame.c.)
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "testutil.h"
 

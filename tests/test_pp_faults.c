@@ -5,6 +5,8 @@
  * never run and cost no worker), arguments over the channel's frame limit.
  * Every test ends with shutdown(WAIT) returning: a hang is caught by an
  * alarm and fails the run.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE 1
 #include "testutil.h"

@@ -8,6 +8,8 @@
  * errno given, then passes every call through.  Each test checks that the
  * failure returns an error or fails only what it touches, leaks no
  * descriptor or process, and that the pool then works or broke cleanly.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE 1
 #include "testutil.h"

@@ -2,6 +2,8 @@
  * test_process_pool.c - the process-pool executor: values, crashes, timeouts,
  * cancellation, large payloads, volume, initializers, recycling, shutdown,
  * and what is left behind (descriptors, children, orphans).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE 1
 #include "testutil.h"

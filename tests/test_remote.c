@@ -6,6 +6,8 @@
  * persistence) and its own workers, and stops them all.  Conditions are
  * polled with generous bounds; no sleep stands for synchronisation.  Skipped
  * (exit 77) when redis-server is not installed.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <setjmp.h>
 #include <stdarg.h>

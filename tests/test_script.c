@@ -8,6 +8,8 @@
  * Every test makes its own runtime and ends with cf_runtime_free() == 0,
  * which succeeds only when no future, executor or queued call is left on the
  * runtime's loop; ASan's leak checker covers the rest.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE 1
 #include <setjmp.h>

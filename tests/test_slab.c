@@ -4,6 +4,8 @@
  * Linked with -Wl,--wrap=mmap,--wrap=munmap: the wrappers count the bytes the
  * allocator holds from the kernel (so "a free block is kept as the one spare
  * or returned" is checked, not assumed) and can refuse a mapping.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE 1
 #include "testutil.h"

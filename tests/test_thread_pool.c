@@ -1,5 +1,7 @@
 /*
  * test_thread_pool.c - the thread-pool executor.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE 1
 #include "testutil.h"

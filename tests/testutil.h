@@ -8,6 +8,8 @@
  * Also here: the task functions, promise makers and gate that several test
  * files need (named task_*, new_* so they cannot clash with a file's own
  * helpers), and T(), the usual way to list a test with this fixture.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CF_TESTUTIL_H
 #define CF_TESTUTIL_H

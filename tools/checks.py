@@ -1,3 +1,4 @@
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """checks.py - "ok - name" / "not ok - name" lines for the demo tests."""
 
 failures = []

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """gensite.py - generate a static web site for crawling cfcrawl, cfserve and the benchmarks.
 
     tools/gensite.py DIR [--pages N] [--manifest FILE]

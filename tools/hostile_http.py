@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """hostile_http.py - an HTTP/1.1 server on loopback that misbehaves on purpose, for crawler tests.
 
     tools/hostile_http.py [--port 0] [--robots FILE] [--fanout N] [--hold N]

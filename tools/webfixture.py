@@ -1,3 +1,4 @@
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """webfixture.py - a real nginx on a loopback port, for the crawler tests and benchmarks.
 
     with Nginx(root) as ng:       # serves `root` on http://127.0.0.1:<ng.port>/

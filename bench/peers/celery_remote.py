@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """celery_remote.py - Celery peer of the remote-executor measurements
 (bench/peers/remote_bench.c): the same no-op task through a Redis broker and
 result backend.

@@ -1,5 +1,6 @@
 #!/bin/sh
 # curl_parallel.sh - curl command-line peer for the crawl benchmark.
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 #
 #   curl_parallel.sh [--concurrency N] URLFILE
 #

@@ -18,6 +18,8 @@
  * Prints one JSON line: {"case": "floor_batch", "unit": "tasks/s", "value":
  * tasks per second, "cpu_ns_per_task": CPU (user + system, all threads)
  * per task, ...}.  Exit 0, 1 on a system error, 2 on usage.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE
 #include <pthread.h>

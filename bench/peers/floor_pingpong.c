@@ -15,6 +15,8 @@
  * Prints one JSON line: {"case": "floor_pingpong", "unit": "us", "value":
  * microseconds per round trip, "cpu_us_per_trip": CPU (user + system, both
  * threads) per round trip, ...}.  Exit 0, 1 on a system error, 2 on usage.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE
 #include <pthread.h>

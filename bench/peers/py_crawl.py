@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """py_crawl.py - a Python web-crawler peer for demos/cfcrawl.
 
 What a Python user would write with the standard library only:

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """py_pool.py - Python standard-library process-pool peers for cfutures.
 
 Run with the system interpreter (/usr/bin/python3, 3.11) and the default

@@ -8,6 +8,8 @@
  *
  * Prints one line: case, count, seconds, rate.  The workers must be started
  * first, on the same queue ("bench").
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <cfutures/remote.h>

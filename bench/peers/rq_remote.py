@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """rq_remote.py - RQ peer of the remote-executor round-trip measurement.
 
   rq_remote.py worker URL        a worker (run from bench/peers so it imports this module)

@@ -29,6 +29,8 @@
  *
  * Build: gcc -O2 -o uv_queue_work uv_queue_work.c \
  *            $(pkg-config --cflags --libs libuv) -pthread
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _POSIX_C_SOURCE 200809L
 

@@ -1,4 +1,5 @@
 /* demos/common/mime.c - see mime.h.  A sorted array searched with bsearch(). */
+/* Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE. */
 #define _GNU_SOURCE
 #include "mime.h"
 

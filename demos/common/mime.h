@@ -5,6 +5,8 @@
  *
  * Build the table once (any thread), then look up from any thread: the table
  * is read-only after demo_mime_load().
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CF_DEMO_MIME_H
 #define CF_DEMO_MIME_H

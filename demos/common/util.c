@@ -1,4 +1,5 @@
 /* demos/common/util.c - see util.h. */
+/* Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE. */
 #define _GNU_SOURCE /* program_invocation_short_name */
 #include "util.h"
 

@@ -3,6 +3,8 @@
  * never fails silently, %-decoding, query strings, and command-line values.
  *
  * Every function is plain C with no state; any thread may call it.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CF_DEMO_UTIL_H
 #define CF_DEMO_UTIL_H

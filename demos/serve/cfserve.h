@@ -10,6 +10,8 @@
  * One thread runs the libev loop and owns every server, connection and
  * response object; work.c's tasks run on pool threads and worker processes
  * and touch only their fs_job until the pool hands it back.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFSERVE_H
 #define CFSERVE_H

@@ -33,6 +33,8 @@
  * queued task never runs, a running md5 stops at its next block, a worker
  * process is stopped, a timer is stopped); their done callbacks still run
  * exactly once and only drop their reference.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE /* MSG_NOSIGNAL, MSG_MORE */
 #include "cfserve.h"

@@ -1,5 +1,7 @@
 /*
  * http.c - cfserve's request parsing and response heads (see http.h).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE /* timegm */
 #include "http.h"

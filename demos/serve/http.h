@@ -8,6 +8,8 @@
  * target, conditional and range requests against a file's metadata, HTTP
  * dates, entity tags, the response head, and an access-log line.
  * Loop thread (or any single thread).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFSERVE_HTTP_H
 #define CFSERVE_HTTP_H

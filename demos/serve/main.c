@@ -20,6 +20,8 @@
  * requests already received are answered, then the pools are freed and the
  * exit status is 0; a second signal closes everything at once.  SIGHUP reopens
  * the access log (for log rotation).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h" /* PACKAGE_VERSION; defines _GNU_SOURCE (accept4) */

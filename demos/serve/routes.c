@@ -5,6 +5,8 @@
  *   /stats   JSON counters of the server and the three pools
  *   /fib     process pool          /md5   hashing thread pool (size cap, cancellable)
  *   /sleep   cf_sleep() timer      else   a static file (file thread pool)
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE
 #include "cfserve.h"

@@ -3,6 +3,8 @@
  * files and md5 on pool threads.  A task touches only its fs_job (and the
  * read-only server fields root, rootlen, md5_max and mime) until the pool
  * hands the job back to the loop.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE /* O_NOFOLLOW, SCHED_IDLE */
 #include "cfserve.h"

@@ -16,6 +16,8 @@
  * or futures of different loops are CF_EINVAL.  Except for cf_wait(), n must
  * be at least 1: the inputs name the loop the output belongs to.  Every
  * CF_EINVAL and CF_ENOMEM sets cf_last_error() (see common.h).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFUTURES_COMBINATORS_H
 #define CFUTURES_COMBINATORS_H

@@ -8,6 +8,8 @@
  * pthread_create() or malloc() passes through unchanged; cf_strerror() gives
  * the text of any of them, cf_last_error() the details of the latest failure
  * in the calling thread.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFUTURES_COMMON_H
 #define CFUTURES_COMMON_H

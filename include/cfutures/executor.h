@@ -10,6 +10,8 @@
  * counters - are declared here too.
  *
  * Threads: loop thread, like the pools themselves.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFUTURES_EXECUTOR_H
 #define CFUTURES_EXECUTOR_H

@@ -25,6 +25,8 @@
  * Memory: futures are reference counted (loop thread only).  The creator owns
  * one reference; cf_future_unref() drops it.  A value stored with a destructor
  * is destroyed when the future is freed.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFUTURES_FUTURE_H
 #define CFUTURES_FUTURE_H

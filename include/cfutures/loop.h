@@ -16,6 +16,8 @@
  * any submitted task is outstanding (queued, running, or finished but with
  * done callbacks not yet run) and returns on its own once none is and no other
  * watcher is active, like libuv requests.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFUTURES_LOOP_H
 #define CFUTURES_LOOP_H

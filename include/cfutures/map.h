@@ -25,6 +25,8 @@
  *
  * Threads: every cf_map_* function runs on the loop thread; the item function
  * runs on a worker.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFUTURES_MAP_H
 #define CFUTURES_MAP_H

@@ -59,6 +59,8 @@
  * returns 0, and the task never runs (the worker skips it and goes on); if
  * the worker has just started it, cancel returns CF_EBUSY and stops the
  * worker as for any running task.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFUTURES_PROCESS_POOL_H
 #define CFUTURES_PROCESS_POOL_H

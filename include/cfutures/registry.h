@@ -16,6 +16,8 @@
  *
  * Threads: any thread; registration usually happens in constructors, before
  * main() or during dlopen().
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFUTURES_REGISTRY_H
 #define CFUTURES_REGISTRY_H

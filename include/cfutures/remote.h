@@ -22,6 +22,8 @@
  *
  * Threads: loop thread only.  The client runs no thread: its two Redis
  * connections are watched by libev on the application's loop.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFUTURES_REMOTE_H
 #define CFUTURES_REMOTE_H

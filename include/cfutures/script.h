@@ -35,6 +35,8 @@
  * Threads: everything here is called on the loop thread (the thread that
  * created the runtime), except the task functions, which run on a worker
  * thread or in a worker process.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFUTURES_SCRIPT_H
 #define CFUTURES_SCRIPT_H

@@ -5,6 +5,8 @@
  * a cf_task_t that is valid only for the duration of the call.  There it may
  * use only the cf_task_* functions below (and cf_loop_call()); it reports its
  * outcome through them and its return value.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFUTURES_TASK_H
 #define CFUTURES_TASK_H

@@ -29,6 +29,8 @@
  * application closes).  For a deadline, shut down with CF_SHUTDOWN_CANCEL,
  * then call cf_future_wait() with a timeout on the futures still running, and
  * call cf_thread_pool_free() only once they are done.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CFUTURES_THREAD_POOL_H
 #define CFUTURES_THREAD_POOL_H

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """crawl_test.py - cfcrawl against a real nginx serving a generated site.
 
 Run by `make check` (CF_BUILDDIR and CF_SRCDIR set by the Makefile), or by hand:

@@ -3,6 +3,7 @@
 # usage error, and a quick run of every seed program with its results checked
 # (cfseeds checks each result against its serial run and exits 1 on any
 # difference; the fib and gcd lines are checked here as well).
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 set -u
 BUILDDIR=${CF_BUILDDIR:-.}
 SRCDIR=${CF_SRCDIR:-.}

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """serve_attack_test.py - cfserve against hostile clients on 127.0.0.1.
 
 Run by `make check` (CF_BUILDDIR set by the Makefile), or by hand:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # serve_curl_test.sh - demos/cfserve checked with curl and raw requests on bash's /dev/tcp.
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 #
 # Run by `make check` (CF_BUILDDIR set by the Makefile), or by hand from a build
 # directory or with CF_BUILDDIR:

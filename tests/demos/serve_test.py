@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """serve_test.py - cfserve checked with curl (and raw sockets where curl cannot go).
 
 Run by `make check` (CF_BUILDDIR set by the Makefile), or by hand:

@@ -6,6 +6,8 @@
  * complete frame's payload then goes through both outcome decoders (the
  * copying one, used for frames parsed in place, and the owning one), which
  * must agree.  Nothing may crash, read out of bounds or leak.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

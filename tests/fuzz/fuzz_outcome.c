@@ -10,6 +10,8 @@
  *         carries them (cf__outcome_record_next()): every accepted record
  *         must lie inside the input and re-encode to the same bytes.
  * Nothing may crash, read out of bounds or leak.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
 

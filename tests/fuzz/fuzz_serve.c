@@ -10,6 +10,8 @@
  * and range evaluation against a file, the request line and an access-log
  * line, and a response head.  Nothing may crash, read out of bounds, leak,
  * or produce a range outside the file.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "http.h"
 #include "../common/util.h"

@@ -4,6 +4,7 @@
 #   fuzz_frame    the process-pool frame reader, payloads through the outcome decoders
 #   fuzz_outcome  the outcome codec: one outcome, and a sequence of records (cf_map results)
 # BUILD_DIR is a configured build directory (for config.h).  Without clang: skipped.
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 set -euo pipefail
 build=${1:?usage: run.sh BUILD_DIR}
 top=$(cd "$(dirname "$0")/../.." && pwd)

@@ -6,6 +6,7 @@
 # (--enable-static), statically with both.  Runs each program, checks that
 # the shared library exports nothing but the public cf_ API, and that the
 # manual pages were installed.
+# Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 set -euo pipefail
 dest=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)

@@ -5,6 +5,8 @@
  * It attaches cfutures to its own non-default loop, submits 100,000 tasks,
  * checks that every done callback runs on the loop thread with the right
  * value, that ev_run() returns by itself, and that misuse returns errors.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 

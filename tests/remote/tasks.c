@@ -2,6 +2,8 @@
  * tasks.c - the task library of the remote executor's tests: built as a
  * module that cfworker loads (--tasks), and linked into tests/test_remote so
  * that the client registers the same names.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <cfutures/registry.h>

@@ -1,6 +1,8 @@
 /*
  * tasks_other.c - a different task library: rt_square only (a worker built
  * from other code than the client's, for the mismatch test).
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include <cfutures.h>
 #include <cfutures/registry.h>
