@@ -19,25 +19,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static cf_process_pool_t *ppool(struct fixture *fx, int workers, double grace)
-{
-    cf_process_pool_opts o;
-    cf_process_pool_t *p;
-
-    cf_process_pool_opts_init(&o);
-    o.max_workers = workers;
-    o.kill_grace = grace;
-    assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
-    return p;
-}
-
-static cf_future_t *submit_i(cf_process_pool_t *p, cf_task_fn fn, int64_t x, double timeout)
-{
-    cf_future_t *f;
-    assert_int_equal(cf_process_pool_submit(p, fn, &x, sizeof(x), timeout, &f), 0);
-    return f;
-}
-
 static int t_square(cf_task_t *t, void *arg)
 {
     size_t len;

@@ -117,7 +117,7 @@ static int count_fds_now(void)
     return count_dir_entries("/proc/self/fd") - 1;
 }
 
-static cf_process_pool_t *ppool(struct fixture *fx, int workers)
+static cf_process_pool_t *pool_of(struct fixture *fx, int workers)
 {
     cf_process_pool_opts o;
     cf_process_pool_t *p;
@@ -174,7 +174,7 @@ static void test_new_fails_cleanly(void **state)
         assert_int_equal(count_fds_now(), fds);
     }
     /* And then it works. */
-    cf_process_pool_t *p = ppool(fx, 1);
+    cf_process_pool_t *p = pool_of(fx, 1);
     run_tasks(p, 3);
     cf_process_pool_free(p);
 }
@@ -201,7 +201,7 @@ static void test_spawn_failures_in_the_server_are_retried(void **state)
         cf_worker_info wi;
 
         fail_in(cases[k].which, cases[k].n, cases[k].err);
-        p = ppool(fx, 1);
+        p = pool_of(fx, 1);
         reset(); /* the server has its own copy of the countdown */
         run_tasks(p, 3);
         assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
@@ -217,7 +217,7 @@ static void test_spawn_failures_in_the_server_are_retried(void **state)
 static void test_sendmsg_failure(void **state)
 {
     struct fixture *fx = *state;
-    cf_process_pool_t *p = ppool(fx, 1);
+    cf_process_pool_t *p = pool_of(fx, 1);
     int fds;
 
     run_tasks(p, 1); /* the worker is up */
@@ -233,7 +233,7 @@ static void test_sendmsg_failure(void **state)
 static void test_read_failure(void **state)
 {
     struct fixture *fx = *state;
-    cf_process_pool_t *p = ppool(fx, 1);
+    cf_process_pool_t *p = pool_of(fx, 1);
     int fds;
 
     cf_future_t *f;
@@ -266,7 +266,7 @@ static void test_ctl_recvmsg_enomem(void **state)
     pid_t server;
 
     fail_in(W_RECVMSG, 1, ENOMEM); /* the first SPAWNED */
-    p = ppool(fx, 1);
+    p = pool_of(fx, 1);
     server = cf_process_pool_server_pid(p);
     run_tasks(p, 3);
     reset();
@@ -282,7 +282,7 @@ static void test_spawn_request_not_sent(void **state)
     cf_worker_info wi;
 
     fail_in(W_SEND, 1, ENOBUFS);
-    p = ppool(fx, 1);
+    p = pool_of(fx, 1);
     run_tasks(p, 3);
     reset();
     assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);

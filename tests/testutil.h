@@ -204,4 +204,25 @@ static inline void unref_all(cf_future_t **fs, size_t n)
             fail_msg("cf_last_error() is \"%s\", expected it to contain \"%s\"", last_, (part));                       \
     } while (0)
 
+/* A process pool of `workers` with kill grace `grace` on the fixture's loop. */
+static inline cf_process_pool_t *ppool(struct fixture *fx, int workers, double grace)
+{
+    cf_process_pool_opts o;
+    cf_process_pool_t *p;
+
+    cf_process_pool_opts_init(&o);
+    o.max_workers = workers;
+    o.kill_grace = grace;
+    assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
+    return p;
+}
+
+/* Submit fn with an int64_t argument and a per-task timeout. */
+static inline cf_future_t *submit_i(cf_process_pool_t *p, cf_task_fn fn, int64_t x, double timeout)
+{
+    cf_future_t *f;
+    assert_int_equal(cf_process_pool_submit(p, fn, &x, sizeof(x), timeout, &f), 0);
+    return f;
+}
+
 #endif /* CF_TESTUTIL_H */
