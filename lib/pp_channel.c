@@ -276,6 +276,7 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, con
             pool->init_failures = 0;
             pool->server_deaths = 0;
             pool->start_failures = 0;
+            pool->start_failed_at = 0;
             cf__pp_dispatch(pool);
             if (pool->shut && !pool->nqueued && !w->ninflight)
                 shutdown(w->fd, SHUT_WR); /* nothing left to do: let it exit */

@@ -108,6 +108,7 @@ struct cf_process_pool {
     int server_dead;
     unsigned server_deaths;  /* in a row, without a worker getting ready in between */
     unsigned start_failures; /* workers that could not be started for want of resources, in a row */
+    unsigned start_failed_at; /* start_failures when queued tasks were last failed for them */
     int start_err;           /* the last such failure (negated errno) */
     ev_timer respawn_timer;  /* retries empty slots after such a failure, with backoff */
     uint8_t *rbuf;           /* read buffer shared by the workers' channels (loop thread) */

@@ -330,7 +330,8 @@ static const char *start_err_text(int err)
 /* Retry empty slots after CF__PP_RESPAWN_MIN s, doubling to CF__PP_RESPAWN_MAX s. */
 #define CF__PP_RESPAWN_MIN 0.01
 #define CF__PP_RESPAWN_MAX 1.0
-/* Failures in a row, with no worker alive, after which queued tasks fail (the pool stays usable). */
+/* Failures in a row, with no worker alive, after which queued tasks fail
+ * (the pool stays usable, and tasks queued later get as many tries again). */
 #define CF__PP_START_TRIES 8
 
 static int pool_has_worker(const cf_process_pool_t *pool)
@@ -359,12 +360,14 @@ static void start_failed(cf_process_pool_t *pool, struct pp_worker *w, int err)
         ev_timer_start(pool->loop->ev, &pool->respawn_timer);
         ev_unref(pool->loop->ev); /* queued tasks keep the loop alive, not the retry */
     }
-    if (pool->start_failures >= CF__PP_START_TRIES && !pool_has_worker(pool) && pool->nqueued) {
+    if (pool->start_failures - pool->start_failed_at >= CF__PP_START_TRIES && !pool_has_worker(pool) &&
+        pool->nqueued) {
         char *msg = cf__printf_alloc("no worker could be started: %s (%u attempts in a row); the pool retries for "
                                      "later tasks",
                                      start_err_text(err), pool->start_failures);
         cf__pp_fail_queue(pool, err, msg);
         free(msg);
+        pool->start_failed_at = pool->start_failures;
     }
 }
 
