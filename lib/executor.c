@@ -29,7 +29,7 @@ int cf_executor_submit_bytes(cf_executor_t *ex, cf_task_fn fn, const void *data,
     int rc;
 
     if (!ex || !fn || !out || (!data && len))
-        return CF_EINVAL;
+        return CF__EINVAL(!ex ? "ex is NULL" : !fn ? "fn is NULL" : !out ? "out is NULL" : "data is NULL with len > 0");
     copy = cf__memdup(data, len);
     if (!copy)
         return CF_ENOMEM;
@@ -43,7 +43,7 @@ int cf_executor_submit_bytes(cf_executor_t *ex, cf_task_fn fn, const void *data,
 int cf_executor_shutdown(cf_executor_t *ex, int flags)
 {
     if (!ex)
-        return CF_EINVAL;
+        return CF__EINVAL("ex is NULL");
     return ex->ops->shutdown(ex, flags);
 }
 
@@ -71,9 +71,16 @@ int cf__executor_submit(cf_executor_t *ex, const struct cf__submit *s, cf_future
 {
     if (!ex || !s || !s->fn || !out || ((s->flags & CF__SUBMIT_BYTES) && !s->arg && s->len) ||
         ((s->flags & CF__SUBMIT_OWNED) && (!(s->flags & CF__SUBMIT_BYTES) || s->arg_free)))
-        return CF_EINVAL;
+        return cf__set_error(CF_EINVAL, "submit: %s",
+                             !ex            ? "the executor is NULL"
+                             : !s || !s->fn ? "the task function is NULL"
+                             : !out         ? "out is NULL"
+                                            : "invalid argument buffer");
     if (!(s->flags & CF__SUBMIT_BYTES) && s->arg && !ex->ops->shares_memory)
-        return CF_ENOTSUP;
+        return cf__set_error(CF_ENOTSUP,
+                             "submit: a %s does not share memory with the caller: pass the argument "
+                             "as bytes (cf_executor_submit_bytes())",
+                             ex->ops->kind);
     if (ex->ops->submit_task)
         return ex->ops->submit_task(ex, s, out);
     /* An executor still on the older form: it adopts a buffer freed with free(). */

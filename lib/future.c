@@ -128,7 +128,7 @@ int cf_future_new(cf_loop_t *loop, cf_future_t **out)
     cf_future_t *f;
 
     if (!loop || !out)
-        return CF_EINVAL;
+        return CF__EINVAL(!loop ? "loop is NULL" : "out is NULL");
     f = cf__future_alloc(loop);
     if (!f)
         return CF_ENOMEM;
@@ -146,7 +146,7 @@ void cf_future_ref(cf_future_t *f)
 int cf_future_unref(cf_future_t *f)
 {
     if (!f || f->magic != CF__FUTURE_LIVE)
-        return CF_EINVAL;
+        return CF__EINVAL(!f ? "f is NULL" : "f is not a live future (released twice?)");
     CF_ASSERT(f->refs > 0, "live future without references");
     if (--f->refs)
         return 0;
@@ -276,20 +276,20 @@ const char *cf_future_error(const cf_future_t *f)
 
 /* Promise side --------------------------------------------------------- */
 
-static int cf__promise_check(cf_future_t *f)
+static int cf__promise_check(const char *func, cf_future_t *f)
 {
     if (!f)
-        return CF_EINVAL;
+        return cf__set_error(CF_EINVAL, "%s: f is NULL", func);
     if (cf__future_final(f))
-        return CF_EALREADY;
+        return cf__set_error(CF_EALREADY, "%s: the future is already done", func);
     if (f->ops)
-        return CF_EPERM;
+        return cf__set_error(CF_EPERM, "%s: the future is an executor's or a combinator's, not a promise", func);
     return 0;
 }
 
 int cf_future_set_result(cf_future_t *f, void *value, cf_free_fn value_free)
 {
-    int rc = cf__promise_check(f);
+    int rc = cf__promise_check(__func__, f);
 
     if (rc)
         return rc;
@@ -301,7 +301,7 @@ int cf_future_set_result(cf_future_t *f, void *value, cf_free_fn value_free)
 
 int cf_future_set_i64(cf_future_t *f, int64_t value)
 {
-    int rc = cf__promise_check(f);
+    int rc = cf__promise_check(__func__, f);
 
     if (rc)
         return rc;
@@ -312,7 +312,7 @@ int cf_future_set_i64(cf_future_t *f, int64_t value)
 
 int cf_future_set_f64(cf_future_t *f, double value)
 {
-    int rc = cf__promise_check(f);
+    int rc = cf__promise_check(__func__, f);
 
     if (rc)
         return rc;
@@ -323,13 +323,13 @@ int cf_future_set_f64(cf_future_t *f, double value)
 
 int cf_future_set_bytes(cf_future_t *f, const void *data, size_t len)
 {
-    int rc = cf__promise_check(f);
+    int rc = cf__promise_check(__func__, f);
     void *copy;
 
     if (rc)
         return rc;
     if (!data && len)
-        return CF_EINVAL;
+        return CF__EINVAL("data is NULL with len > 0");
     copy = cf__memdup(data, len);
     if (!copy)
         return CF_ENOMEM;
@@ -343,13 +343,13 @@ int cf_future_set_bytes(cf_future_t *f, const void *data, size_t len)
 
 int cf_future_set_error(cf_future_t *f, int err, const char *fmt, ...)
 {
-    int rc = cf__promise_check(f);
+    int rc = cf__promise_check(__func__, f);
     va_list ap;
 
     if (rc)
         return rc;
     if (err >= 0)
-        return CF_EINVAL;
+        return cf__set_error(CF_EINVAL, "cf_future_set_error: err must be negative (got %d)", err);
     va_start(ap, fmt);
     cf__outcome_set_msg(&f->out, fmt, ap);
     va_end(ap);
@@ -361,7 +361,7 @@ int cf_future_set_error(cf_future_t *f, int err, const char *fmt, ...)
 int cf_future_cancel(cf_future_t *f)
 {
     if (!f)
-        return CF_EINVAL;
+        return CF__EINVAL("f is NULL");
     if (cf__future_final(f))
         return CF_EALREADY;
     if (f->ops)
@@ -376,7 +376,7 @@ int cf_future_on_done(cf_future_t *f, cf_future_cb cb, void *data, cf_free_fn de
     struct cf__cb *c;
 
     if (!f || !cb)
-        return CF_EINVAL;
+        return CF__EINVAL(!f ? "f is NULL" : "cb is NULL");
     c = cf__cb_alloc(f->loop);
     if (!c)
         return CF_ENOMEM;
@@ -421,7 +421,7 @@ int cf_future_wait(cf_future_t *f, double timeout)
     int rc;
 
     if (!f)
-        return CF_EINVAL;
+        return CF__EINVAL("f is NULL");
     if (cf__future_final(f))
         return 0;
     f->refs++;

@@ -54,6 +54,10 @@ void cf__panic(const char *func, const char *msg) __attribute__((noreturn));
  */
 int cf__set_error(int code, const char *fmt, ...) CF_PRINTF(2, 3);
 
+/* CF_EINVAL with "FUNCTION: WHAT" for cf_last_error(), inside the public
+ * function that rejects an argument: `return CF__EINVAL("f is NULL");`. */
+#define CF__EINVAL(what) cf__set_error(CF_EINVAL, "%s: %s", __func__, (what))
+
 /* A malloc'd printf result, or NULL when out of memory. */
 char *cf__printf_alloc(const char *fmt, ...) CF_PRINTF(1, 2);
 /* A malloc'd copy of `len` bytes (at least one byte is allocated), or NULL. */

@@ -168,7 +168,7 @@ int cf_loop_new(struct ev_loop *ev, cf_loop_t **out)
     cf_loop_t *loop;
 
     if (!ev || !out)
-        return CF_EINVAL;
+        return CF__EINVAL(!ev ? "ev is NULL" : "out is NULL");
     loop = cf__calloc_aligned(sizeof(*loop));
     if (!loop)
         return CF_ENOMEM;
@@ -199,7 +199,7 @@ int cf_loop_new(struct ev_loop *ev, cf_loop_t **out)
 int cf_loop_close(cf_loop_t *loop)
 {
     if (!loop)
-        return CF_EINVAL;
+        return CF__EINVAL("loop is NULL");
     if (loop->live_futures || loop->live_executors || cf__inbox_nonempty(loop) || loop->ready_n ||
         atomic_load(&loop->calls_pending))
         return CF_ELOOPBUSY;
@@ -338,7 +338,7 @@ int cf_loop_call(cf_loop_t *loop, cf_loop_call_fn fn, void *arg)
     struct cf__call *c;
 
     if (!loop || !fn)
-        return CF_EINVAL;
+        return CF__EINVAL(!loop ? "loop is NULL" : "fn is NULL");
     c = malloc(sizeof(*c));
     if (!c)
         return CF_ENOMEM;
@@ -360,7 +360,7 @@ void cf_loop_hold(cf_loop_t *loop)
 int cf_loop_release(cf_loop_t *loop)
 {
     if (!loop || loop->holds == 0)
-        return CF_EINVAL;
+        return CF__EINVAL(!loop ? "loop is NULL" : "no cf_loop_hold() to release");
     loop->holds--;
     ev_unref(loop->ev);
     return 0;

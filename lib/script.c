@@ -29,6 +29,8 @@
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
+#include "internal.h"
+
 #include <cfutures.h>
 
 #include <ev.h>
@@ -62,7 +64,7 @@ int cf_runtime_new_opts(const cf_thread_pool_opts *topts, const cf_process_pool_
     int rc;
 
     if (!out || (!topts && !popts))
-        return CF_EINVAL;
+        return CF__EINVAL(!out ? "out is NULL" : "no pool: topts and popts are both NULL");
     rt = calloc(1, sizeof(*rt));
     if (!rt)
         return CF_ENOMEM;
@@ -98,8 +100,10 @@ int cf_runtime_new(int threads, int processes, cf_runtime_t **out)
     cf_thread_pool_opts topts;
     cf_process_pool_opts popts;
 
-    if (threads < CF_RUNTIME_CPUS || processes < CF_RUNTIME_CPUS)
-        return CF_EINVAL;
+    if (threads < CF_RUNTIME_CPUS || processes < CF_RUNTIME_CPUS || (!threads && !processes))
+        return cf__set_error(CF_EINVAL, "cf_runtime_new: %s",
+                             !threads && !processes ? "no pool: threads and processes are both 0"
+                                                    : "a worker count must be >= 0, or CF_RUNTIME_CPUS");
     cf_thread_pool_opts_init(&topts);
     cf_process_pool_opts_init(&popts);
     if (threads > 0)
@@ -131,7 +135,7 @@ int cf_runtime_free(cf_runtime_t *rt)
 int cf_runtime_run(cf_runtime_t *rt)
 {
     if (!rt)
-        return CF_EINVAL;
+        return CF__EINVAL("rt is NULL");
     if (ev_depth(rt->ev) > 0)
         return CF_EDEADLK;
     ev_run(rt->ev, 0);
@@ -265,7 +269,11 @@ static int submit_call(cf_executor_t *ex, enum shape shape, void (*fn)(void), in
     int rc;
 
     if (!ex || !fn || !out || (!data && len > 0))
-        return CF_EINVAL;
+        return cf__set_error(CF_EINVAL, "submit: %s",
+                             !ex    ? "ex is NULL"
+                             : !fn  ? "fn is NULL"
+                             : !out ? "out is NULL"
+                                    : "data is NULL with len > 0");
     memset(&c, 0, sizeof(c));
     c.magic = CALL_MAGIC;
     c.shape = (uint32_t)shape;
@@ -372,7 +380,7 @@ int cf_future_get_i64(cf_future_t *f, double timeout, int64_t *out)
     int rc;
 
     if (!f || !out)
-        return CF_EINVAL;
+        return CF__EINVAL(!f ? "f is NULL" : "out is NULL");
     rc = settle(f, timeout);
     return rc ? rc : cf_future_result_i64(f, out);
 }
@@ -382,7 +390,7 @@ int cf_future_get_f64(cf_future_t *f, double timeout, double *out)
     int rc;
 
     if (!f || !out)
-        return CF_EINVAL;
+        return CF__EINVAL(!f ? "f is NULL" : "out is NULL");
     rc = settle(f, timeout);
     return rc ? rc : cf_future_result_f64(f, out);
 }
@@ -392,7 +400,7 @@ int cf_future_get_bytes(cf_future_t *f, double timeout, const void **data, size_
     int rc;
 
     if (!f || !data || !len)
-        return CF_EINVAL;
+        return CF__EINVAL(!f ? "f is NULL" : !data ? "data is NULL" : "len is NULL");
     rc = settle(f, timeout);
     return rc ? rc : cf_future_result_bytes(f, data, len);
 }
@@ -504,7 +512,7 @@ static int completed_start(cf_completed *c)
     int rc;
 
     if (!c->fs && c->n > 0)
-        return CF_EINVAL;
+        return cf__set_error(CF_EINVAL, "cf_completed_next: fs is NULL with n = %zu", c->n);
     s = calloc(1, sizeof(*s));
     if (!s)
         return CF_ENOMEM;
@@ -540,7 +548,7 @@ int cf_completed_next(cf_completed *c)
     int rc;
 
     if (!c)
-        return CF_EINVAL;
+        return CF__EINVAL("c is NULL");
     if (c->priv_ == ENDED)
         return CF_EOF;
     if (!c->priv_) {
@@ -615,7 +623,11 @@ static int map_array(cf_executor_t *ex, enum shape shape, void (*fn)(void), cons
     int rc, failed = 0;
 
     if (!ex || !fn || (n > 0 && (!xs || !out)))
-        return CF_EINVAL;
+        return cf__set_error(CF_EINVAL, "map: %s",
+                             !ex   ? "ex is NULL"
+                             : !fn ? "fn is NULL"
+                             : !xs ? "xs is NULL"
+                                   : "out is NULL");
     memset(&src, 0, sizeof(src));
     src.item.magic = CALL_MAGIC;
     src.item.shape = (uint32_t)shape;

@@ -95,6 +95,75 @@ static void test_last_error_is_per_thread(void **state)
     assert_string_equal(cf_last_error(), "cf_sleep: loop is NULL");
 }
 
+/* Each rejected argument is named, by the function that rejected it: the
+ * message never comes from an earlier, unrelated failure. */
+static void test_invalid_arguments_are_named(void **state)
+{
+    struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO);
+    cf_loop_t *loop;
+    cf_future_t *f;
+    cf_runtime_t *rt;
+    int64_t v;
+    static const char *const want[] = {
+        "cf_loop_new: out is NULL",
+        "cf_future_new: loop is NULL",
+        "cf_future_on_done: cb is NULL",
+        "cf_future_set_error: err must be negative (got 0)",
+        "cf_future_set_bytes: data is NULL with len > 0",
+        "cf_future_unref: f is NULL",
+        "cf_future_cancel: f is NULL",
+        "cf_future_wait: f is NULL",
+        "cf_loop_call: fn is NULL",
+        "cf_loop_release: no cf_loop_hold() to release",
+        "cf_executor_submit_bytes: ex is NULL",
+        "cf_executor_shutdown: ex is NULL",
+        "cf_runtime_new: no pool: threads and processes are both 0",
+        "cf_runtime_new_opts: out is NULL",
+        "cf_runtime_run: rt is NULL",
+        "cf_future_get_i64: out is NULL",
+        "submit: ex is NULL",
+        "map: ex is NULL",
+    };
+    int rc[sizeof(want) / sizeof(want[0])];
+    char got[sizeof(want) / sizeof(want[0])][512];
+    size_t i = 0;
+
+    (void)state;
+    assert_non_null(ev);
+    assert_int_equal(cf_loop_new(ev, &loop), 0);
+    assert_int_equal(cf_future_new(loop, &f), 0);
+#define TRY(call) (rc[i] = (call), snprintf(got[i], sizeof(got[i]), "%s", cf_last_error()), i++)
+    TRY(cf_loop_new(ev, NULL));
+    TRY(cf_future_new(NULL, &f));
+    TRY(cf_future_on_done(f, NULL, NULL, NULL));
+    TRY(cf_future_set_error(f, 0, "no"));
+    TRY(cf_future_set_bytes(f, NULL, 3));
+    TRY(cf_future_unref(NULL));
+    TRY(cf_future_cancel(NULL));
+    TRY(cf_future_wait(NULL, 0));
+    TRY(cf_loop_call(loop, NULL, NULL));
+    TRY(cf_loop_release(loop));
+    TRY(cf_executor_submit_bytes(NULL, NULL, NULL, 0, &f));
+    TRY(cf_executor_shutdown(NULL, 0));
+    TRY(cf_runtime_new(0, 0, &rt));
+    TRY(cf_runtime_new_opts(NULL, NULL, NULL));
+    TRY(cf_runtime_run(NULL));
+    TRY(cf_future_get_i64(f, 0, NULL));
+    TRY(cf_submit_i64_i64(NULL, NULL, 1, &f));
+    TRY(cf_map_i64_i64(NULL, NULL, NULL, 0, 0, NULL));
+#undef TRY
+    assert_int_equal(i, sizeof(want) / sizeof(want[0]));
+    for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        assert_int_equal(rc[i], CF_EINVAL);
+        assert_string_equal(got[i], want[i]);
+    }
+    assert_int_equal(cf_future_cancel(f), 0);
+    assert_int_equal(cf_future_unref(f), 0);
+    ev_run(ev, 0);
+    assert_int_equal(cf_loop_close(loop), 0);
+    ev_loop_destroy(ev);
+}
+
 static void test_version_and_clock(void **state)
 {
     char want[32];
@@ -116,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_errno_codes_pass_through),
         cmocka_unit_test(test_unknown_codes),
         cmocka_unit_test(test_last_error_is_per_thread),
+        cmocka_unit_test(test_invalid_arguments_are_named),
         cmocka_unit_test(test_version_and_clock),
     };
     return cmocka_run_group_tests_name("error", tests, NULL, NULL);
