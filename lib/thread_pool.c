@@ -154,6 +154,10 @@ static void tp_join(cf_thread_pool_t *pool)
     pool->joined = 1;
 }
 
+/* Bounds of the options cf_thread_pool_new() accepts. */
+#define TP_MAX_WORKERS 4096
+#define TP_MAX_SPIN_US 1000000u
+
 int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thread_pool_t **out)
 {
     cf_thread_pool_opts defaults;
@@ -161,15 +165,23 @@ int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thre
     sigset_t all, old;
     int rc = 0;
 
-    if (!loop || !out)
-        return CF_EINVAL;
+    if (!loop)
+        return CF__EINVAL("loop is NULL");
+    if (!out)
+        return CF__EINVAL("out is NULL");
     if (!opts) {
         cf_thread_pool_opts_init(&defaults);
         opts = &defaults;
     }
-    if (opts->max_workers < 1 || (opts->on_full != CF_QUEUE_FULL_FAIL && opts->on_full != CF_QUEUE_FULL_WAIT) ||
-        opts->spin_us > 1000000u)
-        return CF_EINVAL;
+    if (opts->max_workers < 1 || opts->max_workers > TP_MAX_WORKERS)
+        return cf__set_error(CF_EINVAL, "%s: opts->max_workers must be between 1 and %d (got %d)", __func__,
+                             TP_MAX_WORKERS, opts->max_workers);
+    if (opts->on_full != CF_QUEUE_FULL_FAIL && opts->on_full != CF_QUEUE_FULL_WAIT)
+        return cf__set_error(CF_EINVAL, "%s: opts->on_full must be CF_QUEUE_FULL_FAIL or CF_QUEUE_FULL_WAIT (got %d)",
+                             __func__, (int)opts->on_full);
+    if (opts->spin_us > TP_MAX_SPIN_US)
+        return cf__set_error(CF_EINVAL, "%s: opts->spin_us must be at most %u (got %u)", __func__, TP_MAX_SPIN_US,
+                             opts->spin_us);
 
     pool = cf__calloc_aligned(sizeof(*pool));
     if (!pool)
@@ -303,8 +315,12 @@ static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t le
 
 int cf_thread_pool_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, cf_free_fn arg_free, cf_future_t **out)
 {
-    if (!pool || !fn || !out)
-        return CF_EINVAL;
+    if (!pool)
+        return CF__EINVAL("pool is NULL");
+    if (!fn)
+        return CF__EINVAL("fn is NULL");
+    if (!out)
+        return CF__EINVAL("out is NULL");
     return tp_submit(pool, fn, arg, 0, arg_free, out);
 }
 
@@ -345,8 +361,11 @@ static int tp_drained(void *pool)
 
 int cf_thread_pool_shutdown(cf_thread_pool_t *pool, int flags)
 {
-    if (!pool || (flags & ~(CF_SHUTDOWN_WAIT | CF_SHUTDOWN_CANCEL)))
-        return CF_EINVAL;
+    if (!pool)
+        return CF__EINVAL("pool is NULL");
+    if (flags & ~(CF_SHUTDOWN_WAIT | CF_SHUTDOWN_CANCEL))
+        return cf__set_error(CF_EINVAL, "%s: flags has unknown bits 0x%x (known: CF_SHUTDOWN_WAIT, CF_SHUTDOWN_CANCEL)",
+                             __func__, (unsigned)(flags & ~(CF_SHUTDOWN_WAIT | CF_SHUTDOWN_CANCEL)));
     pool->shut = 1;
     if (flags & CF_SHUTDOWN_CANCEL) {
         struct cf__list taken;
@@ -413,8 +432,10 @@ void cf_thread_pool_free(cf_thread_pool_t *pool)
 
 int cf_thread_pool_stats(cf_thread_pool_t *pool, cf_pool_stats *out)
 {
-    if (!pool || !out)
-        return CF_EINVAL;
+    if (!pool)
+        return CF__EINVAL("pool is NULL");
+    if (!out)
+        return CF__EINVAL("out is NULL");
     pthread_mutex_lock(&pool->mu);
     pthread_mutex_lock(&pool->submit_mu);
     out->queued = pool->nbatch + tp_load(&pool->nin) + tp_load(&pool->nq) + pool->noverflow;

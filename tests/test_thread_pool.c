@@ -95,6 +95,48 @@ static void test_misuse_returns_errors(void **state)
     cf_thread_pool_free(p);
 }
 
+/* Each rejected option names its field, the allowed range and the value. */
+static void test_option_errors_name_the_field(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_opts o;
+    cf_thread_pool_t *p = NULL;
+    cf_future_t *f;
+
+    cf_thread_pool_opts_init(&o);
+    o.max_workers = 0;
+    assert_int_equal(cf_thread_pool_new(fx->loop, &o, &p), CF_EINVAL);
+    assert_string_equal(cf_last_error(), "cf_thread_pool_new: opts->max_workers must be between 1 and 4096 (got 0)");
+    o.max_workers = 4097;
+    assert_int_equal(cf_thread_pool_new(fx->loop, &o, &p), CF_EINVAL);
+    assert_string_equal(cf_last_error(),
+                        "cf_thread_pool_new: opts->max_workers must be between 1 and 4096 (got 4097)");
+    o.max_workers = 1;
+    o.on_full = (cf_queue_full)7;
+    assert_int_equal(cf_thread_pool_new(fx->loop, &o, &p), CF_EINVAL);
+    assert_string_equal(cf_last_error(),
+                        "cf_thread_pool_new: opts->on_full must be CF_QUEUE_FULL_FAIL or CF_QUEUE_FULL_WAIT (got 7)");
+    o.on_full = CF_QUEUE_FULL_WAIT;
+    o.spin_us = 1000001;
+    assert_int_equal(cf_thread_pool_new(fx->loop, &o, &p), CF_EINVAL);
+    assert_string_equal(cf_last_error(), "cf_thread_pool_new: opts->spin_us must be at most 1000000 (got 1000001)");
+    assert_null(p);
+    assert_int_equal(cf_thread_pool_new(NULL, NULL, &p), CF_EINVAL);
+    assert_string_equal(cf_last_error(), "cf_thread_pool_new: loop is NULL");
+    assert_int_equal(cf_thread_pool_new(fx->loop, NULL, NULL), CF_EINVAL);
+    assert_string_equal(cf_last_error(), "cf_thread_pool_new: out is NULL");
+
+    p = make_pool(fx, 1);
+    assert_int_equal(cf_thread_pool_submit(p, NULL, NULL, NULL, &f), CF_EINVAL);
+    assert_string_equal(cf_last_error(), "cf_thread_pool_submit: fn is NULL");
+    assert_int_equal(cf_thread_pool_shutdown(p, 1 << 9), CF_EINVAL);
+    assert_string_equal(cf_last_error(),
+                        "cf_thread_pool_shutdown: flags has unknown bits 0x200 (known: CF_SHUTDOWN_WAIT, CF_SHUTDOWN_CANCEL)");
+    assert_int_equal(cf_thread_pool_stats(p, NULL), CF_EINVAL);
+    assert_string_equal(cf_last_error(), "cf_thread_pool_stats: out is NULL");
+    cf_thread_pool_free(p);
+}
+
 /* ------------------------------------------------------------------ states and values */
 
 static void test_states_pending_running_finished(void **state)
@@ -890,6 +932,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_misuse_returns_errors),
+        T(test_option_errors_name_the_field),
         T(test_states_pending_running_finished),
         T(test_failures_and_values),
         T(test_cancel_queued_task),
