@@ -129,7 +129,7 @@ void cf__tp_destroy(cf_thread_pool_t *pool)
         pthread_cond_destroy(&pool->workers[i].cv);
     pthread_mutex_destroy(&pool->submit_mu);
     pthread_mutex_destroy(&pool->mu);
-    free(pool->broken_msg);
+    free(tp_smu_unshared(pool)->broken_msg); /* every worker was joined */
     free(pool->workers);
     free(pool);
 }
@@ -201,8 +201,8 @@ int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thre
              opts->name_prefix && *opts->name_prefix ? opts->name_prefix : "cf-worker");
     pool->opts.name_prefix = NULL; /* not kept: the caller owns the string */
     pool->nworkers = opts->max_workers;
-    cf__list_init(&pool->queue);
-    cf__list_init(&pool->incoming);
+    cf__list_init(&tp_mu_unshared(pool)->queue); /* no worker runs yet */
+    cf__list_init(&tp_smu_unshared(pool)->incoming);
     cf__list_init(&pool->batch);
     cf__list_init(&pool->overflow);
     atomic_init(&pool->nq, 0);
@@ -228,14 +228,14 @@ int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thre
         struct cf__tp_worker *w = &pool->workers[i];
         w->pool = pool;
         w->index = i;
-        pthread_mutex_lock(&pool->mu);
-        pool->nalive++;
-        pthread_mutex_unlock(&pool->mu);
+        cf__mutex_lock(&pool->mu);
+        tp_mu(pool)->nalive++;
+        cf__mutex_unlock(&pool->mu);
         rc = pthread_create(&w->tid, NULL, cf__tp_worker_main, w);
         if (rc) {
-            pthread_mutex_lock(&pool->mu);
-            pool->nalive--;
-            pthread_mutex_unlock(&pool->mu);
+            cf__mutex_lock(&pool->mu);
+            tp_mu(pool)->nalive--;
+            cf__mutex_unlock(&pool->mu);
             break;
         }
         w->started = 1;
@@ -375,14 +375,14 @@ int cf_thread_pool_shutdown(cf_thread_pool_t *pool, int flags)
         while ((n = cf__list_pop(&pool->batch)))
             cf__list_push(&taken, n);
         pool->nbatch = 0;
-        pthread_mutex_lock(&pool->mu);
-        pthread_mutex_lock(&pool->submit_mu);
+        cf__mutex_lock(&pool->mu);
+        cf__mutex_lock(&pool->submit_mu);
         cf__tp_splice_incoming(pool);
-        pthread_mutex_unlock(&pool->submit_mu);
-        while ((n = cf__list_pop(&pool->queue)))
+        cf__mutex_unlock(&pool->submit_mu);
+        while ((n = cf__list_pop(&tp_mu(pool)->queue)))
             cf__list_push(&taken, n);
         atomic_store_explicit(&pool->nq, 0, memory_order_relaxed);
-        pthread_mutex_unlock(&pool->mu);
+        cf__mutex_unlock(&pool->mu);
         /* Tasks taken by a worker but not started are cancelled like queued ones. */
         for (int i = 0; i < pool->nworkers; i++) {
             for (int j = 0; j < TP_TAKE_MAX; j++) {
@@ -436,14 +436,14 @@ int cf_thread_pool_stats(cf_thread_pool_t *pool, cf_pool_stats *out)
         return CF__EINVAL("pool is NULL");
     if (!out)
         return CF__EINVAL("out is NULL");
-    pthread_mutex_lock(&pool->mu);
-    pthread_mutex_lock(&pool->submit_mu);
+    cf__mutex_lock(&pool->mu);
+    cf__mutex_lock(&pool->submit_mu);
     out->queued = pool->nbatch + tp_load(&pool->nin) + tp_load(&pool->nq) + pool->noverflow;
-    pthread_mutex_unlock(&pool->submit_mu);
-    out->queue_ns_total = pool->queue_ns_total;
-    out->queue_ns_max = pool->queue_ns_max;
-    out->workers = pool->nalive;
-    pthread_mutex_unlock(&pool->mu);
+    cf__mutex_unlock(&pool->submit_mu);
+    out->queue_ns_total = tp_mu(pool)->queue_ns_total;
+    out->queue_ns_max = tp_mu(pool)->queue_ns_max;
+    out->workers = tp_mu(pool)->nalive;
+    cf__mutex_unlock(&pool->mu);
     out->running = 0;
     for (int i = 0; i < pool->nworkers; i++) {
         out->running += atomic_load_explicit(&pool->workers[i].current, memory_order_acquire) != NULL;

@@ -23,6 +23,7 @@
 #define CF_TP_H
 
 #include "internal.h"
+#include "tsa.h"
 
 #include <string.h>
 
@@ -44,7 +45,7 @@ struct cf__tp_worker {
     int started;
     void *data; /* from the initializer */
     pthread_cond_t cv; /* this worker sleeps on it, with pool.mu */
-    int sleeping;      /* pool.mu: waiting on cv, not yet signalled */
+    int sleeping_;     /* pool.mu, through tp_sleeping(): waiting on cv, not yet signalled */
     /* The task this worker runs: set before the worker claims it from its
      * slot, cleared (release) before the task is handed back, read by the
      * loop thread. */
@@ -55,6 +56,20 @@ struct cf__tp_worker {
     _Atomic(cf_future_t *) taken[TP_TAKE_MAX];
 };
 
+/* The state pool.mu guards (see tsa.h for why it is a sub-structure). */
+struct cf__tp_by_mu {
+    struct cf__list queue; /* the take side: workers pop */
+    int nalive;            /* workers started and not yet exited */
+    uint64_t queue_ns_total;
+    uint64_t queue_ns_max;
+};
+
+/* The state pool.submit_mu guards. */
+struct cf__tp_by_submit_mu {
+    struct cf__list incoming; /* the submit side: the loop appends */
+    char *broken_msg;         /* set once, with mu also held, when the pool breaks */
+};
+
 struct cf_thread_pool {
     struct cf_executor ex; /* first: the executor view */
     cf_loop_t *loop;
@@ -63,25 +78,22 @@ struct cf_thread_pool {
     struct cf__tp_worker *workers;
     int nworkers;
 
-    /* Take side, guarded by mu (atomics are also read without it). */
-    _Alignas(CF__CACHELINE) pthread_mutex_t mu;
-    struct cf__list queue;
+    /* Take side: mu guards mu_guarded_ (reached through tp_mu()); the
+     * atomics are written under it and also read without it. */
+    _Alignas(CF__CACHELINE) cf__mutex_t mu;
+    struct cf__tp_by_mu mu_guarded_;
     atomic_size_t nq;        /* tasks in queue */
     atomic_int stopping;     /* workers exit once both lists are empty */
     atomic_int nsleeping;    /* sleeping workers not yet signalled: incremented under mu and
                                 submit_mu, decremented under mu by the one who signals */
     atomic_int nspinning;    /* workers polling nq/nin before sleeping: they need no signal */
     atomic_int nrunning;     /* workers from taking a task until they lock mu again after it */
-    int nalive;
-    uint64_t queue_ns_total;
-    uint64_t queue_ns_max;
 
-    /* Submit side, guarded by submit_mu. */
-    _Alignas(CF__CACHELINE) pthread_mutex_t submit_mu;
-    struct cf__list incoming;
+    /* Submit side: submit_mu guards submit_mu_guarded_ (through tp_smu()). */
+    _Alignas(CF__CACHELINE) cf__mutex_t submit_mu;
+    struct cf__tp_by_submit_mu submit_mu_guarded_;
     atomic_size_t nin;       /* tasks in incoming */
     atomic_int broken;       /* written under mu and submit_mu */
-    char *broken_msg;
 
     /* Loop thread only. */
     _Alignas(CF__CACHELINE) struct cf__list batch;   /* accepted tasks not yet moved to incoming (see tp_flush()) */
@@ -96,6 +108,39 @@ struct cf_thread_pool {
     int joined;
     int released;
 };
+
+/* The guarded state, reachable only with its lock held (checked by
+ * -Wthread-safety). */
+static inline struct cf__tp_by_mu *tp_mu(cf_thread_pool_t *pool) CF__REQUIRES(pool->mu);
+static inline struct cf__tp_by_mu *tp_mu(cf_thread_pool_t *pool)
+{
+    return &pool->mu_guarded_;
+}
+
+static inline struct cf__tp_by_submit_mu *tp_smu(cf_thread_pool_t *pool) CF__REQUIRES(pool->submit_mu);
+static inline struct cf__tp_by_submit_mu *tp_smu(cf_thread_pool_t *pool)
+{
+    return &pool->submit_mu_guarded_;
+}
+
+/* The same, for a pool no other thread can reach: before its first worker
+ * starts, or after the last one was joined. */
+static inline struct cf__tp_by_mu *tp_mu_unshared(cf_thread_pool_t *pool)
+{
+    return &pool->mu_guarded_;
+}
+
+static inline struct cf__tp_by_submit_mu *tp_smu_unshared(cf_thread_pool_t *pool)
+{
+    return &pool->submit_mu_guarded_;
+}
+
+static inline int *tp_sleeping(cf_thread_pool_t *pool, struct cf__tp_worker *w) CF__REQUIRES(pool->mu);
+static inline int *tp_sleeping(cf_thread_pool_t *pool, struct cf__tp_worker *w)
+{
+    (void)pool;
+    return &w->sleeping_;
+}
 
 static inline size_t tp_load(const atomic_size_t *a)
 {
@@ -114,10 +159,10 @@ static inline void tp_outcome_reset(cf_future_t *f)
 /* The worker thread's body; `arg` is its struct cf__tp_worker. */
 void *cf__tp_worker_main(void *arg);
 /* Move the submit side's list to the take side.  mu and submit_mu held. */
-void cf__tp_splice_incoming(cf_thread_pool_t *pool);
+void cf__tp_splice_incoming(cf_thread_pool_t *pool) CF__REQUIRES(pool->mu, pool->submit_mu);
 /* Signal one sleeping worker.  mu held.  A signalled worker no longer
  * counts as sleeping, so a burst of submits signals each sleeper once. */
-void cf__tp_signal_one_locked(cf_thread_pool_t *pool);
+void cf__tp_signal_one_locked(cf_thread_pool_t *pool) CF__REQUIRES(pool->mu);
 
 /* ------------------------------------------------------------------ tp_loop.c (loop thread) */
 

@@ -26,7 +26,7 @@
 #include <string.h>
 
 static void tp_wake_one(cf_thread_pool_t *pool);
-static int tp_need_wake_locked(cf_thread_pool_t *pool);
+static int tp_need_wake_locked(cf_thread_pool_t *pool) CF__REQUIRES(pool->submit_mu);
 
 
 /* Workers not running a task (starting, between tasks, spinning or sleeping). */
@@ -50,10 +50,10 @@ void cf__tp_flush(cf_thread_pool_t *pool)
         cf__container_of(n, struct cf_future, u.qlink)->where = TP_QUEUED;
     first = pool->batch.next;
     last = pool->batch.prev;
-    pthread_mutex_lock(&pool->submit_mu);
+    cf__mutex_lock(&pool->submit_mu);
     if (atomic_load_explicit(&pool->broken, memory_order_relaxed)) {
-        const char *msg = pool->broken_msg;
-        pthread_mutex_unlock(&pool->submit_mu); /* broken_msg no longer changes */
+        const char *msg = tp_smu(pool)->broken_msg;
+        cf__mutex_unlock(&pool->submit_mu); /* broken_msg no longer changes */
         while ((n = cf__list_pop(&pool->batch))) {
             cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
             f->where = TP_NONE;
@@ -63,13 +63,13 @@ void cf__tp_flush(cf_thread_pool_t *pool)
         pool->nbatch = 0;
         return;
     }
-    first->prev = pool->incoming.prev;
-    pool->incoming.prev->next = first;
-    last->next = &pool->incoming;
-    pool->incoming.prev = last;
+    first->prev = tp_smu(pool)->incoming.prev;
+    tp_smu(pool)->incoming.prev->next = first;
+    last->next = &tp_smu(pool)->incoming;
+    tp_smu(pool)->incoming.prev = last;
     atomic_store_explicit(&pool->nin, tp_load(&pool->nin) + pool->nbatch, memory_order_relaxed);
     wake = tp_need_wake_locked(pool);
-    pthread_mutex_unlock(&pool->submit_mu);
+    cf__mutex_unlock(&pool->submit_mu);
     cf__list_init(&pool->batch);
     pool->nbatch = 0;
     if (wake)
@@ -89,11 +89,11 @@ void cf__tp_maybe_stop(cf_thread_pool_t *pool)
     if (!pool->shut || pool->noverflow || atomic_load(&pool->stopping))
         return;
     cf__tp_flush(pool);
-    pthread_mutex_lock(&pool->mu);
+    cf__mutex_lock(&pool->mu);
     atomic_store(&pool->stopping, 1);
     while (atomic_load_explicit(&pool->nsleeping, memory_order_relaxed))
         cf__tp_signal_one_locked(pool);
-    pthread_mutex_unlock(&pool->mu);
+    cf__mutex_unlock(&pool->mu);
 }
 
 /* Complete `f` on a later iteration with `err` (CF_ECANCELED, CF_EBROKEN...). */
@@ -112,9 +112,9 @@ void cf__tp_complete_later(cf_future_t *f, int err)
  * after submit_mu was released, when the submit saw a sleeper and no spinner). */
 static void tp_wake_one(cf_thread_pool_t *pool)
 {
-    pthread_mutex_lock(&pool->mu);
+    cf__mutex_lock(&pool->mu);
     cf__tp_signal_one_locked(pool);
-    pthread_mutex_unlock(&pool->mu);
+    cf__mutex_unlock(&pool->mu);
 }
 
 /* A worker must be signalled for new tasks: one sleeps and none spins.  submit_mu held. */
@@ -137,7 +137,7 @@ static void tp_refill(cf_thread_pool_t *pool)
         return;
     cf__tp_flush(pool); /* tasks batched before the overflow ones go first */
     cf__list_init(&failed);
-    pthread_mutex_lock(&pool->submit_mu);
+    cf__mutex_lock(&pool->submit_mu);
     if (atomic_load_explicit(&pool->broken, memory_order_relaxed)) {
         while ((n = cf__list_pop(&pool->overflow)))
             cf__list_push(&failed, n);
@@ -148,21 +148,21 @@ static void tp_refill(cf_thread_pool_t *pool)
         while (moved < room && (n = cf__list_pop(&pool->overflow))) {
             cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
             f->where = TP_QUEUED;
-            cf__list_push(&pool->incoming, n);
+            cf__list_push(&tp_smu(pool)->incoming, n);
             moved++;
         }
         pool->noverflow -= moved;
         atomic_store_explicit(&pool->nin, tp_load(&pool->nin) + moved, memory_order_relaxed);
         wake = moved && tp_need_wake_locked(pool);
     }
-    msg = pool->broken_msg;
+    msg = tp_smu(pool)->broken_msg;
     while ((n = cf__list_pop(&failed))) {
         cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
         f->where = TP_NONE;
         cf__tp_complete_later(f, CF_EBROKEN);
         f->out.errmsg = msg ? strdup(msg) : NULL;
     }
-    pthread_mutex_unlock(&pool->submit_mu);
+    cf__mutex_unlock(&pool->submit_mu);
     if (wake)
         tp_wake_one(pool);
     cf__tp_maybe_stop(pool);
@@ -203,7 +203,7 @@ int cf__tp_cancel(cf_future_t *f)
     int where;
 
     /* A worker moves `where` from TP_QUEUED to TP_TAKEN under pool.mu when it takes the task. */
-    pthread_mutex_lock(&pool->mu);
+    cf__mutex_lock(&pool->mu);
     where = f->where;
     if (where == TP_TAKEN && !tp_claim_taken(pool, f))
         where = TP_NONE; /* the worker claimed it: running or done */
@@ -211,9 +211,9 @@ int cf__tp_cancel(cf_future_t *f)
         cf__list_remove(&f->u.qlink);
         pool->nbatch--;
     } else if (where == TP_QUEUED) {
-        pthread_mutex_lock(&pool->submit_mu);
+        cf__mutex_lock(&pool->submit_mu);
         cf__tp_splice_incoming(pool); /* the task is in `queue` now */
-        pthread_mutex_unlock(&pool->submit_mu);
+        cf__mutex_unlock(&pool->submit_mu);
         cf__list_remove(&f->u.qlink);
         atomic_store_explicit(&pool->nq, tp_load(&pool->nq) - 1, memory_order_relaxed);
     } else if (where == TP_OVERFLOW) {
@@ -223,7 +223,7 @@ int cf__tp_cancel(cf_future_t *f)
         atomic_store_explicit(&f->cancel_req, 1, memory_order_relaxed);
     }
     f->where = TP_NONE;
-    pthread_mutex_unlock(&pool->mu);
+    cf__mutex_unlock(&pool->mu);
     if (where == TP_NONE)
         return CF_EBUSY;
     cf__tp_complete_later(f, CF_ECANCELED);

@@ -39,15 +39,15 @@ static inline void tp_cpu_relax(void)
 /* Move the submit side's list to the take side.  Both locks held. */
 void cf__tp_splice_incoming(cf_thread_pool_t *pool)
 {
-    struct cf__list *first = pool->incoming.next, *last = pool->incoming.prev;
+    struct cf__list *first = tp_smu(pool)->incoming.next, *last = tp_smu(pool)->incoming.prev;
 
-    if (first == &pool->incoming)
+    if (first == &tp_smu(pool)->incoming)
         return;
-    first->prev = pool->queue.prev;
-    pool->queue.prev->next = first;
-    last->next = &pool->queue;
-    pool->queue.prev = last;
-    cf__list_init(&pool->incoming);
+    first->prev = tp_mu(pool)->queue.prev;
+    tp_mu(pool)->queue.prev->next = first;
+    last->next = &tp_mu(pool)->queue;
+    tp_mu(pool)->queue.prev = last;
+    cf__list_init(&tp_smu(pool)->incoming);
     atomic_store_explicit(&pool->nq, tp_load(&pool->nq) + tp_load(&pool->nin), memory_order_relaxed);
     atomic_store_explicit(&pool->nin, 0, memory_order_relaxed);
 }
@@ -85,29 +85,31 @@ static void tp_break(struct cf__tp_worker *w, int err)
 {
     cf_thread_pool_t *pool = w->pool;
     struct cf__list *n;
+    const char *msg;
     int wake = 0;
 
-    pthread_mutex_lock(&pool->mu);
-    pthread_mutex_lock(&pool->submit_mu);
+    cf__mutex_lock(&pool->mu);
+    cf__mutex_lock(&pool->submit_mu);
     if (!atomic_load_explicit(&pool->broken, memory_order_relaxed)) {
         atomic_store_explicit(&pool->broken, 1, memory_order_relaxed);
-        if (asprintf(&pool->broken_msg, "thread pool broken: initializer of worker %s-%d failed: %s (%s)",
+        if (asprintf(&tp_smu(pool)->broken_msg, "thread pool broken: initializer of worker %s-%d failed: %s (%s)",
                      pool->prefix, w->index, cf_strerror(err), cf_err_name(err)) < 0)
-            pool->broken_msg = NULL;
+            tp_smu(pool)->broken_msg = NULL;
     }
     cf__tp_splice_incoming(pool);
-    pthread_mutex_unlock(&pool->submit_mu);
-    while ((n = cf__list_pop(&pool->queue))) {
+    msg = tp_smu(pool)->broken_msg; /* set once, above: it stays valid until the pool is destroyed */
+    cf__mutex_unlock(&pool->submit_mu);
+    while ((n = cf__list_pop(&tp_mu(pool)->queue))) {
         cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
         atomic_fetch_sub_explicit(&pool->nq, 1, memory_order_relaxed);
         f->where = TP_NONE;
         tp_outcome_reset(f);
         f->out.err = CF_EBROKEN;
-        f->out.errmsg = pool->broken_msg ? strdup(pool->broken_msg) : NULL;
+        f->out.errmsg = msg ? strdup(msg) : NULL;
         wake |= tp_hand_back(pool, f);
     }
-    pool->nalive--;
-    pthread_mutex_unlock(&pool->mu);
+    tp_mu(pool)->nalive--;
+    cf__mutex_unlock(&pool->mu);
     if (wake)
         cf__loop_wake(pool->loop);
 }
@@ -133,8 +135,8 @@ void cf__tp_signal_one_locked(cf_thread_pool_t *pool)
 {
     for (int i = 0; i < pool->nworkers; i++) {
         struct cf__tp_worker *w = &pool->workers[i];
-        if (w->sleeping) {
-            w->sleeping = 0;
+        if (*tp_sleeping(pool, w)) {
+            *tp_sleeping(pool, w) = 0;
             atomic_fetch_sub_explicit(&pool->nsleeping, 1, memory_order_relaxed);
             pthread_cond_signal(&w->cv);
             return;
@@ -144,6 +146,7 @@ void cf__tp_signal_one_locked(cf_thread_pool_t *pool)
 
 /* Wake one sleeping worker if tasks are waiting that no awake worker is
  * about to take.  Called with pool.mu held. */
+static void tp_wake_more_locked(cf_thread_pool_t *pool) CF__REQUIRES(pool->mu);
 static void tp_wake_more_locked(cf_thread_pool_t *pool)
 {
     if (atomic_load_explicit(&pool->nsleeping, memory_order_relaxed) &&
@@ -166,16 +169,16 @@ void *cf__tp_worker_main(void *arg)
         }
     }
 
-    pthread_mutex_lock(&pool->mu);
+    cf__mutex_lock(&pool->mu);
     for (;;) {
         struct cf__list *n;
 
-        if (cf__list_empty(&pool->queue) && tp_load(&pool->nin)) {
-            pthread_mutex_lock(&pool->submit_mu);
+        if (cf__list_empty(&tp_mu(pool)->queue) && tp_load(&pool->nin)) {
+            cf__mutex_lock(&pool->submit_mu);
             cf__tp_splice_incoming(pool);
-            pthread_mutex_unlock(&pool->submit_mu);
+            cf__mutex_unlock(&pool->submit_mu);
         }
-        if (!cf__list_empty(&pool->queue)) {
+        if (!cf__list_empty(&tp_mu(pool)->queue)) {
             size_t nq = tp_load(&pool->nq);
             size_t k = nq / (2u * (size_t)pool->nworkers);
             uint64_t now = cf_now_ns();
@@ -186,13 +189,13 @@ void *cf__tp_worker_main(void *arg)
                 k = 1;
             if (k > TP_TAKE_MAX)
                 k = TP_TAKE_MAX;
-            for (size_t i = 0; i < k && (n = cf__list_pop(&pool->queue)); i++) {
+            for (size_t i = 0; i < k && (n = cf__list_pop(&tp_mu(pool)->queue)); i++) {
                 cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
                 uint64_t waited = now > f->tq.t_submit ? now - f->tq.t_submit : 0;
 
-                pool->queue_ns_total += waited;
-                if (waited > pool->queue_ns_max)
-                    pool->queue_ns_max = waited;
+                tp_mu(pool)->queue_ns_total += waited;
+                if (waited > tp_mu(pool)->queue_ns_max)
+                    tp_mu(pool)->queue_ns_max = waited;
                 f->where = TP_TAKEN;
                 atomic_store_explicit(&w->taken[i], f, memory_order_relaxed);
                 nq--;
@@ -201,7 +204,7 @@ void *cf__tp_worker_main(void *arg)
             atomic_store_explicit(&pool->nrunning, atomic_load_explicit(&pool->nrunning, memory_order_relaxed) + 1,
                                   memory_order_relaxed);
             tp_wake_more_locked(pool);
-            pthread_mutex_unlock(&pool->mu);
+            cf__mutex_unlock(&pool->mu);
 
             for (size_t i = 0; i < k; i++) {
                 cf_future_t *f = atomic_load_explicit(&w->taken[i], memory_order_relaxed);
@@ -229,7 +232,7 @@ void *cf__tp_worker_main(void *arg)
                     cf__loop_wake(pool->loop);
             }
             may_spin = 1;
-            pthread_mutex_lock(&pool->mu);
+            cf__mutex_lock(&pool->mu);
             atomic_store_explicit(&pool->nrunning, atomic_load_explicit(&pool->nrunning, memory_order_relaxed) - 1,
                                   memory_order_relaxed);
             continue;
@@ -244,31 +247,31 @@ void *cf__tp_worker_main(void *arg)
 
             may_spin = 0;
             atomic_fetch_add_explicit(&pool->nspinning, 1, memory_order_relaxed);
-            pthread_mutex_unlock(&pool->mu);
+            cf__mutex_unlock(&pool->mu);
             while (!tp_load(&pool->nin) && !tp_load(&pool->nq) &&
                    !atomic_load_explicit(&pool->stopping, memory_order_relaxed) &&
                    ((++spins & 31u) || cf_now_ns() < until))
                 tp_cpu_relax();
-            pthread_mutex_lock(&pool->mu);
+            cf__mutex_lock(&pool->mu);
             /* A submitter that saw us spinning did not signal: we re-check both lists below. */
             atomic_fetch_sub_explicit(&pool->nspinning, 1, memory_order_relaxed);
             continue;
         }
         /* Register as a sleeper under submit_mu, after seeing `incoming` empty,
          * so that a submit either is seen here or sees the sleeper. */
-        pthread_mutex_lock(&pool->submit_mu);
+        cf__mutex_lock(&pool->submit_mu);
         if (tp_load(&pool->nin)) {
-            pthread_mutex_unlock(&pool->submit_mu);
+            cf__mutex_unlock(&pool->submit_mu);
             continue;
         }
-        w->sleeping = 1;
+        *tp_sleeping(pool, w) = 1;
         atomic_fetch_add_explicit(&pool->nsleeping, 1, memory_order_relaxed);
-        pthread_mutex_unlock(&pool->submit_mu);
-        while (w->sleeping)
-            pthread_cond_wait(&w->cv, &pool->mu);
+        cf__mutex_unlock(&pool->submit_mu);
+        while (*tp_sleeping(pool, w))
+            cf__cond_wait(&w->cv, &pool->mu);
     }
-    pool->nalive--;
-    pthread_mutex_unlock(&pool->mu);
+    tp_mu(pool)->nalive--;
+    cf__mutex_unlock(&pool->mu);
 
     if (pool->opts.finalizer)
         pool->opts.finalizer(pool->opts.init_data, w->index, w->data);
