@@ -229,6 +229,32 @@ static void test_sendmsg_failure(void **state)
     cf_process_pool_free(p);
 }
 
+/*
+ * A worker the pool itself stopped (here: its channel could not be
+ * written) did not die of the task being delivered: with
+ * max_delivery_deaths 1 the task still runs on the next worker.
+ */
+static void test_pool_caused_death_is_no_delivery_death(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_opts o;
+    cf_process_pool_t *p;
+    cf_worker_info wi;
+
+    cf_process_pool_opts_init(&o);
+    o.max_workers = 1;
+    o.kill_grace = 0.2;
+    o.max_delivery_deaths = 1;
+    assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
+    run_tasks(p, 1);
+    fail_in(W_SENDMSG, 1, ENOBUFS);
+    run_tasks(p, 3);
+    reset();
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+    assert_int_equal(wi.restarts, 1);
+    cf_process_pool_free(p);
+}
+
 /* read of a worker's pipe fails (EIO): the worker is replaced, nothing is lost. */
 static void test_read_failure(void **state)
 {
@@ -352,7 +378,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_new_fails_cleanly),  T(test_spawn_failures_in_the_server_are_retried),
-        T(test_sendmsg_failure),    T(test_read_failure),
+        T(test_sendmsg_failure),    T(test_pool_caused_death_is_no_delivery_death),
+        T(test_read_failure),
         T(test_ctl_recvmsg_enomem), T(test_spawn_request_not_sent),
         T(test_spawned_report_not_lost), T(test_exited_report_not_lost),
     };
