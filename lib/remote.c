@@ -196,6 +196,10 @@ int cf_remote_pool_new(cf_loop_t *loop, const cf_remote_opts *opts, cf_remote_po
         return cf__set_error(CF_EINVAL, "cf_remote_pool_new: opts->workers must be >= 1 (got %d)", o.workers);
     if (isnan(o.task_timeout) || isnan(o.broker_timeout))
         return cf__set_error(CF_EINVAL, "cf_remote_pool_new: timeouts must be numbers");
+    if (!(o.claim_idle >= 0) || o.claim_idle > 1e9)
+        return cf__set_error(CF_EINVAL, "cf_remote_pool_new: opts->claim_idle must be >= 0 seconds (0: the workers' own)");
+    if (o.claim_idle > 0 && o.claim_idle < 0.003)
+        return cf__set_error(CF_EINVAL, "cf_remote_pool_new: opts->claim_idle must be at least 3 ms");
     pool = calloc(1, sizeof(*pool));
     if (!pool)
         return CF_ENOMEM;

@@ -18,8 +18,8 @@
  *   Q:x:C:ID     cancel request for task ID (a worker watches it; 1 h TTL)
  *   Q:h:C:ID     the workers that took task ID (written by workers)
  * A task entry: i ID, c C, f name, n inner name, m item name, t timeout ms,
- * d max deliveries, p payload.  A result entry: i ID, o encoded outcome
- * (outcome.h), w the worker's identity.
+ * d max deliveries, a claim idle ms (0: the worker's own), p payload.  A
+ * result entry: i ID, o encoded outcome (outcome.h), w the worker's identity.
  *
  * Connections.  Two, both on the application's loop (remote_conn.h): `cmd`
  * for XADD, XDEL and the cancel script; `rd` for XREAD BLOCK on the result
@@ -305,9 +305,9 @@ static void xadd_cb(redisAsyncContext *ac, void *r, void *priv)
 
 static int rp_send(cf_remote_pool_t *pool, struct rtask *t)
 {
-    char id[24], to[24], md[16];
-    const char *argv[19];
-    size_t lens[19];
+    char id[24], to[24], md[16], ci[24];
+    const char *argv[21];
+    size_t lens[21];
     int n = 0;
 
 #define ARG(s, l) (argv[n] = (s), lens[n] = (l), n++)
@@ -315,6 +315,7 @@ static int rp_send(cf_remote_pool_t *pool, struct rtask *t)
     snprintf(id, sizeof(id), "%llu", (unsigned long long)t->id);
     snprintf(to, sizeof(to), "%lld", pool->opts.task_timeout < 0 ? -1LL : (long long)(pool->opts.task_timeout * 1000));
     snprintf(md, sizeof(md), "%u", pool->opts.max_deliveries);
+    snprintf(ci, sizeof(ci), "%lld", (long long)(pool->opts.claim_idle * 1000));
     ARGS("XADD");
     ARGS(pool->qname);
     ARGS("*");
@@ -332,6 +333,8 @@ static int rp_send(cf_remote_pool_t *pool, struct rtask *t)
     ARGS(to);
     ARGS("d");
     ARGS(md);
+    ARGS("a");
+    ARGS(ci);
     ARGS("p");
     ARG((const char *)(t->data ? t->data : (const uint8_t *)""), t->len);
 #undef ARG

@@ -12,11 +12,16 @@
  * no drain was asked), `cmd` for everything else.  No thread.  A task's life
  * from its delivery to its posted result is in remote_wtask.c.
  *
- * Heartbeats and claims.  Every claim_idle/3 s a timer resets the idle time
- * of the running tasks' entries (XCLAIM ... JUSTID), checks their cancel keys
- * (MGET; a cancelled task is cancelled in the pool, which stops its
- * process), and, with a process free, takes over entries idle for longer
- * than claim_idle (XAUTOCLAIM): their worker stopped heartbeating.
+ * Heartbeats and claims.  A task's claim idle comes with it (the client's
+ * cf_remote_opts.claim_idle, field "a"; none: this worker's claim_idle).
+ * A timer resets the idle time of the running tasks' entries (XCLAIM ...
+ * JUSTID) every third of the shortest claim idle among them (this worker's
+ * own when it runs none), and checks their cancel keys (MGET; a cancelled
+ * task is cancelled in the pool, which stops its process).  Another timer,
+ * with a process free, runs CLAIM_LUA: it takes over entries idle for
+ * longer than their own claim idle (their worker stopped heartbeating) and
+ * says when the next pending one will be due, which is when it runs again
+ * (at the latest after a third of this worker's claim_idle, 1 s at most).
  *
  * Drain.  cf_remote_worker_drain(): no new reads or claims; when the running
  * tasks have posted their results (and the blocking read came back: what it
@@ -98,18 +103,89 @@ static void rw_conn_up(struct cf__rconn *c)
 
 /* ------------------------------------------------------------------ heartbeat, cancel, claims */
 
+/*
+ * Claims.  Each task carries its own claim idle (field "a", from the client's
+ * options; 0 or missing: this worker's claim_idle), so XAUTOCLAIM, which has
+ * one min-idle-time for all, cannot do it: this script walks the group's
+ * pending entries, claims those idle for longer than their own claim idle
+ * (XCLAIM with that min-idle-time, so a heartbeat that came in between wins)
+ * and returns {ms until the next one is due or -1, claimed entries}.
+ * Pending entries whose stream entry is gone are acknowledged.
+ */
+static const char CLAIM_LUA[] =
+    "local pend = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000)\n"
+    "local out, due, max = {}, -1, tonumber(ARGV[4])\n"
+    "for _, p in ipairs(pend) do\n"
+    "  local e = redis.call('XRANGE', KEYS[1], p[1], p[1])\n"
+    "  if #e == 0 then redis.call('XACK', KEYS[1], ARGV[1], p[1]) else\n"
+    "    local a, f = 0, e[1][2]\n"
+    "    for i = 1, #f, 2 do if f[i] == 'a' then a = tonumber(f[i + 1]) or 0 end end\n"
+    "    if a <= 0 then a = tonumber(ARGV[3]) end\n"
+    "    if p[3] >= a then\n"
+    "      if #out < max then\n"
+    "        local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], a, p[1])\n"
+    "        if #c > 0 and c[1] then out[#out + 1] = c[1] end\n"
+    "      end\n"
+    "    elseif due < 0 or a - p[3] < due then due = a - p[3] end\n"
+    "  end\n"
+    "end\n"
+    "return {due, out}\n";
+
 static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     cf_remote_worker_t *w = priv;
     redisReply *reply = r;
+    double next = w->opts.claim_idle / 3 < 1.0 ? w->opts.claim_idle / 3 : 1.0;
 
     (void)ac;
     w->claiming = 0;
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
-        reply->element[1]->type == REDIS_REPLY_ARRAY)
+        reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[1]->type == REDIS_REPLY_ARRAY) {
+        if (reply->element[0]->integer >= 0 && (double)reply->element[0]->integer / 1000 + 0.01 < next)
+            next = (double)reply->element[0]->integer / 1000 + 0.01;
         for (size_t i = 0; i < reply->element[1]->elements; i++)
             cf__rw_take(w, reply->element[1]->element[i]);
+    }
+    if (!w->draining) {
+        ev_timer_stop(w->loop->ev, &w->claim);
+        ev_timer_set(&w->claim, next, 0);
+        ev_timer_start(w->loop->ev, &w->claim);
+    }
     cf__rw_check_done(w);
+}
+
+/* Look for tasks to claim (while a process is free), then again when one is due. */
+static void rw_claim_cb(struct ev_loop *ev, ev_timer *tm, int revents)
+{
+    cf_remote_worker_t *w = tm->data;
+    int room = w->opts.procs * w->opts.prefetch - w->nrunning;
+    char dflt[24], max[16];
+
+    (void)ev;
+    (void)revents;
+    snprintf(dflt, sizeof(dflt), "%lld", (long long)(w->opts.claim_idle * 1000));
+    snprintf(max, sizeof(max), "%d", room);
+    if (w->ready && !w->draining && !w->claiming && room > 0 &&
+        cf__rconn_cmdf(&w->cmd, claim_cb, w, "EVAL %s 1 %s " RW_GROUP " %s %s %s", CLAIM_LUA, w->queue, w->name, dflt,
+                       max) == 0) {
+        w->claiming = 1;
+        return;
+    }
+    if (!w->draining) {
+        ev_timer_set(&w->claim, w->opts.claim_idle / 3 < 1.0 ? w->opts.claim_idle / 3 : 1.0, 0);
+        ev_timer_start(w->loop->ev, &w->claim);
+    }
+}
+
+/* Heartbeat often enough for the running task with the shortest claim idle. */
+void cf__rw_beat_period(cf_remote_worker_t *w, double claim_idle)
+{
+    double p = claim_idle / 3;
+
+    if (p < w->tick.repeat) {
+        w->tick.repeat = p;
+        ev_timer_again(w->loop->ev, &w->tick);
+    }
 }
 
 /* The entries whose cancel keys an MGET asked for, in its order. */
@@ -183,10 +259,19 @@ static void rw_tick_cb(struct ev_loop *ev, ev_timer *tm, int revents)
         free(argv);
         free(mget);
     }
-    if (!w->draining && !w->claiming && w->opts.procs * w->opts.prefetch - w->nrunning > 0 &&
-        cf__rconn_cmdf(&w->cmd, claim_cb, w, "XAUTOCLAIM %s " RW_GROUP " %s %lld 0-0 COUNT %d", w->queue, w->name,
-                       (long long)(w->opts.claim_idle * 1000), w->opts.procs * w->opts.prefetch - w->nrunning) == 0)
-        w->claiming = 1;
+    /* Back to this worker's own period once the tasks with shorter claim idles are gone. */
+    {
+        double p = w->opts.claim_idle / 3;
+        for (struct cf__list *l = w->running.next; l != &w->running; l = l->next) {
+            struct wtask *t = cf__container_of(l, struct wtask, link);
+            if (t->claim_idle / 3 < p)
+                p = t->claim_idle / 3;
+        }
+        if (p != w->tick.repeat) {
+            w->tick.repeat = p;
+            ev_timer_again(w->loop->ev, &w->tick);
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ life */
@@ -263,6 +348,9 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
     ev_timer_init(&w->tick, rw_tick_cb, o.claim_idle / 3, o.claim_idle / 3);
     w->tick.data = w;
     ev_timer_start(loop->ev, &w->tick);
+    ev_timer_init(&w->claim, rw_claim_cb, o.claim_idle / 3 < 1.0 ? o.claim_idle / 3 : 1.0, 0);
+    w->claim.data = w;
+    ev_timer_start(loop->ev, &w->claim);
     for (int i = 0; i < 2; i++) {
         struct cf__rconn *c = i ? &w->rd : &w->cmd;
         c->loop = loop;
@@ -331,6 +419,8 @@ void cf_remote_worker_free(cf_remote_worker_t *w)
     cf_process_pool_free(w->pp);
     if (ev_is_active(&w->tick))
         ev_timer_stop(w->loop->ev, &w->tick);
+    if (ev_is_active(&w->claim))
+        ev_timer_stop(w->loop->ev, &w->claim);
     if (ev_is_active(&w->retry))
         ev_timer_stop(w->loop->ev, &w->retry);
     free(w->queue);

@@ -28,6 +28,7 @@ struct wtask {
     size_t len;
     long long timeout_ms;
     unsigned maxdel;
+    double claim_idle; /* seconds, from the task (field "a") or this worker's default */
     uint8_t *result; /* encoded outcome, once done */
     size_t rlen;
     int started;
@@ -49,7 +50,7 @@ struct cf_remote_worker {
     int draining;
     int done;
     uint64_t tasks_done;
-    ev_timer tick, retry;
+    ev_timer tick, retry, claim;
     double backoff;
 };
 
@@ -66,5 +67,8 @@ void cf__rw_check_done(cf_remote_worker_t *w);
 /* The process-pool future's callback (removed again by cf_remote_worker_free()). */
 void cf__rw_task_done_cb(cf_future_t *f, int status, void *data);
 void cf__rw_task_free(struct wtask *t);
+
+/* remote_worker.c: heartbeat at least every claim_idle/3 s from now on. */
+void cf__rw_beat_period(cf_remote_worker_t *w, double claim_idle);
 
 #endif /* CF_REMOTE_WORKER_H */

@@ -266,7 +266,7 @@ void cf__rw_take(cf_remote_worker_t *w, const redisReply *e)
 {
     struct wtask *t;
     struct hist_req *h;
-    char hkey[400], *to, *md;
+    char hkey[400], *to, *md, *ci;
 
     if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
         return; /* deleted meanwhile (cancelled) */
@@ -287,6 +287,10 @@ void cf__rw_take(cf_remote_worker_t *w, const redisReply *e)
     h->item = field_dup(e, "m", NULL);
     to = field_dup(e, "t", NULL);
     md = field_dup(e, "d", NULL);
+    ci = field_dup(e, "a", NULL);
+    t->claim_idle = ci && atoll(ci) > 0 ? (double)atoll(ci) / 1000 : w->opts.claim_idle;
+    free(ci);
+    cf__rw_beat_period(w, t->claim_idle);
     t->timeout_ms = to ? strtoll(to, NULL, 10) : -1;
     t->maxdel = md ? (unsigned)strtoul(md, NULL, 10) : 3;
     free(to);
