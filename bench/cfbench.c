@@ -20,10 +20,6 @@
  *                              and on the process pool with automatic
  *                              chunksize, three alternating rounds, best time
  *                              of each; value = the smaller speed-up. x
- *   chunk1          [99999]    the seed's map with chunksize 1 and with the
- *                              automatic chunksize, on each pool, best of three
- *                              alternating rounds; value = the larger ratio
- *                              chunksize-1 time / automatic time. x
  *   mem_pending     [1000000]  RSS growth per pending future: N no-op tasks
  *                              queued behind workers that are held busy. bytes
  *   map_stream      [10000000] a lazy map of N items from a pull callback on
@@ -299,20 +295,15 @@ static int seed_item(cf_task_t *t, const void *item, size_t len)
     return 0;
 }
 
-/* Map fn over xs on ex (chunksize: 0 = automatic); check against want_i64/want_f64; seconds. */
-static int run_map_cs(cf_executor_t *ex, cf_map_fn fn, const int64_t *xs, size_t n, const double *want, double *secs,
-                      size_t *chunksize)
+/* Map fn over xs on ex (automatic chunksize); check against want_i64/want_f64; seconds. */
+static int run_map(cf_executor_t *ex, cf_map_fn fn, const int64_t *xs, size_t n, const double *want, double *secs,
+                   size_t *chunksize)
 {
     cf_map_t *m = NULL;
     cf_map_result r;
-    cf_map_opts o;
     size_t got = 0, wrong = 0;
     uint64_t t0 = cf_now_ns();
-    int rc;
-
-    cf_map_opts_init(&o);
-    o.chunksize = *chunksize;
-    rc = cf_map_new_array(ex, fn, xs, n, sizeof(xs[0]), &o, &m);
+    int rc = cf_map_new_array(ex, fn, xs, n, sizeof(xs[0]), NULL, &m);
     if (rc != 0)
         return fail("cf_map_new_array", rc);
     while ((rc = cf_map_next(m, &r)) == 0) {
@@ -332,14 +323,6 @@ static int run_map_cs(cf_executor_t *ex, cf_map_fn fn, const int64_t *xs, size_t
         return 1;
     }
     return 0;
-}
-
-/* The same with the automatic chunksize, which is returned in *chunksize. */
-static int run_map(cf_executor_t *ex, cf_map_fn fn, const int64_t *xs, size_t n, const double *want, double *secs,
-                   size_t *chunksize)
-{
-    *chunksize = 0;
-    return run_map_cs(ex, fn, xs, n, want, secs, chunksize);
 }
 
 #define SCALING_ROUNDS 3
@@ -483,7 +466,7 @@ static long default_n(const char *c)
         const char *name;
         long n;
     } d[] = {{"tp_batch", 1000000},       {"tp_pingpong", 100000}, {"pp_unchunked", 100000},
-             {"pp_pingpong", 10000},      {"pp_map_chunked", 1000000}, {"scaling", 99999}, {"chunk1", 99999},
+             {"pp_pingpong", 10000},      {"pp_map_chunked", 1000000}, {"scaling", 99999},
              {"mem_pending", 1000000},    {"map_stream", 10000000}, {"tp_idle_cpu", 10000}};
     for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
         if (strcmp(d[i].name, c) == 0)
@@ -494,7 +477,7 @@ static long default_n(const char *c)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cfbench --case KEY [--n N] [--workers N] [--spin-us N]\n"
-               "cases: tp_batch tp_pingpong pp_unchunked pp_pingpong pp_map_chunked scaling chunk1 mem_pending map_stream\n"
+               "cases: tp_batch tp_pingpong pp_unchunked pp_pingpong pp_map_chunked scaling mem_pending map_stream\n"
                "       tp_idle_cpu\n");
 }
 
@@ -517,9 +500,9 @@ static int run_case(void)
     int rc;
 
     /* The process pool first, while this process has one thread. */
-    int need_pp = !strncmp(c, "pp_", 3) || !strcmp(c, "scaling") || !strcmp(c, "chunk1");
-    int need_tp = !strncmp(c, "tp_", 3) || !strcmp(c, "scaling") || !strcmp(c, "chunk1") ||
-                  !strcmp(c, "mem_pending") || !strcmp(c, "map_stream");
+    int need_pp = !strncmp(c, "pp_", 3) || !strcmp(c, "scaling");
+    int need_tp = !strncmp(c, "tp_", 3) || !strcmp(c, "scaling") || !strcmp(c, "mem_pending") ||
+                  !strcmp(c, "map_stream");
     if ((need_pp && open_process_pool()) || (need_tp && open_thread_pool()))
         return 1;
     if ((ppool && warm_up(cf_process_pool_executor(ppool))) || (tpool && warm_up(cf_thread_pool_executor(tpool))))
@@ -595,40 +578,6 @@ static int run_case(void)
                "\"thread_s\": %.4f, \"thread_speedup\": %.4f, \"thread_chunksize\": %zu, \"process_s\": %.4f, "
                "\"process_speedup\": %.4f, \"process_chunksize\": %zu",
                c, tp_x < pp_x ? tp_x : pp_x, n, serial, tp_s, tp_x, tp_cs, pp_s, pp_x, pp_cs);
-    } else if (!strcmp(c, "chunk1")) {
-        /*
-         * The seed map with chunksize 1 against the same map auto-chunked, on
-         * each pool: the larger of the two time ratios.  Best of
-         * SCALING_ROUNDS alternating rounds for each of the four maps.
-         */
-        int64_t *xs = iota((size_t)n);
-        double *want = malloc((size_t)n * sizeof(*want));
-        double best[4] = {0, 0, 0, 0};
-        if (!xs || !want) {
-            free(xs);
-            free(want);
-            return fail("malloc", CF_ENOMEM);
-        }
-        for (long i = 0; i < n; i++)
-            want[i] = seed_f(xs[i]);
-        rc = 0;
-        for (int round = 0; round < SCALING_ROUNDS && !rc; round++)
-            for (int k = 0; k < 4 && !rc; k++) {
-                cf_executor_t *ex = k < 2 ? cf_thread_pool_executor(tpool) : cf_process_pool_executor(ppool);
-                size_t cs = k % 2 ? 1 : 0;
-                double t = 0;
-                rc = run_map_cs(ex, seed_item, xs, (size_t)n, want, &t, &cs);
-                best[k] = round == 0 || t < best[k] ? t : best[k];
-            }
-        free(xs);
-        free(want);
-        if (rc)
-            return rc;
-        double tp_r = best[1] / best[0], pp_r = best[3] / best[2];
-        printf("{\"case\": \"%s\", \"unit\": \"x\", \"value\": %.4f, \"n\": %ld, \"thread_auto_s\": %.4f, "
-               "\"thread_chunk1_s\": %.4f, \"thread_ratio\": %.4f, \"process_auto_s\": %.4f, "
-               "\"process_chunk1_s\": %.4f, \"process_ratio\": %.4f",
-               c, tp_r > pp_r ? tp_r : pp_r, n, best[0], best[1], tp_r, best[2], best[3], pp_r);
     } else if (!strcmp(c, "mem_pending")) {
         double per = 0;
         long delta = 0;

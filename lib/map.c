@@ -5,9 +5,7 @@
  *
  * Loop side (loop thread only, no locks).  A map reads its input lazily in
  * chunks of `chunksize` items and keeps at most `window` chunks in flight in
- * a ring, oldest first (by default as many chunks as make MAP_ITEMS_PER_WORKER
- * items per worker: a window counted in chunks alone left small chunks
- * waiting for round trips).  Results are delivered from the oldest chunk only, so
+ * a ring, oldest first.  Results are delivered from the oldest chunk only, so
  * they come out in input order whatever order the chunks finish in; when the
  * oldest chunk is used up it leaves the ring and the window is refilled from
  * the input.  Memory is bounded by window x chunksize items, whatever the
@@ -44,11 +42,6 @@
 
 #define ADAPT_TARGET_NS 2000000u /* aim at ~2 ms of work per chunk */
 #define ADAPT_MAX 16384u
-/* Automatic window: chunks enough for this many items per worker in flight
- * (so that small chunks are not round-trip bound), at least 4 chunks a
- * worker, at most MAP_RING_MAX chunks. */
-#define MAP_ITEMS_PER_WORKER 256u
-#define MAP_RING_MAX 4096u
 
 /* ------------------------------------------------------------------ loop side */
 
@@ -82,9 +75,7 @@ struct cf_map {
     /* chunks in flight */
     size_t chunksize;
     int adaptive;
-    size_t window;  /* ring capacity: the most chunks ever in flight */
-    int auto_window; /* in flight: enough chunks for MAP_ITEMS_PER_WORKER items a worker */
-    size_t workers;
+    size_t window;
     struct chunk *ring;
     size_t head, inflight;
     /* outcome */
@@ -224,16 +215,7 @@ static int map_submit_chunk(cf_map_t *m)
 
 static void map_fill(cf_map_t *m)
 {
-    size_t limit = m->window;
-
-    if (m->auto_window) {
-        size_t want = (MAP_ITEMS_PER_WORKER * m->workers + m->chunksize - 1) / m->chunksize;
-        if (want < 4u * m->workers)
-            want = 4u * m->workers;
-        if (want < limit)
-            limit = want;
-    }
-    while (!m->ended && !m->src_end && m->inflight < limit)
+    while (!m->ended && !m->src_end && m->inflight < m->window)
         if (!map_submit_chunk(m))
             break;
 }
@@ -420,17 +402,7 @@ static int map_create(cf_executor_t *ex, cf_map_fn fn, const cf_map_opts *opts, 
     m->loop = ex->loop;
     m->fn = fn;
     m->o = *opts;
-    m->workers = (size_t)workers;
-    m->auto_window = !opts->window;
-    if (opts->window) {
-        m->window = opts->window;
-    } else {
-        m->window = MAP_ITEMS_PER_WORKER * m->workers;
-        if (m->window < 4u * m->workers)
-            m->window = 4u * m->workers;
-        if (m->window > MAP_RING_MAX)
-            m->window = MAP_RING_MAX;
-    }
+    m->window = opts->window ? opts->window : 4u * (size_t)workers;
     if (opts->chunksize) {
         m->chunksize = opts->chunksize;
     } else if (known) {

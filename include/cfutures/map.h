@@ -64,8 +64,7 @@ typedef enum cf_map_on_error {
 typedef struct cf_map_opts {
     size_t chunksize;          /* items per task; 0 = auto: ceil(n / (4 x workers)) for arrays,
                                   adaptive (aiming at ~2 ms of work per chunk) for pull inputs */
-    size_t window;             /* chunks in flight at most; 0 = auto: enough chunks for 256 items per
-                                  worker, at least 4 x workers, at most 4096 */
+    size_t window;             /* chunks in flight at most; 0 = 4 x workers */
     cf_map_on_error on_error;  /* default CF_MAP_STOP */
     double timeout;            /* seconds for the whole map, from creation; < 0 = none (default) */
 } cf_map_opts;
