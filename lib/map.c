@@ -23,6 +23,15 @@
  * the callback asking to stop, or cf_map_free().  Ending cancels the chunks
  * still in flight (queued ones at once, running ones through their flag).
  *
+ * Who owns what a result points at.  A chunk owns its future reference and
+ * its range message ("items 30-39: ...") and frees both whenever it leaves
+ * the ring: used up, dropped when the map ends, or freed.  A delivered result
+ * owns nothing: the map's delivery slot (cur_f, cur_msg) holds a reference
+ * on the chunk's future (the records, the future's own error) and a private
+ * copy of the range message, from the delivery until the next cf_map_next()
+ * or until the callback returns.  So ending, cancelling or freeing the map
+ * while a result is out can free every chunk without reaching the result.
+ *
  * Lifetime.  In callback mode each chunk future carries a done callback with
  * the map as data; ending removes those callbacks.  cf_map_free() from inside
  * the map's own callback (or while the first delivery is scheduled) is
@@ -120,10 +129,7 @@ static void map_drop_inflight(cf_map_t *m)
         if (cf_future_get_state(c->f) < CF_FUTURE_FINISHED)
             cf_future_cancel(c->f);
         cf_future_unref(c->f);
-        if (c->f == m->cur_f && !m->cur_msg)
-            m->cur_msg = c->msg; /* the result just delivered may point at it: kept until the next call */
-        else
-            free(c->msg);
+        free(c->msg); /* a delivered result points at its own copy (map_take()) */
         m->head = (m->head + 1) % m->window;
         m->inflight--;
     }
@@ -283,6 +289,8 @@ static int map_take(cf_map_t *m, cf_map_result *r)
     c = &m->ring[m->head];
     if (cf_future_get_state(c->f) < CF_FUTURE_FINISHED)
         return 0;
+    /* What the previous result pointed at is let go; this one's is held below. */
+    map_release_cur(m);
     memset(r, 0, sizeof(*r));
     r->index = c->first + c->pos;
     if (c->pos == 0)
@@ -290,6 +298,11 @@ static int map_take(cf_map_t *m, cf_map_result *r)
     if (c->err) {
         st = c->err;
         r->error = c->error;
+        if (c->msg) {
+            /* The chunk's message goes with the chunk; the result gets its own copy. */
+            m->cur_msg = strdup(c->msg);
+            r->error = m->cur_msg ? m->cur_msg : cf_strerror(st);
+        }
     } else {
         const uint8_t *p;
         size_t len;
@@ -317,7 +330,6 @@ static int map_take(cf_map_t *m, cf_map_result *r)
     }
 
     /* The result points into this chunk's buffer: keep it until the next delivery. */
-    map_release_cur(m);
     cf_future_ref(c->f);
     m->cur_f = c->f;
     m->cur_ranged = c->msg != NULL;
@@ -325,7 +337,7 @@ static int map_take(cf_map_t *m, cf_map_result *r)
         if (m->cb)
             cf__future_remove_cb(c->f, map_chunk_done, m);
         cf_future_unref(c->f);
-        m->cur_msg = c->msg; /* r->error may point at it */
+        free(c->msg);
         m->head = (m->head + 1) % m->window;
         m->inflight--;
     }

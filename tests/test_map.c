@@ -439,6 +439,72 @@ static void test_failed_chunk_names_its_items(void **state)
     cf_process_pool_free(p);
 }
 
+/*
+ * A result handed to the callback stays readable until the callback returns,
+ * even when the callback ends the map under it: cf_map_free() or a cancel of
+ * *done drops every chunk in flight, the failed chunk the result came from
+ * included.  (Reading a freed message is what ASan catches here.)
+ */
+struct end_in_cb {
+    int how; /* 0: cf_map_free(), 1: cancel *done */
+    cf_future_t *done;
+    size_t calls;
+    int status;
+    char error[64];
+};
+
+static int end_in_cb(cf_map_t *m, const cf_map_result *r, void *data)
+{
+    struct end_in_cb *e = data;
+
+    e->calls++;
+    if (r->status == 0)
+        return 0;
+    if (e->how == 0)
+        cf_map_free(m);
+    else
+        assert_int_equal(cf_future_cancel(e->done), 0);
+    e->status = r->status;
+    snprintf(e->error, sizeof(e->error), "%s", r->error);
+    return 0;
+}
+
+static void test_result_outlives_the_map_end(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p;
+    cf_process_pool_opts po;
+    int64_t xs[50];
+    cf_map_opts o;
+    cf_map_t *m;
+
+    cf_process_pool_opts_init(&po);
+    po.max_workers = 2;
+    assert_int_equal(cf_process_pool_new(fx->loop, &po, &p), 0);
+    for (int i = 0; i < 50; i++)
+        xs[i] = i;
+    cf_map_opts_init(&o);
+    o.chunksize = 10;
+    for (int how = 0; how < 2; how++) {
+        for (int policy = 0; policy < 2; policy++) {
+            struct end_in_cb e = {.how = how};
+
+            o.on_error = policy ? CF_MAP_CONTINUE : CF_MAP_STOP;
+            assert_int_equal(cf_map_new_array(cf_process_pool_executor(p), crash_item, xs, 50, 8, &o, &m), 0);
+            assert_int_equal(cf_map_each(m, end_in_cb, &e, &e.done), 0);
+            ev_run(fx->ev, 0);
+            assert_int_equal(e.calls, 31); /* items 0-29, then item 30 ends the map */
+            assert_int_equal(e.status, CF_EWORKER);
+            assert_memory_equal(e.error, "items 30-39: ", 13);
+            assert_int_equal(cf_future_get_state(e.done), CF_FUTURE_CANCELLED);
+            cf_future_unref(e.done);
+            if (how == 1)
+                cf_map_free(m);
+        }
+    }
+    cf_process_pool_free(p);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -452,6 +518,7 @@ int main(void)
         T(test_pull_error_and_timeout),
         T(test_free_from_callback),
         T(test_failed_chunk_names_its_items),
+        T(test_result_outlives_the_map_end),
     };
     return cmocka_run_group_tests_name("map", tests, NULL, NULL);
 }
