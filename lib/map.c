@@ -5,12 +5,13 @@
  * DESIGN
  *
  * Loop side (loop thread only, no locks).  A map reads its input lazily in
- * chunks of `chunksize` items and keeps at most `window` chunks in flight in
- * a ring, oldest first.  Results are delivered from the oldest chunk only, so
- * they come out in input order whatever order the chunks finish in; when the
- * oldest chunk is used up it leaves the ring and the window is refilled from
- * the input.  Memory is bounded by window x chunksize items, whatever the
- * length of the input.
+ * chunks of `chunksize` items and keeps a bounded number of chunks in flight
+ * in a ring, oldest first (the window, cf__map_window_init(): chunks, items
+ * and bytes in flight).  Results are delivered from the oldest chunk only,
+ * so they come out in input order whatever order the chunks finish in; when
+ * the oldest chunk is used up it leaves the ring and the window is refilled
+ * from the input.  Memory is bounded by the ring's size x chunksize items,
+ * whatever the length of the input.
  *
  * Worker side.  A chunk is one task over bytes, run by cf__map_chunk_run()
  * on any executor; map_chunk.c has its format and its runner.
@@ -49,6 +50,10 @@
 
 #define ADAPT_TARGET_NS 2000000u /* aim at ~2 ms of work per chunk */
 #define ADAPT_MAX 16384u
+#define ITEMS_PER_WORKER 1024u /* default window: items kept in flight per worker */
+#define RING_PER_WORKER 1024u /* default window: chunks in flight per worker at most */
+#define RING_MAX 16384u
+#define MAX_BYTES (8u << 20) /* default window: item bytes in flight beyond the minimum */
 
 
 void cf__map_release_cur(cf_map_t *m)
@@ -61,6 +66,45 @@ void cf__map_release_cur(cf_map_t *m)
     m->cur_msg = NULL;
 }
 
+/*
+ * The window.  An explicit opts.window is a plain bound on chunks in flight.
+ * The default keeps 4 x workers chunks in flight at least, which is plenty
+ * for big chunks; small chunks (chunksize 1, the first adaptive ones) would
+ * then leave the workers waiting for round trips through the loop, so more
+ * chunks are sent while fewer than ITEMS_PER_WORKER x workers items and
+ * fewer than MAX_BYTES argument bytes are in flight, up to RING_PER_WORKER x
+ * workers chunks.  Memory stays bounded: at most ring_cap chunks, each at
+ * most chunksize items, and past the minimum at most MAX_BYTES of items.
+ */
+void cf__map_window_init(cf_map_t *m, const cf_map_opts *o, size_t workers)
+{
+    if (o->window) {
+        m->window = m->ring_cap = o->window;
+        m->item_window = 0;
+        return;
+    }
+    m->window = 4u * workers;
+    m->item_window = ITEMS_PER_WORKER * workers;
+    m->ring_cap = RING_PER_WORKER * workers;
+    if (m->ring_cap > RING_MAX)
+        m->ring_cap = RING_MAX;
+    if (m->ring_cap < m->window)
+        m->ring_cap = m->window;
+}
+
+static int map_window_open(const cf_map_t *m)
+{
+    if (m->inflight < m->window)
+        return 1;
+    return m->inflight < m->ring_cap && m->items_inflight < m->item_window && m->bytes_inflight < MAX_BYTES;
+}
+
+static void map_chunk_leaves(cf_map_t *m, const struct chunk *c)
+{
+    m->items_inflight -= c->count;
+    m->bytes_inflight -= c->bytes;
+}
+
 static void map_drop_inflight(cf_map_t *m)
 {
     while (m->inflight) {
@@ -71,7 +115,8 @@ static void map_drop_inflight(cf_map_t *m)
             cf_future_cancel(c->f);
         cf_future_unref(c->f);
         free(c->msg); /* a delivered result points at its own copy (cf__map_take()) */
-        m->head = (m->head + 1) % m->window;
+        map_chunk_leaves(m, c);
+        m->head = (m->head + 1) % m->ring_cap;
         m->inflight--;
     }
 }
@@ -151,8 +196,11 @@ static int map_submit_chunk(cf_map_t *m)
                 cf__printf_alloc("submitting items %zu..%zu failed: %s", first, first + count - 1, cf_strerror(rc)));
         return 0;
     }
-    m->ring[(m->head + m->inflight) % m->window] = (struct chunk){.f = f, .first = first, .count = count};
+    m->ring[(m->head + m->inflight) % m->ring_cap] =
+        (struct chunk){.f = f, .first = first, .count = count, .bytes = b.len};
     m->inflight++;
+    m->items_inflight += count;
+    m->bytes_inflight += b.len;
     if (m->cb && (rc = cf_future_on_done(f, cf__map_chunk_done, m, NULL)) != 0) {
         cf__map_end(m, rc, cf__printf_alloc("registering a chunk callback failed"));
         return 0;
@@ -162,7 +210,7 @@ static int map_submit_chunk(cf_map_t *m)
 
 void cf__map_fill(cf_map_t *m)
 {
-    while (!m->ended && !m->src_end && m->inflight < m->window)
+    while (!m->ended && !m->src_end && map_window_open(m))
         if (!map_submit_chunk(m))
             break;
 }
@@ -279,7 +327,8 @@ int cf__map_take(cf_map_t *m, cf_map_result *r)
             cf__future_remove_cb(c->f, cf__map_chunk_done, m);
         cf_future_unref(c->f);
         free(c->msg);
-        m->head = (m->head + 1) % m->window;
+        map_chunk_leaves(m, c);
+        m->head = (m->head + 1) % m->ring_cap;
         m->inflight--;
     }
     m->delivered++;

@@ -82,7 +82,7 @@ static int map_create(cf_executor_t *ex, cf_map_fn fn, const cf_map_opts *opts, 
     m->loop = ex->loop;
     m->fn = fn;
     m->o = *opts;
-    m->window = opts->window ? opts->window : 4u * (size_t)workers;
+    cf__map_window_init(m, opts, (size_t)workers);
     if (opts->chunksize) {
         m->chunksize = opts->chunksize;
     } else if (known) {
@@ -92,7 +92,7 @@ static int map_create(cf_executor_t *ex, cf_map_fn fn, const cf_map_opts *opts, 
         m->chunksize = 1;
         m->adaptive = 1;
     }
-    m->ring = calloc(m->window, sizeof(*m->ring));
+    m->ring = calloc(m->ring_cap, sizeof(*m->ring));
     if (!m->ring) {
         free(m);
         return CF_ENOMEM;

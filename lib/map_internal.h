@@ -16,6 +16,7 @@ struct chunk {
     cf_future_t *f;
     size_t first; /* input index of the first item */
     size_t count;
+    size_t bytes; /* the chunk's argument buffer */
     size_t pos; /* items delivered */
     size_t off; /* read offset in the result buffer */
     /* Set when the first item is taken: 0, or the error of the whole chunk
@@ -42,7 +43,11 @@ struct cf_map {
     /* chunks in flight */
     size_t chunksize;
     int adaptive;
-    size_t window;
+    size_t window;         /* chunks always allowed in flight */
+    size_t ring_cap;       /* chunks in flight at most (the ring's size) */
+    size_t item_window;    /* beyond `window`: more chunks while fewer items than this are in flight */
+    size_t items_inflight; /* items of the chunks in the ring */
+    size_t bytes_inflight; /* argument bytes of the chunks in the ring */
     struct chunk *ring;
     size_t head, inflight;
     /* outcome */
@@ -66,6 +71,7 @@ struct cf_map {
 };
 
 /* map.c: the window. */
+void cf__map_window_init(cf_map_t *m, const cf_map_opts *o, size_t workers);
 void cf__map_release_cur(cf_map_t *m);
 void cf__map_end(cf_map_t *m, int err, char *msg); /* takes msg (malloc'd or NULL) */
 void cf__map_fill(cf_map_t *m);
