@@ -96,6 +96,8 @@ static void describe_status(int status, char *buf, size_t n)
                  : WEXITSTATUS(status) == CF__PP_EXIT_CHANNEL      ? " (malformed input or broken channel)"
                  : WEXITSTATUS(status) == CF__PP_EXIT_NOMEM_TASK   ? " (out of memory receiving a task)"
                  : WEXITSTATUS(status) == CF__PP_EXIT_NOMEM_RESULT ? " (out of memory building the result)"
+                 : WEXITSTATUS(status) == CF__PP_EXIT_NOMEM_FRAME  ? " (out of memory for a frame to the pool)"
+                 : WEXITSTATUS(status) == CF__PP_EXIT_RLIMIT       ? " (could not apply max_memory: setrlimit failed)"
                                                                    : "");
     else
         snprintf(buf, n, "ended with wait status 0x%x", (unsigned)status);
