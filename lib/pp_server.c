@@ -135,11 +135,12 @@ void cf__pp_worker_finalize(struct pp_worker *w)
     struct cf__list requeue;
     struct cf__list *n;
     char how[128];
-    int crashed = 0, init_failed;
+    int crashed = 0, init_failed, mid_result;
     pid_t pid = w->pid;
 
     w->pid = 0;            /* reaped: never signal that pid (or group) again */
     cf__pp_worker_read(w); /* drain what the worker wrote before it died */
+    mid_result = !cf__frame_reader_idle(&w->rd); /* only a RESULT is large enough to be cut short */
     worker_mark_ended(w);
     cf__pp_worker_close(w);
     init_failed = w->state == W_FAILED;
@@ -185,9 +186,9 @@ void cf__pp_worker_finalize(struct pp_worker *w)
                                                  w->index, (int)pid, how));
             else {
                 crashed = 1;
-                cf__pp_complete(
-                    t, NULL, CF_EWORKER,
-                    cf__printf_alloc("worker %d (pid %d) %s while running the task", w->index, (int)pid, how));
+                cf__pp_complete(t, NULL, CF_EWORKER,
+                                cf__printf_alloc("worker %d (pid %d) %s while %s", w->index, (int)pid, how,
+                                                 mid_result ? "sending the task's result" : "running the task"));
             }
             cf__pp_task_free(t);
         } else if (was == PT_SENT_CANCELLED || (was == PT_SKIPPING && !t->f)) {
