@@ -2,7 +2,26 @@
  * test_pp_faults.c - the process pool under faults, through the public API:
  * initializers that die before their worker is ready, tasks that leave
  * their worker's process group, cancellation of tasks sent ahead (they
- * never run and cost no worker), arguments over the channel's frame limit.
+ * never run and cost no worker), stops that spare the tasks sent ahead,
+ * arguments over the channel's frame limit, fork-server deaths.
+ *
+ * Crash matrix: a worker that dies at each point of a task's life, each
+ * with the affected future failing CF_EWORKER (or, for a task not yet
+ * taken, queued again and failing only after max_delivery_deaths) with a
+ * message naming what happened, every other future completing:
+ *   while reading a TASK frame (part read)   test_worker_killed_reading_a_task
+ *   inside the function                      test_worker_killed_during_shutdown,
+ *                                            test_worker_killed_with_channel_full_downwards,
+ *                                            (and test_process_pool's crash tests)
+ *   while writing a RESULT (larger than the pipe, the loop not reading)
+ *                                            test_worker_killed_writing_a_result
+ *   between tasks                            test_worker_killed_between_tasks
+ *   after shutdown started                   test_worker_killed_during_shutdown
+ *   channel full upwards / downwards         test_worker_killed_writing_a_result,
+ *                                            test_worker_killed_with_channel_full_downwards,
+ *                                            test_full_channels_both_ways (no death: no fault)
+ * A worker blocked in a system call is waited for in /proc/PID/syscall, a
+ * state, not a delay.
  * Every test ends with shutdown(WAIT) returning: a hang is caught by an
  * alarm and fails the run.
  *
