@@ -263,7 +263,10 @@ static void map_drop_inflight(cf_map_t *m)
         if (cf_future_get_state(c->f) < CF_FUTURE_FINISHED)
             cf_future_cancel(c->f);
         cf_future_unref(c->f);
-        free(c->msg);
+        if (c->f == m->cur_f && !m->cur_msg)
+            m->cur_msg = c->msg; /* the result just delivered may point at it: kept until the next call */
+        else
+            free(c->msg);
         m->head = (m->head + 1) % m->window;
         m->inflight--;
     }

@@ -1,50 +1,21 @@
 /*
- * remote.c - the remote executor, client side (remote.h).
+ * remote.c - the remote executor, client side (remote.h): options, submit,
+ * shutdown and free; the protocol on the broker is in remote_broker.c.
  *
  * DESIGN
  *
- * Keys (Q is the queue name, C the client id "<host>:<pid>:<random>").
- *   Q            stream of tasks; consumer group "cfw" of workers
- *   Q:r:C        this client's result stream (deleted by cf_remote_pool_free(),
- *                else it expires a day after the last result)
- *   Q:c:C        "this client is known": SET NX at each connect.  Missing on a
- *                reconnect means the broker lost its data (restarted without
- *                persistence): the tasks on it are re-sent.
- *   Q:x:C:ID     cancel request for task ID (a worker watches it; 1 h TTL)
- *   Q:h:C:ID     the workers that took task ID (written by workers)
- * A task entry: i ID, c C, f name, n inner name, m item name, t timeout ms,
- * d max deliveries, p payload.  A result entry: i ID, o encoded outcome
- * (outcome.h), w the worker's identity.
- *
- * Connections.  Two, both on the application's loop (remote_conn.h): `cmd`
- * for XADD, XDEL and the cancel script; `rd` for XREAD BLOCK on the result
- * stream (a blocking read occupies its connection), issued only while tasks
- * are on the broker.  No thread.
- *
- * Queues (loop thread only).
- *   pool.queue   tasks not yet sent (beyond max_inflight, or while down)
- *   pool.tab     tasks sent, by id (hash), until their result arrives
- * A result for an id not in the table (a duplicate after a re-delivery, a
- * task that was cancelled or failed meanwhile) is dropped: every future
- * completes exactly once, through rp_complete().
- *
- * Cancel.  A task still local is removed at once.  A sent one: a Lua script
- * deletes the entry if no worker took it (XPENDING empty: XDEL), and the
- * future ends CANCELLED; otherwise it sets the cancel key, the worker stops
- * the task and reports CF_ECANCELED.
- *
- * Broker loss.  Both connections are dropped and reopened with backoff (50 ms
- * doubling to 2 s).  After broker_timeout seconds down, every outstanding
- * task fails with -ENOTCONN.  On reconnect, tasks whose XADD was not
- * confirmed, or all sent tasks if the broker lost its data, are sent again
- * (at least once; duplicates are dropped by id).
+ * A pool is an executor (executor.h) whose tasks travel by name: submit
+ * looks up the registered names of the task function (and of the inner
+ * function of a map chunk or a typed call, and of the mapped function of a
+ * script-layer array map), copies the payload into an rtask and queues it
+ * locally; cf__rp_pump() sends it when the broker is up and fewer than
+ * max_inflight tasks are on it.  Every future completes through
+ * cf__rp_complete(), exactly once.  See remote_broker.c for the keys, the
+ * connections, cancel and broker loss.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
-#include "remote_conn.h"
-
-#include "cfutures/remote.h"
-#include "outcome.h"
+#include "remote_client.h"
 
 #include <hiredis/hiredis.h>
 #include <math.h>
@@ -53,467 +24,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RP_GROUP "cfw"
-#define RP_TTL "86400"
-
-enum { RT_QUEUED = 1, RT_SENT, RT_DONE };
-
-struct rtask {
-    struct cf__list link; /* pool.queue while queued */
-    struct rtask *hnext;  /* pool.tab chain while sent */
-    cf_remote_pool_t *pool;
-    cf_future_t *f; /* NULL once completed */
-    uint64_t id;
-    const char *fn, *inner, *item; /* registered names (live as long as the process) */
-    uint8_t *data;
-    size_t len;
-    uint8_t state;
-    uint8_t confirmed;   /* the XADD reply arrived (entry is valid) */
-    uint8_t cancel_req;
-    unsigned replies;    /* replies still expected that point at this task */
-    char entry[48];      /* stream entry id */
-};
-
-struct cf_remote_pool {
-    struct cf_executor ex;
-    cf_loop_t *loop;
-    cf_remote_opts opts;
-    char *qname;
-    struct cf__rurl url;
-    char cid[96];
-    char *rkey, *ckey;
-    struct cf__rconn cmd, rd;
-    int ready;        /* both up and the connect sequence done */
-    int reading;      /* an XREAD is outstanding on rd */
-    int shut;
-    int freeing;
-    struct cf__exec_counters cnt;
-    struct cf__list queue;
-    size_t nqueued;
-    struct rtask **tab;
-    size_t tab_cap, nsent;
-    uint64_t next_id;
-    char last[48]; /* last result entry id read */
-    ev_timer retry;   /* reconnect */
-    double backoff;
-    ev_timer dead;    /* broker_timeout after going down */
-    int down;
-    uint64_t connects;
-};
-
-static int rp_cancel(cf_future_t *f);
-static const struct cf__future_ops rp_future_ops = {.cancel = rp_cancel};
+static const struct cf__future_ops rp_future_ops = {.cancel = cf__rp_cancel};
 static const struct cf__executor_ops rp_executor_ops;
-static void rp_pump(cf_remote_pool_t *pool);
-static void rp_read(cf_remote_pool_t *pool);
-
-static const char CANCEL_LUA[] =
-    "local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)\n"
-    "if #p > 0 then redis.call('SET', KEYS[2], '1', 'EX', 3600) return 0 end\n"
-    "return redis.call('XDEL', KEYS[1], ARGV[2])\n";
-
-/* ------------------------------------------------------------------ the table of sent tasks */
-
-static size_t tab_slot(const cf_remote_pool_t *pool, uint64_t id)
-{
-    return (size_t)((id * UINT64_C(0x9e3779b97f4a7c15)) >> 20) & (pool->tab_cap - 1);
-}
-
-static int tab_add(cf_remote_pool_t *pool, struct rtask *t)
-{
-    if (pool->nsent + 1 > pool->tab_cap) {
-        size_t cap = pool->tab_cap ? pool->tab_cap * 2 : 256;
-        struct rtask **nt = calloc(cap, sizeof(*nt)), **old = pool->tab;
-        size_t ocap = pool->tab_cap;
-        if (!nt)
-            return CF_ENOMEM;
-        pool->tab = nt;
-        pool->tab_cap = cap;
-        for (size_t i = 0; i < ocap; i++)
-            for (struct rtask *x = old[i], *nx; x; x = nx) {
-                size_t s = tab_slot(pool, x->id);
-                nx = x->hnext;
-                x->hnext = nt[s];
-                nt[s] = x;
-            }
-        free(old);
-    }
-    size_t s = tab_slot(pool, t->id);
-    t->hnext = pool->tab[s];
-    pool->tab[s] = t;
-    pool->nsent++;
-    return 0;
-}
-
-static struct rtask *tab_find(cf_remote_pool_t *pool, uint64_t id)
-{
-    if (!pool->tab_cap)
-        return NULL;
-    for (struct rtask *t = pool->tab[tab_slot(pool, id)]; t; t = t->hnext)
-        if (t->id == id)
-            return t;
-    return NULL;
-}
-
-static void tab_del(cf_remote_pool_t *pool, struct rtask *t)
-{
-    struct rtask **pp = &pool->tab[tab_slot(pool, t->id)];
-    while (*pp && *pp != t)
-        pp = &(*pp)->hnext;
-    if (*pp) {
-        *pp = t->hnext;
-        pool->nsent--;
-    }
-}
-
-/* ------------------------------------------------------------------ completion */
-
-static void rt_maybe_free(struct rtask *t)
-{
-    if (t->state == RT_DONE && t->replies == 0) {
-        free(t->data);
-        free(t);
-    }
-}
-
-/* Complete t's future (once) with outcome `o` (moved) or err/msg (msg malloc'd or NULL). */
-static void rp_complete(struct rtask *t, struct cf__outcome *o, int err, char *msg)
-{
-    cf_remote_pool_t *pool = t->pool;
-    cf_future_t *f = t->f;
-
-    if (t->state == RT_SENT)
-        tab_del(pool, t);
-    else if (t->state == RT_QUEUED) {
-        cf__list_remove(&t->link);
-        pool->nqueued--;
-    }
-    t->state = RT_DONE;
-    t->f = NULL;
-    if (f) {
-        if (o) {
-            f->out = *o;
-        } else {
-            f->out.err = err;
-            f->out.errmsg = msg;
-            msg = NULL;
-        }
-        cf__exec_complete(&pool->cnt, f, CF__COMPLETE_SCHEDULE);
-        cf_future_unref(f); /* the pool's reference */
-    } else if (o) {
-        cf__outcome_clear(o);
-    }
-    free(msg);
-    rt_maybe_free(t);
-}
-
-static void rp_fail_all(cf_remote_pool_t *pool, int err, const char *why)
-{
-    struct cf__list *n;
-
-    while ((n = pool->queue.next) != &pool->queue) {
-        struct rtask *t = cf__container_of(n, struct rtask, link);
-        rp_complete(t, NULL, err, why ? strdup(why) : NULL);
-    }
-    for (size_t i = 0; i < pool->tab_cap; i++)
-        while (pool->tab[i])
-            rp_complete(pool->tab[i], NULL, err, why ? strdup(why) : NULL);
-}
-
-/* ------------------------------------------------------------------ connection life */
-
-static void rp_down(cf_remote_pool_t *pool, const char *why);
-
-static void retry_cb(struct ev_loop *ev, ev_timer *tm, int revents)
-{
-    cf_remote_pool_t *pool = tm->data;
-    (void)ev;
-    (void)revents;
-    if (cf__rconn_open(&pool->cmd) != 0 || cf__rconn_open(&pool->rd) != 0)
-        rp_down(pool, pool->cmd.err[0] ? pool->cmd.err : pool->rd.err);
-}
-
-static void dead_cb(struct ev_loop *ev, ev_timer *tm, int revents)
-{
-    cf_remote_pool_t *pool = tm->data;
-    char *msg;
-    (void)ev;
-    (void)revents;
-    msg = cf__printf_alloc("remote executor: no connection to the broker at %s:%d for %.1f s (%s)", pool->url.host,
-                           pool->url.port, pool->opts.broker_timeout, pool->cmd.err[0] ? pool->cmd.err : pool->rd.err);
-    rp_fail_all(pool, -ENOTCONN, msg);
-    free(msg);
-}
-
-/* One of the connections failed: drop both, try again later. */
-static void rp_down(cf_remote_pool_t *pool, const char *why)
-{
-    (void)why;
-    pool->ready = 0;
-    pool->reading = 0;
-    cf__rconn_close(&pool->cmd);
-    cf__rconn_close(&pool->rd);
-    if (pool->freeing)
-        return;
-    if (!pool->down) {
-        pool->down = 1;
-        if (pool->opts.broker_timeout >= 0) {
-            ev_timer_set(&pool->dead, pool->opts.broker_timeout, 0);
-            ev_timer_start(pool->loop->ev, &pool->dead);
-            ev_unref(pool->loop->ev);
-        }
-    }
-    if (!ev_is_active(&pool->retry)) {
-        ev_timer_set(&pool->retry, pool->backoff, 0);
-        ev_timer_start(pool->loop->ev, &pool->retry);
-        ev_unref(pool->loop->ev);
-    }
-    pool->backoff = pool->backoff * 2 > 2.0 ? 2.0 : pool->backoff * 2;
-}
-
-static void conn_down(struct cf__rconn *c, const char *why)
-{
-    rp_down(c->data, why);
-}
-
-static void stop_timer(cf_remote_pool_t *pool, ev_timer *tm)
-{
-    if (ev_is_active(tm)) {
-        ev_ref(pool->loop->ev);
-        ev_timer_stop(pool->loop->ev, tm);
-    }
-}
-
-/* SET NX of the client key answered: OK = the broker did not know this client. */
-static void known_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    cf_remote_pool_t *pool = priv;
-    redisReply *reply = r;
-    int lost = reply && reply->type == REDIS_REPLY_STATUS && pool->connects > 1;
-
-    (void)ac;
-    if (!reply || pool->freeing)
-        return;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        rp_down(pool, reply->str);
-        return;
-    }
-    pool->ready = 1;
-    pool->down = 0;
-    pool->backoff = 0.05;
-    stop_timer(pool, &pool->dead);
-    /* Re-send what the broker may not have: everything if it lost its data,
-     * else the tasks whose XADD was not confirmed. */
-    for (size_t i = 0; i < pool->tab_cap; i++)
-        for (struct rtask **pp = &pool->tab[i]; *pp;) {
-            struct rtask *t = *pp;
-            if (lost || !t->confirmed) {
-                *pp = t->hnext;
-                pool->nsent--;
-                t->state = RT_QUEUED;
-                cf__list_push(pool->queue.next, &t->link); /* before the first: to the front */
-                pool->nqueued++;
-            } else {
-                pp = &t->hnext;
-            }
-        }
-    if (lost)
-        pool->last[0] = '0', pool->last[1] = 0;
-    rp_pump(pool);
-    rp_read(pool);
-}
-
-static void conn_up(struct cf__rconn *c)
-{
-    cf_remote_pool_t *pool = c->data;
-
-    if (!pool->cmd.up || !pool->rd.up)
-        return;
-    pool->connects++;
-    cf__rconn_cmdf(&pool->cmd, NULL, NULL, "XGROUP CREATE %s " RP_GROUP " 0 MKSTREAM", pool->qname);
-    cf__rconn_cmdf(&pool->cmd, known_cb, pool, "SET %s 1 NX EX " RP_TTL, pool->ckey);
-}
-
-/* ------------------------------------------------------------------ sending */
-
-static void xadd_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    struct rtask *t = priv;
-    redisReply *reply = r;
-
-    (void)ac;
-    t->replies--;
-    if (t->state == RT_SENT && reply && reply->type == REDIS_REPLY_STRING && reply->len < sizeof(t->entry)) {
-        memcpy(t->entry, reply->str, reply->len + 1);
-        t->confirmed = 1;
-        if (t->cancel_req)
-            rp_cancel(t->f);
-    } else if (t->state == RT_SENT && reply && reply->type == REDIS_REPLY_ERROR) {
-        rp_complete(t, NULL, CF_EFAIL, cf__printf_alloc("remote executor: the broker refused the task: %s", reply->str));
-        return;
-    }
-    rt_maybe_free(t);
-}
-
-static int rp_send(cf_remote_pool_t *pool, struct rtask *t)
-{
-    char id[24], to[24], md[16];
-    const char *argv[19];
-    size_t lens[19];
-    int n = 0;
-
-#define ARG(s, l) (argv[n] = (s), lens[n] = (l), n++)
-#define ARGS(s) ARG((s), strlen(s))
-    snprintf(id, sizeof(id), "%llu", (unsigned long long)t->id);
-    snprintf(to, sizeof(to), "%lld", pool->opts.task_timeout < 0 ? -1LL : (long long)(pool->opts.task_timeout * 1000));
-    snprintf(md, sizeof(md), "%u", pool->opts.max_deliveries);
-    ARGS("XADD");
-    ARGS(pool->qname);
-    ARGS("*");
-    ARGS("i");
-    ARGS(id);
-    ARGS("c");
-    ARGS(pool->cid);
-    ARGS("f");
-    ARGS(t->fn);
-    ARGS("n");
-    ARGS(t->inner ? t->inner : "");
-    ARGS("m");
-    ARGS(t->item ? t->item : "");
-    ARGS("t");
-    ARGS(to);
-    ARGS("d");
-    ARGS(md);
-    ARGS("p");
-    ARG((const char *)(t->data ? t->data : (const uint8_t *)""), t->len);
-#undef ARG
-#undef ARGS
-    if (cf__rconn_cmd(&pool->cmd, xadd_cb, t, n, argv, lens) != 0)
-        return -ENOTCONN;
-    t->replies++;
-    t->confirmed = 0;
-    return 0;
-}
-
-/* Send queued tasks while there is room on the broker. */
-static void rp_pump(cf_remote_pool_t *pool)
-{
-    while (pool->ready && pool->nqueued && pool->nsent < pool->opts.max_inflight) {
-        struct rtask *t = cf__container_of(pool->queue.next, struct rtask, link);
-        if (tab_add(pool, t) != 0)
-            break;
-        cf__list_remove(&t->link);
-        pool->nqueued--;
-        t->state = RT_SENT;
-        if (rp_send(pool, t) != 0)
-            break; /* down: re-sent on reconnect (unconfirmed) */
-    }
-    rp_read(pool);
-}
-
-/* ------------------------------------------------------------------ results */
-
-static void read_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    cf_remote_pool_t *pool = priv;
-    redisReply *reply = r;
-    const char *del[1 + 2 + 512];
-    size_t dlen[1 + 2 + 512];
-    int nd = 0;
-
-    (void)ac;
-    pool->reading = 0;
-    if (!reply || pool->freeing)
-        return;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        rp_down(pool, reply->str);
-        return;
-    }
-    del[nd] = "XDEL", dlen[nd++] = 4;
-    del[nd] = pool->rkey, dlen[nd++] = strlen(pool->rkey);
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
-        const redisReply *entries = reply->element[0]->element[1];
-        for (size_t i = 0; i < entries->elements; i++) {
-            const redisReply *e = entries->element[i], *idr = cf__rentry_field(e, "i"), *o = cf__rentry_field(e, "o");
-            struct rtask *t;
-
-            if (e->element[0]->len < sizeof(pool->last))
-                memcpy(pool->last, e->element[0]->str, e->element[0]->len + 1);
-            if (nd < (int)(sizeof(del) / sizeof(del[0]))) {
-                del[nd] = e->element[0]->str;
-                dlen[nd++] = e->element[0]->len;
-            }
-            if (!idr || !o || idr->type != REDIS_REPLY_STRING || o->type != REDIS_REPLY_STRING)
-                continue;
-            t = tab_find(pool, strtoull(idr->str, NULL, 10));
-            if (!t)
-                continue; /* a duplicate, or already completed */
-            {
-                struct cf__outcome out;
-                memset(&out, 0, sizeof(out));
-                int rc = cf__outcome_decode_copy((const uint8_t *)o->str, o->len, &out);
-                if (rc != 0)
-                    rp_complete(t, NULL, rc, cf__printf_alloc("remote executor: unreadable result from worker %s",
-                                                              cf__rentry_field(e, "w") ? cf__rentry_field(e, "w")->str : "?"));
-                else
-                    rp_complete(t, &out, 0, NULL);
-            }
-        }
-    }
-    if (nd > 2)
-        cf__rconn_cmd(&pool->cmd, NULL, NULL, nd, del, dlen);
-    rp_pump(pool);
-    rp_read(pool);
-}
-
-/* Keep one XREAD BLOCK outstanding while tasks are on the broker. */
-static void rp_read(cf_remote_pool_t *pool)
-{
-    if (!pool->ready || pool->reading || !pool->nsent || pool->freeing)
-        return;
-    if (cf__rconn_cmdf(&pool->rd, read_cb, pool, "XREAD COUNT 512 BLOCK 1000 STREAMS %s %s", pool->rkey, pool->last) ==
-        0)
-        pool->reading = 1;
-}
-
-/* ------------------------------------------------------------------ cancel */
-
-static void cancel_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    struct rtask *t = priv;
-    redisReply *reply = r;
-
-    (void)ac;
-    t->replies--;
-    if (t->state == RT_SENT && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
-        rp_complete(t, NULL, CF_ECANCELED, NULL); /* removed before any worker took it */
-        return;
-    }
-    rt_maybe_free(t);
-}
-
-static int rp_cancel(cf_future_t *f)
-{
-    struct rtask *t = f->owner;
-    cf_remote_pool_t *pool = t->pool;
-
-    if (t->state == RT_QUEUED) {
-        rp_complete(t, NULL, CF_ECANCELED, NULL);
-        return 0;
-    }
-    if (t->state != RT_SENT)
-        return CF_EALREADY;
-    t->cancel_req = 1;
-    atomic_store(&f->cancel_req, 1);
-    if (t->confirmed) {
-        char xkey[256];
-        snprintf(xkey, sizeof(xkey), "%s:x:%s:%llu", pool->qname, pool->cid, (unsigned long long)t->id);
-        if (cf__rconn_cmdf(&pool->cmd, cancel_cb, t, "EVAL %s 2 %s %s " RP_GROUP " %s", CANCEL_LUA, pool->qname, xkey,
-                           t->entry) == 0)
-            t->replies++;
-    }
-    return CF_EBUSY;
-}
 
 /* ------------------------------------------------------------------ submit */
 
@@ -593,7 +105,7 @@ static int rp_submit(cf_executor_t *ex, const struct cf__submit *s, cf_future_t 
     cf__list_push(&pool->queue, &t->link);
     pool->nqueued++;
     *out = f;
-    rp_pump(pool);
+    cf__rp_pump(pool);
     return 0;
 }
 
@@ -612,11 +124,11 @@ int cf_remote_pool_shutdown(cf_remote_pool_t *pool, int flags)
     pool->shut = 1;
     if (flags & CF_SHUTDOWN_CANCEL) {
         while (pool->queue.next != &pool->queue)
-            rp_complete(cf__container_of(pool->queue.next, struct rtask, link), NULL, CF_ECANCELED, NULL);
+            cf__rp_complete(cf__container_of(pool->queue.next, struct rtask, link), NULL, CF_ECANCELED, NULL);
         for (size_t i = 0; i < pool->tab_cap; i++)
             for (struct rtask *t = pool->tab[i]; t; t = t->hnext)
                 if (t->f && !t->cancel_req)
-                    rp_cancel(t->f);
+                    cf__rp_cancel(t->f);
     }
     if (flags & CF_SHUTDOWN_WAIT) {
         int rc = cf__loop_can_block(pool->loop);
@@ -684,6 +196,10 @@ int cf_remote_pool_new(cf_loop_t *loop, const cf_remote_opts *opts, cf_remote_po
         return cf__set_error(CF_EINVAL, "cf_remote_pool_new: opts->workers must be >= 1 (got %d)", o.workers);
     if (isnan(o.task_timeout) || isnan(o.broker_timeout))
         return cf__set_error(CF_EINVAL, "cf_remote_pool_new: timeouts must be numbers");
+    if (!(o.claim_idle >= 0) || o.claim_idle > 1e9)
+        return cf__set_error(CF_EINVAL, "cf_remote_pool_new: opts->claim_idle must be >= 0 seconds (0: the workers' own)");
+    if (o.claim_idle > 0 && o.claim_idle < 0.003)
+        return cf__set_error(CF_EINVAL, "cf_remote_pool_new: opts->claim_idle must be at least 3 ms");
     pool = calloc(1, sizeof(*pool));
     if (!pool)
         return CF_ENOMEM;
@@ -713,22 +229,8 @@ int cf_remote_pool_new(cf_loop_t *loop, const cf_remote_opts *opts, cf_remote_po
     }
     strcpy(pool->last, "0");
     cf__list_init(&pool->queue);
-    pool->backoff = 0.05;
-    ev_timer_init(&pool->retry, retry_cb, 0, 0);
-    pool->retry.data = pool;
-    ev_timer_init(&pool->dead, dead_cb, 0, 0);
-    pool->dead.data = pool;
-    for (int i = 0; i < 2; i++) {
-        struct cf__rconn *c = i ? &pool->rd : &pool->cmd;
-        c->loop = loop;
-        c->url = &pool->url;
-        c->on_up = conn_up;
-        c->on_down = conn_down;
-        c->data = pool;
-    }
     loop->live_executors++;
-    if (cf__rconn_open(&pool->cmd) != 0 || cf__rconn_open(&pool->rd) != 0)
-        rp_down(pool, pool->cmd.err);
+    cf__rp_connect(pool);
     *out = pool;
     return 0;
 }
@@ -794,9 +296,8 @@ void cf_remote_pool_free(cf_remote_pool_t *pool)
     pool->freeing = 1;
     for (size_t i = 0; i < pool->tab_cap; i++)
         while (pool->tab[i])
-            rp_complete(pool->tab[i], NULL, CF_ECANCELED, NULL);
-    stop_timer(pool, &pool->retry);
-    stop_timer(pool, &pool->dead);
+            cf__rp_complete(pool->tab[i], NULL, CF_ECANCELED, NULL);
+    cf__rp_stop_timers(pool);
     /* Let the cancel requests out before closing (a close drops unsent commands). */
     if (pool->cmd.ac && pool->cmd.up)
         redisAsyncHandleWrite(pool->cmd.ac);

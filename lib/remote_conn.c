@@ -5,6 +5,7 @@
  */
 #include "remote_conn.h"
 
+#include <hiredis/adapters/libev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,60 +56,52 @@ int cf__rurl_parse(const char *url, struct cf__rurl *u, const char *who)
     return 0;
 }
 
-/* ------------------------------------------------------------------ the libev glue (unreferenced watchers) */
+/* ------------------------------------------------------------------ hiredis' libev adapter, unreferenced */
 
-static void rc_watch(cf_loop_t *loop, ev_io *io, int on)
-{
-    if (on && !ev_is_active(io)) {
-        ev_io_start(loop->ev, io);
-        ev_unref(loop->ev);
-    } else if (!on && ev_is_active(io)) {
-        ev_ref(loop->ev);
-        ev_io_stop(loop->ev, io);
-    }
-}
-
-static void rc_read_cb(struct ev_loop *ev, ev_io *io, int revents)
-{
-    struct cf__rconn *c = io->data;
-    (void)ev;
-    (void)revents;
-    redisAsyncHandleRead(c->ac);
-}
-
-static void rc_write_cb(struct ev_loop *ev, ev_io *io, int revents)
-{
-    struct cf__rconn *c = io->data;
-    (void)ev;
-    (void)revents;
-    redisAsyncHandleWrite(c->ac);
-}
-
+/*
+ * redisLibevAttach() puts the context's two ev_io watchers on our loop; we
+ * keep its watchers, its event callbacks and its bookkeeping, and wrap its
+ * four hooks only to take the active watchers out of the loop's reference
+ * count (ev_unref after a start, ev_ref before a stop), so that an idle
+ * connection does not keep ev_run() alive.
+ */
 static void rc_add_read(void *p)
 {
-    struct cf__rconn *c = p;
-    rc_watch(c->loop, &c->rev, 1);
+    redisLibevEvents *e = p;
+    if (!e->reading) {
+        redisLibevAddRead(p);
+        ev_unref(e->loop);
+    }
 }
 static void rc_del_read(void *p)
 {
-    struct cf__rconn *c = p;
-    rc_watch(c->loop, &c->rev, 0);
+    redisLibevEvents *e = p;
+    if (e->reading) {
+        ev_ref(e->loop);
+        redisLibevDelRead(p);
+    }
 }
 static void rc_add_write(void *p)
 {
-    struct cf__rconn *c = p;
-    rc_watch(c->loop, &c->wev, 1);
+    redisLibevEvents *e = p;
+    if (!e->writing) {
+        redisLibevAddWrite(p);
+        ev_unref(e->loop);
+    }
 }
 static void rc_del_write(void *p)
 {
-    struct cf__rconn *c = p;
-    rc_watch(c->loop, &c->wev, 0);
+    redisLibevEvents *e = p;
+    if (e->writing) {
+        ev_ref(e->loop);
+        redisLibevDelWrite(p);
+    }
 }
 static void rc_cleanup(void *p)
 {
-    struct cf__rconn *c = p;
-    rc_watch(c->loop, &c->rev, 0);
-    rc_watch(c->loop, &c->wev, 0);
+    rc_del_read(p);
+    rc_del_write(p);
+    redisLibevCleanup(p); /* frees the adapter's state */
 }
 
 /* The context is gone (hiredis frees it after this callback): report once. */
@@ -163,16 +156,17 @@ int cf__rconn_open(struct cf__rconn *c)
     c->ac = ac;
     c->up = 0;
     ac->data = c;
-    ev_io_init(&c->rev, rc_read_cb, ac->c.fd, EV_READ);
-    ev_io_init(&c->wev, rc_write_cb, ac->c.fd, EV_WRITE);
-    c->rev.data = c;
-    c->wev.data = c;
+    if (redisLibevAttach(c->loop->ev, ac) != REDIS_OK) {
+        snprintf(c->err, sizeof(c->err), "could not attach the connection to the loop");
+        c->ac = NULL;
+        redisAsyncFree(ac);
+        return CF_ENOMEM;
+    }
     ac->ev.addRead = rc_add_read;
     ac->ev.delRead = rc_del_read;
     ac->ev.addWrite = rc_add_write;
     ac->ev.delWrite = rc_del_write;
     ac->ev.cleanup = rc_cleanup;
-    ac->ev.data = c;
     redisAsyncSetConnectCallback(ac, rc_connect_cb);
     redisAsyncSetDisconnectCallback(ac, rc_disconnect_cb);
     /* Queued now, sent first once connected. */
@@ -196,8 +190,7 @@ void cf__rconn_close(struct cf__rconn *c)
     c->ac = NULL;
     c->up = 0;
     ac->data = NULL; /* no on_down for a close we asked for */
-    redisAsyncFree(ac);
-    rc_cleanup(c);
+    redisAsyncFree(ac); /* stops and frees the watchers (rc_cleanup) */
 }
 
 int cf__rconn_cmd(struct cf__rconn *c, redisCallbackFn *cb, void *priv, int argc, const char **argv,

@@ -2,9 +2,10 @@
  * remote_conn.h - Redis connections on a cfutures loop, shared by the remote
  * client (remote.c) and the remote worker (remote_worker.c).  Not installed.
  *
- * A connection is a hiredis async context whose two ev_io watchers live on
- * the application's loop, like hiredis' adapters/libev.h - except that the
- * watchers are unreferenced: an idle connection does not keep ev_run()
+ * A connection is a hiredis async context attached to the application's
+ * loop with hiredis' own libev adapter (adapters/libev.h,
+ * redisLibevAttach()); its watchers are unreferenced (remote_conn.c wraps
+ * the adapter's hooks for that): an idle connection does not keep ev_run()
  * alive; outstanding tasks do (cf__loop_task_begin()).  On connect it sends
  * AUTH and SELECT from the URL before anything else (pipelined: Redis
  * answers in order).  A lost connection reports once through on_down; the
@@ -36,7 +37,6 @@ struct cf__rconn {
     cf_loop_t *loop;
     const struct cf__rurl *url;
     redisAsyncContext *ac; /* NULL while down */
-    ev_io rev, wev;
     int up;               /* connected (the connect callback said so) */
     void (*on_up)(struct cf__rconn *c);
     void (*on_down)(struct cf__rconn *c, const char *why);

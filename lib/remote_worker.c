@@ -1,108 +1,45 @@
 /*
- * remote_worker.c - the worker side of the remote executor (remote.h).
+ * remote_worker.c - the worker side of the remote executor (remote.h): its
+ * life, its connections, heartbeats, cancel checks and claims; a task's own
+ * life is in remote_wtask.c.
  *
  * DESIGN
  *
- * A worker is a consumer of the queue's group "cfw" (see remote.c for the
- * keys) that runs each task in a local process pool, so a crash or a timeout
- * fails only that task.  Two connections on the loop: `rd` for XREADGROUP
- * BLOCK (issued only while a process is free and no drain was asked), `cmd`
- * for everything else.  No thread.
+ * A worker is a consumer of the queue's group "cfw" (see remote_broker.c for
+ * the keys) that runs each task in a local process pool, so a crash or a
+ * timeout fails only that task.  Two connections on the loop: `rd` for
+ * XREADGROUP BLOCK (issued by cf__rw_fetch() only while a process is free and
+ * no drain was asked), `cmd` for everything else.  No thread.  A task's life
+ * from its delivery to its posted result is in remote_wtask.c.
  *
- * Life of a task.  XREADGROUP (or XAUTOCLAIM) hands the entry over ->
- * RPUSH of this worker's identity to the task's history list, whose length
- * is the number of deliveries: beyond the task's max deliveries it fails
- * with a message naming the workers that took it before (they died with it)
- * -> the function is looked up by name (none: the task fails naming the task
- * and this worker) -> the inner names of map chunks and typed calls are
- * turned back into this program's pointers -> cf_process_pool_submit() ->
- * the outcome is XADDed to the client's result stream, then the entry is
- * XACKed and XDELed and the history deleted (a crash between the two posts
- * the result twice: the client drops the duplicate).
- *
- * Heartbeats and claims.  Every claim_idle/3 s a timer resets the idle time
- * of the running tasks' entries (XCLAIM ... JUSTID), checks their cancel keys
- * (EXISTS; a cancelled task is cancelled in the pool, which stops its
- * process), and, with a process free, takes over entries idle for longer
- * than claim_idle (XAUTOCLAIM): their worker stopped heartbeating.
+ * Heartbeats and claims.  A task's claim idle comes with it (the client's
+ * cf_remote_opts.claim_idle, field "a"; none: this worker's claim_idle).
+ * A timer resets the idle time of the running tasks' entries (XCLAIM ...
+ * JUSTID) every third of the shortest claim idle among them (this worker's
+ * own when it runs none), and checks their cancel keys (MGET; a cancelled
+ * task is cancelled in the pool, which stops its process).  Another timer,
+ * with a process free, runs CLAIM_LUA: it takes over entries idle for
+ * longer than their own claim idle (their worker stopped heartbeating) and
+ * says when the next pending one will be due, which is when it runs again
+ * (at the latest after a third of this worker's claim_idle, 1 s at most).
  *
  * Drain.  cf_remote_worker_drain(): no new reads or claims; when the running
  * tasks have posted their results (and the blocking read came back: what it
  * brought is run too), the worker is done.
  *
- * Broker loss.  Connections are reopened with backoff; results finished
- * meanwhile wait in `unsent` and are posted after the reconnect.
+ * Broker loss.  Connections are reopened with backoff (50 ms doubling to
+ * 2 s); results finished meanwhile wait in `unsent` and are posted after the
+ * reconnect.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
-#include "remote_conn.h"
-
-#include "cfutures/remote.h"
-#include "outcome.h"
+#include "remote_worker.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define RW_GROUP "cfw"
-
-struct wtask {
-    struct cf__list link; /* w.running or w.unsent */
-    cf_remote_worker_t *w;
-    cf_future_t *f;
-    char entry[48];
-    char *client;
-    char *id;
-    char *fname;
-    uint8_t *payload;
-    size_t len;
-    long long timeout_ms;
-    unsigned maxdel;
-    uint8_t *result; /* encoded outcome, once done */
-    size_t rlen;
-    int started;
-};
-
-struct cf_remote_worker {
-    cf_loop_t *loop;
-    cf_remote_worker_opts opts;
-    struct cf__rurl url;
-    char *queue, *name, *tasks_id, *ident;
-    struct cf__rconn cmd, rd;
-    cf_process_pool_t *pp;
-    struct cf__list running; /* taken, not yet posted */
-    struct cf__list unsent;  /* done, result not yet posted (broker down) */
-    int nrunning;
-    int reading;
-    int claiming;
-    int ready;
-    int draining;
-    int done;
-    uint64_t tasks_done;
-    ev_timer tick, retry;
-    double backoff;
-};
-
-static void rw_fetch(cf_remote_worker_t *w);
-static void rw_post(struct wtask *t);
-
-static void wt_free(struct wtask *t)
-{
-    free(t->client);
-    free(t->id);
-    free(t->fname);
-    free(t->payload);
-    free(t->result);
-    free(t);
-}
-
-static void rw_check_done(cf_remote_worker_t *w)
-{
-    if (w->draining && !w->nrunning && !w->reading && !w->claiming && cf__list_empty(&w->unsent))
-        w->done = 1;
-}
 
 /* ------------------------------------------------------------------ connection */
 
@@ -149,10 +86,10 @@ static void group_cb(redisAsyncContext *ac, void *r, void *priv)
     while (!cf__list_empty(&w->unsent)) {
         struct wtask *t = cf__container_of(w->unsent.next, struct wtask, link);
         cf__list_remove(&t->link);
-        rw_post(t);
+        cf__rw_post(t);
     }
-    rw_fetch(w);
-    rw_check_done(w);
+    cf__rw_fetch(w);
+    cf__rw_check_done(w);
 }
 
 static void rw_conn_up(struct cf__rconn *c)
@@ -164,329 +101,91 @@ static void rw_conn_up(struct cf__rconn *c)
     cf__rconn_cmdf(&w->cmd, group_cb, w, "XGROUP CREATE %s " RW_GROUP " 0 MKSTREAM", w->queue);
 }
 
-/* ------------------------------------------------------------------ results */
-
-static void rw_finished(struct wtask *t)
-{
-    cf_remote_worker_t *w = t->w;
-
-    cf__list_remove(&t->link);
-    w->nrunning--;
-    w->tasks_done++;
-    wt_free(t);
-    rw_fetch(w);
-    rw_check_done(w);
-}
-
-static void post_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    struct wtask *t = priv;
-    (void)ac;
-    if (!r) { /* lost with the connection: post again after the reconnect */
-        cf__list_remove(&t->link);
-        cf__list_push(&t->w->unsent, &t->link);
-        return;
-    }
-    rw_finished(t);
-}
-
-/* Post t's result, ack and delete its entry (one pipeline, answered in order: the last reply ends it). */
-static void rw_post(struct wtask *t)
-{
-    cf_remote_worker_t *w = t->w;
-    char rkey[400], hkey[400];
-
-    cf__list_push(&w->running, &t->link);
-    if (!w->ready) {
-        cf__list_remove(&t->link);
-        cf__list_push(&w->unsent, &t->link);
-        return;
-    }
-    snprintf(rkey, sizeof(rkey), "%s:r:%s", w->queue, t->client);
-    snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", w->queue, t->client, t->id);
-    cf__rconn_cmdf(&w->cmd, NULL, NULL, "XADD %s * i %s o %b w %s", rkey, t->id, t->result, t->rlen, w->ident);
-    cf__rconn_cmdf(&w->cmd, NULL, NULL, "EXPIRE %s 86400", rkey);
-    cf__rconn_cmdf(&w->cmd, NULL, NULL, "XACK %s " RW_GROUP " %s", w->queue, t->entry);
-    cf__rconn_cmdf(&w->cmd, NULL, NULL, "XDEL %s %s", w->queue, t->entry);
-    if (cf__rconn_cmdf(&w->cmd, post_cb, t, "DEL %s", hkey) != 0) {
-        cf__list_remove(&t->link);
-        cf__list_push(&w->unsent, &t->link);
-    }
-}
-
-/* The task ends with `o` (encoded now) or with err and a message. */
-static void rw_result(struct wtask *t, struct cf__outcome *o, int err, const char *fmt, ...) CF_PRINTF(4, 5);
-static void rw_result(struct wtask *t, struct cf__outcome *o, int err, const char *fmt, ...)
-{
-    struct cf__outcome mine;
-
-    if (!o) {
-        va_list ap;
-        memset(&mine, 0, sizeof(mine));
-        mine.err = err;
-        va_start(ap, fmt);
-        cf__outcome_set_msg(&mine, fmt, ap);
-        va_end(ap);
-        o = &mine;
-    }
-    cf__outcome_make_portable(o, "a remote task");
-    t->rlen = cf__outcome_encoded_size(o);
-    t->result = malloc(t->rlen ? t->rlen : 1);
-    if (t->result)
-        cf__outcome_encode(o, t->result);
-    else
-        t->rlen = 0;
-    if (o == &mine)
-        cf__outcome_clear(&mine);
-    cf__list_remove(&t->link);
-    rw_post(t);
-}
-
-static void task_done_cb(cf_future_t *f, int status, void *data)
-{
-    struct wtask *t = data;
-
-    (void)status;
-    t->f = NULL;
-    if (cf_future_get_state(f) == CF_FUTURE_CANCELLED && !f->out.errmsg)
-        rw_result(t, NULL, CF_ECANCELED, "task %s cancelled on worker %s", t->fname, t->w->ident);
-    else if (f->out.err && f->out.errmsg) {
-        char *m = f->out.errmsg;
-        rw_result(t, NULL, f->out.err, "%s (on worker %s)", m, t->w->ident);
-    } else
-        rw_result(t, &f->out, 0, NULL);
-    cf_future_unref(f);
-}
-
-/* ------------------------------------------------------------------ running */
-
-/* Replace the function name stored at `off` of the payload with this program's pointer. */
-static int patch(struct wtask *t, size_t off, const char *name)
-{
-    cf_any_fn fn = cf_fn_lookup(name);
-
-    if (!fn || off + sizeof(fn) > t->len)
-        return -1;
-    memcpy(t->payload + off, &fn, sizeof(fn));
-    return 0;
-}
-
-static void rw_start(struct wtask *t, const char *inner, const char *item)
-{
-    cf_remote_worker_t *w = t->w;
-    cf_any_fn fn = cf_fn_lookup(t->fname);
-    double timeout = t->timeout_ms < 0 ? -1 : (double)t->timeout_ms / 1000.0;
-    int rc;
-
-    if (!fn) {
-        rw_result(t, NULL, CF_EINVAL, "worker %s has no task named '%s'", w->ident, t->fname);
-        return;
-    }
-    if (*inner) {
-        if (patch(t, CF__INNER_FN_OFFSET, inner) != 0) {
-            rw_result(t, NULL, CF_EINVAL, "worker %s has no task named '%s'", w->ident, inner);
-            return;
-        }
-        if (*item) {
-            /* Every item of a script-layer array map is a call of `item`. */
-            size_t off = 24;
-            uint64_t count, ilen;
-            memcpy(&count, t->payload + 16, 8);
-            for (uint64_t i = 0; i < count && off + 8 <= t->len; i++) {
-                memcpy(&ilen, t->payload + off, 8);
-                if (ilen > t->len - off - 8 || patch(t, off + 8 + CF__INNER_FN_OFFSET, item) != 0) {
-                    rw_result(t, NULL, CF_EINVAL, "worker %s has no task named '%s'", w->ident, item);
-                    return;
-                }
-                off += 8 + ((ilen + 7) & ~(uint64_t)7);
-            }
-        }
-    }
-    if (w->opts.task_timeout >= 0 && (timeout < 0 || timeout > w->opts.task_timeout))
-        timeout = w->opts.task_timeout;
-    rc = cf_process_pool_submit(w->pp, (cf_task_fn)fn, t->payload, t->len, timeout, &t->f);
-    if (rc == 0)
-        rc = cf_future_on_done(t->f, task_done_cb, t, NULL);
-    if (rc != 0) {
-        if (t->f) {
-            cf_future_cancel(t->f);
-            cf_future_unref(t->f);
-            t->f = NULL;
-        }
-        rw_result(t, NULL, rc, "worker %s could not run task '%s': %s", w->ident, t->fname, cf_strerror(rc));
-        return;
-    }
-    t->started = 1;
-}
-
-struct hist_req {
-    struct wtask *t;
-    char *inner, *item;
-};
-
-static void hist_list_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    struct wtask *t = priv;
-    redisReply *reply = r;
-    char who[2048] = "";
-    size_t n = 0;
-
-    (void)ac;
-    if (reply && reply->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i + 1 < reply->elements && n < sizeof(who) - 1; i++)
-            n += (size_t)snprintf(who + n, sizeof(who) - n, "%s%s", i ? ", " : "", reply->element[i]->str);
-    if (n >= sizeof(who))
-        n = sizeof(who) - 1;
-    rw_result(t, NULL, CF_EWORKER,
-              "task '%s' was delivered %u times and its worker died each time (poison task?); "
-              "workers: %s",
-              t->fname, t->maxdel, n ? who : "?");
-}
-
-static void hist_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    struct hist_req *h = priv;
-    struct wtask *t = h->t;
-    redisReply *reply = r;
-
-    (void)ac;
-    if (!reply) { /* broker lost: the entry stays pending and is claimed again later */
-        cf__list_remove(&t->link);
-        t->w->nrunning--;
-        wt_free(t);
-    } else if (reply->type == REDIS_REPLY_INTEGER && (unsigned long long)reply->integer > t->maxdel) {
-        char hkey[400];
-        snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", t->w->queue, t->client, t->id);
-        if (cf__rconn_cmdf(&t->w->cmd, hist_list_cb, t, "LRANGE %s 0 -1", hkey) != 0)
-            hist_list_cb(ac, NULL, t);
-    } else {
-        rw_start(t, h->inner, h->item);
-    }
-    free(h->inner);
-    free(h->item);
-    free(h);
-}
-
-static char *field_dup(const redisReply *e, const char *key, size_t *len)
-{
-    const redisReply *v = cf__rentry_field(e, key);
-    char *s;
-
-    if (!v || v->type != REDIS_REPLY_STRING)
-        return NULL;
-    s = malloc(v->len + 1);
-    if (!s)
-        return NULL;
-    memcpy(s, v->str, v->len);
-    s[v->len] = 0;
-    if (len)
-        *len = v->len;
-    return s;
-}
-
-/* Take one entry: record the delivery, then run it. */
-static void rw_take(cf_remote_worker_t *w, const redisReply *e)
-{
-    struct wtask *t;
-    struct hist_req *h;
-    char hkey[400], *to, *md;
-
-    if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
-        return; /* deleted meanwhile (cancelled) */
-    t = calloc(1, sizeof(*t));
-    h = calloc(1, sizeof(*h));
-    if (!t || !h) {
-        free(t);
-        free(h);
-        return; /* left pending: claimed again later */
-    }
-    t->w = w;
-    snprintf(t->entry, sizeof(t->entry), "%s", e->element[0]->str);
-    t->client = field_dup(e, "c", NULL);
-    t->id = field_dup(e, "i", NULL);
-    t->fname = field_dup(e, "f", NULL);
-    t->payload = (uint8_t *)field_dup(e, "p", &t->len);
-    h->inner = field_dup(e, "n", NULL);
-    h->item = field_dup(e, "m", NULL);
-    to = field_dup(e, "t", NULL);
-    md = field_dup(e, "d", NULL);
-    t->timeout_ms = to ? strtoll(to, NULL, 10) : -1;
-    t->maxdel = md ? (unsigned)strtoul(md, NULL, 10) : 3;
-    free(to);
-    free(md);
-    cf__list_push(&w->running, &t->link);
-    w->nrunning++;
-    if (!t->client || !t->id || !t->fname || !t->payload || !h->inner || !h->item) {
-        free(h->inner);
-        free(h->item);
-        free(h);
-        if (!t->client || !t->id) { /* not a task of ours: drop it */
-            cf__rconn_cmdf(&w->cmd, NULL, NULL, "XACK %s " RW_GROUP " %s", w->queue, t->entry);
-            cf__list_remove(&t->link);
-            w->nrunning--;
-            wt_free(t);
-            return;
-        }
-        if (!t->fname)
-            t->fname = strdup("?");
-        rw_result(t, NULL, CF_EINVAL, "worker %s: malformed task entry %s", w->ident, t->entry);
-        return;
-    }
-    h->t = t;
-    snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", w->queue, t->client, t->id);
-    cf__rconn_cmdf(&w->cmd, NULL, NULL, "EXPIRE %s 86400", hkey);
-    if (cf__rconn_cmdf(&w->cmd, hist_cb, h, "RPUSH %s %s", hkey, w->ident) != 0)
-        hist_cb(NULL, NULL, h);
-}
-
-static void read_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    cf_remote_worker_t *w = priv;
-    redisReply *reply = r;
-
-    (void)ac;
-    w->reading = 0;
-    if (!reply)
-        return;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        if (strncmp(reply->str, "NOGROUP", 7) == 0) /* the broker lost its data */
-            cf__rconn_cmdf(&w->cmd, NULL, NULL, "XGROUP CREATE %s " RW_GROUP " 0 MKSTREAM", w->queue);
-    } else if (reply->type == REDIS_REPLY_ARRAY) {
-        for (size_t s = 0; s < reply->elements; s++) {
-            const redisReply *entries = reply->element[s]->element[1];
-            for (size_t i = 0; i < entries->elements; i++)
-                rw_take(w, entries->element[i]);
-        }
-    }
-    rw_fetch(w);
-    rw_check_done(w);
-}
-
-static void rw_fetch(cf_remote_worker_t *w)
-{
-    int free_procs = w->opts.procs * w->opts.prefetch - w->nrunning;
-
-    if (!w->ready || w->reading || w->draining || free_procs <= 0)
-        return;
-    if (cf__rconn_cmdf(&w->rd, read_cb, w, "XREADGROUP GROUP " RW_GROUP " %s COUNT %d BLOCK 1000 STREAMS %s >",
-                       w->name, free_procs, w->queue) == 0)
-        w->reading = 1;
-}
-
 /* ------------------------------------------------------------------ heartbeat, cancel, claims */
+
+/*
+ * Claims.  Each task carries its own claim idle (field "a", from the client's
+ * options; 0 or missing: this worker's claim_idle), so XAUTOCLAIM, which has
+ * one min-idle-time for all, cannot do it: this script walks the group's
+ * pending entries, claims those idle for longer than their own claim idle
+ * (XCLAIM with that min-idle-time, so a heartbeat that came in between wins)
+ * and returns {ms until the next one is due or -1, claimed entries}.
+ * Pending entries whose stream entry is gone are acknowledged.
+ */
+static const char CLAIM_LUA[] =
+    "local pend = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000)\n"
+    "local out, due, max = {}, -1, tonumber(ARGV[4])\n"
+    "for _, p in ipairs(pend) do\n"
+    "  local e = redis.call('XRANGE', KEYS[1], p[1], p[1])\n"
+    "  if #e == 0 then redis.call('XACK', KEYS[1], ARGV[1], p[1]) else\n"
+    "    local a, f = 0, e[1][2]\n"
+    "    for i = 1, #f, 2 do if f[i] == 'a' then a = tonumber(f[i + 1]) or 0 end end\n"
+    "    if a <= 0 then a = tonumber(ARGV[3]) end\n"
+    "    if p[3] >= a then\n"
+    "      if #out < max then\n"
+    "        local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], a, p[1])\n"
+    "        if #c > 0 and c[1] then out[#out + 1] = c[1] end\n"
+    "      end\n"
+    "    elseif due < 0 or a - p[3] < due then due = a - p[3] end\n"
+    "  end\n"
+    "end\n"
+    "return {due, out}\n";
 
 static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     cf_remote_worker_t *w = priv;
     redisReply *reply = r;
+    double next = w->opts.claim_idle / 3 < 1.0 ? w->opts.claim_idle / 3 : 1.0;
 
     (void)ac;
     w->claiming = 0;
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
-        reply->element[1]->type == REDIS_REPLY_ARRAY)
+        reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[1]->type == REDIS_REPLY_ARRAY) {
+        if (reply->element[0]->integer >= 0 && (double)reply->element[0]->integer / 1000 + 0.01 < next)
+            next = (double)reply->element[0]->integer / 1000 + 0.01;
         for (size_t i = 0; i < reply->element[1]->elements; i++)
-            rw_take(w, reply->element[1]->element[i]);
-    rw_check_done(w);
+            cf__rw_take(w, reply->element[1]->element[i]);
+    }
+    if (!w->draining) {
+        ev_timer_stop(w->loop->ev, &w->claim);
+        ev_timer_set(&w->claim, next, 0);
+        ev_timer_start(w->loop->ev, &w->claim);
+    }
+    cf__rw_check_done(w);
+}
+
+/* Look for tasks to claim (while a process is free), then again when one is due. */
+static void rw_claim_cb(struct ev_loop *ev, ev_timer *tm, int revents)
+{
+    cf_remote_worker_t *w = tm->data;
+    int room = w->opts.procs * w->opts.prefetch - w->nrunning;
+    char dflt[24], max[16];
+
+    (void)ev;
+    (void)revents;
+    snprintf(dflt, sizeof(dflt), "%lld", (long long)(w->opts.claim_idle * 1000));
+    snprintf(max, sizeof(max), "%d", room);
+    if (w->ready && !w->draining && !w->claiming && room > 0 &&
+        cf__rconn_cmdf(&w->cmd, claim_cb, w, "EVAL %s 1 %s " RW_GROUP " %s %s %s", CLAIM_LUA, w->queue, w->name, dflt,
+                       max) == 0) {
+        w->claiming = 1;
+        return;
+    }
+    if (!w->draining) {
+        ev_timer_set(&w->claim, w->opts.claim_idle / 3 < 1.0 ? w->opts.claim_idle / 3 : 1.0, 0);
+        ev_timer_start(w->loop->ev, &w->claim);
+    }
+}
+
+/* Heartbeat often enough for the running task with the shortest claim idle. */
+void cf__rw_beat_period(cf_remote_worker_t *w, double claim_idle)
+{
+    double p = claim_idle / 3;
+
+    if (p < w->tick.repeat) {
+        w->tick.repeat = p;
+        ev_timer_again(w->loop->ev, &w->tick);
+    }
 }
 
 /* The entries whose cancel keys an MGET asked for, in its order. */
@@ -560,10 +259,19 @@ static void rw_tick_cb(struct ev_loop *ev, ev_timer *tm, int revents)
         free(argv);
         free(mget);
     }
-    if (!w->draining && !w->claiming && w->opts.procs * w->opts.prefetch - w->nrunning > 0 &&
-        cf__rconn_cmdf(&w->cmd, claim_cb, w, "XAUTOCLAIM %s " RW_GROUP " %s %lld 0-0 COUNT %d", w->queue, w->name,
-                       (long long)(w->opts.claim_idle * 1000), w->opts.procs * w->opts.prefetch - w->nrunning) == 0)
-        w->claiming = 1;
+    /* Back to this worker's own period once the tasks with shorter claim idles are gone. */
+    {
+        double p = w->opts.claim_idle / 3;
+        for (struct cf__list *l = w->running.next; l != &w->running; l = l->next) {
+            struct wtask *t = cf__container_of(l, struct wtask, link);
+            if (t->claim_idle / 3 < p)
+                p = t->claim_idle / 3;
+        }
+        if (p != w->tick.repeat) {
+            w->tick.repeat = p;
+            ev_timer_again(w->loop->ev, &w->tick);
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ life */
@@ -640,6 +348,9 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
     ev_timer_init(&w->tick, rw_tick_cb, o.claim_idle / 3, o.claim_idle / 3);
     w->tick.data = w;
     ev_timer_start(loop->ev, &w->tick);
+    ev_timer_init(&w->claim, rw_claim_cb, o.claim_idle / 3 < 1.0 ? o.claim_idle / 3 : 1.0, 0);
+    w->claim.data = w;
+    ev_timer_start(loop->ev, &w->claim);
     for (int i = 0; i < 2; i++) {
         struct cf__rconn *c = i ? &w->rd : &w->cmd;
         c->loop = loop;
@@ -665,7 +376,7 @@ void cf_remote_worker_drain(cf_remote_worker_t *w)
 {
     CF_REQUIRE(w, "worker is NULL");
     w->draining = 1;
-    rw_check_done(w);
+    cf__rw_check_done(w);
 }
 
 int cf_remote_worker_done(const cf_remote_worker_t *w)
@@ -699,15 +410,17 @@ void cf_remote_worker_free(cf_remote_worker_t *w)
         struct cf__list *n = !cf__list_empty(&w->running) ? w->running.next : w->unsent.next;
         struct wtask *t = cf__container_of(n, struct wtask, link);
         if (t->f) {
-            cf__future_remove_cb(t->f, task_done_cb, t);
+            cf__future_remove_cb(t->f, cf__rw_task_done_cb, t);
             cf_future_unref(t->f);
         }
         cf__list_remove(n);
-        wt_free(t);
+        cf__rw_task_free(t);
     }
     cf_process_pool_free(w->pp);
     if (ev_is_active(&w->tick))
         ev_timer_stop(w->loop->ev, &w->tick);
+    if (ev_is_active(&w->claim))
+        ev_timer_stop(w->loop->ev, &w->claim);
     if (ev_is_active(&w->retry))
         ev_timer_stop(w->loop->ev, &w->retry);
     free(w->queue);

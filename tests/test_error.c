@@ -103,7 +103,6 @@ static void test_invalid_arguments_are_named(void **state)
     cf_loop_t *loop;
     cf_future_t *f;
     cf_runtime_t *rt;
-    int64_t v;
     static const char *const want[] = {
         "cf_loop_new: out is NULL",
         "cf_future_new: loop is NULL",

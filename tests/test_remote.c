@@ -631,6 +631,64 @@ static void test_broker_gone(void **state)
     cf_future_unref(g);
 }
 
+/* A client whose tasks carry their own claim idle (cf_remote_opts.claim_idle). */
+static cf_executor_t *client_claim(struct env *e, const char *queue, unsigned max_deliveries, double claim_idle)
+{
+    cf_remote_opts o;
+    cf_remote_opts_init(&o);
+    o.url = e->url;
+    o.queue = queue;
+    o.max_deliveries = max_deliveries;
+    o.claim_idle = claim_idle;
+    o.broker_timeout = 60;
+    e->queue = queue;
+    assert_int_equal(cf_remote_pool_new(e->loop, &o, &e->pool), 0);
+    return cf_remote_pool_executor(e->pool);
+}
+
+/* Workers whose own claim idle is an hour: the client's 1 s is what lets
+ * another worker take over the task of one killed with -9. */
+static void test_claim_idle_from_client(void **state)
+{
+    struct env *e = *state;
+    pid_t w1 = worker_start(e, TASKS_SO, "q10", "c1", 1, "3600");
+    pid_t w2 = worker_start(e, TASKS_SO, "q10", "c2", 1, "3600");
+    cf_executor_t *ex = client_claim(e, "q10", 3, 1.0);
+    cf_future_t *f;
+    char who[64];
+    int64_t v;
+
+    assert_int_equal(submit_i64(ex, task("rt_sleep"), 1500, &f), 0);
+    assert_int_equal(holder(e, "q10", who, sizeof(who)), 0);
+    worker_stop(e, strcmp(who, "c1") == 0 ? w1 : w2, SIGKILL);
+    assert_int_equal(cf_future_wait(f, 60), 0);
+    assert_int_equal(cf_future_result_i64(f, &v), 0);
+    assert_int_equal(v, 1500);
+    cf_future_unref(f);
+}
+
+/* A task running longer than the client's claim idle is heartbeated often
+ * enough for it (not every hour/3, the workers' own): the idle worker does
+ * not take it over, and with one delivery allowed it succeeds. */
+static void test_claim_idle_heartbeat(void **state)
+{
+    struct env *e = *state;
+    cf_executor_t *ex;
+    cf_future_t *f;
+    int64_t v;
+
+    worker_start(e, TASKS_SO, "q11", "h1", 1, "3600");
+    worker_start(e, TASKS_SO, "q11", "h2", 1, "3600");
+    ex = client_claim(e, "q11", 1, 3.0);
+    assert_int_equal(submit_i64(ex, task("rt_sleep"), 6000, &f), 0);
+    assert_int_equal(cf_future_wait(f, 60), 0);
+    if (cf_future_status(f) != 0)
+        print_message("    error: %s\n", cf_future_error(f));
+    assert_int_equal(cf_future_result_i64(f, &v), 0);
+    assert_int_equal(v, 6000);
+    cf_future_unref(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -644,6 +702,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_local_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_idle_from_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_idle_heartbeat, setup, teardown),
     };
     if (!*REDIS_SERVER || access(REDIS_SERVER, X_OK) != 0) {
         printf("SKIP: redis-server not found\n");

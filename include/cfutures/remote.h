@@ -52,6 +52,10 @@ typedef struct cf_remote_opts {
     size_t max_payload;       /* largest task payload in bytes (beyond: CF_E2BIG at submit);
                                  default 64 MiB, at most 512 MiB */
     int workers;              /* what cf_executor_workers() reports (for chunk sizes); default 8 */
+    double claim_idle;        /* seconds a delivered task may go without a heartbeat from its worker
+                                 before another worker claims it (it runs again: at least once);
+                                 sent with every task; 0 (the default): each worker's own
+                                 claim_idle.  Workers heartbeat every third of it. */
 } cf_remote_opts;
 
 /* Fill `o` with the defaults.  Any thread. */
@@ -103,7 +107,8 @@ typedef struct cf_remote_worker_opts {
     int procs;              /* worker processes; default cf_cpu_count() */
     double task_timeout;    /* cap on every task, seconds (< 0: none, the default) */
     double claim_idle;      /* seconds after which a task whose worker stopped heartbeating is
-                               claimed by another worker; default 30 (heartbeats every third) */
+                               claimed by another worker, for tasks whose client set none
+                               (cf_remote_opts.claim_idle); default 30 (heartbeats every third) */
     int prefetch;           /* tasks held per process: the ones beyond the first wait in this
                                worker, hiding the broker's round trip; default 4; 1 = none */
 } cf_remote_worker_opts;

@@ -1,0 +1,74 @@
+/*
+ * remote_worker.h - the remote executor's worker: its task and worker
+ * structures, shared by the worker's life and broker side
+ * (remote_worker.c) and a task's life (remote_wtask.c).  Not installed.
+ * Loop thread only.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
+ */
+#ifndef CF_REMOTE_WORKER_H
+#define CF_REMOTE_WORKER_H
+
+#include "remote_conn.h"
+
+#include "cfutures/remote.h"
+#include "outcome.h"
+
+#define RW_GROUP "cfw"
+
+struct wtask {
+    struct cf__list link; /* w.running or w.unsent */
+    cf_remote_worker_t *w;
+    cf_future_t *f;
+    char entry[48];
+    char *client;
+    char *id;
+    char *fname;
+    uint8_t *payload;
+    size_t len;
+    long long timeout_ms;
+    unsigned maxdel;
+    double claim_idle; /* seconds, from the task (field "a") or this worker's default */
+    uint8_t *result; /* encoded outcome, once done */
+    size_t rlen;
+    int started;
+};
+
+struct cf_remote_worker {
+    cf_loop_t *loop;
+    cf_remote_worker_opts opts;
+    struct cf__rurl url;
+    char *queue, *name, *tasks_id, *ident;
+    struct cf__rconn cmd, rd;
+    cf_process_pool_t *pp;
+    struct cf__list running; /* taken, not yet posted */
+    struct cf__list unsent;  /* done, result not yet posted (broker down) */
+    int nrunning;
+    int reading;
+    int claiming;
+    int ready;
+    int draining;
+    int done;
+    uint64_t tasks_done;
+    ev_timer tick, retry, claim;
+    double backoff;
+};
+
+/* remote_wtask.c: a task's life on this worker. */
+
+/* Take one stream entry (from XREADGROUP or XAUTOCLAIM): record the delivery, then run it. */
+void cf__rw_take(cf_remote_worker_t *w, const redisReply *e);
+/* Post t's result, ack and delete its entry (or keep it in w->unsent while the broker is away). */
+void cf__rw_post(struct wtask *t);
+/* Keep one XREADGROUP outstanding while this worker has room and is not draining. */
+void cf__rw_fetch(cf_remote_worker_t *w);
+/* Mark the worker done once a drain has nothing left. */
+void cf__rw_check_done(cf_remote_worker_t *w);
+/* The process-pool future's callback (removed again by cf_remote_worker_free()). */
+void cf__rw_task_done_cb(cf_future_t *f, int status, void *data);
+void cf__rw_task_free(struct wtask *t);
+
+/* remote_worker.c: heartbeat at least every claim_idle/3 s from now on. */
+void cf__rw_beat_period(cf_remote_worker_t *w, double claim_idle);
+
+#endif /* CF_REMOTE_WORKER_H */

@@ -1,0 +1,356 @@
+/*
+ * remote_wtask.c - a task's life on a remote worker (remote_worker.h).
+ *
+ * DESIGN
+ *
+ * XREADGROUP (or XAUTOCLAIM, remote_worker.c) hands an entry over ->
+ * cf__rw_take() copies its fields and RPUSHes this worker's identity to the
+ * task's history list, whose length is the number of deliveries: beyond the
+ * task's max deliveries it fails with a message naming the workers that took
+ * it before (they died with it) -> the function is looked up by name (none:
+ * the task fails naming the task and this worker) -> the inner names of map
+ * chunks and typed calls are turned back into this program's pointers ->
+ * cf_process_pool_submit() -> the outcome is encoded (outcome.h) and
+ * cf__rw_post() XADDs it to the client's result stream, then XACKs and XDELs
+ * the entry and deletes the history, in one pipeline whose last reply ends
+ * the task (a crash between the two posts the result twice: the client drops
+ * the duplicate).  A result finished while the broker is away waits in
+ * w->unsent and is posted after the reconnect.
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
+ */
+#include "remote_worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cf__rw_task_free(struct wtask *t)
+{
+    free(t->client);
+    free(t->id);
+    free(t->fname);
+    free(t->payload);
+    free(t->result);
+    free(t);
+}
+
+void cf__rw_check_done(cf_remote_worker_t *w)
+{
+    if (w->draining && !w->nrunning && !w->reading && !w->claiming && cf__list_empty(&w->unsent))
+        w->done = 1;
+}
+
+/* ------------------------------------------------------------------ results */
+
+static void rw_finished(struct wtask *t)
+{
+    cf_remote_worker_t *w = t->w;
+
+    cf__list_remove(&t->link);
+    w->nrunning--;
+    w->tasks_done++;
+    cf__rw_task_free(t);
+    cf__rw_fetch(w);
+    cf__rw_check_done(w);
+}
+
+static void post_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct wtask *t = priv;
+    (void)ac;
+    if (!r) { /* lost with the connection: post again after the reconnect */
+        cf__list_remove(&t->link);
+        cf__list_push(&t->w->unsent, &t->link);
+        return;
+    }
+    rw_finished(t);
+}
+
+/* Post t's result, ack and delete its entry (one pipeline, answered in order: the last reply ends it). */
+void cf__rw_post(struct wtask *t)
+{
+    cf_remote_worker_t *w = t->w;
+    char rkey[400], hkey[400];
+
+    cf__list_push(&w->running, &t->link);
+    if (!w->ready) {
+        cf__list_remove(&t->link);
+        cf__list_push(&w->unsent, &t->link);
+        return;
+    }
+    snprintf(rkey, sizeof(rkey), "%s:r:%s", w->queue, t->client);
+    snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", w->queue, t->client, t->id);
+    cf__rconn_cmdf(&w->cmd, NULL, NULL, "XADD %s * i %s o %b w %s", rkey, t->id, t->result, t->rlen, w->ident);
+    cf__rconn_cmdf(&w->cmd, NULL, NULL, "EXPIRE %s 86400", rkey);
+    cf__rconn_cmdf(&w->cmd, NULL, NULL, "XACK %s " RW_GROUP " %s", w->queue, t->entry);
+    cf__rconn_cmdf(&w->cmd, NULL, NULL, "XDEL %s %s", w->queue, t->entry);
+    if (cf__rconn_cmdf(&w->cmd, post_cb, t, "DEL %s", hkey) != 0) {
+        cf__list_remove(&t->link);
+        cf__list_push(&w->unsent, &t->link);
+    }
+}
+
+/* The task ends with `o` (encoded now) or with err and a message. */
+static void rw_result(struct wtask *t, struct cf__outcome *o, int err, const char *fmt, ...) CF_PRINTF(4, 5);
+static void rw_result(struct wtask *t, struct cf__outcome *o, int err, const char *fmt, ...)
+{
+    struct cf__outcome mine;
+
+    if (!o) {
+        va_list ap;
+        memset(&mine, 0, sizeof(mine));
+        mine.err = err;
+        va_start(ap, fmt);
+        cf__outcome_set_msg(&mine, fmt, ap);
+        va_end(ap);
+        o = &mine;
+    }
+    cf__outcome_make_portable(o, "a remote task");
+    t->rlen = cf__outcome_encoded_size(o);
+    t->result = malloc(t->rlen ? t->rlen : 1);
+    if (t->result)
+        cf__outcome_encode(o, t->result);
+    else
+        t->rlen = 0;
+    if (o == &mine)
+        cf__outcome_clear(&mine);
+    cf__list_remove(&t->link);
+    cf__rw_post(t);
+}
+
+void cf__rw_task_done_cb(cf_future_t *f, int status, void *data)
+{
+    struct wtask *t = data;
+
+    (void)status;
+    t->f = NULL;
+    if (cf_future_get_state(f) == CF_FUTURE_CANCELLED && !f->out.errmsg)
+        rw_result(t, NULL, CF_ECANCELED, "task %s cancelled on worker %s", t->fname, t->w->ident);
+    else if (f->out.err && f->out.errmsg) {
+        char *m = f->out.errmsg;
+        rw_result(t, NULL, f->out.err, "%s (on worker %s)", m, t->w->ident);
+    } else
+        rw_result(t, &f->out, 0, NULL);
+    cf_future_unref(f);
+}
+
+/* ------------------------------------------------------------------ running */
+
+/* Replace the function name stored at `off` of the payload with this program's pointer. */
+static int patch(struct wtask *t, size_t off, const char *name)
+{
+    cf_any_fn fn = cf_fn_lookup(name);
+
+    if (!fn || off + sizeof(fn) > t->len)
+        return -1;
+    memcpy(t->payload + off, &fn, sizeof(fn));
+    return 0;
+}
+
+static void rw_start(struct wtask *t, const char *inner, const char *item)
+{
+    cf_remote_worker_t *w = t->w;
+    cf_any_fn fn = cf_fn_lookup(t->fname);
+    double timeout = t->timeout_ms < 0 ? -1 : (double)t->timeout_ms / 1000.0;
+    int rc;
+
+    if (!fn) {
+        rw_result(t, NULL, CF_EINVAL, "worker %s has no task named '%s'", w->ident, t->fname);
+        return;
+    }
+    if (*inner) {
+        if (patch(t, CF__INNER_FN_OFFSET, inner) != 0) {
+            rw_result(t, NULL, CF_EINVAL, "worker %s has no task named '%s'", w->ident, inner);
+            return;
+        }
+        if (*item) {
+            /* Every item of a script-layer array map is a call of `item`. */
+            size_t off = 24;
+            uint64_t count, ilen;
+            memcpy(&count, t->payload + 16, 8);
+            for (uint64_t i = 0; i < count && off + 8 <= t->len; i++) {
+                memcpy(&ilen, t->payload + off, 8);
+                if (ilen > t->len - off - 8 || patch(t, off + 8 + CF__INNER_FN_OFFSET, item) != 0) {
+                    rw_result(t, NULL, CF_EINVAL, "worker %s has no task named '%s'", w->ident, item);
+                    return;
+                }
+                off += 8 + ((ilen + 7) & ~(uint64_t)7);
+            }
+        }
+    }
+    if (w->opts.task_timeout >= 0 && (timeout < 0 || timeout > w->opts.task_timeout))
+        timeout = w->opts.task_timeout;
+    rc = cf_process_pool_submit(w->pp, (cf_task_fn)fn, t->payload, t->len, timeout, &t->f);
+    if (rc == 0)
+        rc = cf_future_on_done(t->f, cf__rw_task_done_cb, t, NULL);
+    if (rc != 0) {
+        if (t->f) {
+            cf_future_cancel(t->f);
+            cf_future_unref(t->f);
+            t->f = NULL;
+        }
+        rw_result(t, NULL, rc, "worker %s could not run task '%s': %s", w->ident, t->fname, cf_strerror(rc));
+        return;
+    }
+    t->started = 1;
+}
+
+struct hist_req {
+    struct wtask *t;
+    char *inner, *item;
+};
+
+static void hist_list_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct wtask *t = priv;
+    redisReply *reply = r;
+    char who[2048] = "";
+    size_t n = 0;
+
+    (void)ac;
+    if (reply && reply->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i + 1 < reply->elements && n < sizeof(who) - 1; i++)
+            n += (size_t)snprintf(who + n, sizeof(who) - n, "%s%s", i ? ", " : "", reply->element[i]->str);
+    if (n >= sizeof(who))
+        n = sizeof(who) - 1;
+    rw_result(t, NULL, CF_EWORKER,
+              "task '%s' was delivered %u times and its worker died each time (poison task?); "
+              "workers: %s",
+              t->fname, t->maxdel, n ? who : "?");
+}
+
+static void hist_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct hist_req *h = priv;
+    struct wtask *t = h->t;
+    redisReply *reply = r;
+
+    (void)ac;
+    if (!reply) { /* broker lost: the entry stays pending and is claimed again later */
+        cf__list_remove(&t->link);
+        t->w->nrunning--;
+        cf__rw_task_free(t);
+    } else if (reply->type == REDIS_REPLY_INTEGER && (unsigned long long)reply->integer > t->maxdel) {
+        char hkey[400];
+        snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", t->w->queue, t->client, t->id);
+        if (cf__rconn_cmdf(&t->w->cmd, hist_list_cb, t, "LRANGE %s 0 -1", hkey) != 0)
+            hist_list_cb(ac, NULL, t);
+    } else {
+        rw_start(t, h->inner, h->item);
+    }
+    free(h->inner);
+    free(h->item);
+    free(h);
+}
+
+static char *field_dup(const redisReply *e, const char *key, size_t *len)
+{
+    const redisReply *v = cf__rentry_field(e, key);
+    char *s;
+
+    if (!v || v->type != REDIS_REPLY_STRING)
+        return NULL;
+    s = malloc(v->len + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, v->str, v->len);
+    s[v->len] = 0;
+    if (len)
+        *len = v->len;
+    return s;
+}
+
+/* Take one entry: record the delivery, then run it. */
+void cf__rw_take(cf_remote_worker_t *w, const redisReply *e)
+{
+    struct wtask *t;
+    struct hist_req *h;
+    char hkey[400], *to, *md, *ci;
+
+    if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
+        return; /* deleted meanwhile (cancelled) */
+    t = calloc(1, sizeof(*t));
+    h = calloc(1, sizeof(*h));
+    if (!t || !h) {
+        free(t);
+        free(h);
+        return; /* left pending: claimed again later */
+    }
+    t->w = w;
+    snprintf(t->entry, sizeof(t->entry), "%s", e->element[0]->str);
+    t->client = field_dup(e, "c", NULL);
+    t->id = field_dup(e, "i", NULL);
+    t->fname = field_dup(e, "f", NULL);
+    t->payload = (uint8_t *)field_dup(e, "p", &t->len);
+    h->inner = field_dup(e, "n", NULL);
+    h->item = field_dup(e, "m", NULL);
+    to = field_dup(e, "t", NULL);
+    md = field_dup(e, "d", NULL);
+    ci = field_dup(e, "a", NULL);
+    t->claim_idle = ci && atoll(ci) > 0 ? (double)atoll(ci) / 1000 : w->opts.claim_idle;
+    free(ci);
+    cf__rw_beat_period(w, t->claim_idle);
+    t->timeout_ms = to ? strtoll(to, NULL, 10) : -1;
+    t->maxdel = md ? (unsigned)strtoul(md, NULL, 10) : 3;
+    free(to);
+    free(md);
+    cf__list_push(&w->running, &t->link);
+    w->nrunning++;
+    if (!t->client || !t->id || !t->fname || !t->payload || !h->inner || !h->item) {
+        free(h->inner);
+        free(h->item);
+        free(h);
+        if (!t->client || !t->id) { /* not a task of ours: drop it */
+            cf__rconn_cmdf(&w->cmd, NULL, NULL, "XACK %s " RW_GROUP " %s", w->queue, t->entry);
+            cf__list_remove(&t->link);
+            w->nrunning--;
+            cf__rw_task_free(t);
+            return;
+        }
+        if (!t->fname)
+            t->fname = strdup("?");
+        rw_result(t, NULL, CF_EINVAL, "worker %s: malformed task entry %s", w->ident, t->entry);
+        return;
+    }
+    h->t = t;
+    snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", w->queue, t->client, t->id);
+    cf__rconn_cmdf(&w->cmd, NULL, NULL, "EXPIRE %s 86400", hkey);
+    if (cf__rconn_cmdf(&w->cmd, hist_cb, h, "RPUSH %s %s", hkey, w->ident) != 0)
+        hist_cb(NULL, NULL, h);
+}
+
+static void read_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    cf_remote_worker_t *w = priv;
+    redisReply *reply = r;
+
+    (void)ac;
+    w->reading = 0;
+    if (!reply)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (strncmp(reply->str, "NOGROUP", 7) == 0) /* the broker lost its data */
+            cf__rconn_cmdf(&w->cmd, NULL, NULL, "XGROUP CREATE %s " RW_GROUP " 0 MKSTREAM", w->queue);
+    } else if (reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t s = 0; s < reply->elements; s++) {
+            const redisReply *entries = reply->element[s]->element[1];
+            for (size_t i = 0; i < entries->elements; i++)
+                cf__rw_take(w, entries->element[i]);
+        }
+    }
+    cf__rw_fetch(w);
+    cf__rw_check_done(w);
+}
+
+void cf__rw_fetch(cf_remote_worker_t *w)
+{
+    int free_procs = w->opts.procs * w->opts.prefetch - w->nrunning;
+
+    if (!w->ready || w->reading || w->draining || free_procs <= 0)
+        return;
+    if (cf__rconn_cmdf(&w->rd, read_cb, w, "XREADGROUP GROUP " RW_GROUP " %s COUNT %d BLOCK 1000 STREAMS %s >",
+                       w->name, free_procs, w->queue) == 0)
+        w->reading = 1;
+}
+
