@@ -289,6 +289,8 @@ void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, int claimed)
     md = field_dup(e, "d", NULL);
     ci = field_dup(e, "a", NULL);
     t->claim_idle = ci && atoll(ci) > 0 ? (double)atoll(ci) / 1000 : w->opts.claim_idle;
+    if (t->claim_idle < 0.003)
+        t->claim_idle = 0.003; /* as the client allows: heartbeats every millisecond at most */
     free(ci);
     cf__rw_beat_period(w, t->claim_idle);
     t->timeout_ms = to ? strtoll(to, NULL, 10) : -1;
