@@ -11,16 +11,8 @@
  * the input.  Memory is bounded by window x chunksize items, whatever the
  * length of the input.
  *
- * Worker side.  A chunk is one task: its argument is a self-contained byte
- * buffer (header with the item function, then length-prefixed items), its
- * value a byte buffer of per-item outcomes, encoded as records by the
- * outcome codec (outcome.h, which also says why an item's value must be a
- * number or bytes).  Being bytes, a chunk runs unchanged on workers in
- * another address space.  The chunk runner checks the task's cancellation
- * flag between items.
- *
- *   chunk:  u64 CHUNK_MAGIC | u64 fn | u64 count | { u64 len | bytes (pad 8) } x count
- *   result: u64 RESULT_MAGIC | u64 count | u64 run_ns | { outcome record } x count
+ * Worker side.  A chunk is one task over bytes, run by cf__map_chunk_run()
+ * on any executor; map_chunk.c has its format and its runner.
  *
  * A chunk whose task failed as a whole (its worker died, it timed out)
  * delivers that error for each of its items, the message naming the range
@@ -40,6 +32,7 @@
  */
 #include "internal.h"
 
+#include "map_chunk.h"
 #include "outcome.h"
 
 #include <math.h>
@@ -47,144 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_MAGIC 0x4b4843504d464355ull  /* "UCFMPCHK" */
-#define RESULT_MAGIC 0x5345524d50464355ull /* "UCFMPRES" */
-#define CHUNK_HDR 24u
-#define RES_HDR 24u
 #define ADAPT_TARGET_NS 2000000u /* aim at ~2 ms of work per chunk */
 #define ADAPT_MAX 16384u
-
-/* ------------------------------------------------------------------ byte buffers */
-
-struct buf {
-    uint8_t *p;
-    size_t len, cap;
-    int oom;
-};
-
-static size_t pad8(size_t n)
-{
-    return (n + 7u) & ~(size_t)7u;
-}
-
-static int buf_reserve(struct buf *b, size_t more)
-{
-    size_t cap;
-    uint8_t *p;
-
-    if (b->oom)
-        return -1;
-    if (b->len + more <= b->cap)
-        return 0;
-    cap = b->cap ? b->cap : 256;
-    while (cap < b->len + more)
-        cap *= 2;
-    p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = 1;
-        return -1;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static void buf_u64(struct buf *b, uint64_t v)
-{
-    if (buf_reserve(b, 8) == 0) {
-        memcpy(b->p + b->len, &v, 8);
-        b->len += 8;
-    }
-}
-
-/* Append n bytes, zero-padded to a multiple of 8. */
-static void buf_put(struct buf *b, const void *data, size_t n)
-{
-    size_t padded = pad8(n);
-
-    if (buf_reserve(b, padded) == 0) {
-        if (n)
-            memcpy(b->p + b->len, data, n);
-        memset(b->p + b->len + n, 0, padded - n);
-        b->len += padded;
-    }
-}
-
-static uint64_t rd_u64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-/* ------------------------------------------------------------------ worker side */
-
-static void put_record(struct buf *out, const struct cf__outcome *o)
-{
-    size_t n = cf__outcome_record_size(o);
-
-    if (buf_reserve(out, n) == 0) {
-        cf__outcome_record_put(o, out->p + out->len);
-        out->len += n;
-    }
-}
-
-/* The task every chunk runs: the item function over each item of the chunk. */
-int cf__map_chunk_run(cf_task_t *task, void *arg)
-{
-    size_t len, off = CHUNK_HDR;
-    const uint8_t *p = cf_task_arg(task, &len);
-    struct buf out = {0};
-    cf_map_fn fn;
-    uint64_t count, t0 = cf_now_ns();
-
-    (void)arg;
-    if (len < CHUNK_HDR || rd_u64(p) != CHUNK_MAGIC)
-        return cf_task_fail(task, CF_EINVAL, "malformed map chunk");
-    memcpy(&fn, p + 8, sizeof(fn));
-    count = rd_u64(p + 16);
-    buf_u64(&out, RESULT_MAGIC);
-    buf_u64(&out, count);
-    buf_u64(&out, 0); /* run_ns, filled in below */
-
-    for (uint64_t i = 0; i < count; i++) {
-        struct cf__outcome o;
-        uint64_t ilen;
-
-        memset(&o, 0, sizeof(o));
-        if (off + 8 > len || (ilen = rd_u64(p + off)) > len - off - 8) {
-            free(out.p);
-            return cf_task_fail(task, CF_EINVAL, "malformed map chunk (item %llu)", (unsigned long long)i);
-        }
-        if (cf_task_cancelled(task)) {
-            o.err = CF_ECANCELED;
-        } else {
-            struct cf_task it = *task;
-            it.out = &o;
-            it.arg = (void *)(p + off + 8);
-            it.arg_len = (size_t)ilen;
-            cf__task_finish(&it, fn(&it, p + off + 8, (size_t)ilen));
-            cf__outcome_make_portable(&o, "a mapped item");
-        }
-        put_record(&out, &o);
-        cf__outcome_clear(&o);
-        off += 8 + pad8((size_t)ilen);
-    }
-    if (out.oom) {
-        free(out.p);
-        return cf_task_fail(task, CF_ENOMEM, "out of memory while building map results");
-    }
-    {
-        uint64_t run_ns = cf_now_ns() - t0;
-        memcpy(out.p + 16, &run_ns, 8);
-    }
-    cf__outcome_drop_value(task->out);
-    task->out->value.ptr = out.p;
-    task->out->value_free = free;
-    task->out->len = out.len;
-    task->out->is_bytes = 1;
-    return 0;
-}
 
 /* ------------------------------------------------------------------ loop side */
 
@@ -263,7 +120,10 @@ static void map_drop_inflight(cf_map_t *m)
         if (cf_future_get_state(c->f) < CF_FUTURE_FINISHED)
             cf_future_cancel(c->f);
         cf_future_unref(c->f);
-        free(c->msg);
+        if (c->f == m->cur_f && !m->cur_msg)
+            m->cur_msg = c->msg; /* the result just delivered may point at it: kept until the next call */
+        else
+            free(c->msg);
         m->head = (m->head + 1) % m->window;
         m->inflight--;
     }
@@ -291,17 +151,12 @@ static void map_end(cf_map_t *m, int err, char *msg)
 /* Build and submit one chunk; 0 when the input had nothing more. */
 static int map_submit_chunk(cf_map_t *m)
 {
-    struct buf b = {0};
+    struct cf__chunk_buf b = {0};
     size_t count = 0, first = m->next_item;
     cf_future_t *f;
     int rc;
 
-    buf_u64(&b, CHUNK_MAGIC);
-    if (buf_reserve(&b, 8) == 0) {
-        memcpy(b.p + b.len, &m->fn, sizeof(m->fn));
-        b.len += 8;
-    }
-    buf_u64(&b, 0); /* count, filled in below */
+    cf__chunk_begin(&b, m->fn);
     while (count < m->chunksize) {
         const void *item;
         size_t ilen;
@@ -326,23 +181,17 @@ static int map_submit_chunk(cf_map_t *m)
                 break;
             }
         }
-        buf_u64(&b, ilen);
-        buf_put(&b, item, ilen);
+        cf__chunk_add(&b, item, ilen);
         count++;
         m->next_item++;
-    }
-    if (b.oom) {
-        free(b.p);
-        map_end(m, CF_ENOMEM, cf__printf_alloc("out of memory building a chunk"));
-        return 0;
     }
     if (count == 0) {
         free(b.p);
         return 0;
     }
-    {
-        uint64_t c64 = count;
-        memcpy(b.p + 16, &c64, 8);
+    if (cf__chunk_end(&b, count) != 0) {
+        map_end(m, CF_ENOMEM, cf__printf_alloc("out of memory building a chunk"));
+        return 0;
     }
     rc = cf__executor_submit(
         m->ex,
@@ -405,11 +254,11 @@ static void map_chunk_open(cf_map_t *m, struct chunk *c)
     if (st == 0) {
         const uint8_t *p;
         size_t len;
+        uint64_t run_ns;
 
         cf_future_result_bytes(c->f, (const void **)&p, &len);
-        if (len >= RES_HDR && rd_u64(p) == RESULT_MAGIC && rd_u64(p + 8) == c->count) {
-            map_adapt(m, rd_u64(p + 16), c->count);
-            c->off = RES_HDR;
+        if (cf__chunk_result_open(p, len, c->count, &c->off, &run_ns) == 0) {
+            map_adapt(m, run_ns, c->count);
             return;
         }
         st = CF_EINVAL;
@@ -533,13 +382,16 @@ static int map_create(cf_executor_t *ex, cf_map_fn fn, const cf_map_opts *opts, 
     int workers;
 
     if (!ex || !fn || !out)
-        return CF_EINVAL;
+        return cf__set_error(CF_EINVAL, "cf_map_new: %s is NULL", !ex ? "ex" : !fn ? "fn" : "out");
     if (!opts) {
         cf_map_opts_init(&defaults);
         opts = &defaults;
     }
-    if ((opts->on_error != CF_MAP_STOP && opts->on_error != CF_MAP_CONTINUE) || isnan(opts->timeout))
-        return CF_EINVAL;
+    if (opts->on_error != CF_MAP_STOP && opts->on_error != CF_MAP_CONTINUE)
+        return cf__set_error(CF_EINVAL, "cf_map_new: opts->on_error must be CF_MAP_STOP or CF_MAP_CONTINUE (got %d)",
+                             (int)opts->on_error);
+    if (isnan(opts->timeout))
+        return cf__set_error(CF_EINVAL, "cf_map_new: opts->timeout is NaN (a negative value means none)");
     m = calloc(1, sizeof(*m));
     if (!m)
         return CF_ENOMEM;
@@ -581,7 +433,8 @@ int cf_map_new_array(cf_executor_t *ex, cf_map_fn fn, const void *items, size_t 
     int rc;
 
     if (n && (!items || !item_size))
-        return CF_EINVAL;
+        return cf__set_error(CF_EINVAL, "cf_map_new_array: %s with n = %zu", !items ? "items is NULL" : "item_size is 0",
+                             n);
     rc = map_create(ex, fn, opts, n, 1, out);
     if (rc)
         return rc;
@@ -597,7 +450,7 @@ int cf_map_new(cf_executor_t *ex, cf_map_fn fn, cf_map_pull_fn pull, void *src, 
     int rc;
 
     if (!pull)
-        return CF_EINVAL;
+        return CF__EINVAL("pull is NULL");
     rc = map_create(ex, fn, opts, 0, 0, out);
     if (rc)
         return rc;
@@ -618,7 +471,7 @@ int cf_map_next(cf_map_t *m, cf_map_result *r)
     int rc;
 
     if (!m || !r || m->cb)
-        return CF_EINVAL;
+        return CF__EINVAL(!m ? "m is NULL" : !r ? "r is NULL" : "the map delivers to a callback (cf_map_each())");
     map_release_cur(m);
     for (;;) {
         if (!m->ended && map_take(m, r)) {
@@ -741,7 +594,7 @@ static const struct cf__future_ops map_done_ops = {.cancel = map_done_cancel};
 int cf_map_each(cf_map_t *m, cf_map_cb cb, void *data, cf_future_t **done)
 {
     if (!m || !cb || m->cb || m->delivered || m->inflight)
-        return CF_EINVAL;
+        return CF__EINVAL(!m ? "m is NULL" : !cb ? "cb is NULL" : "the map was already started");
     m->done = cf__future_alloc(m->loop);
     if (!m->done)
         return CF_ENOMEM;

@@ -53,6 +53,8 @@
 /* The pool gives up on the worker's channel: record why (once) and kill it. */
 static void worker_lost(struct pp_worker *w, const char *why, int err)
 {
+    if (err)
+        w->pool_stopped = 1; /* the pool's own failure: not the task's */
     if (!w->stop_why)
         w->stop_why = err ? cf__printf_alloc("%s (%s)", why, strerror(err)) : cf__printf_alloc("%s", why);
     cf__pp_worker_signal(w, SIGKILL);
@@ -157,6 +159,7 @@ void cf__pp_worker_stop(struct pp_worker *w)
         return;
     if (w->state == W_READY)
         cf__pp_worker_set(w, W_STOPPING); /* no new task for it */
+    w->pool_stopped = 1;
     cf__pp_worker_signal(w, SIGTERM);
     if (!ev_is_active(&w->kill_timer)) {
         ev_timer_set(&w->kill_timer, w->pool->opts.kill_grace, 0.);
@@ -182,7 +185,7 @@ static void worker_task_timer_cb(struct ev_loop *ev, ev_timer *t, int revents)
         struct pp_task *head = cf__container_of(n, struct pp_task, link);
         if (head->state == PT_RUNNING) {
             cf__pp_task_set(head, PT_TIMING_OUT);
-            cf__pp_worker_stop(w);
+            cf__pp_stop_task(head);
         }
     }
 }
@@ -200,14 +203,15 @@ static void worker_ack(struct pp_worker *w, struct pp_task *head, uint64_t now)
     cf_process_pool_t *pool = w->pool;
 
     head->t_submit = now; /* from here on: when it started */
-    if (head->state == PT_SENT_CANCELLED) {
+    head->acked = 1;
+    if (head->state == PT_SENT_CANCELLED || head->state == PT_RECALLED) {
         /* Its gate was closed before the worker came to it: the worker skips it. */
         cf__pp_task_set(head, PT_SKIPPING);
         return;
     }
     if (head->state == PT_CANCELLING) {
         /* Cancelled just after the worker took it: stop the worker. */
-        cf__pp_worker_stop(w);
+        cf__pp_stop_task(head);
         return;
     }
     pool->nrunning++;
@@ -229,13 +233,19 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
 
     cf__list_remove(&head->link);
     w->ninflight--;
-    cf__pp_task_set(head, PT_DONE);
-    if (was == PT_SKIPPING) { /* its future ended CANCELLED when its gate was closed */
+    if (was == PT_SKIPPING) {
         free(owned);
-        cf__pp_task_free(head);
+        if (head->f) { /* recalled from a worker being stopped: for another worker */
+            head->acked = 0;
+            cf__pp_requeue_front(pool, head);
+        } else { /* its future ended CANCELLED when its gate was closed */
+            cf__pp_task_set(head, PT_DONE);
+            cf__pp_task_free(head);
+        }
         pool->dispatch_due = 1;
         return;
     }
+    cf__pp_task_set(head, PT_DONE);
     cf__pp_timer_stop(pool->loop, &w->task_timer);
     uint64_t ran = now - head->t_submit;
     pool->task_ns_avg = pool->task_ns_avg ? pool->task_ns_avg - pool->task_ns_avg / 8 + ran / 8 : ran + 1;
@@ -297,7 +307,8 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, con
     case CF__FR_ACK:
         free(owned);
         if (head && head->id == h->id &&
-            (head->state == PT_SENT || head->state == PT_SENT_CANCELLED || head->state == PT_CANCELLING)) {
+            (head->state == PT_SENT || head->state == PT_SENT_CANCELLED || head->state == PT_RECALLED ||
+             head->state == PT_CANCELLING)) {
             worker_ack(w, head, now);
             return;
         }

@@ -14,6 +14,8 @@
  * control socket and on a signalfd for SIGCHLD:
  *   SPAWN     socketpair (tasks down) + pipe (frames up) + fork a worker;
  *             send the parent its ends (SCM_RIGHTS)
+ * Every report (SPAWNED, EXITED) reaches the pool: a send that fails for
+ * want of kernel buffers or memory is retried with backoff (ctl_send).
  *   SIGCHLD   reap every exited worker, kill what is left of its process group,
  *             report EXITED {pid, status}
  *   SIGCHLD   (orphans inherited as subreaper are reaped silently)
@@ -386,8 +388,10 @@ static int child_remove(pid_t pid)
     return 0;
 }
 
-/* Send `m` with `nfds` descriptors attached (SCM_RIGHTS). */
-static int ctl_send(int ctl, const struct cf__pp_ctl *m, const int *fds, int nfds)
+static void server_exit(void) __attribute__((noreturn));
+
+/* Send `m` with `nfds` descriptors attached (SCM_RIGHTS); if the pool is gone, clean up and exit. */
+static void ctl_send(int ctl, const struct cf__pp_ctl *m, const int *fds, int nfds)
 {
     struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
     union {
@@ -406,12 +410,21 @@ static int ctl_send(int ctl, const struct cf__pp_ctl *m, const int *fds, int nfd
         c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
         memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
     }
-    for (;;) {
+    /* A report is never dropped: without SPAWNED the pool's slot would wait
+     * for ever, without EXITED its dead worker would never be finalized.
+     * The kernel out of buffers or memory is waited out (1 ms, doubling to
+     * 100 ms); any other error means the pool is gone. */
+    for (int wait_ms = 1;;) {
         ssize_t r = sendmsg(ctl, &msg, MSG_NOSIGNAL);
         if (r >= 0)
-            return 0;
-        if (errno != EINTR)
-            return -1;
+            return;
+        if (errno == EINTR)
+            continue;
+        if (errno != ENOBUFS && errno != ENOMEM && errno != EAGAIN)
+            server_exit();
+        poll(NULL, 0, wait_ms);
+        if (wait_ms < 100)
+            wait_ms *= 2;
     }
 }
 
@@ -528,7 +541,6 @@ static int kill_children(void)
  * descendant - orphans of dead workers are this server's children
  * (PR_SET_CHILD_SUBREAPER) - and reap them all.
  */
-static void server_exit(void) __attribute__((noreturn));
 static void server_exit(void)
 {
     for (int i = 0; i < MAX_CHILDREN; i++)

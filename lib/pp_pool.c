@@ -14,6 +14,8 @@
  *                 state machine, completion (through executor.c's helper)
  *   pp_channel.c  one worker's channel: buffered writes of TASK frames,
  *                 framed reads of its frames, the task and kill timers
+ *   pp_stop.c     cancels, and the recall of the tasks sent ahead to a
+ *                 worker being stopped
  *   pp_server.c   the control protocol with the fork server (SPAWN,
  *                 SPAWNED + descriptors, EXITED) and the worker slot's
  *                 state machine: deaths, requeues, respawns
@@ -42,16 +44,20 @@
  *     |   DONE        |    \ cancel, gate already taken --> CANCELLING
  *     |               |  cancel, gate closed: SENT_CANCELLED --ACK--> SKIPPING
  *     +-worker died---+       \--worker died--> DONE      RESULT --> DONE
+ *     |               \                                    ^
+ *     |                stop decided for the task ahead:    | (future cancelled)
+ *     |                RECALLED --ACK--> SKIPPING ---------+
+ *     +---- RESULT of the skipped task, or worker died ----+ (future pending)
  *
  * Cancelling a task sent ahead (SENT) closes its start gate (pp.h): if the
  * worker has not taken the gate yet, the future ends CANCELLED at once and
  * the worker skips the task; if it has, the task is running and is stopped
  * like a running one (CF_EBUSY).  A 0 from cancel means the task never runs.
- * A worker about to be stopped is STOPPING and gets no new task.  Known gap:
- * tasks already sent ahead behind a task whose stop was decided keep their
- * open gates; if the stopped task ends just before the signal lands, the
- * worker may start the next one, which then fails with CF_EWORKER (rare;
- * closing those gates and requeueing the tasks is the fix).
+ * A worker about to be stopped is STOPPING and gets no new task, and the
+ * tasks sent ahead to it are recalled first: their gates are closed, so the
+ * worker cannot start one even if the stopped task ends just before the
+ * signal lands; they go back to the front of the queue, for another worker
+ * (pp_stop.c).
  *
  * Dispatch.  Queued tasks go to ready workers breadth first (every idle
  * worker gets one before any gets a second); results are read in bursts and
@@ -76,8 +82,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int pp_cancel(cf_future_t *f);
-static const struct cf__future_ops pp_future_ops = {.cancel = pp_cancel};
+static const struct cf__future_ops pp_future_ops = {.cancel = cf__pp_cancel};
 static const struct cf__executor_ops pp_executor_ops;
 
 /* ------------------------------------------------------------------ task states */
@@ -90,6 +95,7 @@ static const char *const pt_names[] = {
     [PT_TIMING_OUT] = "TIMING_OUT",
     [PT_CANCELLING] = "CANCELLING",
     [PT_SKIPPING] = "SKIPPING",
+    [PT_RECALLED] = "RECALLED",
     [PT_DONE] = "DONE",
 };
 
@@ -97,9 +103,11 @@ static const char *const pt_names[] = {
 static const unsigned pt_next[] = {
     [0] = B(PT_QUEUED),
     [PT_QUEUED] = B(PT_SENT) | B(PT_DONE),
-    [PT_SENT] = B(PT_QUEUED) | B(PT_RUNNING) | B(PT_SENT_CANCELLED) | B(PT_CANCELLING) | B(PT_DONE),
+    [PT_SENT] = B(PT_QUEUED) | B(PT_RUNNING) | B(PT_SENT_CANCELLED) | B(PT_CANCELLING) | B(PT_RECALLED) |
+                B(PT_DONE),
     [PT_SENT_CANCELLED] = B(PT_SKIPPING) | B(PT_DONE),
-    [PT_SKIPPING] = B(PT_DONE),
+    [PT_RECALLED] = B(PT_SKIPPING) | B(PT_SENT_CANCELLED) | B(PT_QUEUED),
+    [PT_SKIPPING] = B(PT_DONE) | B(PT_QUEUED),
     [PT_RUNNING] = B(PT_TIMING_OUT) | B(PT_CANCELLING) | B(PT_DONE),
     [PT_TIMING_OUT] = B(PT_DONE),
     [PT_CANCELLING] = B(PT_DONE),
@@ -481,59 +489,6 @@ int cf_process_pool_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *d
     return pp_submit(pool, fn, data, NULL, len, timeout, out);
 }
 
-/*
- * Cancel a task sent ahead (PT_SENT) if its worker has not taken it: close
- * its start gate; the worker skips it.  0, or -1 if the worker took it.
- */
-static int pp_cancel_sent(struct pp_task *t)
-{
-    uint8_t open = CF__GATE_OPEN;
-
-    if (!atomic_compare_exchange_strong(&t->w->gate[t->seq % CF__PP_GATES], &open, CF__GATE_CANCELLED))
-        return -1;
-    cf__pp_complete(t, NULL, CF_ECANCELED, NULL);
-    cf__pp_task_set(t, PT_SENT_CANCELLED);
-    return 0;
-}
-
-static int pp_cancel(cf_future_t *f)
-{
-    struct pp_task *t = f->owner;
-    cf_process_pool_t *pool = t->pool;
-
-    switch (t->state) {
-    case PT_QUEUED:
-        cf__list_remove(&t->link);
-        pool->nqueued--;
-        cf__pp_task_set(t, PT_DONE);
-        cf__pp_complete(t, NULL, CF_ECANCELED, NULL);
-        cf__pp_task_free(t);
-        return 0;
-    case PT_SENT:
-        if (pp_cancel_sent(t) == 0)
-            return 0;
-        /* The worker took it: it runs, and is stopped once acknowledged;
-         * until then it gets no new task (the signal must not reach one). */
-        atomic_store(&f->cancel_req, 1);
-        pool->nrunning++;
-        cf__pp_task_set(t, PT_CANCELLING);
-        if (t->w->state == W_READY)
-            cf__pp_worker_set(t->w, W_STOPPING);
-        return CF_EBUSY;
-    case PT_RUNNING:
-        atomic_store(&f->cancel_req, 1);
-        cf__pp_task_set(t, PT_CANCELLING);
-        cf__pp_worker_stop(t->w);
-        return CF_EBUSY;
-    case PT_TIMING_OUT:
-    case PT_CANCELLING:
-        atomic_store(&f->cancel_req, 1);
-        return CF_EBUSY;
-    default:
-        return CF_EALREADY;
-    }
-}
-
 static int pp_all_exited(void *arg)
 {
     cf_process_pool_t *pool = arg;
@@ -554,7 +509,7 @@ int cf_process_pool_shutdown(cf_process_pool_t *pool, int flags)
     if (flags & (CF_SHUTDOWN_CANCEL | CF_SHUTDOWN_KILL))
         while (pool->nqueued) {
             struct pp_task *t = cf__container_of(pool->queue.next, struct pp_task, link);
-            pp_cancel(t->f);
+            cf__pp_cancel(t->f);
         }
     for (int i = 0; i < pool->nworkers; i++) {
         struct pp_worker *w = &pool->workers[i];
@@ -562,9 +517,11 @@ int cf_process_pool_shutdown(cf_process_pool_t *pool, int flags)
             struct pp_task *t = cf__container_of(n, struct pp_task, link);
             n = n->next;
             if ((flags & CF_SHUTDOWN_KILL) && t->f)
-                pp_cancel(t->f);
+                cf__pp_cancel(t->f);
             else if ((flags & CF_SHUTDOWN_CANCEL) && t->state == PT_SENT)
-                pp_cancel_sent(t); /* sent ahead, not started: it must not run either */
+                cf__pp_cancel_sent(t); /* sent ahead, not started: it must not run either */
+            else if ((flags & CF_SHUTDOWN_CANCEL) && t->f && (t->state == PT_RECALLED || t->state == PT_SKIPPING))
+                cf__pp_cancel(t->f); /* recalled from a worker being stopped: not started either */
         }
         /* Idle workers: closing our write side ends them (EOF -> exit 0). */
         if (!pool->nqueued && w->fd >= 0 && w->ninflight == 0)

@@ -23,7 +23,9 @@ enum pt_state {
     PT_RUNNING,        /* acknowledged: the worker runs it */
     PT_TIMING_OUT,     /* running past its timeout: the worker is being stopped */
     PT_CANCELLING,     /* running (or taken by the worker), cancelled: the worker is being stopped */
-    PT_SKIPPING,       /* SENT_CANCELLED and acknowledged: the worker skips it, its RESULT follows */
+    PT_SKIPPING,       /* SENT_CANCELLED or RECALLED, acknowledged: the worker skips it, its RESULT follows */
+    PT_RECALLED,       /* sent ahead to a worker being stopped: gate closed, future pending; queued again
+                        * once the worker skipped it or died */
     PT_DONE,           /* out of every list; about to be freed */
 };
 
@@ -53,6 +55,7 @@ struct pp_task {
     uint64_t t_submit;
     uint8_t state;
     uint8_t payload_owned;          /* payload is a malloc'd buffer (adopted), not inl */
+    uint8_t acked;                  /* the worker acknowledged it (it runs, or skips it) */
     uint8_t deliveries_failed;      /* workers that died while this task was being delivered */
     uint8_t hdr[CF__FRAME_HDR + 8]; /* frame header + fn pointer */
     size_t sent;                    /* bytes of the frame written */
@@ -74,6 +77,7 @@ struct pp_worker {
     size_t ninflight;
     int status;     /* wait status, once the fork server reported the exit */
     char *stop_why; /* why the pool itself killed it (its channel failed), for the messages */
+    int pool_stopped; /* the pool signalled it (timeout, cancel, channel failure): its death is not a task's fault */
     char *init_msg;
     ev_timer task_timer;
     ev_timer kill_timer;
@@ -134,6 +138,12 @@ void cf__pp_dispatch_due(cf_process_pool_t *pool);
 void cf__pp_io_start(cf_loop_t *loop, ev_io *w);
 void cf__pp_io_stop(cf_loop_t *loop, ev_io *w);
 void cf__pp_timer_stop(cf_loop_t *loop, ev_timer *t);
+
+/* pp_stop.c */
+int cf__pp_cancel(cf_future_t *f);
+int cf__pp_cancel_sent(struct pp_task *t);
+void cf__pp_stop_task(struct pp_task *t);
+void cf__pp_requeue_front(cf_process_pool_t *pool, struct pp_task *t);
 
 /* pp_channel.c */
 void cf__pp_worker_flush(struct pp_worker *w);

@@ -157,7 +157,7 @@ void cf__pp_worker_finalize(struct pp_worker *w)
          * being delivered (a worker reads tasks in order and acknowledges
          * each before it runs it).  After max_delivery_deaths such deaths
          * in a row it fails instead of killing workers forever. */
-        if (first && was == PT_SENT && !pool->broken && !pool->server_dead &&
+        if (first && was == PT_SENT && !w->pool_stopped && !pool->broken && !pool->server_dead &&
             ++t->deliveries_failed >= pool->opts.max_delivery_deaths) {
             cf__pp_task_set(t, PT_DONE);
             cf__pp_complete(t, NULL, CF_EWORKER,
@@ -188,12 +188,13 @@ void cf__pp_worker_finalize(struct pp_worker *w)
                     cf__printf_alloc("worker %d (pid %d) %s while running the task", w->index, (int)pid, how));
             }
             cf__pp_task_free(t);
-        } else if (was == PT_SENT_CANCELLED || was == PT_SKIPPING) {
+        } else if (was == PT_SENT_CANCELLED || (was == PT_SKIPPING && !t->f)) {
             cf__pp_task_set(t, PT_DONE); /* cancelled while in the pipe: nothing to do */
             cf__pp_task_free(t);
-        } else {
+        } else { /* sent, or recalled from this worker: for another one */
             cf__pp_task_set(t, PT_QUEUED);
             t->w = NULL;
+            t->acked = 0;
             cf__list_push(&requeue, &t->link);
             pool->nqueued++;
         }
@@ -229,6 +230,7 @@ void cf__pp_worker_finalize(struct pp_worker *w)
     w->init_msg = NULL;
     cf__pp_worker_set(w, W_EMPTY);
     w->used = 0;
+    w->pool_stopped = 0;
     if (!pool->broken && !pool->server_dead && (!pool->shut || pool->nqueued)) {
         w->restarts++;
         cf__pp_worker_spawn(w);

@@ -17,6 +17,7 @@
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #include "internal.h"
+#include "tsa.h"
 
 #include "cfutures/registry.h"
 
@@ -29,9 +30,9 @@ struct reg_entry {
     cf_any_fn fn;
 };
 
-static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct reg_entry *reg_tab;
-static size_t reg_n, reg_cap;
+static cf__mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER; /* guards the table (tsa.h) */
+static struct reg_entry *reg_tab CF__GUARDED_BY(reg_mu);
+static size_t reg_n CF__GUARDED_BY(reg_mu), reg_cap CF__GUARDED_BY(reg_mu);
 
 static const struct reg_entry reg_builtin[] = {
     {"cf.map_chunk", (cf_any_fn)cf__map_chunk_run},
@@ -61,7 +62,7 @@ int cf_fn_register(const char *name, cf_any_fn fn)
                              name, CF_TASK_NAME_MAX);
     if (strncmp(name, "cf.", 3) == 0)
         return cf__set_error(CF_EINVAL, "cf_fn_register: names starting with 'cf.' are reserved ('%s')", name);
-    pthread_mutex_lock(&reg_mu);
+    cf__mutex_lock(&reg_mu);
     for (size_t i = 0; i < reg_n; i++) {
         int same_name = strcmp(reg_tab[i].name, name) == 0, same_fn = reg_tab[i].fn == fn;
         if (same_name && same_fn)
@@ -91,7 +92,7 @@ int cf_fn_register(const char *name, cf_any_fn fn)
     }
     reg_tab[reg_n++].fn = fn;
 out:
-    pthread_mutex_unlock(&reg_mu);
+    cf__mutex_unlock(&reg_mu);
     return rc;
 }
 
@@ -114,11 +115,11 @@ const char *cf_fn_name(cf_any_fn fn)
     for (size_t i = 0; i < sizeof(reg_builtin) / sizeof(reg_builtin[0]); i++)
         if (reg_builtin[i].fn == fn)
             return reg_builtin[i].name;
-    pthread_mutex_lock(&reg_mu);
+    cf__mutex_lock(&reg_mu);
     for (size_t i = 0; i < reg_n && !name; i++)
         if (reg_tab[i].fn == fn)
             name = reg_tab[i].name;
-    pthread_mutex_unlock(&reg_mu);
+    cf__mutex_unlock(&reg_mu);
     return name;
 }
 
@@ -130,10 +131,10 @@ cf_any_fn cf_fn_lookup(const char *name)
     for (size_t i = 0; i < sizeof(reg_builtin) / sizeof(reg_builtin[0]); i++)
         if (strcmp(reg_builtin[i].name, name) == 0)
             return reg_builtin[i].fn;
-    pthread_mutex_lock(&reg_mu);
+    cf__mutex_lock(&reg_mu);
     for (size_t i = 0; i < reg_n && !fn; i++)
         if (strcmp(reg_tab[i].name, name) == 0)
             fn = reg_tab[i].fn;
-    pthread_mutex_unlock(&reg_mu);
+    cf__mutex_unlock(&reg_mu);
     return fn;
 }

@@ -95,6 +95,14 @@ static void test_last_error_is_per_thread(void **state)
     assert_string_equal(cf_last_error(), "cf_sleep: loop is NULL");
 }
 
+static int map_fn(cf_task_t *t, const void *item, size_t len)
+{
+    (void)t;
+    (void)item;
+    (void)len;
+    return 0;
+}
+
 /* Each rejected argument is named, by the function that rejected it: the
  * message never comes from an earlier, unrelated failure. */
 static void test_invalid_arguments_are_named(void **state)
@@ -103,7 +111,11 @@ static void test_invalid_arguments_are_named(void **state)
     cf_loop_t *loop;
     cf_future_t *f;
     cf_runtime_t *rt;
-    int64_t v;
+    cf_thread_pool_t *tp;
+    cf_executor_t *ex;
+    cf_map_opts bad;
+    cf_map_t *m;
+    int64_t xs[3] = {1, 2, 3};
     static const char *const want[] = {
         "cf_loop_new: out is NULL",
         "cf_future_new: loop is NULL",
@@ -123,6 +135,8 @@ static void test_invalid_arguments_are_named(void **state)
         "cf_future_get_i64: out is NULL",
         "submit: ex is NULL",
         "map: ex is NULL",
+        "cf_map_new: opts->on_error must be CF_MAP_STOP or CF_MAP_CONTINUE (got 7)",
+        "cf_map_new_array: items is NULL with n = 3",
     };
     int rc[sizeof(want) / sizeof(want[0])];
     char got[sizeof(want) / sizeof(want[0])][512];
@@ -132,6 +146,10 @@ static void test_invalid_arguments_are_named(void **state)
     assert_non_null(ev);
     assert_int_equal(cf_loop_new(ev, &loop), 0);
     assert_int_equal(cf_future_new(loop, &f), 0);
+    assert_int_equal(cf_thread_pool_new(loop, NULL, &tp), 0);
+    ex = cf_thread_pool_executor(tp);
+    cf_map_opts_init(&bad);
+    bad.on_error = (cf_map_on_error)7;
 #define TRY(call) (rc[i] = (call), snprintf(got[i], sizeof(got[i]), "%s", cf_last_error()), i++)
     TRY(cf_loop_new(ev, NULL));
     TRY(cf_future_new(NULL, &f));
@@ -151,6 +169,8 @@ static void test_invalid_arguments_are_named(void **state)
     TRY(cf_future_get_i64(f, 0, NULL));
     TRY(cf_submit_i64_i64(NULL, NULL, 1, &f));
     TRY(cf_map_i64_i64(NULL, NULL, NULL, 0, 0, NULL));
+    TRY(cf_map_new_array(ex, map_fn, xs, 3, 8, &bad, &m));
+    TRY(cf_map_new_array(ex, map_fn, NULL, 3, 8, NULL, &m));
 #undef TRY
     assert_int_equal(i, sizeof(want) / sizeof(want[0]));
     for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -159,6 +179,7 @@ static void test_invalid_arguments_are_named(void **state)
     }
     assert_int_equal(cf_future_cancel(f), 0);
     assert_int_equal(cf_future_unref(f), 0);
+    cf_thread_pool_free(tp);
     ev_run(ev, 0);
     assert_int_equal(cf_loop_close(loop), 0);
     ev_loop_destroy(ev);

@@ -415,8 +415,14 @@ static void test_failed_chunk_names_its_items(void **state)
     o.on_error = CF_MAP_STOP;
     assert_int_equal(cf_map_new_array(cf_process_pool_executor(p), crash_item, xs, 50, 8, &o, &m), 0);
     k = 0;
-    while ((rc = cf_map_next(m, &r)) == 0)
+    while ((rc = cf_map_next(m, &r)) == 0) {
+        /* The result that ended the map stays valid until the next call. */
+        if (k == 30) {
+            assert_int_equal(r.status, CF_EWORKER);
+            assert_memory_equal(r.error, "items 30-39: ", 13);
+        }
         k++;
+    }
     assert_int_equal(k, 31); /* items 0-29, then item 30 with the chunk's error */
     assert_int_equal(rc, CF_EWORKER);
     assert_memory_equal(cf_map_error(m), "items 30-39: worker ", 20);

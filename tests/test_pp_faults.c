@@ -291,6 +291,85 @@ static void test_shutdown_cancel_covers_sent_ahead(void **state)
     cf_process_pool_free(p);
 }
 
+/* ------------------------------------------------------------------ stops and the tasks sent ahead */
+
+/*
+ * Blocks SIGTERM in its worker and returns as soon as one is pending: a
+ * task that ends just before the pool's stop signal lands (the signal waits
+ * until the worker dies by SIGKILL after the grace period).
+ */
+static int t_end_at_sigterm(cf_task_t *t, void *arg)
+{
+    sigset_t term, pending;
+
+    (void)arg;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, NULL);
+    for (int i = 0; i < 20000; i++) {
+        sigpending(&pending);
+        if (sigismember(&pending, SIGTERM))
+            break;
+        usleep(1000);
+    }
+    cf_task_set_i64(t, 1);
+    return 0;
+}
+
+/*
+ * Squares its argument - unless it runs in a worker that a stop is on its
+ * way to (SIGTERM blocked and pending, left by t_end_at_sigterm): there it
+ * waits until that worker dies, as any task caught by the stop would.
+ */
+static int t_square_unless_stopping(cf_task_t *t, void *arg)
+{
+    sigset_t pending;
+
+    sigpending(&pending);
+    if (sigismember(&pending, SIGTERM))
+        for (int i = 0; i < 20000; i++)
+            usleep(1000);
+    return t_square(t, arg);
+}
+
+/*
+ * A stop decided for a task (timeout, cancel) does not catch the tasks sent
+ * ahead behind it, even when the task ends before the signal lands: they
+ * are recalled and run on the next worker.
+ */
+static void test_stop_spares_tasks_sent_ahead(void **state)
+{
+    struct fixture *fx = *state;
+
+    for (int cancel = 0; cancel < 2; cancel++) {
+        cf_process_pool_t *p = ppool(fx, 1, 0.3);
+        cf_future_t *a, *fs[2];
+        cf_worker_info wi;
+        int64_t v = 0;
+
+        a = submit_i(p, t_end_at_sigterm, 0, cancel ? -1 : 0.2);
+        run_until_running(fx, a);
+        for (int i = 0; i < 2; i++)
+            fs[i] = submit_i(p, t_square_unless_stopping, i + 2, -1); /* sent ahead */
+        if (cancel)
+            assert_int_equal(cf_future_cancel(a), CF_EBUSY);
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(cf_future_wait(fs[i], -1), 0);
+            if (cf_future_result_i64(fs[i], &v) != 0)
+                fail_msg("%s: task sent ahead: %s", cancel ? "cancel" : "timeout", cf_future_error(fs[i]));
+            assert_int_equal(v, (i + 2) * (i + 2));
+            assert_int_equal(cf_future_unref(fs[i]), 0);
+        }
+        assert_int_equal(cf_future_wait(a, -1), 0);
+        assert_int_equal(cf_future_status(a), cancel ? CF_ECANCELED : CF_ETIMEDOUT);
+        assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+        assert_int_equal(wi.restarts, 1);
+        assert_int_equal(cf_future_unref(a), 0);
+        assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+        cf_process_pool_free(p);
+    }
+}
+
 /* ------------------------------------------------------------------ limits */
 
 /* An argument over the frame limit is refused at submit, not shipped. */
@@ -758,6 +837,7 @@ int main(void)
         T(test_cancel_sent_ahead_never_runs),
         T(test_cancel_sent_ahead_then_worker_dies),
         T(test_shutdown_cancel_covers_sent_ahead),
+        T(test_stop_spares_tasks_sent_ahead),
         T(test_argument_over_frame_limit),
         T(test_timeout_zero_is_none),
         T(test_result_out_of_memory),

@@ -229,6 +229,32 @@ static void test_sendmsg_failure(void **state)
     cf_process_pool_free(p);
 }
 
+/*
+ * A worker the pool itself stopped (here: its channel could not be
+ * written) did not die of the task being delivered: with
+ * max_delivery_deaths 1 the task still runs on the next worker.
+ */
+static void test_pool_caused_death_is_no_delivery_death(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_opts o;
+    cf_process_pool_t *p;
+    cf_worker_info wi;
+
+    cf_process_pool_opts_init(&o);
+    o.max_workers = 1;
+    o.kill_grace = 0.2;
+    o.max_delivery_deaths = 1;
+    assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
+    run_tasks(p, 1);
+    fail_in(W_SENDMSG, 1, ENOBUFS);
+    run_tasks(p, 3);
+    reset();
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+    assert_int_equal(wi.restarts, 1);
+    cf_process_pool_free(p);
+}
+
 /* read of a worker's pipe fails (EIO): the worker is replaced, nothing is lost. */
 static void test_read_failure(void **state)
 {
@@ -290,12 +316,72 @@ static void test_spawn_request_not_sent(void **state)
     cf_process_pool_free(p);
 }
 
+/* ------------------------------------------------------------------ the fork server's reports */
+
+/* n tasks through the pool, each bounded: a slot stuck for want of a report fails instead of hanging. */
+static void run_tasks_bounded(cf_process_pool_t *p, int n)
+{
+    for (int i = 0; i < n; i++) {
+        cf_future_t *f;
+        int64_t x = i, v = -1;
+
+        assert_int_equal(cf_process_pool_submit(p, t_square, &x, sizeof(x), -1, &f), 0);
+        if (cf_future_wait(f, 30) != 0) {
+            cf_future_unref(f);
+            cf_process_pool_free(p); /* so that the teardown does not wait for it */
+            fail_msg("task %d never completed: a worker slot is stuck", i);
+        }
+        if (cf_future_result_i64(f, &v) != 0)
+            fail_msg("task %d: %s", i, cf_future_error(f));
+        assert_int_equal(v, (int64_t)i * i);
+        assert_int_equal(cf_future_unref(f), 0);
+    }
+}
+
+/* The fork server's SPAWNED report meets a kernel out of buffers: it is sent again, not lost. */
+static void test_spawned_report_not_lost(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p;
+    int fds = count_fds_now();
+
+    fail_in(W_SENDMSG, 1, ENOBUFS); /* the fork server's first sendmsg: SPAWNED */
+    p = pool_of(fx, 1);
+    reset(); /* the parent's own sendmsg calls pass */
+    run_tasks_bounded(p, 3);
+    cf_process_pool_free(p);
+    assert_int_equal(count_fds_now(), fds);
+}
+
+/* The EXITED report of a dead worker meets a kernel out of memory: sent again, the slot is respawned. */
+static void test_exited_report_not_lost(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p;
+    cf_worker_info wi;
+    int fds = count_fds_now();
+
+    fail_in(W_SENDMSG, 2, ENOMEM); /* the fork server's second sendmsg: EXITED of the first worker */
+    p = pool_of(fx, 1);
+    reset();
+    run_tasks_bounded(p, 1);
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+    assert_int_equal(kill(wi.pid, SIGKILL), 0);
+    run_tasks_bounded(p, 3);
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+    assert_int_equal(wi.restarts, 1);
+    cf_process_pool_free(p);
+    assert_int_equal(count_fds_now(), fds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_new_fails_cleanly),  T(test_spawn_failures_in_the_server_are_retried),
-        T(test_sendmsg_failure),    T(test_read_failure),
+        T(test_sendmsg_failure),    T(test_pool_caused_death_is_no_delivery_death),
+        T(test_read_failure),
         T(test_ctl_recvmsg_enomem), T(test_spawn_request_not_sent),
+        T(test_spawned_report_not_lost), T(test_exited_report_not_lost),
     };
     alarm(300); /* a hang fails the run instead of stalling it */
     return cmocka_run_group_tests_name("pp_syscalls", tests, NULL, NULL);

@@ -647,15 +647,10 @@ static void test_map_edges(void **state)
     cf_runtime_t *rt = NULL;
     int64_t xs[40], ys[40];
 
-    /* pipeline 1: no task is sent ahead, so the stop of a worker whose
-     * cancelled task is still running can only end that task (a task sent
-     * ahead to such a worker can still be caught by the stop: see the
-     * process pool's DESIGN comment). */
     cf_thread_pool_opts_init(&to);
     to.max_workers = 1;
     cf_process_pool_opts_init(&po);
     po.max_workers = 2;
-    po.pipeline = 1;
     assert_int_equal(cf_runtime_new_opts(&to, &po, &rt), 0);
 
     assert_int_equal(cf_map_i64_i64(cf_runtime_threads(rt), square, NULL, 0, 0, NULL), 0);

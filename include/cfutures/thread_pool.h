@@ -54,7 +54,7 @@ typedef enum cf_queue_full {
 } cf_queue_full;
 
 typedef struct cf_thread_pool_opts {
-    int max_workers;             /* number of threads; default cf_cpu_count(); < 1 is CF_EINVAL */
+    int max_workers;             /* number of threads; default cf_cpu_count(); < 1 or > 4096 is CF_EINVAL */
     const char *name_prefix;     /* thread name prefix, default "cf-worker" (names are cut to 15 bytes) */
     cf_worker_init_fn initializer; /* optional (see executor.h); a failure breaks the pool, like
                                       Python's BrokenThreadPool: queued tasks fail with CF_EBROKEN

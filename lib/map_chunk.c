@@ -1,0 +1,196 @@
+/*
+ * map_chunk.c - cf_map's chunks as bytes: built on the loop, run by a task
+ * on any executor, their results read back on the loop.
+ *
+ * DESIGN
+ *
+ * A chunk is one task.  Its argument is a self-contained byte buffer (a
+ * header with the item function, then length-prefixed items), its value a
+ * byte buffer of per-item outcomes, encoded as records by the outcome codec
+ * (outcome.h, which also says why an item's value must be a number or
+ * bytes).  Being bytes, a chunk runs unchanged on workers in another address
+ * space.  The chunk runner checks the task's cancellation flag between items
+ * and measures its own run time, which the map uses to size later chunks.
+ *
+ *   chunk:  u64 CHUNK_MAGIC | u64 fn | u64 count | { u64 len | bytes (pad 8) } x count
+ *   result: u64 RESULT_MAGIC | u64 count | u64 run_ns | { outcome record } x count
+ *
+ * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
+ */
+#include "map_chunk.h"
+
+#include "outcome.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK_MAGIC 0x4b4843504d464355ull  /* "UCFMPCHK" */
+#define RESULT_MAGIC 0x5345524d50464355ull /* "UCFMPRES" */
+#define CHUNK_HDR 24u
+#define RES_HDR 24u
+
+/* ------------------------------------------------------------------ byte buffers */
+
+static size_t pad8(size_t n)
+{
+    return (n + 7u) & ~(size_t)7u;
+}
+
+static int buf_reserve(struct cf__chunk_buf *b, size_t more)
+{
+    size_t cap;
+    uint8_t *p;
+
+    if (b->oom)
+        return -1;
+    if (b->len + more <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 256;
+    while (cap < b->len + more)
+        cap *= 2;
+    p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static void buf_u64(struct cf__chunk_buf *b, uint64_t v)
+{
+    if (buf_reserve(b, 8) == 0) {
+        memcpy(b->p + b->len, &v, 8);
+        b->len += 8;
+    }
+}
+
+/* Append n bytes, zero-padded to a multiple of 8. */
+static void buf_put(struct cf__chunk_buf *b, const void *data, size_t n)
+{
+    size_t padded = pad8(n);
+
+    if (buf_reserve(b, padded) == 0) {
+        if (n)
+            memcpy(b->p + b->len, data, n);
+        memset(b->p + b->len + n, 0, padded - n);
+        b->len += padded;
+    }
+}
+
+static uint64_t rd_u64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* ------------------------------------------------------------------ loop side: building a chunk */
+
+void cf__chunk_begin(struct cf__chunk_buf *b, cf_map_fn fn)
+{
+    buf_u64(b, CHUNK_MAGIC);
+    if (buf_reserve(b, 8) == 0) {
+        memcpy(b->p + b->len, &fn, sizeof(fn));
+        b->len += 8;
+    }
+    buf_u64(b, 0); /* count, filled in by cf__chunk_end() */
+}
+
+void cf__chunk_add(struct cf__chunk_buf *b, const void *item, size_t len)
+{
+    buf_u64(b, len);
+    buf_put(b, item, len);
+}
+
+int cf__chunk_end(struct cf__chunk_buf *b, size_t count)
+{
+    uint64_t c64 = count;
+
+    if (b->oom) {
+        free(b->p);
+        b->p = NULL;
+        return -1;
+    }
+    memcpy(b->p + 16, &c64, 8);
+    return 0;
+}
+
+int cf__chunk_result_open(const uint8_t *p, size_t len, size_t count, size_t *off, uint64_t *run_ns)
+{
+    if (len < RES_HDR || rd_u64(p) != RESULT_MAGIC || rd_u64(p + 8) != count)
+        return -1;
+    *run_ns = rd_u64(p + 16);
+    *off = RES_HDR;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ worker side: running a chunk */
+
+static void put_record(struct cf__chunk_buf *out, const struct cf__outcome *o)
+{
+    size_t n = cf__outcome_record_size(o);
+
+    if (buf_reserve(out, n) == 0) {
+        cf__outcome_record_put(o, out->p + out->len);
+        out->len += n;
+    }
+}
+
+/* The task every chunk runs: the item function over each item of the chunk. */
+int cf__map_chunk_run(cf_task_t *task, void *arg)
+{
+    size_t len, off = CHUNK_HDR;
+    const uint8_t *p = cf_task_arg(task, &len);
+    struct cf__chunk_buf out = {0};
+    cf_map_fn fn;
+    uint64_t count, t0 = cf_now_ns();
+
+    (void)arg;
+    if (len < CHUNK_HDR || rd_u64(p) != CHUNK_MAGIC)
+        return cf_task_fail(task, CF_EINVAL, "malformed map chunk");
+    memcpy(&fn, p + 8, sizeof(fn));
+    count = rd_u64(p + 16);
+    buf_u64(&out, RESULT_MAGIC);
+    buf_u64(&out, count);
+    buf_u64(&out, 0); /* run_ns, filled in below */
+
+    for (uint64_t i = 0; i < count; i++) {
+        struct cf__outcome o;
+        uint64_t ilen;
+
+        memset(&o, 0, sizeof(o));
+        if (off + 8 > len || (ilen = rd_u64(p + off)) > len - off - 8) {
+            free(out.p);
+            return cf_task_fail(task, CF_EINVAL, "malformed map chunk (item %llu)", (unsigned long long)i);
+        }
+        if (cf_task_cancelled(task)) {
+            o.err = CF_ECANCELED;
+        } else {
+            struct cf_task it = *task;
+            it.out = &o;
+            it.arg = (void *)(p + off + 8);
+            it.arg_len = (size_t)ilen;
+            cf__task_finish(&it, fn(&it, p + off + 8, (size_t)ilen));
+            cf__outcome_make_portable(&o, "a mapped item");
+        }
+        put_record(&out, &o);
+        cf__outcome_clear(&o);
+        off += 8 + pad8((size_t)ilen);
+    }
+    if (out.oom) {
+        free(out.p);
+        return cf_task_fail(task, CF_ENOMEM, "out of memory while building map results");
+    }
+    {
+        uint64_t run_ns = cf_now_ns() - t0;
+        memcpy(out.p + 16, &run_ns, 8);
+    }
+    cf__outcome_drop_value(task->out);
+    task->out->value.ptr = out.p;
+    task->out->value_free = free;
+    task->out->len = out.len;
+    task->out->is_bytes = 1;
+    return 0;
+}
