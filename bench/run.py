@@ -42,6 +42,7 @@ TOP = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(TOP, "tools"))
 import webfixture  # noqa: E402
 import crawl_cases  # noqa: E402
+import remote_cases  # noqa: E402
 
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
@@ -109,6 +110,9 @@ EXTRAS = {
 SLOW = {"tp_pingpong", "pp_pingpong", "crawl", "serve", "scaling", "chunk1", "tp_idle_cpu", "serve_static"}
 CASES.update(crawl_cases.CASES)
 SLOW |= set(crawl_cases.CASES)
+CASES.update(remote_cases.CASES)
+LABELS.update(remote_cases.LABELS)
+SLOW |= set(remote_cases.CASES)
 
 
 def log(*a):
@@ -257,6 +261,10 @@ class Bench:
 
     crawl_latency = crawl_cases.crawl_latency
     crawl_fanout = crawl_cases.crawl_fanout
+    remote_pingpong = remote_cases.remote_pingpong
+    remote_batch = remote_cases.remote_batch
+    remote_map = remote_cases.remote_map
+    remote_map_dask = remote_cases.remote_map_dask
 
     def serve(self):
         cfserve = os.path.join(self.build, "demos", "cfserve")
@@ -463,6 +471,8 @@ def main():
                 row["met"] = met and cf / curl >= 1.2
             if key in crawl_cases.CASES:
                 crawl_cases.finish(b, row, cf, peer)
+            if key in remote_cases.CASES:
+                remote_cases.finish(b, row, cf, peer)
             if key == "serve":
                 ok = all(d["health"]["bad"] == 0 and d["fib"]["bad"] == 0 and d["health"]["errors"] == 0
                          and d["fib"]["errors"] == 0 and d["health"]["requests"] > 0 and d["fib"]["requests"] > 0

@@ -124,6 +124,12 @@ int main(int argc, char **argv)
     ev_timer_stop(ev, &poll_done);
     ev_signal_stop(ev, &sterm);
     ev_signal_stop(ev, &sint);
+    {
+        uint64_t done = 0;
+        cf_remote_worker_stats(worker, &done, NULL);
+        fprintf(stderr, "cfworker: %s drained after %llu tasks\n", o.name ? o.name : "worker",
+                (unsigned long long)done);
+    }
     cf_remote_worker_free(worker);
     /* Let the loop settle what the pool handed back, then close it. */
     ev_run(ev, EVRUN_NOWAIT);

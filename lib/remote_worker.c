@@ -144,7 +144,7 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
         if (reply->element[0]->integer >= 0 && (double)reply->element[0]->integer / 1000 + 0.01 < next)
             next = (double)reply->element[0]->integer / 1000 + 0.01;
         for (size_t i = 0; i < reply->element[1]->elements; i++)
-            cf__rw_take(w, reply->element[1]->element[i]);
+            cf__rw_take(w, reply->element[1]->element[i], 1);
     }
     if (!w->draining) {
         ev_timer_stop(w->loop->ev, &w->claim);

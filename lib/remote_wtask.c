@@ -3,10 +3,11 @@
  *
  * DESIGN
  *
- * XREADGROUP (or XAUTOCLAIM, remote_worker.c) hands an entry over ->
+ * XREADGROUP (or a claim, remote_worker.c) hands an entry over ->
  * cf__rw_take() copies its fields and RPUSHes this worker's identity to the
- * task's history list, whose length is the number of deliveries: beyond the
- * task's max deliveries it fails with a message naming the workers that took
+ * task's history list, whose length is the number of deliveries.  A first
+ * delivery starts at once; a claimed one waits for the RPUSH's answer: beyond
+ * the task's max deliveries it fails with a message naming the workers that took
  * it before (they died with it) -> the function is looked up by name (none:
  * the task fails naming the task and this worker) -> the inner names of map
  * chunks and typed calls are turned back into this program's pointers ->
@@ -138,10 +139,8 @@ void cf__rw_task_done_cb(cf_future_t *f, int status, void *data)
 /* ------------------------------------------------------------------ running */
 
 /* Replace the function name stored at `off` of the payload with this program's pointer. */
-static int patch(struct wtask *t, size_t off, const char *name)
+static int patch(struct wtask *t, size_t off, cf_any_fn fn)
 {
-    cf_any_fn fn = cf_fn_lookup(name);
-
     if (!fn || off + sizeof(fn) > t->len)
         return -1;
     memcpy(t->payload + off, &fn, sizeof(fn));
@@ -160,7 +159,7 @@ static void rw_start(struct wtask *t, const char *inner, const char *item)
         return;
     }
     if (*inner) {
-        if (patch(t, CF__INNER_FN_OFFSET, inner) != 0) {
+        if (patch(t, CF__INNER_FN_OFFSET, cf_fn_lookup(inner)) != 0) {
             rw_result(t, NULL, CF_EINVAL, "worker %s has no task named '%s'", w->ident, inner);
             return;
         }
@@ -168,10 +167,11 @@ static void rw_start(struct wtask *t, const char *inner, const char *item)
             /* Every item of a script-layer array map is a call of `item`. */
             size_t off = 24;
             uint64_t count, ilen;
+            cf_any_fn item_fn = cf_fn_lookup(item); /* once, not per item */
             memcpy(&count, t->payload + 16, 8);
             for (uint64_t i = 0; i < count && off + 8 <= t->len; i++) {
                 memcpy(&ilen, t->payload + off, 8);
-                if (ilen > t->len - off - 8 || patch(t, off + 8 + CF__INNER_FN_OFFSET, item) != 0) {
+                if (ilen > t->len - off - 8 || patch(t, off + 8 + CF__INNER_FN_OFFSET, item_fn) != 0) {
                     rw_result(t, NULL, CF_EINVAL, "worker %s has no task named '%s'", w->ident, item);
                     return;
                 }
@@ -262,7 +262,7 @@ static char *field_dup(const redisReply *e, const char *key, size_t *len)
 }
 
 /* Take one entry: record the delivery, then run it. */
-void cf__rw_take(cf_remote_worker_t *w, const redisReply *e)
+void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, int claimed)
 {
     struct wtask *t;
     struct hist_req *h;
@@ -289,6 +289,8 @@ void cf__rw_take(cf_remote_worker_t *w, const redisReply *e)
     md = field_dup(e, "d", NULL);
     ci = field_dup(e, "a", NULL);
     t->claim_idle = ci && atoll(ci) > 0 ? (double)atoll(ci) / 1000 : w->opts.claim_idle;
+    if (t->claim_idle < 0.003)
+        t->claim_idle = 0.003; /* as the client allows: heartbeats every millisecond at most */
     free(ci);
     cf__rw_beat_period(w, t->claim_idle);
     t->timeout_ms = to ? strtoll(to, NULL, 10) : -1;
@@ -315,9 +317,21 @@ void cf__rw_take(cf_remote_worker_t *w, const redisReply *e)
     }
     h->t = t;
     snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", w->queue, t->client, t->id);
-    cf__rconn_cmdf(&w->cmd, NULL, NULL, "EXPIRE %s 86400", hkey);
+    if (!claimed) {
+        /* A first delivery (XREADGROUP >) cannot be over the limit: record it
+         * and start at once, without waiting for the broker's answer. */
+        cf__rconn_cmdf(&w->cmd, NULL, NULL, "RPUSH %s %s", hkey, w->ident);
+        cf__rconn_cmdf(&w->cmd, NULL, NULL, "EXPIRE %s 86400", hkey);
+        rw_start(t, h->inner, h->item);
+        free(h->inner);
+        free(h->item);
+        free(h);
+        return;
+    }
     if (cf__rconn_cmdf(&w->cmd, hist_cb, h, "RPUSH %s %s", hkey, w->ident) != 0)
         hist_cb(NULL, NULL, h);
+    else
+        cf__rconn_cmdf(&w->cmd, NULL, NULL, "EXPIRE %s 86400", hkey);
 }
 
 static void read_cb(redisAsyncContext *ac, void *r, void *priv)
@@ -336,7 +350,7 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
         for (size_t s = 0; s < reply->elements; s++) {
             const redisReply *entries = reply->element[s]->element[1];
             for (size_t i = 0; i < entries->elements; i++)
-                cf__rw_take(w, entries->element[i]);
+                cf__rw_take(w, entries->element[i], 0);
         }
     }
     cf__rw_fetch(w);

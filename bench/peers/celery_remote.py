@@ -5,9 +5,11 @@
 result backend.
 
   celery_remote.py worker URL PROCS      a worker (prefork pool), until SIGTERM
-  celery_remote.py pingpong URL N        N sequential round trips
-  celery_remote.py batch URL N           N tasks submitted at once, then all results
+  celery_remote.py pingpong URL N        N sequential round trips: us per trip
+  celery_remote.py batch URL N           N tasks submitted at once, then all results: tasks/s
+(one JSON line).
 """
+import json
 import sys
 import time
 
@@ -38,7 +40,9 @@ def main():
         rs = [noop.delay() for _ in range(n)]
         assert all(r.get(timeout=600) == 1 for r in rs)
     dt = time.perf_counter() - t0
-    print(f"celery {mode} {n} {dt:.3f} s {n / dt:.0f}/s")
+    value = dt * 1e6 / n if mode == "pingpong" else n / dt
+    print(json.dumps({"case": "celery_" + mode, "unit": "us" if mode == "pingpong" else "tasks/s",
+                      "value": round(value, 2), "n": n, "seconds": round(dt, 4)}))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 """rq_remote.py - RQ peer of the remote-executor round-trip measurement.
 
   rq_remote.py worker URL        a worker (run from bench/peers so it imports this module)
-  rq_remote.py pingpong URL N    N sequential round trips
+  rq_remote.py pingpong URL N    N sequential round trips: us per trip (one JSON line)
 """
+import json
 import sys
 import time
 
@@ -31,7 +32,8 @@ def main():
             time.sleep(0.0005)
         assert job.result == 1
     dt = time.perf_counter() - t0
-    print(f"rq pingpong {n} {dt:.3f} s {n / dt:.0f}/s")
+    print(json.dumps({"case": "rq_pingpong", "unit": "us", "value": round(dt * 1e6 / n, 2), "n": n,
+                      "seconds": round(dt, 4)}))
 
 
 if __name__ == "__main__":
