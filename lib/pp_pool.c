@@ -366,6 +366,31 @@ int cf__pp_server_start(cf_process_pool_t *pool)
     return 0;
 }
 
+/* 0, or CF_EINVAL naming the option that is out of range. */
+static int pp_check_opts(const cf_process_pool_opts *o)
+{
+    const char *what = NULL;
+
+    if (o->max_workers < 1 || o->max_workers > 1024)
+        return cf__set_error(CF_EINVAL, "cf_process_pool_new: opts->max_workers must be between 1 and 1024 (got %d)",
+                             o->max_workers);
+    if (isnan(o->task_timeout))
+        what = "opts->task_timeout is NaN (<= 0 means none)";
+    else if (isnan(o->kill_grace) || o->kill_grace < 0)
+        what = "opts->kill_grace must be a number >= 0";
+    else if (o->pipeline < 1)
+        what = "opts->pipeline must be >= 1";
+    else if (o->on_crash != CF_CRASH_REPLACE && o->on_crash != CF_CRASH_BREAK)
+        what = "opts->on_crash must be CF_CRASH_REPLACE or CF_CRASH_BREAK";
+    else if (o->max_init_failures < 1)
+        what = "opts->max_init_failures must be >= 1";
+    else if (o->max_delivery_deaths < 1 || o->max_delivery_deaths > 255)
+        return cf__set_error(CF_EINVAL,
+                             "cf_process_pool_new: opts->max_delivery_deaths must be between 1 and 255 (got %u)",
+                             o->max_delivery_deaths);
+    return what ? cf__set_error(CF_EINVAL, "cf_process_pool_new: %s", what) : 0;
+}
+
 int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_process_pool_t **out)
 {
     cf_process_pool_opts defaults;
@@ -375,16 +400,13 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
     int rc;
 
     if (!loop || !out)
-        return CF_EINVAL;
+        return CF__EINVAL(!loop ? "loop is NULL" : "out is NULL");
     if (!opts) {
         cf_process_pool_opts_init(&defaults);
         opts = &defaults;
     }
-    if (opts->max_workers < 1 || opts->max_workers > 1024 || isnan(opts->task_timeout) || isnan(opts->kill_grace) ||
-        opts->kill_grace < 0 || opts->pipeline < 1 ||
-        (opts->on_crash != CF_CRASH_REPLACE && opts->on_crash != CF_CRASH_BREAK) || opts->max_init_failures < 1 ||
-        opts->max_delivery_deaths < 1 || opts->max_delivery_deaths > 255)
-        return CF_EINVAL;
+    if ((rc = pp_check_opts(opts)) != 0)
+        return rc;
     pool = calloc(1, sizeof(*pool));
     if (!pool)
         return CF_ENOMEM;
@@ -485,7 +507,11 @@ int cf_process_pool_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *d
                            cf_future_t **out)
 {
     if (!pool || !fn || !out || (!data && len) || isnan(timeout))
-        return CF_EINVAL;
+        return CF__EINVAL(!pool          ? "pool is NULL"
+                          : !fn          ? "fn is NULL"
+                          : !out         ? "out is NULL"
+                          : !data && len ? "data is NULL with len > 0"
+                                         : "timeout is NaN");
     return pp_submit(pool, fn, data, NULL, len, timeout, out);
 }
 
@@ -504,7 +530,7 @@ static int pp_all_exited(void *arg)
 int cf_process_pool_shutdown(cf_process_pool_t *pool, int flags)
 {
     if (!pool || (flags & ~(CF_SHUTDOWN_WAIT | CF_SHUTDOWN_CANCEL | CF_SHUTDOWN_KILL)))
-        return CF_EINVAL;
+        return CF__EINVAL(!pool ? "pool is NULL" : "flags has bits other than CF_SHUTDOWN_WAIT, _CANCEL and _KILL");
     pool->shut = 1;
     if (flags & (CF_SHUTDOWN_CANCEL | CF_SHUTDOWN_KILL))
         while (pool->nqueued) {
@@ -586,7 +612,7 @@ int cf_process_pool_stats(cf_process_pool_t *pool, cf_pool_stats *out)
     int alive = 0;
 
     if (!pool || !out)
-        return CF_EINVAL;
+        return CF__EINVAL(!pool ? "pool is NULL" : "out is NULL");
     for (int i = 0; i < pool->nworkers; i++)
         alive += pool->workers[i].state == W_READY || pool->workers[i].state == W_STARTING;
     memset(out, 0, sizeof(*out));
@@ -602,7 +628,7 @@ int cf_process_pool_stats(cf_process_pool_t *pool, cf_pool_stats *out)
 int cf_process_pool_worker_info(cf_process_pool_t *pool, int index, cf_worker_info *out)
 {
     if (!pool || !out || index < 0 || index >= pool->nworkers)
-        return CF_EINVAL;
+        return CF__EINVAL(!pool ? "pool is NULL" : !out ? "out is NULL" : "index is not a worker slot of the pool");
     out->pid = pool->workers[index].state >= W_STARTING ? pool->workers[index].pid : 0;
     out->tasks_done = pool->workers[index].tasks_done;
     out->restarts = pool->workers[index].restarts;

@@ -164,9 +164,10 @@ void cf__pp_worker_finalize(struct pp_worker *w)
             ++t->deliveries_failed >= pool->opts.max_delivery_deaths) {
             cf__pp_task_set(t, PT_DONE);
             cf__pp_complete(t, NULL, CF_EWORKER,
-                            cf__printf_alloc("the task was sent to %u workers in turn and each died before it "
+                            cf__printf_alloc("the task was sent to %u worker%s in turn and each died before it "
                                              "could take it; last: worker %d (pid %d) %s",
-                                             (unsigned)t->deliveries_failed, w->index, (int)pid, how));
+                                             (unsigned)t->deliveries_failed, t->deliveries_failed == 1 ? "" : "s",
+                                             w->index, (int)pid, how));
             cf__pp_task_free(t);
             continue;
         }

@@ -114,6 +114,8 @@ static void test_invalid_arguments_are_named(void **state)
     cf_thread_pool_t *tp;
     cf_executor_t *ex;
     cf_map_opts bad;
+    cf_process_pool_opts ppo_pipe, ppo_workers;
+    cf_process_pool_t *pp;
     cf_map_t *m;
     int64_t xs[3] = {1, 2, 3};
     static const char *const want[] = {
@@ -137,6 +139,8 @@ static void test_invalid_arguments_are_named(void **state)
         "map: ex is NULL",
         "cf_map_new: opts->on_error must be CF_MAP_STOP or CF_MAP_CONTINUE (got 7)",
         "cf_map_new_array: items is NULL with n = 3",
+        "cf_process_pool_new: opts->pipeline must be >= 1",
+        "cf_process_pool_new: opts->max_workers must be between 1 and 1024 (got 0)",
     };
     int rc[sizeof(want) / sizeof(want[0])];
     char got[sizeof(want) / sizeof(want[0])][512];
@@ -150,6 +154,10 @@ static void test_invalid_arguments_are_named(void **state)
     ex = cf_thread_pool_executor(tp);
     cf_map_opts_init(&bad);
     bad.on_error = (cf_map_on_error)7;
+    cf_process_pool_opts_init(&ppo_pipe);
+    ppo_pipe.pipeline = 0;
+    cf_process_pool_opts_init(&ppo_workers);
+    ppo_workers.max_workers = 0;
 #define TRY(call) (rc[i] = (call), snprintf(got[i], sizeof(got[i]), "%s", cf_last_error()), i++)
     TRY(cf_loop_new(ev, NULL));
     TRY(cf_future_new(NULL, &f));
@@ -171,6 +179,8 @@ static void test_invalid_arguments_are_named(void **state)
     TRY(cf_map_i64_i64(NULL, NULL, NULL, 0, 0, NULL));
     TRY(cf_map_new_array(ex, map_fn, xs, 3, 8, &bad, &m));
     TRY(cf_map_new_array(ex, map_fn, NULL, 3, 8, NULL, &m));
+    TRY(cf_process_pool_new(loop, &ppo_pipe, &pp));
+    TRY(cf_process_pool_new(loop, &ppo_workers, &pp));
 #undef TRY
     assert_int_equal(i, sizeof(want) / sizeof(want[0]));
     for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
