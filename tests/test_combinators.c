@@ -49,15 +49,18 @@ static void test_wait_across_two_executors(void **state)
     struct fixture *fx = *state;
     cf_thread_pool_t *a = make_pool(fx, 1), *b = make_pool(fx, 1);
     cf_future_t *fs[4], *w;
-    struct gate g;
+    static struct gate g; /* outlives the frame whatever happens to the test */
     unsigned char done[4];
     size_t ndone;
     int64_t n = -1;
 
     gate_init(&g);
-    assert_int_equal(cf_thread_pool_submit(a, task_square, (void *)3, NULL, &fs[0]), 0);
     assert_int_equal(cf_thread_pool_submit(b, task_wait_gate, &g, NULL, &fs[1]), 0);
+    /* fs[0] completes before fs[2] starts, whatever the machine's load. */
+    assert_int_equal(cf_thread_pool_submit(a, task_square, (void *)3, NULL, &fs[0]), 0);
+    assert_int_equal(cf_future_wait(fs[0], -1), 0);
     assert_int_equal(cf_sleep(fx->loop, 0.01, &fs[2]), 0);
+    assert_int_equal(cf_future_wait(fs[2], -1), 0);
     fs[3] = fs[0]; /* a duplicate */
     assert_int_equal(cf_wait_future(fs, 4, CF_ALL_COMPLETED, 0.05, &w), 0);
     assert_int_equal(cf_future_set_i64(w, 1), CF_EPERM); /* a combinator's output */
@@ -185,7 +188,7 @@ static void test_all_first_failure_and_cancel_rest(void **state)
 {
     struct fixture *fx = *state;
     cf_thread_pool_t *p = make_pool(fx, 1);
-    struct gate g;
+    static struct gate g; /* outlives the frame whatever happens to the test */
     cf_future_t *fs[3], *all;
 
     gate_init(&g);
