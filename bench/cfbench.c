@@ -22,6 +22,9 @@
  *                              of each; value = the smaller speed-up. x
  *   mem_pending     [1000000]  RSS growth per pending future: N no-op tasks
  *                              queued behind workers that are held busy. bytes
+ *   chunk1          [99999]    the seed map with chunksize 1 and auto-chunked on
+ *                              both pools, three alternating rounds, best time
+ *                              of each; value = the larger slow-down. x
  *   map_stream      [10000000] a lazy map of N items from a pull callback on
  *                              the thread pool; value = peak RSS. MiB
  *   tp_idle_cpu     [10000]    a burst of N no-op tasks, then the loop runs
@@ -296,14 +299,17 @@ static int seed_item(cf_task_t *t, const void *item, size_t len)
 }
 
 /* Map fn over xs on ex (automatic chunksize); check against want_i64/want_f64; seconds. */
-static int run_map(cf_executor_t *ex, cf_map_fn fn, const int64_t *xs, size_t n, const double *want, double *secs,
-                   size_t *chunksize)
+static int run_map_cs(cf_executor_t *ex, cf_map_fn fn, const int64_t *xs, size_t n, const double *want,
+                      size_t want_cs, double *secs, size_t *chunksize)
 {
     cf_map_t *m = NULL;
     cf_map_result r;
+    cf_map_opts o;
     size_t got = 0, wrong = 0;
     uint64_t t0 = cf_now_ns();
-    int rc = cf_map_new_array(ex, fn, xs, n, sizeof(xs[0]), NULL, &m);
+    cf_map_opts_init(&o);
+    o.chunksize = want_cs;
+    int rc = cf_map_new_array(ex, fn, xs, n, sizeof(xs[0]), &o, &m);
     if (rc != 0)
         return fail("cf_map_new_array", rc);
     while ((rc = cf_map_next(m, &r)) == 0) {
@@ -323,6 +329,12 @@ static int run_map(cf_executor_t *ex, cf_map_fn fn, const int64_t *xs, size_t n,
         return 1;
     }
     return 0;
+}
+
+static int run_map(cf_executor_t *ex, cf_map_fn fn, const int64_t *xs, size_t n, const double *want, double *secs,
+                   size_t *chunksize)
+{
+    return run_map_cs(ex, fn, xs, n, want, 0, secs, chunksize);
 }
 
 #define SCALING_ROUNDS 3
@@ -467,7 +479,8 @@ static long default_n(const char *c)
         long n;
     } d[] = {{"tp_batch", 1000000},       {"tp_pingpong", 100000}, {"pp_unchunked", 100000},
              {"pp_pingpong", 10000},      {"pp_map_chunked", 1000000}, {"scaling", 99999},
-             {"mem_pending", 1000000},    {"map_stream", 10000000}, {"tp_idle_cpu", 10000}};
+             {"mem_pending", 1000000},    {"map_stream", 10000000}, {"tp_idle_cpu", 10000},
+             {"chunk1", 99999}};
     for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
         if (strcmp(d[i].name, c) == 0)
             return d[i].n;
@@ -478,7 +491,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cfbench --case KEY [--n N] [--workers N] [--spin-us N]\n"
                "cases: tp_batch tp_pingpong pp_unchunked pp_pingpong pp_map_chunked scaling mem_pending map_stream\n"
-               "       tp_idle_cpu\n");
+               "       tp_idle_cpu chunk1\n");
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -500,8 +513,8 @@ static int run_case(void)
     int rc;
 
     /* The process pool first, while this process has one thread. */
-    int need_pp = !strncmp(c, "pp_", 3) || !strcmp(c, "scaling");
-    int need_tp = !strncmp(c, "tp_", 3) || !strcmp(c, "scaling") || !strcmp(c, "mem_pending") ||
+    int need_pp = !strncmp(c, "pp_", 3) || !strcmp(c, "scaling") || !strcmp(c, "chunk1");
+    int need_tp = !strncmp(c, "tp_", 3) || !strcmp(c, "scaling") || !strcmp(c, "chunk1") || !strcmp(c, "mem_pending") ||
                   !strcmp(c, "map_stream");
     if ((need_pp && open_process_pool()) || (need_tp && open_thread_pool()))
         return 1;
@@ -578,6 +591,45 @@ static int run_case(void)
                "\"thread_s\": %.4f, \"thread_speedup\": %.4f, \"thread_chunksize\": %zu, \"process_s\": %.4f, "
                "\"process_speedup\": %.4f, \"process_chunksize\": %zu",
                c, tp_x < pp_x ? tp_x : pp_x, n, serial, tp_s, tp_x, tp_cs, pp_s, pp_x, pp_cs);
+    } else if (!strcmp(c, "chunk1")) {
+        /*
+         * The seed map with chunksize 1 and auto-chunked, on each pool,
+         * alternating, best of SCALING_ROUNDS each; value = the larger of
+         * the two slow-downs (chunksize 1 time / auto time).
+         */
+        int64_t *xs = iota((size_t)n);
+        double *want = malloc((size_t)n * sizeof(*want));
+        double best[2][2] = {{0, 0}, {0, 0}}; /* [pool: thread, process][auto, chunksize 1] */
+        size_t cs_auto[2] = {0, 0}, cs;
+        if (!xs || !want) {
+            free(xs);
+            free(want);
+            return fail("malloc", CF_ENOMEM);
+        }
+        for (long i = 0; i < n; i++)
+            want[i] = seed_f(xs[i]);
+        rc = 0;
+        for (int round = 0; round < SCALING_ROUNDS && !rc; round++)
+            for (int pool = 0; pool < 2 && !rc; pool++)
+                for (int one = 0; one < 2 && !rc; one++) {
+                    cf_executor_t *ex = pool ? cf_process_pool_executor(ppool) : cf_thread_pool_executor(tpool);
+                    double t;
+                    rc = run_map_cs(ex, seed_item, xs, (size_t)n, want, one ? 1 : 0, &t, &cs);
+                    if (!one)
+                        cs_auto[pool] = cs;
+                    if (round == 0 || t < best[pool][one])
+                        best[pool][one] = t;
+                }
+        free(xs);
+        free(want);
+        if (rc)
+            return rc;
+        double tx = best[0][1] / best[0][0], px = best[1][1] / best[1][0];
+        printf("{\"case\": \"%s\", \"unit\": \"x\", \"value\": %.4f, \"n\": %ld, \"thread_auto_s\": %.4f, "
+               "\"thread_one_s\": %.4f, \"thread_ratio\": %.4f, \"thread_chunksize\": %zu, \"process_auto_s\": %.4f, "
+               "\"process_one_s\": %.4f, \"process_ratio\": %.4f, \"process_chunksize\": %zu",
+               c, tx > px ? tx : px, n, best[0][0], best[0][1], tx, cs_auto[0], best[1][0], best[1][1], px,
+               cs_auto[1]);
     } else if (!strcmp(c, "mem_pending")) {
         double per = 0;
         long delta = 0;

@@ -47,6 +47,8 @@ enum {
     CF__PP_EXIT_CHANNEL = 117,      /* malformed input or broken channel */
     CF__PP_EXIT_NOMEM_TASK = 118,   /* out of memory receiving a task */
     CF__PP_EXIT_NOMEM_RESULT = 119, /* out of memory even for the small CF_ENOMEM result */
+    CF__PP_EXIT_NOMEM_FRAME = 120,  /* out of memory for a READY or ACK frame */
+    CF__PP_EXIT_RLIMIT = 121,       /* max_memory could not be applied (setrlimit failed) */
 };
 
 struct cf__pp_config {

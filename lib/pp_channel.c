@@ -258,7 +258,9 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
         rc = frame_outcome(h, data, owned, &o);
         if (rc)
             cf__pp_complete(head, NULL, rc,
-                            cf__printf_alloc("malformed result from worker %d (pid %d)", w->index, (int)w->pid));
+                            cf__printf_alloc("%s the result from worker %d (pid %d)",
+                                             rc == CF_ENOMEM ? "out of memory decoding" : "malformed", w->index,
+                                             (int)w->pid));
         else
             cf__pp_complete(head, &o, 0, NULL);
     }
@@ -394,7 +396,10 @@ void cf__pp_worker_read(struct pp_worker *w)
             off += want;
             rc = cf__frame_reader_got(&w->rd, want, &h, &payload);
             if (rc < 0) {
-                worker_lost(w, "it sent a malformed frame", 0);
+                if (rc == CF_ENOMEM)
+                    worker_lost(w, "the pool ran out of memory reading its channel", ENOMEM);
+                else
+                    worker_lost(w, "it sent a malformed frame", 0);
                 goto eof;
             }
             if (rc == 1) {

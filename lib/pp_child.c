@@ -253,7 +253,8 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
     ch.out_fd = WORKER_OUT_FD;
     if (cfg->max_memory) {
         struct rlimit rl = {.rlim_cur = cfg->max_memory, .rlim_max = cfg->max_memory};
-        setrlimit(RLIMIT_AS, &rl);
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            _exit(CF__PP_EXIT_RLIMIT); /* before READY: an initializer failure, named by its status */
     }
     if (cfg->initializer) {
         int rc = cfg->initializer(cfg->init_data, index, &wdata);
@@ -271,8 +272,10 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
             _exit(3);
         }
     }
-    if (chan_put(&ch, CF__FR_READY, 0) || chan_flush(&ch))
-        worker_exit(cfg, index, wdata, 0);
+    if (chan_put(&ch, CF__FR_READY, 0))
+        worker_exit(cfg, index, wdata, CF__PP_EXIT_NOMEM_FRAME);
+    if (chan_flush(&ch))
+        worker_exit(cfg, index, wdata, CF__PP_EXIT_CHANNEL);
 
     for (;;) {
         struct cf__frame_hdr h;
@@ -289,7 +292,7 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
          */
         while (!chan_has_frame(&ch, &h)) {
             if (ch.out_len && chan_flush(&ch))
-                _exit(0);
+                _exit(CF__PP_EXIT_CHANNEL);
             size_t want = ch.in_len - ch.in_off >= CF__FRAME_HDR && !cf__frame_hdr_decode(ch.in + ch.in_off, &h)
                               ? CF__FRAME_HDR + (size_t)h.len
                               : 0;
@@ -321,8 +324,10 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
          * cancelled before it started and is skipped (pp.h). */
         skip = atomic_exchange(&gate[seq++ % CF__PP_GATES], CF__GATE_TAKEN) == CF__GATE_CANCELLED;
         /* The pool must know which task runs before it starts (timeouts, crash reports). */
-        if (chan_put(&ch, CF__FR_ACK, h.id) || (!skip && chan_flush(&ch)))
-            _exit(0);
+        if (chan_put(&ch, CF__FR_ACK, h.id))
+            _exit(CF__PP_EXIT_NOMEM_FRAME);
+        if (!skip && chan_flush(&ch))
+            _exit(CF__PP_EXIT_CHANNEL);
 
         memset(&o, 0, sizeof(o));
         memset(&task, 0, sizeof(task));
@@ -357,7 +362,7 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
         cf__outcome_clear(&o);
         if (cfg->max_tasks_per_child && ++done >= cfg->max_tasks_per_child) {
             if (chan_flush(&ch))
-                _exit(0);
+                _exit(CF__PP_EXIT_CHANNEL);
             worker_exit(cfg, index, wdata, 0);
         }
     }
@@ -573,7 +578,8 @@ void cf__pp_server_main(int ctl, const struct cf__pp_config *cfg_in)
     if (getppid() != cfg.parent)
         _exit(0);
     if (ctl != CHILD_CTL_FD) {
-        dup2(ctl, CHILD_CTL_FD);
+        if (dup2(ctl, CHILD_CTL_FD) < 0)
+            _exit(1); /* the pool sees EOF and starts another */
         ctl = CHILD_CTL_FD;
     }
     fcntl(ctl, F_SETFD, FD_CLOEXEC);

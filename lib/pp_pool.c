@@ -549,10 +549,12 @@ void cf_process_pool_free(cf_process_pool_t *pool)
         cf__pp_worker_signal(w, SIGKILL);
         while ((n = cf__list_pop(&w->inflight))) {
             struct pp_task *t = cf__container_of(n, struct pp_task, link);
-            if (t->state == PT_RUNNING || t->state == PT_TIMING_OUT || t->state == PT_CANCELLING)
+            int running = t->state == PT_RUNNING || t->state == PT_TIMING_OUT || t->state == PT_CANCELLING;
+            if (running)
                 pool->nrunning--;
             cf__pp_task_set(t, PT_DONE);
-            cf__pp_complete(t, NULL, CF_ECANCELED, cf__printf_alloc("process pool freed while the task was running"));
+            cf__pp_complete(t, NULL, CF_ECANCELED,
+                            running ? cf__printf_alloc("process pool freed while the task was running") : NULL);
             cf__pp_task_free(t);
         }
         w->ninflight = 0;

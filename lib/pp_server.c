@@ -96,6 +96,8 @@ static void describe_status(int status, char *buf, size_t n)
                  : WEXITSTATUS(status) == CF__PP_EXIT_CHANNEL      ? " (malformed input or broken channel)"
                  : WEXITSTATUS(status) == CF__PP_EXIT_NOMEM_TASK   ? " (out of memory receiving a task)"
                  : WEXITSTATUS(status) == CF__PP_EXIT_NOMEM_RESULT ? " (out of memory building the result)"
+                 : WEXITSTATUS(status) == CF__PP_EXIT_NOMEM_FRAME  ? " (out of memory for a frame to the pool)"
+                 : WEXITSTATUS(status) == CF__PP_EXIT_RLIMIT       ? " (could not apply max_memory: setrlimit failed)"
                                                                    : "");
     else
         snprintf(buf, n, "ended with wait status 0x%x", (unsigned)status);
@@ -133,11 +135,12 @@ void cf__pp_worker_finalize(struct pp_worker *w)
     struct cf__list requeue;
     struct cf__list *n;
     char how[128];
-    int crashed = 0, init_failed;
+    int crashed = 0, init_failed, mid_result;
     pid_t pid = w->pid;
 
     w->pid = 0;            /* reaped: never signal that pid (or group) again */
     cf__pp_worker_read(w); /* drain what the worker wrote before it died */
+    mid_result = !cf__frame_reader_idle(&w->rd); /* only a RESULT is large enough to be cut short */
     worker_mark_ended(w);
     cf__pp_worker_close(w);
     init_failed = w->state == W_FAILED;
@@ -183,9 +186,9 @@ void cf__pp_worker_finalize(struct pp_worker *w)
                                                  w->index, (int)pid, how));
             else {
                 crashed = 1;
-                cf__pp_complete(
-                    t, NULL, CF_EWORKER,
-                    cf__printf_alloc("worker %d (pid %d) %s while running the task", w->index, (int)pid, how));
+                cf__pp_complete(t, NULL, CF_EWORKER,
+                                cf__printf_alloc("worker %d (pid %d) %s while %s", w->index, (int)pid, how,
+                                                 mid_result ? "sending the task's result" : "running the task"));
             }
             cf__pp_task_free(t);
         } else if (was == PT_SENT_CANCELLED || (was == PT_SKIPPING && !t->f)) {

@@ -87,7 +87,10 @@
  *
  * Lock order.  mu -> submit_mu (the inbox takes no lock).  The loop thread takes submit_mu and mu
  * one at a time when submitting, and never holds either while running user
- * code.
+ * code.  What each lock guards is reached only through tp_mu(pool) and
+ * tp_smu(pool) (tp.h), which clang's -Wthread-safety lets a function call
+ * only while it holds that lock (see tsa.h); the order itself is checked by
+ * ThreadSanitizer at run time.
  *
  * Invariants.
  *   - Only the loop thread frees futures, and a worker clears worker.current

@@ -88,7 +88,7 @@ awk '{print $3 "(" $2 ")"}' "$work/names" | sort -u >"$work/provided"
 for md in "${pages[@]}"; do
     { grep -o '\*\*[a-z][a-z0-9_]*\*\*([1-8])' "$md" || true; } | sed 's/\*//g' | sort -u | while read -r ref; do
         case $ref in
-        cf_* | cfutures* | cfcrawl* | cfserve* | cfseeds*)
+        cf_* | cfutures* | cfcrawl* | cfserve* | cfseeds* | cfworker*)
             grep -qxF "$ref" "$work/provided" || echo "$md: refers to $ref, which no page provides"
             ;;
         esac

@@ -362,6 +362,85 @@ static void test_free_from_callback(void **state)
 }
 
 
+/* The window ----------------------------------------------------------------- */
+
+/* Big items (64 KiB each) pulled one per chunk. */
+struct big_src {
+    long pulls, end;
+    int64_t buf[8192];
+};
+
+static int pull_big(void *src, const void **item, size_t *len)
+{
+    struct big_src *b = src;
+
+    if (b->pulls == b->end)
+        return 0;
+    b->buf[0] = b->pulls++;
+    *item = b->buf;
+    *len = sizeof(b->buf);
+    return 1;
+}
+
+static int first_i64_item(cf_task_t *t, const void *item, size_t len)
+{
+    (void)len;
+    cf_task_set_i64(t, item_i64(item));
+    return 0;
+}
+
+/*
+ * With chunksize 1 the default window counts items, not chunks: on 2 workers
+ * 1024 x 2 one-item chunks are sent before the first result is awaited (a
+ * window of 4 x workers chunks left the workers waiting on round trips), and
+ * one more after it.  An explicit window still bounds chunks, and big items
+ * are bounded by bytes (8 MiB past the first 4 x workers chunks).
+ */
+static void test_window_counts_items_for_small_chunks(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_t *p = make_pool(fx, 2);
+    struct big_src *b = calloc(1, sizeof(*b));
+    cf_map_opts o;
+    cf_map_t *m;
+    cf_map_result r;
+    long k;
+    int rc;
+
+    assert_non_null(b);
+    cf_map_opts_init(&o);
+    o.chunksize = 1;
+    for (int explicit_window = 0; explicit_window < 2; explicit_window++) {
+        struct counter c = {.next = 0, .end = 5000, .fail_at = -1};
+
+        o.window = explicit_window ? 3 : 0;
+        assert_int_equal(cf_map_new(cf_thread_pool_executor(p), sqrt_item, pull_counter, &c, &o, &m), 0);
+        assert_int_equal(cf_map_next(m, &r), 0);
+        assert_int_equal(r.index, 0);
+        assert_int_equal(c.pulls, explicit_window ? 3 + 1 : 2048 + 1);
+        for (k = 1; (rc = cf_map_next(m, &r)) == 0; k++) {
+            assert_int_equal(r.index, (size_t)k);
+            assert_true(r.f64 == sqrt((double)k));
+        }
+        assert_int_equal(rc, CF_EOF);
+        assert_int_equal(k, 5000);
+        cf_map_free(m);
+    }
+
+    o.window = 0;
+    b->end = 1000;
+    assert_int_equal(cf_map_new(cf_thread_pool_executor(p), first_i64_item, pull_big, b, &o, &m), 0);
+    assert_int_equal(cf_map_next(m, &r), 0);
+    assert_in_range(b->pulls, 100, 140); /* 8 MiB / 64 KiB = 128 */
+    for (k = 1; (rc = cf_map_next(m, &r)) == 0; k++)
+        assert_int_equal(r.i64, k);
+    assert_int_equal(rc, CF_EOF);
+    assert_int_equal(k, 1000);
+    cf_map_free(m);
+    free(b);
+    cf_thread_pool_free(p);
+}
+
 /* Failed chunks ------------------------------------------------------------ */
 
 /* Item 33 kills its worker process: the chunk's task fails as a whole. */
@@ -439,6 +518,72 @@ static void test_failed_chunk_names_its_items(void **state)
     cf_process_pool_free(p);
 }
 
+/*
+ * A result handed to the callback stays readable until the callback returns,
+ * even when the callback ends the map under it: cf_map_free() or a cancel of
+ * *done drops every chunk in flight, the failed chunk the result came from
+ * included.  (Reading a freed message is what ASan catches here.)
+ */
+struct end_in_cb {
+    int how; /* 0: cf_map_free(), 1: cancel *done */
+    cf_future_t *done;
+    size_t calls;
+    int status;
+    char error[64];
+};
+
+static int end_in_cb(cf_map_t *m, const cf_map_result *r, void *data)
+{
+    struct end_in_cb *e = data;
+
+    e->calls++;
+    if (r->status == 0)
+        return 0;
+    if (e->how == 0)
+        cf_map_free(m);
+    else
+        assert_int_equal(cf_future_cancel(e->done), 0);
+    e->status = r->status;
+    snprintf(e->error, sizeof(e->error), "%s", r->error);
+    return 0;
+}
+
+static void test_result_outlives_the_map_end(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p;
+    cf_process_pool_opts po;
+    int64_t xs[50];
+    cf_map_opts o;
+    cf_map_t *m;
+
+    cf_process_pool_opts_init(&po);
+    po.max_workers = 2;
+    assert_int_equal(cf_process_pool_new(fx->loop, &po, &p), 0);
+    for (int i = 0; i < 50; i++)
+        xs[i] = i;
+    cf_map_opts_init(&o);
+    o.chunksize = 10;
+    for (int how = 0; how < 2; how++) {
+        for (int policy = 0; policy < 2; policy++) {
+            struct end_in_cb e = {.how = how};
+
+            o.on_error = policy ? CF_MAP_CONTINUE : CF_MAP_STOP;
+            assert_int_equal(cf_map_new_array(cf_process_pool_executor(p), crash_item, xs, 50, 8, &o, &m), 0);
+            assert_int_equal(cf_map_each(m, end_in_cb, &e, &e.done), 0);
+            ev_run(fx->ev, 0);
+            assert_int_equal(e.calls, 31); /* items 0-29, then item 30 ends the map */
+            assert_int_equal(e.status, CF_EWORKER);
+            assert_memory_equal(e.error, "items 30-39: ", 13);
+            assert_int_equal(cf_future_get_state(e.done), CF_FUTURE_CANCELLED);
+            cf_future_unref(e.done);
+            if (how == 1)
+                cf_map_free(m);
+        }
+    }
+    cf_process_pool_free(p);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -451,7 +596,9 @@ int main(void)
         T(test_endless_input_stopped_early),
         T(test_pull_error_and_timeout),
         T(test_free_from_callback),
+        T(test_window_counts_items_for_small_chunks),
         T(test_failed_chunk_names_its_items),
+        T(test_result_outlives_the_map_end),
     };
     return cmocka_run_group_tests_name("map", tests, NULL, NULL);
 }

@@ -2,7 +2,26 @@
  * test_pp_faults.c - the process pool under faults, through the public API:
  * initializers that die before their worker is ready, tasks that leave
  * their worker's process group, cancellation of tasks sent ahead (they
- * never run and cost no worker), arguments over the channel's frame limit.
+ * never run and cost no worker), stops that spare the tasks sent ahead,
+ * arguments over the channel's frame limit, fork-server deaths.
+ *
+ * Crash matrix: a worker that dies at each point of a task's life, each
+ * with the affected future failing CF_EWORKER (or, for a task not yet
+ * taken, queued again and failing only after max_delivery_deaths) with a
+ * message naming what happened, every other future completing:
+ *   while reading a TASK frame (part read)   test_worker_killed_reading_a_task
+ *   inside the function                      test_worker_killed_during_shutdown,
+ *                                            test_worker_killed_with_channel_full_downwards,
+ *                                            (and test_process_pool's crash tests)
+ *   while writing a RESULT (larger than the pipe, the loop not reading)
+ *                                            test_worker_killed_writing_a_result
+ *   between tasks                            test_worker_killed_between_tasks
+ *   after shutdown started                   test_worker_killed_during_shutdown
+ *   channel full upwards / downwards         test_worker_killed_writing_a_result,
+ *                                            test_worker_killed_with_channel_full_downwards,
+ *                                            test_full_channels_both_ways (no death: no fault)
+ * A worker blocked in a system call is waited for in /proc/PID/syscall, a
+ * state, not a delay.
  * Every test ends with shutdown(WAIT) returning: a hang is caught by an
  * alarm and fails the run.
  *
@@ -16,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -602,6 +622,246 @@ static void test_worker_killed_during_shutdown(void **state)
     cf_process_pool_free(p);
 }
 
+/*
+ * Is process `pid` blocked in system call `nr` with its first argument
+ * `arg1` (any if < 0)?  Its third argument goes to *arg3.  (From
+ * /proc/PID/syscall: a blocked call is a state the test can wait for.)
+ */
+static int blocked_in(pid_t pid, long nr, long arg1, unsigned long *arg3)
+{
+    char path[64], buf[256];
+    unsigned long a1 = 0, a2 = 0, a3 = 0;
+    long got;
+    FILE *f;
+    int n;
+
+    snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return 0;
+    n = fgets(buf, sizeof(buf), f) ? sscanf(buf, "%ld 0x%lx 0x%lx 0x%lx", &got, &a1, &a2, &a3) : 0;
+    fclose(f);
+    if (n != 4 || got != nr || (arg1 >= 0 && (long)a1 != arg1))
+        return 0;
+    if (arg3)
+        *arg3 = a3;
+    return 1;
+}
+
+/* Wait (bounded) until the worker is blocked in `nr` on descriptor `fd` with a length above `min_len`. */
+static void wait_blocked_in(pid_t pid, long nr, int fd, unsigned long min_len)
+{
+    unsigned long len = 0;
+
+    for (int i = 0; i < 20000; i++) {
+        if (blocked_in(pid, nr, fd, &len) && len > min_len)
+            return;
+        usleep(1000);
+    }
+    fail_msg("worker %d never blocked in system call %ld on descriptor %d", (int)pid, nr, fd);
+}
+
+/* Returns its argument's length (an int64) and its first byte; for large arguments. */
+static int t_arg_len(cf_task_t *t, void *arg)
+{
+    size_t len;
+    const uint8_t *a = cf_task_arg(t, &len);
+
+    (void)arg;
+    cf_task_set_i64(t, (int64_t)len + (len ? a[0] : 0));
+    return 0;
+}
+
+/* Returns as many bytes of 0x5a as its (int64) argument says. */
+static int t_bytes_of(cf_task_t *t, void *arg)
+{
+    size_t len;
+    int64_t n;
+    uint8_t *b;
+    int rc;
+
+    (void)arg;
+    memcpy(&n, cf_task_arg(t, &len), sizeof(n));
+    if (!(b = malloc((size_t)n)))
+        return cf_task_fail(t, CF_ENOMEM, "no memory for %lld bytes", (long long)n);
+    memset(b, 0x5a, (size_t)n);
+    rc = cf_task_set_bytes(t, b, (size_t)n);
+    free(b);
+    return rc;
+}
+
+/* The running worker's pid, once it has done a task. */
+static pid_t warm_worker(cf_process_pool_t *p)
+{
+    cf_future_t *f = submit_i(p, t_square, 2, -1);
+    cf_worker_info wi;
+
+    assert_int_equal(cf_future_wait(f, -1), 0);
+    assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+    return wi.pid;
+}
+
+static void expect_i64(cf_future_t *f, int64_t want)
+{
+    int64_t v = 0;
+
+    assert_int_equal(cf_future_wait(f, -1), 0);
+    if (cf_future_result_i64(f, &v) != 0)
+        fail_msg("%s", cf_future_error(f));
+    assert_int_equal(v, want);
+}
+
+#define ARG_BIG ((size_t)16 << 20) /* more than a socket's buffers hold */
+
+/*
+ * A worker killed while reading a TASK frame (part of it read, the rest
+ * still in the channel): with max_delivery_deaths 1 that task fails with
+ * CF_EWORKER saying so; the task queued behind it runs on the next worker.
+ */
+static void test_worker_killed_reading_a_task(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_opts o;
+    cf_process_pool_t *p;
+    cf_future_t *f, *g;
+    uint8_t *arg;
+    pid_t pid;
+
+    cf_process_pool_opts_init(&o);
+    o.max_workers = 1;
+    o.kill_grace = 0.2;
+    o.max_delivery_deaths = 1;
+    assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
+    pid = warm_worker(p);
+    arg = calloc(1, ARG_BIG);
+    assert_non_null(arg);
+    assert_int_equal(cf_process_pool_submit(p, t_arg_len, arg, ARG_BIG, -1, &f), 0);
+    free(arg);
+    g = submit_i(p, t_square, 3, -1);
+    /* The loop does not run: the pool wrote what the socket holds; the
+     * worker read that and waits in recv() for the rest of the frame. */
+    wait_blocked_in(pid, SYS_recvfrom, 3, 65536);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(cf_future_wait(f, -1), 0);
+    assert_int_equal(cf_future_status(f), CF_EWORKER);
+    if (!strstr(cf_future_error(f), "died before it could take it") || !strstr(cf_future_error(f), "SIGKILL"))
+        fail_msg("%s", cf_future_error(f));
+    expect_i64(g, 9);
+    assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(cf_future_unref(g), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
+/*
+ * A worker killed while writing a RESULT larger than its pipe holds (the
+ * pool's loop is not reading: the channel is full upwards): the task fails
+ * with CF_EWORKER naming the signal and the result cut short; the tasks
+ * sent ahead behind it run on the next worker.
+ */
+static void test_worker_killed_writing_a_result(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    cf_future_t *f, *gs[3];
+    pid_t pid = warm_worker(p);
+
+    f = submit_i(p, t_bytes_of, 8 << 20, -1);
+    for (int i = 0; i < 3; i++)
+        gs[i] = submit_i(p, t_square, i + 4, -1);
+    wait_blocked_in(pid, SYS_write, 4, 0); /* its RESULT fills the pipe */
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(cf_future_wait(f, -1), 0);
+    assert_int_equal(cf_future_status(f), CF_EWORKER);
+    if (!strstr(cf_future_error(f), "SIGKILL") || !strstr(cf_future_error(f), "sending the task's result"))
+        fail_msg("%s", cf_future_error(f));
+    for (int i = 0; i < 3; i++) {
+        expect_i64(gs[i], (i + 4) * (i + 4));
+        assert_int_equal(cf_future_unref(gs[i]), 0);
+    }
+    assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
+/*
+ * Full channels without a death are no fault: results larger than the pipe
+ * while the loop is busy elsewhere, arguments larger than the socket while
+ * the worker is busy - every task completes.
+ */
+static void test_full_channels_both_ways(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    pid_t pid = warm_worker(p);
+    cf_future_t *up[3], *down[2];
+    uint8_t *arg = calloc(1, ARG_BIG);
+
+    assert_non_null(arg);
+    for (int i = 0; i < 3; i++)
+        up[i] = submit_i(p, t_bytes_of, 3 << 20, -1);
+    wait_blocked_in(pid, SYS_write, 4, 0); /* the worker waits for the loop */
+    for (int i = 0; i < 2; i++) {
+        arg[0] = (uint8_t)i;
+        assert_int_equal(cf_process_pool_submit(p, t_arg_len, arg, ARG_BIG, -1, &down[i]), 0);
+    }
+    free(arg);
+    for (int i = 0; i < 3; i++) {
+        const void *data = NULL;
+        size_t n = 0;
+
+        assert_int_equal(cf_future_wait(up[i], -1), 0);
+        assert_int_equal(cf_future_result_bytes(up[i], &data, &n), 0);
+        assert_int_equal(n, 3 << 20);
+        assert_int_equal(((const uint8_t *)data)[n - 1], 0x5a);
+        assert_int_equal(cf_future_unref(up[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        expect_i64(down[i], (int64_t)ARG_BIG + i);
+        assert_int_equal(cf_future_unref(down[i]), 0);
+    }
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
+/*
+ * A worker killed while busy with a task and the channel full downwards (a
+ * large argument sent ahead, partly written, the pool waiting to write the
+ * rest): the running task fails with CF_EWORKER, the partly written one
+ * and the queued one run on the next worker.
+ */
+static void test_worker_killed_with_channel_full_downwards(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    char never[] = "/tmp/cf-never-XXXXXX";
+    cf_future_t *a, *b, *c;
+    cf_worker_info wi;
+    uint8_t *arg = calloc(1, ARG_BIG);
+
+    assert_non_null(arg);
+    tmpname(never);
+    assert_int_equal(cf_process_pool_submit(p, t_wait_file, never, sizeof(never), -1, &a), 0);
+    run_until_running(fx, a);
+    arg[0] = 7;
+    assert_int_equal(cf_process_pool_submit(p, t_arg_len, arg, ARG_BIG, -1, &b), 0); /* sent ahead, in part */
+    free(arg);
+    c = submit_i(p, t_square, 6, -1);
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+    assert_int_equal(kill(wi.pid, SIGKILL), 0);
+    assert_int_equal(cf_future_wait(a, -1), 0);
+    assert_int_equal(cf_future_status(a), CF_EWORKER);
+    if (!strstr(cf_future_error(a), "SIGKILL") || !strstr(cf_future_error(a), "while running the task"))
+        fail_msg("%s", cf_future_error(a));
+    expect_i64(b, (int64_t)ARG_BIG + 7);
+    expect_i64(c, 36);
+    assert_int_equal(cf_future_unref(a), 0);
+    assert_int_equal(cf_future_unref(b), 0);
+    assert_int_equal(cf_future_unref(c), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
 /* ------------------------------------------------------------------ fork server deaths */
 
 /* Run the loop until the pool's fork server is another process than `old`; bounded. */
@@ -844,6 +1104,10 @@ int main(void)
         T(test_argument_kills_its_workers),
         T(test_worker_killed_between_tasks),
         T(test_worker_killed_during_shutdown),
+        T(test_worker_killed_reading_a_task),
+        T(test_worker_killed_writing_a_result),
+        T(test_full_channels_both_ways),
+        T(test_worker_killed_with_channel_full_downwards),
         T(test_fork_server_killed_is_restarted),
         T(test_fork_server_dying_in_a_row_breaks),
         T(test_descriptor_table_full_at_start),

@@ -64,7 +64,10 @@ typedef enum cf_map_on_error {
 typedef struct cf_map_opts {
     size_t chunksize;          /* items per task; 0 = auto: ceil(n / (4 x workers)) for arrays,
                                   adaptive (aiming at ~2 ms of work per chunk) for pull inputs */
-    size_t window;             /* chunks in flight at most; 0 = 4 x workers */
+    size_t window;             /* chunks in flight at most; 0 = automatic: at least 4 x workers chunks,
+                                  and for small chunks more while fewer than 1024 x workers items and
+                                  less than 8 MiB of item bytes are in flight (1024 x workers chunks
+                                  at most), so that chunksize 1 keeps the workers busy */
     cf_map_on_error on_error;  /* default CF_MAP_STOP */
     double timeout;            /* seconds for the whole map, from creation; < 0 = none (default) */
 } cf_map_opts;
