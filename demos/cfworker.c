@@ -14,6 +14,8 @@
 #include <cfutures.h>
 #include <cfutures/remote.h>
 
+#include "common/util.h"
+
 #include <dlfcn.h>
 #include <ev.h>
 #include <getopt.h>
@@ -28,6 +30,29 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cfworker --redis URL --queue NAME --tasks LIB.so [--procs N] [--timeout S]\n"
                "                [--claim-idle S] [--prefetch K] [--name W]\n");
+    if (f != stdout)
+        return;
+    fprintf(f, "Runs the cfutures remote tasks of the Redis queue NAME, registered by LIB.so, in N worker\n"
+               "processes.  SIGTERM or SIGINT drains: running tasks finish, nothing new is taken.\n"
+               "  --redis URL        redis://[user:password@]host:port[/db]\n"
+               "  --queue NAME       the queue (stream) to take tasks from\n"
+               "  --tasks LIB.so     the task library, loaded before the workers start\n"
+               "  --procs N          worker processes (default: one per CPU, at most 1024)\n"
+               "  --timeout S        seconds allowed per task (default: none)\n"
+               "  --claim-idle S     seconds without a heartbeat before another worker claims a task,\n"
+               "                     for tasks whose client set none (default 30)\n"
+               "  --prefetch K       tasks held per worker process (default 4, at most 1024)\n"
+               "  --name W           consumer name (default host:pid)\n"
+               "  --version, --help\n"
+               "Exit status: 0 drained, 1 setup error, 2 usage error.\n");
+}
+
+/* A numeric option's value, or a usage error naming the option. */
+static int bad_value(const char *opt, const char *v)
+{
+    fprintf(stderr, "cfworker: bad value for --%s: '%s'\n", opt, v);
+    usage(stderr);
+    return 2;
 }
 
 /* FNV-1a of the task library's bytes: the worker's build identity. */
@@ -68,7 +93,7 @@ int main(int argc, char **argv)
         {"tasks", required_argument, 0, 't'},      {"procs", required_argument, 0, 'p'},
         {"timeout", required_argument, 0, 'T'},    {"claim-idle", required_argument, 0, 'c'},
         {"name", required_argument, 0, 'n'},       {"help", no_argument, 0, 'h'},
-        {"prefetch", required_argument, 0, 'P'},
+        {"prefetch", required_argument, 0, 'P'},   {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
     cf_remote_worker_opts o;
@@ -77,24 +102,44 @@ int main(int argc, char **argv)
     struct ev_loop *ev;
     cf_loop_t *loop;
     ev_signal sterm, sint;
+    long long num;
     int c, rc;
 
     cf_remote_worker_opts_init(&o);
-    while ((c = getopt_long(argc, argv, "r:q:t:p:T:c:n:P:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:q:t:p:T:c:n:P:hV", lo, NULL)) != -1) {
         switch (c) {
         case 'r': o.url = optarg; break;
         case 'q': o.queue = optarg; break;
         case 't': lib = optarg; break;
-        case 'p': o.procs = atoi(optarg); break;
-        case 'T': o.task_timeout = atof(optarg); break;
-        case 'c': o.claim_idle = atof(optarg); break;
-        case 'P': o.prefetch = atoi(optarg); break;
+        case 'p':
+            if (demo_parse_uint(optarg, 1, 1024, &num) != 0)
+                return bad_value("procs", optarg);
+            o.procs = (int)num;
+            break;
+        case 'T':
+            if (demo_parse_seconds(optarg, 1e9, &o.task_timeout) != 0)
+                return bad_value("timeout", optarg);
+            break;
+        case 'c':
+            if (demo_parse_seconds(optarg, 1e9, &o.claim_idle) != 0)
+                return bad_value("claim-idle", optarg);
+            break;
+        case 'P':
+            if (demo_parse_uint(optarg, 1, 1024, &num) != 0)
+                return bad_value("prefetch", optarg);
+            o.prefetch = (int)num;
+            break;
         case 'n': o.name = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("cfworker (cfutures %s)\n", cf_version()); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (!lib || optind != argc) {
+        if (!lib)
+            fprintf(stderr, "cfworker: --tasks is required\n");
+        else
+            fprintf(stderr, "cfworker: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
         return 2;
     }
