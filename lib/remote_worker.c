@@ -109,12 +109,14 @@ static void rw_conn_up(struct cf__rconn *c)
  * one min-idle-time for all, cannot do it: this script walks the group's
  * pending entries, claims those idle for longer than their own claim idle
  * (XCLAIM with that min-idle-time, so a heartbeat that came in between wins)
- * and returns {ms until the next one is due or -1, claimed entries}.
+ * and returns {ms until the next one is due or -1, claimed entries, their
+ * delivery counts}.  The broker's count is what limits deliveries: a first
+ * delivery's history entry can be lost with the worker that took it.
  * Pending entries whose stream entry is gone are acknowledged.
  */
 static const char CLAIM_LUA[] =
     "local pend = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000)\n"
-    "local out, due, max = {}, -1, tonumber(ARGV[4])\n"
+    "local out, cnt, due, max = {}, {}, -1, tonumber(ARGV[4])\n"
     "for _, p in ipairs(pend) do\n"
     "  local e = redis.call('XRANGE', KEYS[1], p[1], p[1])\n"
     "  if #e == 0 then redis.call('XACK', KEYS[1], ARGV[1], p[1]) else\n"
@@ -124,12 +126,12 @@ static const char CLAIM_LUA[] =
     "    if p[3] >= a then\n"
     "      if #out < max then\n"
     "        local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], a, p[1])\n"
-    "        if #c > 0 and c[1] then out[#out + 1] = c[1] end\n"
+    "        if #c > 0 and c[1] then out[#out + 1] = c[1]; cnt[#cnt + 1] = p[4] + 1 end\n"
     "      end\n"
     "    elseif due < 0 or a - p[3] < due then due = a - p[3] end\n"
     "  end\n"
     "end\n"
-    "return {due, out}\n";
+    "return {due, out, cnt}\n";
 
 static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -143,8 +145,15 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
         reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[1]->type == REDIS_REPLY_ARRAY) {
         if (reply->element[0]->integer >= 0 && (double)reply->element[0]->integer / 1000 + 0.01 < next)
             next = (double)reply->element[0]->integer / 1000 + 0.01;
-        for (size_t i = 0; i < reply->element[1]->elements; i++)
-            cf__rw_take(w, reply->element[1]->element[i], 1);
+        const redisReply *cnt = reply->elements >= 3 && reply->element[2]->type == REDIS_REPLY_ARRAY
+                                    ? reply->element[2]
+                                    : NULL;
+        for (size_t i = 0; i < reply->element[1]->elements; i++) {
+            long long n = cnt && i < cnt->elements && cnt->element[i]->type == REDIS_REPLY_INTEGER
+                              ? cnt->element[i]->integer
+                              : 2;
+            cf__rw_take(w, reply->element[1]->element[i], n > 1 ? (unsigned)n : 2u);
+        }
     }
     if (!w->draining) {
         ev_timer_stop(w->loop->ev, &w->claim);

@@ -57,7 +57,7 @@ struct cf_remote_worker {
 /* remote_wtask.c: a task's life on this worker. */
 
 /* Take one stream entry (from XREADGROUP: claimed 0, or a claim: 1): record the delivery, then run it. */
-void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, int claimed);
+void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, unsigned deliveries);
 /* Post t's result, ack and delete its entry (or keep it in w->unsent while the broker is away). */
 void cf__rw_post(struct wtask *t);
 /* Keep one XREADGROUP outstanding while this worker has room and is not draining. */

@@ -5,10 +5,11 @@
  *
  * XREADGROUP (or a claim, remote_worker.c) hands an entry over ->
  * cf__rw_take() copies its fields and RPUSHes this worker's identity to the
- * task's history list, whose length is the number of deliveries.  A first
- * delivery starts at once; a claimed one waits for the RPUSH's answer: beyond
- * the task's max deliveries it fails with a message naming the workers that took
- * it before (they died with it) -> the function is looked up by name (none:
+ * task's history list (the names for the message below).  A first delivery
+ * starts at once; a claimed one waits for the RPUSH's answer: beyond the
+ * task's max deliveries (the broker's delivery count, or the history's length
+ * if longer: a first delivery's RPUSH can die unsent with its worker) it fails
+ * with a message naming the workers that took it before (they died with it) -> the function is looked up by name (none:
  * the task fails naming the task and this worker) -> the inner names of map
  * chunks and typed calls are turned back into this program's pointers ->
  * cf_process_pool_submit() -> the outcome is encoded (outcome.h) and
@@ -199,6 +200,7 @@ static void rw_start(struct wtask *t, const char *inner, const char *item)
 struct hist_req {
     struct wtask *t;
     char *inner, *item;
+    unsigned deliveries; /* the broker's count, this one included */
 };
 
 static void hist_list_cb(redisAsyncContext *ac, void *r, void *priv)
@@ -209,6 +211,7 @@ static void hist_list_cb(redisAsyncContext *ac, void *r, void *priv)
     size_t n = 0;
 
     (void)ac;
+    /* The last entry is this worker's own (it did not run the task). */
     if (reply && reply->type == REDIS_REPLY_ARRAY)
         for (size_t i = 0; i + 1 < reply->elements && n < sizeof(who) - 1; i++)
             n += (size_t)snprintf(who + n, sizeof(who) - n, "%s%s", i ? ", " : "", reply->element[i]->str);
@@ -231,7 +234,8 @@ static void hist_cb(redisAsyncContext *ac, void *r, void *priv)
         cf__list_remove(&t->link);
         t->w->nrunning--;
         cf__rw_task_free(t);
-    } else if (reply->type == REDIS_REPLY_INTEGER && (unsigned long long)reply->integer > t->maxdel) {
+    } else if ((reply->type == REDIS_REPLY_INTEGER && (unsigned long long)reply->integer > t->maxdel) ||
+               h->deliveries > t->maxdel) {
         char hkey[400];
         snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", t->w->queue, t->client, t->id);
         if (cf__rconn_cmdf(&t->w->cmd, hist_list_cb, t, "LRANGE %s 0 -1", hkey) != 0)
@@ -262,7 +266,7 @@ static char *field_dup(const redisReply *e, const char *key, size_t *len)
 }
 
 /* Take one entry: record the delivery, then run it. */
-void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, int claimed)
+void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, unsigned deliveries)
 {
     struct wtask *t;
     struct hist_req *h;
@@ -316,8 +320,9 @@ void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, int claimed)
         return;
     }
     h->t = t;
+    h->deliveries = deliveries;
     snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", w->queue, t->client, t->id);
-    if (!claimed) {
+    if (deliveries <= 1) {
         /* A first delivery (XREADGROUP >) cannot be over the limit: record it
          * and start at once, without waiting for the broker's answer. */
         cf__rconn_cmdf(&w->cmd, NULL, NULL, "RPUSH %s %s", hkey, w->ident);
@@ -350,7 +355,7 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
         for (size_t s = 0; s < reply->elements; s++) {
             const redisReply *entries = reply->element[s]->element[1];
             for (size_t i = 0; i < entries->elements; i++)
-                cf__rw_take(w, entries->element[i], 0);
+                cf__rw_take(w, entries->element[i], 1);
         }
     }
     cf__rw_fetch(w);
