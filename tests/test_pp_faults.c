@@ -50,16 +50,6 @@ static int t_square(cf_task_t *t, void *arg)
     return 0;
 }
 
-static int t_spin(cf_task_t *t, void *arg)
-{
-    volatile uint64_t n = 0;
-    (void)t;
-    (void)arg;
-    for (;;)
-        n++;
-    return 0;
-}
-
 /* Creates the file named by its payload. */
 static int t_touch(cf_task_t *t, void *arg)
 {

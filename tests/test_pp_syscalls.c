@@ -666,16 +666,6 @@ static int t_crash(cf_task_t *t, void *arg)
     return 0;
 }
 
-static int t_spin(cf_task_t *t, void *arg)
-{
-    volatile uint64_t n = 0;
-    (void)t;
-    (void)arg;
-    for (;;)
-        n++;
-    return 0;
-}
-
 /* 200 KiB of bytes: more than the pool's read buffer, so the frame reader allocates. */
 static int t_bytes(cf_task_t *t, void *arg)
 {

@@ -149,16 +149,6 @@ static int t_crash(cf_task_t *t, void *arg)
     return 0;
 }
 
-static int t_spin(cf_task_t *t, void *arg)
-{
-    volatile uint64_t n = 0;
-    (void)t;
-    (void)arg;
-    for (;;)
-        n++;
-    return 0;
-}
-
 static int t_getpid(cf_task_t *t, void *arg)
 {
     (void)arg;

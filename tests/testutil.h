@@ -163,6 +163,17 @@ static inline int task_boom(cf_task_t *t, void *arg)
     return cf_task_fail(t, CF_EFAIL, "boom %d", (int)(intptr_t)arg);
 }
 
+/* Runs until its worker is stopped from outside (timeouts, cancels, kills). */
+static inline int t_spin(cf_task_t *t, void *arg)
+{
+    volatile uint64_t n = 0;
+    (void)t;
+    (void)arg;
+    for (;;)
+        n++;
+    return 0;
+}
+
 /* Blocks at the gate `arg` until the test opens it, then finishes with 1. */
 static inline int task_wait_gate(cf_task_t *t, void *arg)
 {
