@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "peer_clock.h"
+
 #define TAKE_MAX 16
 
 struct task {
@@ -50,21 +52,6 @@ static int nthreads = 2;
 static pthread_mutex_t done_mu = PTHREAD_MUTEX_INITIALIZER; /* lock 2 */
 static struct task *done_head, **done_tail = &done_head;    /* done_mu */
 static int efd;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
-           (double)ru.ru_stime.tv_usec * 1e-6;
-}
 
 static void die(const char *what)
 {

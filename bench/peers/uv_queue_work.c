@@ -42,27 +42,13 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "peer_clock.h"
+
 static uv_loop_t loop;
 static uv_work_t *reqs;
 static long n_req;
 static long completed;
 static long submitted;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* CPU seconds (user + system) of every thread of this process so far. */
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
-           (double)ru.ru_stime.tv_usec * 1e-6;
-}
 
 static void die_uv(const char *what, int rc)
 {
