@@ -142,6 +142,7 @@ struct server {
     conn *conns;
     unsigned open_conns, rejected_open, live_conns;
     uint64_t total_conns, rejected_conns, shed_conns, requests, inflight, emfile, timeouts;
+    uint64_t files_on_loop; /* static files answered without the pool (fs_try_cached) */
     ev_tstamp emfile_logged;
     time_t date_sec;
     char date[40];
@@ -164,6 +165,7 @@ resp *resp_new(conn *c, int head);
 void resp_set(resp *r, int status, const char *ctype, const char *body, size_t len);
 void resp_text(resp *r, int status, const char *fmt, ...) CF_PRINTF(3, 4);
 void resp_wait(resp *r, resp_kind kind, cf_future_t *f);
+void resp_take_job(resp *r, fs_job *j);
 
 /* routes.c */
 void route(conn *c, resp *r, const http_req *req);
@@ -171,6 +173,7 @@ void route(conn *c, resp *r, const http_req *req);
 /* work.c */
 int fib_task(cf_task_t *task, void *arg);
 int fs_task(cf_task_t *task, void *arg);
+int fs_try_cached(fs_job *j);
 int worker_low_priority(void *data, int index, void **worker_data);
 fs_job *job_new(const server *s, fs_kind kind, char *rel, const http_req *req);
 void job_free(fs_job *j);

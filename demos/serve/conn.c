@@ -191,7 +191,7 @@ static void resp_build(conn *c, resp *r)
 }
 
 /* The outcome of a file-system job becomes the response. */
-static void resp_take_job(resp *r, fs_job *j)
+void resp_take_job(resp *r, fs_job *j)
 {
     conn *c = r->c;
     memcpy(r->extra, j->extra, sizeof(j->extra));

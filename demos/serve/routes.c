@@ -79,6 +79,16 @@ static void submit_fs(conn *c, resp *r, fs_kind kind, char *rel, const http_req 
         resp_text(r, 503, "out of memory\n");
         return;
     }
+    if (kind == FS_STATIC && fs_try_cached(j)) { /* answered on the loop: nothing to wait for */
+        s->files_on_loop++;
+        r->job = j;
+        r->file = 1;
+        c->nfiles++;
+        resp_take_job(r, j);
+        r->job = NULL;
+        job_free(j);
+        return;
+    }
     /* No arg_free: the pool would call it before the done callback, which reads the job. */
     cf_future_t *f = NULL;
     int rc = cf_thread_pool_submit(kind == FS_MD5 ? s->hpool : s->tpool, fs_task, j, NULL, &f);
@@ -158,9 +168,9 @@ static void route_stats(conn *c, resp *r)
                          "{\"server\":{\"connections_open\":%u,\"connections_total\":%" PRIu64
                          ",\"connections_rejected\":%" PRIu64 ",\"connections_shed\":%" PRIu64
                          ",\"requests_served\":%" PRIu64 ",\"requests_in_flight\":%" PRIu64 ",\"timeouts\":%" PRIu64
-                         ",\"accept_emfile\":%" PRIu64 ",\"max_conns\":%u}",
+                         ",\"accept_emfile\":%" PRIu64 ",\"max_conns\":%u,\"files_on_loop\":%" PRIu64 "}",
                          s->open_conns, s->total_conns, s->rejected_conns, s->shed_conns, s->requests, s->inflight,
-                         s->timeouts, s->emfile, s->max_conns);
+                         s->timeouts, s->emfile, s->max_conns, s->files_on_loop);
     n += pool_json(buf + n, sizeof(buf) - n, "thread_pool", &ts);
     n += pool_json(buf + n, sizeof(buf) - n, "hash_pool", &hs);
     n += pool_json(buf + n, sizeof(buf) - n, "process_pool", &ps);

@@ -22,6 +22,7 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /*
@@ -297,8 +298,13 @@ static int md5_fd(cf_task_t *task, fs_job *j, int fd, const struct stat *st)
     return 0;
 }
 
-/* A static file: status from the conditional and range headers; small bodies read, large ones kept open. */
-static void static_fd(fs_job *j, int *fdp, const struct stat *st, const char *real)
+/*
+ * A static file: status from the conditional and range headers; small bodies
+ * read, large ones kept open.  With `nowait` (the loop thread) the read must
+ * not wait for the disk: returns 1 when it would (the job is then half
+ * filled and must be reset and sent to the pool), else 0.
+ */
+static int static_fd(fs_job *j, int *fdp, const struct stat *st, const char *real, int nowait)
 {
     http_file f = {.size = (uint64_t)st->st_size,
                    .mtime = st->st_mtim.tv_sec,
@@ -320,34 +326,87 @@ static void static_fd(fs_job *j, int *fdp, const struct stat *st, const char *re
         snprintf(j->extra + n, sizeof(j->extra) - (size_t)n, "Content-Range: bytes */%" PRIu64 "\r\n", f.size);
     if (j->status == 304 || j->status == 416) {
         job_fail(j, j->status, "%s", j->status == 304 ? "" : "the range is not satisfiable");
-        return;
+        return 0;
     }
     j->off = start;
     j->flen = len;
     if (j->req.method == HTTP_HEAD)
-        return;
+        return 0;
     if (len <= CFS_SMALL_FILE) {
-        j->body = demo_xmalloc(len);
+        j->body = demo_xmalloc(len ? len : 1);
         size_t got = 0;
         while (got < len) {
-            ssize_t r = pread(*fdp, j->body + got, len - got, (off_t)(start + got));
+            struct iovec iov = {j->body + got, len - got};
+            ssize_t r = preadv2(*fdp, &iov, 1, (off_t)(start + got), nowait ? RWF_NOWAIT : 0);
             if (r < 0 && errno == EINTR)
                 continue;
+            if (r < 0 && nowait) /* EAGAIN: not in the page cache; EOPNOTSUPP: no such promise here */
+                return 1;
             if (r < 0) {
                 job_fail(j, 500, "read error: %s", strerror(errno));
-                return;
+                return 0;
             }
             if (r == 0) { /* the file shrank: the length is already promised; fail it */
                 job_fail(j, 500, "the file shrank while being read");
-                return;
+                return 0;
             }
             got += (size_t)r;
         }
         j->len = len;
-        return;
+        return 0;
     }
     j->fd = *fdp; /* streamed by the loop with sendfile() */
     *fdp = -1;
+    return 0;
+}
+
+/*
+ * Loop thread: a static file the kernel can serve without waiting for the
+ * disk is answered at once, with no round trip through the pool.  The path
+ * is resolved with RESOLVE_CACHED (fails with EAGAIN unless every component
+ * is in the dentry cache) under the same RESOLVE_BENEATH confinement as the
+ * pool's way, and a small body is read with RWF_NOWAIT (fails unless it is
+ * in the page cache).  Anything else (a directory, an error, a cold file, a
+ * file system without RWF_NOWAIT, a kernel before 5.12) leaves the job as
+ * it was: returns 0 and the caller submits it to the pool, which decides
+ * and words the outcome.  Returns 1 when the job holds its outcome.
+ */
+int fs_try_cached(fs_job *j)
+{
+#if defined(SYS_openat2) && defined(RESOLVE_CACHED) && defined(RWF_NOWAIT)
+    const server *s = j->srv;
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED};
+    struct stat st;
+    if (j->kind != FS_STATIC || s->root_fd < 0 || !j->rel[0])
+        return 0;
+    int fd = (int)syscall(SYS_openat2, s->root_fd, j->rel, &how, sizeof(how));
+    if (fd < 0)
+        return 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return 0;
+    }
+    int would_wait = static_fd(j, &fd, &st, j->rel, 1);
+    if (fd >= 0)
+        close(fd);
+    if (!would_wait)
+        return 1;
+    free(j->body); /* back to the state job_new() left it in */
+    j->body = NULL;
+    if (j->fd >= 0)
+        close(j->fd);
+    j->fd = -1;
+    j->status = 0;
+    j->ctype = NULL;
+    j->len = 0;
+    j->off = j->flen = 0;
+    j->extra[0] = j->msg[0] = '\0';
+    return 0;
+#else
+    (void)j;
+    return 0;
+#endif
 }
 
 /* Thread-pool task: a static file or an MD5.  The outcome is in the job. */
@@ -393,7 +452,7 @@ int fs_task(cf_task_t *task, void *arg)
     else if (j->kind == FS_MD5)
         rc = md5_fd(task, j, fd, &st);
     else
-        static_fd(j, &fd, &st, real);
+        static_fd(j, &fd, &st, real, 0);
     if (fd >= 0)
         close(fd);
     free(real);

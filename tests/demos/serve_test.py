@@ -207,7 +207,7 @@ def main():
             # /stats is JSON with both pools.
             code, body = curl(b + "/stats")
             st = json.loads(body) if code == 200 else {}
-            check(code == 200 and st["process_pool"]["completed"] >= 6 and st["thread_pool"]["completed"] >= 5
+            check(code == 200 and st["process_pool"]["completed"] >= 6 and st["thread_pool"]["completed"] + st["server"]["files_on_loop"] >= 5
                   and st["process_pool"]["workers"] == 2 and st["server"]["requests_served"] > 10, "/stats", body)
 
             # Keep-alive: two requests, one connection.
@@ -359,6 +359,35 @@ def main():
             r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
                                 b + "/sub/deeper/blob.bin"], capture_output=True, text=True, timeout=60)
             check(r.stdout == "200 300000", "a file over the small-file size is streamed whole", r.stdout)
+
+            # Two ways to a file: on the loop when the kernel's caches hold it, else on a pool thread.
+            def opens():
+                st = json.loads(curl(b + "/stats")[1])
+                return st["thread_pool"]["completed"], st["server"]["files_on_loop"]
+            data = os.urandom(6000)
+            with open(os.path.join(root, "cold.bin"), "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            with open(os.path.join(root, "cold.bin"), "rb") as f:
+                try:
+                    os.preadv(f.fileno(), [bytearray(1)], 0, os.RWF_NOWAIT)
+                    nowait = True
+                except BlockingIOError:
+                    nowait = True
+                except OSError:  # EOPNOTSUPP (tmpfs): every file goes to the pool
+                    nowait = False
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)  # clean pages leave the page cache
+            before = opens()
+            r = subprocess.run(["curl", "-s", b + "/cold.bin"], capture_output=True, timeout=60)
+            after = opens()
+            check(r.stdout == data and after == (before[0] + 1, before[1]),
+                  "a file not in the page cache is read on a pool thread", "%r -> %r" % (before, after))
+            r = subprocess.run(["curl", "-s", b + "/cold.bin"], capture_output=True, timeout=60)
+            again = opens()
+            want = (after[0], after[1] + 1) if nowait else (after[0] + 1, after[1])
+            check(r.stdout == data and again == want, "then from the page cache on the loop (%s)" % (
+                "RWF_NOWAIT" if nowait else "not on this file system: the pool again"), "%r -> %r" % (after, again))
         finally:
             rc, err = srv.stop()
         check(rc == 0, "exit 0 after the static checks", err[-300:])
