@@ -386,15 +386,14 @@ static void url_set_free(url_set *set)
  * and - with `conf` - on one of the crawl's sites (its index in *site_out);
  * NULL otherwise.  Any thread (the sites' host and port are read-only).
  */
-static char *resolve_url(const crawl_conf *conf, CURLU *u, const char *base, const char *ref, size_t *site_out)
+/*
+ * Is the URL in `u` http(s) and - with `conf` - on one of the crawl's sites
+ * (its index in *site_out)?  0 if so, -1 if not.
+ */
+static int url_on_site(const crawl_conf *conf, CURLU *u, size_t *site_out)
 {
-    char *scheme = NULL, *host = NULL, *port = NULL, *out = NULL;
-
-    if (base && curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK)
-        return NULL;
-    if (curl_url_set(u, CURLUPART_URL, ref, base ? 0 : CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
-        return NULL;
-    curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    int rc = -1;
     if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0))
         goto done;
@@ -413,16 +412,87 @@ static char *resolve_url(const crawl_conf *conf, CURLU *u, const char *base, con
         if (site_out)
             *site_out = i;
     }
+    rc = 0;
+done:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    return rc;
+}
+
+/* The URL in `u` without its fragment, if not longer than MAX_URL_LEN (curl_free() it); else NULL. */
+static char *url_text(CURLU *u)
+{
+    char *out = NULL;
+    curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
     if (curl_url_get(u, CURLUPART_URL, &out, 0) != CURLUE_OK)
         out = NULL;
     if (out && strlen(out) > MAX_URL_LEN) {
         curl_free(out);
         out = NULL;
     }
-done:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
+    return out;
+}
+
+static char *resolve_url(const crawl_conf *conf, CURLU *u, const char *base, const char *ref, size_t *site_out)
+{
+    if (base && curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK)
+        return NULL;
+    if (curl_url_set(u, CURLUPART_URL, ref, base ? 0 : CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+        return NULL;
+    curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
+    if (url_on_site(conf, u, site_out) != 0)
+        return NULL;
+    return url_text(u);
+}
+
+/*
+ * The links of one page resolve against one base, parsed once; each link
+ * starts from a copy of it.  A relative reference (no scheme, not
+ * "//host...") keeps the base's scheme, host and port, so it is on the
+ * base's site, which is looked up once too.
+ */
+typedef struct link_base {
+    const char *text; /* the base URL */
+    CURLU *u;         /* ... parsed; NULL if it cannot be */
+    int on_site;      /* ... http(s) on one of the crawl's sites */
+    size_t site;
+} link_base;
+
+static void link_base_init(link_base *lb, const crawl_conf *conf, const char *base)
+{
+    lb->text = base;
+    lb->u = curl_url();
+    lb->on_site = 0;
+    if (lb->u && curl_url_set(lb->u, CURLUPART_URL, base, 0) != CURLUE_OK) {
+        curl_url_cleanup(lb->u);
+        lb->u = NULL;
+    }
+    lb->on_site = lb->u && url_on_site(conf, lb->u, &lb->site) == 0;
+}
+
+static int is_relative_ref(const char *ref)
+{
+    if (ref[0] == '/' && ref[1] == '/')
+        return 0;
+    return ref[strcspn(ref, ":/?#")] != ':'; /* a ':' before any of "/?#" ends a scheme */
+}
+
+/* `ref` (NULL: the base itself) resolved against lb, as resolve_url() would. */
+static char *resolve_link(const crawl_conf *conf, CURLU *scratch, const link_base *lb, const char *ref,
+                          size_t *site_out)
+{
+    if (ref && !is_relative_ref(ref))
+        return resolve_url(conf, scratch, lb->text, ref, site_out);
+    if (!lb->u || !lb->on_site)
+        return NULL;
+    CURLU *u = curl_url_dup(lb->u);
+    char *out = NULL;
+    if (u && (!ref || curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK)) {
+        out = url_text(u);
+        *site_out = lb->site;
+    }
+    curl_url_cleanup(u);
     return out;
 }
 
@@ -789,7 +859,7 @@ static char *header_charset(const char *ct)
     return n > 0 && n < 64 ? strndup(p, n) : NULL;
 }
 
-static void add_link(job *j, worker *w, const char *base, const char *href, size_t *cap)
+static void add_link(job *j, worker *w, const link_base *base, const char *href, size_t *cap)
 {
     /* URLs in attributes may carry leading and trailing spaces (HTML strips them). */
     while (*href == ' ' || *href == '\t' || *href == '\n' || *href == '\r' || *href == '\f')
@@ -805,7 +875,7 @@ static void add_link(job *j, worker *w, const char *base, const char *href, size
      * 5.2.2); libcurl 7.88 resolves those to the directory, so do it here.
      */
     size_t st = 0;
-    char *u = resolve_url(w->conf, w->url, base, n && ref[0] != '#' ? ref : base, &st);
+    char *u = resolve_link(w->conf, w->url, base, n && ref[0] != '#' ? ref : NULL, &st);
     free(ref);
     if (!u)
         return;
@@ -870,10 +940,15 @@ static void scan_page(job *j, worker *w)
     j->links_capped = ps.capped;
     char *abs_base = ps.base ? resolve_url(NULL, w->url, j->url, ps.base, NULL) : NULL;
     size_t cap = 0;
+    link_base lb;
+    if (ps.n)
+        link_base_init(&lb, w->conf, abs_base ? abs_base : j->url);
     for (size_t i = 0; i < ps.n; i++) {
-        add_link(j, w, abs_base ? abs_base : j->url, ps.hrefs[i], &cap);
+        add_link(j, w, &lb, ps.hrefs[i], &cap);
         free(ps.hrefs[i]);
     }
+    if (ps.n)
+        curl_url_cleanup(lb.u);
     curl_free(abs_base);
     free(ps.hrefs);
     free(ps.base);
