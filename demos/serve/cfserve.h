@@ -126,6 +126,7 @@ struct server {
     demo_mime *mime;
     char *root;  /* realpath of --root */
     int root_fd; /* ... opened O_PATH, for openat2() */
+    int loop_files; /* the root is on a local file system: cached files may be opened on the loop */
     size_t rootlen;
     double idle_timeout, header_timeout, request_timeout;
     double min_rate; /* bytes/s a transfer must keep after the idle timeout's grace */
@@ -174,6 +175,7 @@ void route(conn *c, resp *r, const http_req *req);
 int fib_task(cf_task_t *task, void *arg);
 int fs_task(cf_task_t *task, void *arg);
 int fs_try_cached(fs_job *j);
+int fs_local(int dirfd);
 int worker_low_priority(void *data, int index, void **worker_data);
 fs_job *job_new(const server *s, fs_kind kind, char *rel, const http_req *req);
 void job_free(fs_job *j);

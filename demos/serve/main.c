@@ -388,6 +388,7 @@ int main(int argc, char **argv)
     }
     s.rootlen = strlen(s.root);
     s.root_fd = open(s.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    s.loop_files = s.root_fd >= 0 && fs_local(s.root_fd);
     int rc = demo_mime_load(mime_path, &s.mime);
     if (rc != 0)
         fprintf(stderr, "cfserve: %s: %s; every file is served as application/octet-stream\n", mime_path,

@@ -168,9 +168,10 @@ static void route_stats(conn *c, resp *r)
                          "{\"server\":{\"connections_open\":%u,\"connections_total\":%" PRIu64
                          ",\"connections_rejected\":%" PRIu64 ",\"connections_shed\":%" PRIu64
                          ",\"requests_served\":%" PRIu64 ",\"requests_in_flight\":%" PRIu64 ",\"timeouts\":%" PRIu64
-                         ",\"accept_emfile\":%" PRIu64 ",\"max_conns\":%u,\"files_on_loop\":%" PRIu64 "}",
+                         ",\"accept_emfile\":%" PRIu64 ",\"max_conns\":%u,\"loop_files\":%s,\"files_on_loop\":%" PRIu64
+                         "}",
                          s->open_conns, s->total_conns, s->rejected_conns, s->shed_conns, s->requests, s->inflight,
-                         s->timeouts, s->emfile, s->max_conns, s->files_on_loop);
+                         s->timeouts, s->emfile, s->max_conns, s->loop_files ? "true" : "false", s->files_on_loop);
     n += pool_json(buf + n, sizeof(buf) - n, "thread_pool", &ts);
     n += pool_json(buf + n, sizeof(buf) - n, "hash_pool", &hs);
     n += pool_json(buf + n, sizeof(buf) - n, "process_pool", &ps);

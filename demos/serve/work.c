@@ -19,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -361,24 +363,47 @@ static int static_fd(fs_job *j, int *fdp, const struct stat *st, const char *rea
 }
 
 /*
+ * Is the file system of `dirfd` one whose open() of a cached file never waits
+ * for a network peer or a user-space daemon (local disks and memory)?  NFS,
+ * SMB, FUSE, 9p and the like are not: their files are always opened on a
+ * pool thread.
+ */
+int fs_local(int dirfd)
+{
+    /* ext2/3/4, xfs, btrfs, f2fs, vfat, exfat; memory; overlayfs (over one of those, in containers) */
+    static const long local[] = {EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC,   BTRFS_SUPER_MAGIC,
+                                 F2FS_SUPER_MAGIC, MSDOS_SUPER_MAGIC, EXFAT_SUPER_MAGIC,
+                                 TMPFS_MAGIC,      RAMFS_MAGIC,       OVERLAYFS_SUPER_MAGIC};
+    struct statfs sf;
+    if (fstatfs(dirfd, &sf) != 0)
+        return 0;
+    for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+        if ((long)sf.f_type == local[i])
+            return 1;
+    return 0;
+}
+
+/*
  * Loop thread: a static file the kernel can serve without waiting for the
  * disk is answered at once, with no round trip through the pool.  The path
  * is resolved with RESOLVE_CACHED (fails with EAGAIN unless every component
  * is in the dentry cache) under the same RESOLVE_BENEATH confinement as the
- * pool's way, and a small body is read with RWF_NOWAIT (fails unless it is
- * in the page cache).  Anything else (a directory, an error, a cold file, a
- * file system without RWF_NOWAIT, a kernel before 5.12) leaves the job as
- * it was: returns 0 and the caller submits it to the pool, which decides
- * and words the outcome.  Returns 1 when the job holds its outcome.
+ * pool's way, and RESOLVE_NO_XDEV keeps it on the root's own file system,
+ * which fs_local() found local; a small body is read with RWF_NOWAIT (fails
+ * unless it is in the page cache).  Anything else (a directory, an error, a
+ * cold file, another mount, a file system without RWF_NOWAIT, a kernel
+ * before 5.12) leaves the job as it was: returns 0 and the caller submits it
+ * to the pool, which decides and words the outcome.  Returns 1 when the job
+ * holds its outcome.
  */
 int fs_try_cached(fs_job *j)
 {
 #if defined(SYS_openat2) && defined(RESOLVE_CACHED) && defined(RWF_NOWAIT)
     const server *s = j->srv;
     struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK,
-                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED};
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV | RESOLVE_CACHED};
     struct stat st;
-    if (j->kind != FS_STATIC || s->root_fd < 0 || !j->rel[0])
+    if (j->kind != FS_STATIC || !s->loop_files || s->root_fd < 0 || !j->rel[0])
         return 0;
     int fd = (int)syscall(SYS_openat2, s->root_fd, j->rel, &how, sizeof(how));
     if (fd < 0)
