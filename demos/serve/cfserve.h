@@ -5,11 +5,13 @@
  *   conn.c    connections: reading, the response queue, writing, deadlines
  *   http.c    requests in, response heads out (no I/O; see http.h)
  *   routes.c  which request gets which answer
- *   work.c    what runs on the pools: files, md5, fib
+ *   work.c    what runs on the pools: files, md5, fib (and cached files on the loop)
  *
  * One thread runs the libev loop and owns every server, connection and
  * response object; work.c's tasks run on pool threads and worker processes
- * and touch only their fs_job until the pool hands it back.
+ * and touch only their fs_job until the pool hands it back.  A static file
+ * the kernel can serve from its caches without waiting (fs_try_cached) is
+ * answered on the loop and never reaches the pool.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */

@@ -2,7 +2,8 @@
  * work.c - what cfserve runs off the loop: fib in worker processes, static
  * files and md5 on pool threads.  A task touches only its fs_job (and the
  * read-only server fields root, rootlen, md5_max and mime) until the pool
- * hands the job back to the loop.
+ * hands the job back to the loop.  fs_try_cached() runs the same file code
+ * on the loop when the kernel promises not to wait.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
