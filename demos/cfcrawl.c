@@ -240,6 +240,16 @@ static void text_str(FILE *out, const char *s)
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
     while (n > 0) {
+        /* A run of printable ASCII that needs no escape goes out in one write. */
+        size_t run = 0;
+        while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '\\')
+            run++;
+        if (run) {
+            fwrite(p, 1, run, out);
+            p += run;
+            n -= run;
+            continue;
+        }
         unsigned cp;
         size_t len = utf8_next(p, n, &cp);
         if (len == 0 || (len == 1 && is_control(cp)))
@@ -266,6 +276,16 @@ static void json_str(FILE *out, const char *s)
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
     while (n > 0) {
+        /* A run of printable ASCII that needs no escape goes out in one write. */
+        size_t run = 0;
+        while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
+            run++;
+        if (run) {
+            fwrite(p, 1, run, out);
+            p += run;
+            n -= run;
+            continue;
+        }
         unsigned cp;
         size_t len = utf8_next(p, n, &cp);
         if (len == 0) {
