@@ -148,19 +148,23 @@ static int map_submit_chunk(cf_map_t *m)
     cf_future_t *f;
     int rc;
 
-    cf__chunk_begin(&b, m->fn);
-    while (count < m->chunksize) {
-        const void *item;
-        size_t ilen;
+    if (m->is_array) {
+        /* An array's items go in as one piece. */
+        size_t left = m->next_item < m->n_items ? m->n_items - m->next_item : 0;
+        count = left < m->chunksize ? left : m->chunksize;
+        if (count < m->chunksize)
+            m->src_end = 1;
+        if (count) {
+            cf__chunk_begin_array(&b, m->fn, m->item_size, count);
+            cf__chunk_add_array(&b, m->items + m->next_item * m->item_size, m->item_size, count);
+            m->next_item += count;
+        }
+    } else {
+        cf__chunk_begin(&b, m->fn);
+        while (count < m->chunksize) {
+            const void *item;
+            size_t ilen;
 
-        if (m->is_array) {
-            if (m->next_item >= m->n_items) {
-                m->src_end = 1;
-                break;
-            }
-            item = m->items + m->next_item * m->item_size;
-            ilen = m->item_size;
-        } else {
             rc = m->pull(m->src, &item, &ilen);
             if (rc <= 0) {
                 m->src_end = 1;
@@ -172,10 +176,10 @@ static int map_submit_chunk(cf_map_t *m)
                 m->pull_err = CF_EINVAL;
                 break;
             }
+            cf__chunk_add(&b, item, ilen);
+            count++;
+            m->next_item++;
         }
-        cf__chunk_add(&b, item, ilen);
-        count++;
-        m->next_item++;
     }
     if (count == 0) {
         free(b.p);
@@ -298,7 +302,7 @@ int cf__map_take(cf_map_t *m, cf_map_result *r)
         struct cf__outcome_view v;
 
         cf_future_result_bytes(c->f, (const void **)&p, &len);
-        if (cf__outcome_record_next(p, len, &c->off, &v)) {
+        if (cf__chunk_result_next(p, len, &c->off, &v)) {
             st = CF_EINVAL;
             r->error = "malformed map result";
         } else {
