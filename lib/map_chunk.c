@@ -209,8 +209,11 @@ static int is_plain_number(const struct cf__outcome *o)
 static void numbers_to_records(struct cf__chunk_buf *out, uint64_t done)
 {
     struct cf__chunk_buf rec = {0};
-    uint64_t count = rd_u64(out->p + 8);
+    uint64_t count;
 
+    if (out->oom)
+        return; /* reported at the end */
+    count = rd_u64(out->p + 8);
     buf_u64(&rec, RESULT_MAGIC);
     buf_u64(&rec, count);
     buf_u64(&rec, 0); /* run_ns, filled in at the end */
