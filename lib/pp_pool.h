@@ -106,6 +106,8 @@ struct cf_process_pool {
     uint64_t next_id;
     struct cf__exec_counters cnt; /* submitted ... outstanding (executor.c) */
     uint64_t queue_ns_total, queue_ns_max;
+    uint64_t stamp;      /* last clock reading for submit times (pp_submit_stamp()) */
+    unsigned stamp_left; /* submits that may still use it */
     size_t nrunning;
     unsigned init_failures; /* in a row */
     int shut;
