@@ -257,6 +257,8 @@ static void map_chunk_open(cf_map_t *m, struct chunk *c)
 
         cf_future_result_bytes(c->f, (const void **)&p, &len);
         if (cf__chunk_result_open(p, len, c->count, &c->off, &run_ns) == 0) {
+            c->res = p;
+            c->res_len = len;
             map_adapt(m, run_ns, c->count);
             return;
         }
@@ -280,8 +282,8 @@ int cf__map_take(cf_map_t *m, cf_map_result *r)
     if (!m->inflight)
         return 0;
     c = &m->ring[m->head];
-    if (cf_future_get_state(c->f) < CF_FUTURE_FINISHED)
-        return 0;
+    if (c->pos == 0 && cf_future_get_state(c->f) < CF_FUTURE_FINISHED)
+        return 0; /* (a chunk with items taken is done) */
     /* What the previous result pointed at is let go; this one's is held below. */
     cf__map_release_cur(m);
     memset(r, 0, sizeof(*r));
@@ -297,12 +299,9 @@ int cf__map_take(cf_map_t *m, cf_map_result *r)
             r->error = m->cur_msg ? m->cur_msg : cf_strerror(st);
         }
     } else {
-        const uint8_t *p;
-        size_t len;
         struct cf__outcome_view v;
 
-        cf_future_result_bytes(c->f, (const void **)&p, &len);
-        if (cf__chunk_result_next(p, len, &c->off, &v)) {
+        if (cf__chunk_result_next(c->res, c->res_len, &c->off, &v)) {
             st = CF_EINVAL;
             r->error = "malformed map result";
         } else {
