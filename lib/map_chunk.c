@@ -160,7 +160,7 @@ int cf__chunk_result_open(const uint8_t *p, size_t len, size_t count, size_t *of
 {
     if (len < RES_HDR || (rd_u64(p) != RESULT_MAGIC && rd_u64(p) != NUMBERS_MAGIC) || rd_u64(p + 8) != count)
         return -1;
-    if (rd_u64(p) == NUMBERS_MAGIC && (len - RES_HDR) / 8 != count)
+    if (rd_u64(p) == NUMBERS_MAGIC && (count > (len - RES_HDR) / 8 || len - RES_HDR != count * 8))
         return -1;
     *run_ns = rd_u64(p + 16);
     *off = RES_HDR;
