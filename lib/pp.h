@@ -55,10 +55,12 @@ enum { CF__GATE_OPEN = 0, CF__GATE_TAKEN = 1, CF__GATE_CANCELLED = 2 };
  * its loop, is woken for new frames, and a busy pool is not woken again
  * until it has caught up: the frames of a burst share one wake-up.
  * The ring survives the worker: what a worker published before it died is
- * read after its pipe's EOF.  The pool resets a slot's ring before it asks
- * for the slot's process (no process writes to it then).
+ * read after its pipe's EOF.  Every process of the pool maps every slot's
+ * ring (128 KiB each), which counts towards a worker's max_memory
+ * (RLIMIT_AS): 8 MiB for 64 workers.  The pool resets a slot's ring before
+ * it asks for the slot's process (no process writes to it then).
  */
-#define CF__PP_RING (256u * 1024u)
+#define CF__PP_RING (128u * 1024u)
 #define CF__PP_RING_FRAME (CF__PP_RING / 4)
 struct cf__pp_ring {
     _Atomic uint64_t tail; /* written by the worker */

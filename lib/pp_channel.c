@@ -5,11 +5,12 @@
  *
  * A worker's channel is a SOCK_STREAM socket for TASK frames (written here
  * with MSG_NOSIGNAL | MSG_DONTWAIT; shutdown(SHUT_WR) tells an idle worker
- * to exit) and a pipe for the worker's frames (READY, INIT_FAIL, ACK,
- * RESULT; small writes share pipe pages instead of costing a socket buffer
- * each).  Both ends are non-blocking here, under an ev_io for reading the
- * pipe (always on while the worker lives) and one for writing the socket
- * (on only while frames wait to be sent).
+ * to exit), the slot's frame ring in shared memory for the worker's frames
+ * (READY, INIT_FAIL, ACK, RESULT; pp.h), and a pipe that carries WAKE
+ * frames and the worker's frames that do not fit in the ring, and whose EOF
+ * says the worker ended.  Both descriptors are non-blocking here, under an
+ * ev_io for reading the pipe (always on while the worker lives) and one for
+ * writing the socket (on only while frames wait to be sent).
  *
  * Writing (cf__pp_worker_flush).  The unsent tail of worker.inflight is
  * gathered into one sendmsg() - the frames of up to CF__PP_IOV / 2 tasks -
@@ -19,11 +20,15 @@
  * CF__PP_RBUF bytes into a buffer shared by all workers; frames that lie
  * whole in it are handled in place, the incremental reader (worker.rd) keeps
  * a frame split across reads, and the rest of a large payload is read
- * straight into its own buffer.  Each frame goes to worker_frame(), which
+ * straight into its own buffer.  Every pipe frame first lets the ring be
+ * read up to it (ring_drain(): frames are taken strictly by number); after
+ * the pipe is read empty the ring is read, want_wake set, and the ring read
+ * once more (pp.h).  Each frame goes to frame_handle(), which
  * moves the head of inflight along SENT -> RUNNING (ACK) -> DONE (RESULT),
  * or SENT_CANCELLED -> SKIPPING -> DONE for a task whose gate was closed.
  * Anything out of order is a protocol violation: the worker is killed.  EOF
- * (or a read error) means the worker ended: cf__pp_worker_ended() records
+ * (or a read error) means the worker ended: what it published in the ring
+ * is read, then cf__pp_worker_ended() records
  * it; the fork server's EXITED report then finalizes the slot (pp_server.c).
  *
  * Timers.  task_timer runs while the head task runs with a timeout; on
