@@ -34,8 +34,7 @@ int cf__frame_hdr_decode(const uint8_t in[CF__FRAME_HDR], struct cf__frame_hdr *
     memcpy(&h->id, in + 8, 8);
     memcpy(&h->len, in + 16, 8);
     if (h->magic != CF__FRAME_MAGIC || h->type < CF__FR_TASK || h->type > CF__FR_PAD ||
-        (h->type == CF__FR_TASK && h->flags != 0) ||
-        h->len > CF__FRAME_MAX_LEN)
+        (h->type == CF__FR_TASK && h->flags != 0) || h->len > CF__FRAME_MAX_LEN)
         return CF_EINVAL;
     return 0;
 }

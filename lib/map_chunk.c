@@ -33,8 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_MAGIC 0x4b4843504d464355ull  /* "UCFMPCHK" */
-#define RESULT_MAGIC 0x5345524d50464355ull /* "UCFMPRES" */
+#define CHUNK_MAGIC 0x4b4843504d464355ull   /* "UCFMPCHK" */
+#define RESULT_MAGIC 0x5345524d50464355ull  /* "UCFMPRES" */
 #define FIXED_MAGIC 0x5846435050464355ull   /* "UCFPPCFX" */
 #define NUMBERS_MAGIC 0x4d554e4d50464355ull /* "UCFMPNUM" */
 #define CHUNK_HDR 24u

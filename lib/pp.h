@@ -86,7 +86,7 @@ enum {
 };
 
 struct cf__pp_config {
-    _Atomic uint8_t *gates; /* CF__PP_GATES per slot */
+    _Atomic uint8_t *gates;    /* CF__PP_GATES per slot */
     struct cf__pp_ring *rings; /* one per slot */
     cf_worker_init_fn initializer;
     cf_worker_fini_fn finalizer;

@@ -414,6 +414,7 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, con
 void cf__pp_worker_read(struct pp_worker *w)
 {
     cf_process_pool_t *pool = w->pool;
+    uint64_t now;
 
     if (w->rfd < 0)
         return;
@@ -442,7 +443,7 @@ void cf__pp_worker_read(struct pp_worker *w)
         }
         if (r == 0)
             goto eof;
-        uint64_t now = cf_now_ns();
+        now = cf_now_ns();
         for (size_t off = 0; off < (size_t)r;) {
             struct cf__frame_hdr h;
             uint8_t *payload;
@@ -487,20 +488,16 @@ void cf__pp_worker_read(struct pp_worker *w)
         if ((size_t)r < cap)
             break; /* drained: the next readiness brings more */
     }
-    {
-        uint64_t now = 0;
-        ring_drain(w, &now);
-        if (w->rfd < 0)
-            return;
-        atomic_store(&w->ring->want_wake, 1);
-        ring_drain(w, &now);
-    }
+    now = 0;
+    ring_drain(w, &now);
+    if (w->rfd < 0)
+        return;
+    atomic_store(&w->ring->want_wake, 1);
+    ring_drain(w, &now);
     return;
 eof:
-    {
-        uint64_t now = 0;
-        ring_drain(w, &now); /* what it published before it ended */
-    }
+    now = 0;
+    ring_drain(w, &now); /* what it published before it ended */
     if (w->rfd >= 0)
         cf__pp_worker_ended(w);
 }
