@@ -36,10 +36,10 @@
  * (default dispositions) dies; the pool was done with it.  Input is
  * buffered (struct chan) and a task's argument is used in place when it is
  * aligned; the ACK of a task that was already buffered goes out with the
- * RESULT of the task before.  An idle worker blocks in recv() at once: on
- * a machine with fewer cores than workers + 1, polling (even with
- * sched_yield()) took the loop's CPU and cost a context switch per poll.
- * It exits with _exit() (never the application's atexit handlers) on EOF
+ * RESULT of the task before.  An idle worker polls its socket for
+ * CHAN_SPIN_NS before it blocks, without sched_yield() between polls (on a
+ * machine with fewer cores than workers + 1 that cost a context switch per
+ * poll with the loop).  It exits with _exit() (never the application's atexit handlers) on EOF
  * or after max_tasks_per_child tasks.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
@@ -129,6 +129,7 @@ struct chan {
 };
 
 #define CHAN_IN_MIN 65536
+#define CHAN_SPIN_NS 50000 /* an idle worker polls this long before it blocks */
 
 static size_t pad8(size_t n)
 {
@@ -251,7 +252,14 @@ static int chan_has_frame(const struct chan *c, struct cf__frame_hdr *h)
     return c->in_len - c->in_off - CF__FRAME_HDR >= h->len;
 }
 
-/* Read more input (blocking): 0, 1 on EOF, -1 on error, -2 out of memory. */
+/*
+ * Read more input: first polling without blocking for CHAN_SPIN_NS (the
+ * next task of a round trip through the pool then costs no sleep and
+ * wake-up; a wake-up from an idle CPU costs tens of microseconds), then
+ * blocking.  The poll does not call sched_yield(): with more processes than
+ * cores that made a context switch per poll with the loop.  0, 1 on EOF, -1
+ * on error, -2 out of memory.
+ */
 static int chan_fill(struct chan *c, size_t want)
 {
     if (c->in_off > 0) { /* keep the unread bytes at the front */
@@ -268,15 +276,17 @@ static int chan_fill(struct chan *c, size_t want)
         c->in = b;
         c->in_cap = want;
     }
+    uint64_t spin_until = cf_now_ns() + CHAN_SPIN_NS;
     for (;;) {
-        ssize_t r = recv(c->in_fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        int nowait = cf_now_ns() < spin_until;
+        ssize_t r = recv(c->in_fd, c->in + c->in_len, c->in_cap - c->in_len, nowait ? MSG_DONTWAIT : 0);
         if (r > 0) {
             c->in_len += (size_t)r;
             return 0;
         }
         if (r == 0)
             return 1;
-        if (errno == EINTR)
+        if (errno == EINTR || (nowait && (errno == EAGAIN || errno == EWOULDBLOCK)))
             continue;
         return -1;
     }
