@@ -12,8 +12,12 @@
 
 void cf__frame_hdr_encode(uint8_t out[CF__FRAME_HDR], unsigned type, uint64_t id, uint64_t len)
 {
+    cf__frame_hdr_encode_flags(out, type, 0, id, len);
+}
+
+void cf__frame_hdr_encode_flags(uint8_t out[CF__FRAME_HDR], unsigned type, uint32_t flags, uint64_t id, uint64_t len)
+{
     uint16_t magic = CF__FRAME_MAGIC, t = (uint16_t)type;
-    uint32_t flags = 0;
 
     memcpy(out, &magic, 2);
     memcpy(out + 2, &t, 2);
@@ -29,8 +33,8 @@ int cf__frame_hdr_decode(const uint8_t in[CF__FRAME_HDR], struct cf__frame_hdr *
     memcpy(&h->flags, in + 4, 4);
     memcpy(&h->id, in + 8, 8);
     memcpy(&h->len, in + 16, 8);
-    if (h->magic != CF__FRAME_MAGIC || h->type < CF__FR_TASK || h->type > CF__FR_INIT_FAIL || h->flags != 0 ||
-        h->len > CF__FRAME_MAX_LEN)
+    if (h->magic != CF__FRAME_MAGIC || h->type < CF__FR_TASK || h->type > CF__FR_PAD ||
+        (h->type == CF__FR_TASK && h->flags != 0) || h->len > CF__FRAME_MAX_LEN)
         return CF_EINVAL;
     return 0;
 }

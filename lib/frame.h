@@ -10,6 +10,14 @@
  *   RESULT     worker -> parent  id = task id; payload = an encoded outcome
  *   READY      worker -> parent  the initializer succeeded
  *   INIT_FAIL  worker -> parent  payload = an encoded outcome (err, message)
+ *   WAKE       worker -> parent  on the pipe: frames wait in the shared ring
+ *   PAD        worker -> parent  in the ring: the rest of the ring's end is unused
+ *
+ * A worker's frames (ACK ... INIT_FAIL) carry their number in `flags` (0,
+ * 1, 2 ... for each worker process): most go through a ring in shared
+ * memory, the others (large ones, or when the ring is full) through the
+ * pipe, and the number puts them back in order (pp.h).  TASK frames have
+ * flags 0.
  *
  * Outcomes are encoded by the outcome codec (outcome.h), which also states
  * what may cross processes.  Integers are in host byte order: both ends are
@@ -36,6 +44,8 @@ enum cf__frame_type {
     CF__FR_RESULT = 3,
     CF__FR_READY = 4,
     CF__FR_INIT_FAIL = 5,
+    CF__FR_WAKE = 6,
+    CF__FR_PAD = 7,
 };
 
 struct cf__frame_hdr {
@@ -47,6 +57,8 @@ struct cf__frame_hdr {
 };
 
 void cf__frame_hdr_encode(uint8_t out[CF__FRAME_HDR], unsigned type, uint64_t id, uint64_t len);
+/* The same with `flags` (a worker frame's number). */
+void cf__frame_hdr_encode_flags(uint8_t out[CF__FRAME_HDR], unsigned type, uint32_t flags, uint64_t id, uint64_t len);
 /* 0, or CF_EINVAL for a bad magic, unknown type or oversized length. */
 int cf__frame_hdr_decode(const uint8_t in[CF__FRAME_HDR], struct cf__frame_hdr *h);
 

@@ -148,19 +148,23 @@ static int map_submit_chunk(cf_map_t *m)
     cf_future_t *f;
     int rc;
 
-    cf__chunk_begin(&b, m->fn);
-    while (count < m->chunksize) {
-        const void *item;
-        size_t ilen;
+    if (m->is_array) {
+        /* An array's items go in as one piece. */
+        size_t left = m->next_item < m->n_items ? m->n_items - m->next_item : 0;
+        count = left < m->chunksize ? left : m->chunksize;
+        if (count < m->chunksize)
+            m->src_end = 1;
+        if (count) {
+            cf__chunk_begin_array(&b, m->fn, m->item_size, count);
+            cf__chunk_add_array(&b, m->items + m->next_item * m->item_size, m->item_size, count);
+            m->next_item += count;
+        }
+    } else {
+        cf__chunk_begin(&b, m->fn);
+        while (count < m->chunksize) {
+            const void *item;
+            size_t ilen;
 
-        if (m->is_array) {
-            if (m->next_item >= m->n_items) {
-                m->src_end = 1;
-                break;
-            }
-            item = m->items + m->next_item * m->item_size;
-            ilen = m->item_size;
-        } else {
             rc = m->pull(m->src, &item, &ilen);
             if (rc <= 0) {
                 m->src_end = 1;
@@ -172,10 +176,10 @@ static int map_submit_chunk(cf_map_t *m)
                 m->pull_err = CF_EINVAL;
                 break;
             }
+            cf__chunk_add(&b, item, ilen);
+            count++;
+            m->next_item++;
         }
-        cf__chunk_add(&b, item, ilen);
-        count++;
-        m->next_item++;
     }
     if (count == 0) {
         free(b.p);
@@ -253,6 +257,8 @@ static void map_chunk_open(cf_map_t *m, struct chunk *c)
 
         cf_future_result_bytes(c->f, (const void **)&p, &len);
         if (cf__chunk_result_open(p, len, c->count, &c->off, &run_ns) == 0) {
+            c->res = p;
+            c->res_len = len;
             map_adapt(m, run_ns, c->count);
             return;
         }
@@ -276,8 +282,8 @@ int cf__map_take(cf_map_t *m, cf_map_result *r)
     if (!m->inflight)
         return 0;
     c = &m->ring[m->head];
-    if (cf_future_get_state(c->f) < CF_FUTURE_FINISHED)
-        return 0;
+    if (c->pos == 0 && cf_future_get_state(c->f) < CF_FUTURE_FINISHED)
+        return 0; /* (a chunk with items taken is done) */
     /* What the previous result pointed at is let go; this one's is held below. */
     cf__map_release_cur(m);
     memset(r, 0, sizeof(*r));
@@ -293,12 +299,9 @@ int cf__map_take(cf_map_t *m, cf_map_result *r)
             r->error = m->cur_msg ? m->cur_msg : cf_strerror(st);
         }
     } else {
-        const uint8_t *p;
-        size_t len;
         struct cf__outcome_view v;
 
-        cf_future_result_bytes(c->f, (const void **)&p, &len);
-        if (cf__outcome_record_next(p, len, &c->off, &v)) {
+        if (cf__chunk_result_next(c->res, c->res_len, &c->off, &v)) {
             st = CF_EINVAL;
             r->error = "malformed map result";
         } else {

@@ -13,7 +13,16 @@
  * and measures its own run time, which the map uses to size later chunks.
  *
  *   chunk:  u64 CHUNK_MAGIC | u64 fn | u64 count | { u64 len | bytes (pad 8) } x count
+ *   chunk:  u64 FIXED_MAGIC | u64 fn | u64 count | u64 len | { bytes (pad 8) } x count
  *   result: u64 RESULT_MAGIC | u64 count | u64 run_ns | { outcome record } x count
+ *   result: u64 NUMBERS_MAGIC | u64 count | u64 run_ns | { u64 number } x count
+ *
+ * The second chunk form carries the items of an array (all `len` bytes
+ * long): copied in one piece when len is a multiple of 8.  The second result
+ * form is used while every item succeeded with a number and no message (the
+ * common case: 8 bytes an item instead of a 40-byte record); the first item
+ * that does not fit turns the buffer into records.  The reader accepts both
+ * (cf__chunk_result_next()).
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -24,9 +33,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_MAGIC 0x4b4843504d464355ull  /* "UCFMPCHK" */
-#define RESULT_MAGIC 0x5345524d50464355ull /* "UCFMPRES" */
+#define CHUNK_MAGIC 0x4b4843504d464355ull   /* "UCFMPCHK" */
+#define RESULT_MAGIC 0x5345524d50464355ull  /* "UCFMPRES" */
+#define FIXED_MAGIC 0x5846435050464355ull   /* "UCFPPCFX" */
+#define NUMBERS_MAGIC 0x4d554e4d50464355ull /* "UCFMPNUM" */
 #define CHUNK_HDR 24u
+#define FIXED_HDR 32u
 #define RES_HDR 24u
 
 /* ------------------------------------------------------------------ byte buffers */
@@ -104,6 +116,33 @@ void cf__chunk_add(struct cf__chunk_buf *b, const void *item, size_t len)
     buf_put(b, item, len);
 }
 
+void cf__chunk_begin_array(struct cf__chunk_buf *b, cf_map_fn fn, size_t item_len, size_t max_count)
+{
+    if (buf_reserve(b, FIXED_HDR + max_count * pad8(item_len)) != 0)
+        return;
+    buf_u64(b, FIXED_MAGIC);
+    memcpy(b->p + b->len, &fn, sizeof(fn));
+    b->len += 8;
+    buf_u64(b, 0); /* count, filled in by cf__chunk_end() */
+    buf_u64(b, item_len);
+}
+
+void cf__chunk_add_array(struct cf__chunk_buf *b, const void *items, size_t item_len, size_t n)
+{
+    const uint8_t *src = items;
+    size_t stride = pad8(item_len);
+
+    if (buf_reserve(b, n * stride) != 0)
+        return;
+    if (stride == item_len) {
+        memcpy(b->p + b->len, src, n * item_len);
+        b->len += n * item_len;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        buf_put(b, src + i * item_len, item_len);
+}
+
 int cf__chunk_end(struct cf__chunk_buf *b, size_t count)
 {
     uint64_t c64 = count;
@@ -119,11 +158,30 @@ int cf__chunk_end(struct cf__chunk_buf *b, size_t count)
 
 int cf__chunk_result_open(const uint8_t *p, size_t len, size_t count, size_t *off, uint64_t *run_ns)
 {
-    if (len < RES_HDR || rd_u64(p) != RESULT_MAGIC || rd_u64(p + 8) != count)
+    if (len < RES_HDR || (rd_u64(p) != RESULT_MAGIC && rd_u64(p) != NUMBERS_MAGIC) || rd_u64(p + 8) != count)
+        return -1;
+    if (rd_u64(p) == NUMBERS_MAGIC && (count > (len - RES_HDR) / 8 || len - RES_HDR != count * 8))
         return -1;
     *run_ns = rd_u64(p + 16);
     *off = RES_HDR;
     return 0;
+}
+
+int cf__chunk_result_next(const uint8_t *p, size_t len, size_t *off, struct cf__outcome_view *v)
+{
+    if (len >= RES_HDR && rd_u64(p) == NUMBERS_MAGIC) {
+        uint64_t raw;
+
+        memset(v, 0, sizeof(*v));
+        if (*off < RES_HDR || *off > len || len - *off < 8)
+            return CF_EINVAL;
+        raw = rd_u64(p + *off);
+        memcpy(&v->i64, &raw, 8);
+        memcpy(&v->f64, &raw, 8);
+        *off += 8;
+        return 0;
+    }
+    return cf__outcome_record_next(p, len, off, v);
 }
 
 /* ------------------------------------------------------------------ worker side: running a chunk */
@@ -138,46 +196,112 @@ static void put_record(struct cf__chunk_buf *out, const struct cf__outcome *o)
     }
 }
 
+/* A success with a number and no message: it fits the NUMBERS form. */
+static int is_plain_number(const struct cf__outcome *o)
+{
+    return o->err == 0 && !o->is_bytes && !o->errmsg && !o->value_free;
+}
+
+/*
+ * The NUMBERS form met an item that does not fit: rewrite the `done` numbers
+ * written so far as records, in a new buffer (out->oom set when that failed).
+ */
+static void numbers_to_records(struct cf__chunk_buf *out, uint64_t done)
+{
+    struct cf__chunk_buf rec = {0};
+    uint64_t count;
+
+    if (out->oom)
+        return; /* reported at the end */
+    count = rd_u64(out->p + 8);
+    buf_u64(&rec, RESULT_MAGIC);
+    buf_u64(&rec, count);
+    buf_u64(&rec, 0); /* run_ns, filled in at the end */
+    for (uint64_t i = 0; i < done; i++) {
+        struct cf__outcome o;
+        uint64_t raw = rd_u64(out->p + RES_HDR + i * 8);
+
+        memset(&o, 0, sizeof(o));
+        memcpy(&o.value.i64, &raw, 8);
+        put_record(&rec, &o);
+    }
+    free(out->p);
+    *out = rec;
+}
+
 /* The task every chunk runs: the item function over each item of the chunk. */
 int cf__map_chunk_run(cf_task_t *task, void *arg)
 {
-    size_t len, off = CHUNK_HDR;
+    size_t len, off;
     const uint8_t *p = cf_task_arg(task, &len);
     struct cf__chunk_buf out = {0};
     cf_map_fn fn;
-    uint64_t count, t0 = cf_now_ns();
+    uint64_t count, fixed_len = 0, t0 = cf_now_ns();
+    int fixed, numbers = 1;
 
     (void)arg;
-    if (len < CHUNK_HDR || rd_u64(p) != CHUNK_MAGIC)
+    if (len < CHUNK_HDR || (rd_u64(p) != CHUNK_MAGIC && rd_u64(p) != FIXED_MAGIC))
         return cf_task_fail(task, CF_EINVAL, "malformed map chunk");
+    fixed = rd_u64(p) == FIXED_MAGIC;
     memcpy(&fn, p + 8, sizeof(fn));
     count = rd_u64(p + 16);
-    buf_u64(&out, RESULT_MAGIC);
+    off = CHUNK_HDR;
+    if (fixed) {
+        if (len < FIXED_HDR || (fixed_len = rd_u64(p + 24)) == 0 || fixed_len > len ||
+            count > (len - FIXED_HDR) / pad8((size_t)fixed_len))
+            return cf_task_fail(task, CF_EINVAL, "malformed map chunk");
+        off = FIXED_HDR;
+    }
+    buf_u64(&out, NUMBERS_MAGIC);
     buf_u64(&out, count);
     buf_u64(&out, 0); /* run_ns, filled in below */
+    /* Room for every number at once when the count is believable. */
+    if (count <= len / 8)
+        buf_reserve(&out, (size_t)count * 8);
 
     for (uint64_t i = 0; i < count; i++) {
         struct cf__outcome o;
         uint64_t ilen;
+        size_t at;
 
         memset(&o, 0, sizeof(o));
-        if (off + 8 > len || (ilen = rd_u64(p + off)) > len - off - 8) {
-            free(out.p);
-            return cf_task_fail(task, CF_EINVAL, "malformed map chunk (item %llu)", (unsigned long long)i);
+        if (fixed) {
+            ilen = fixed_len;
+            at = off;
+            if (ilen > len - off) {
+                free(out.p);
+                return cf_task_fail(task, CF_EINVAL, "malformed map chunk (item %llu)", (unsigned long long)i);
+            }
+        } else {
+            if (off + 8 > len || (ilen = rd_u64(p + off)) > len - off - 8) {
+                free(out.p);
+                return cf_task_fail(task, CF_EINVAL, "malformed map chunk (item %llu)", (unsigned long long)i);
+            }
+            at = off + 8;
         }
         if (cf_task_cancelled(task)) {
             o.err = CF_ECANCELED;
         } else {
             struct cf_task it = *task;
             it.out = &o;
-            it.arg = (void *)(p + off + 8);
+            it.arg = (void *)(p + at);
             it.arg_len = (size_t)ilen;
-            cf__task_finish(&it, fn(&it, p + off + 8, (size_t)ilen));
+            cf__task_finish(&it, fn(&it, p + at, (size_t)ilen));
             cf__outcome_make_portable(&o, "a mapped item");
         }
-        put_record(&out, &o);
+        if (numbers && !is_plain_number(&o)) {
+            numbers = 0;
+            numbers_to_records(&out, i);
+        }
+        if (numbers) {
+            uint64_t raw;
+            memcpy(&raw, &o.value.i64, 8);
+            buf_u64(&out, raw);
+        } else {
+            put_record(&out, &o);
+        }
         cf__outcome_clear(&o);
-        off += 8 + pad8((size_t)ilen);
+        off = at + pad8((size_t)ilen);
     }
     if (out.oom) {
         free(out.p);

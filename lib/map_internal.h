@@ -19,6 +19,8 @@ struct chunk {
     size_t bytes; /* the chunk's argument buffer */
     size_t pos; /* items delivered */
     size_t off; /* read offset in the result buffer */
+    const uint8_t *res; /* the result buffer (the future's bytes), once opened */
+    size_t res_len;
     /* Set when the first item is taken: 0, or the error of the whole chunk
      * (its task failed: a worker died, a timeout...), with its message. */
     int err;

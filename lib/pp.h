@@ -38,6 +38,40 @@
 enum { CF__GATE_OPEN = 0, CF__GATE_TAKEN = 1, CF__GATE_CANCELLED = 2 };
 
 /*
+ * Frame rings: a worker's frames to the pool go through a ring in shared
+ * memory (mapped with the gates, one ring per worker slot), so that a
+ * stream of small tasks costs no system call per frame.  The worker copies
+ * a frame in at `tail` (8-byte aligned; a frame that would cross the end
+ * starts again at the beginning, after a PAD frame when at least a header
+ * fits), then publishes the new tail.  The pool reads frames from `head`
+ * and publishes how far it got.  Positions only grow (offset = position %
+ * CF__PP_RING).  Each frame carries its number (frame.h); a frame larger
+ * than CF__PP_RING_FRAME, or one that finds the ring full, goes through the
+ * pipe instead, and the pool takes frames strictly by number.
+ *
+ * Wake-ups: the pool sets want_wake when it has read the ring empty and
+ * then looks once more; a worker that publishes and finds want_wake set
+ * clears it and writes a WAKE frame to the pipe.  So the pool, waiting in
+ * its loop, is woken for new frames, and a busy pool is not woken again
+ * until it has caught up: the frames of a burst share one wake-up.
+ * The ring survives the worker: what a worker published before it died is
+ * read after its pipe's EOF.  Every process of the pool maps every slot's
+ * ring (128 KiB each), which counts towards a worker's max_memory
+ * (RLIMIT_AS): 8 MiB for 64 workers.  The pool resets a slot's ring before
+ * it asks for the slot's process (no process writes to it then).
+ */
+#define CF__PP_RING (128u * 1024u)
+#define CF__PP_RING_FRAME (CF__PP_RING / 4)
+struct cf__pp_ring {
+    _Atomic uint64_t tail; /* written by the worker */
+    char pad1[56];
+    _Atomic uint64_t head; /* written by the pool */
+    _Atomic uint32_t want_wake;
+    char pad2[52];
+    uint8_t data[CF__PP_RING];
+};
+
+/*
  * Exit statuses of a worker that cannot go on; the pool names them in its
  * messages.  (A task that calls exit() with one of these is reported the
  * same way; the status is always quoted.)
@@ -52,7 +86,8 @@ enum {
 };
 
 struct cf__pp_config {
-    _Atomic uint8_t *gates; /* CF__PP_GATES per slot */
+    _Atomic uint8_t *gates;    /* CF__PP_GATES per slot */
+    struct cf__pp_ring *rings; /* one per slot */
     cf_worker_init_fn initializer;
     cf_worker_fini_fn finalizer;
     void *init_data;

@@ -5,11 +5,12 @@
  *
  * A worker's channel is a SOCK_STREAM socket for TASK frames (written here
  * with MSG_NOSIGNAL | MSG_DONTWAIT; shutdown(SHUT_WR) tells an idle worker
- * to exit) and a pipe for the worker's frames (READY, INIT_FAIL, ACK,
- * RESULT; small writes share pipe pages instead of costing a socket buffer
- * each).  Both ends are non-blocking here, under an ev_io for reading the
- * pipe (always on while the worker lives) and one for writing the socket
- * (on only while frames wait to be sent).
+ * to exit), the slot's frame ring in shared memory for the worker's frames
+ * (READY, INIT_FAIL, ACK, RESULT; pp.h), and a pipe that carries WAKE
+ * frames and the worker's frames that do not fit in the ring, and whose EOF
+ * says the worker ended.  Both descriptors are non-blocking here, under an
+ * ev_io for reading the pipe (always on while the worker lives) and one for
+ * writing the socket (on only while frames wait to be sent).
  *
  * Writing (cf__pp_worker_flush).  The unsent tail of worker.inflight is
  * gathered into one sendmsg() - the frames of up to CF__PP_IOV / 2 tasks -
@@ -19,11 +20,15 @@
  * CF__PP_RBUF bytes into a buffer shared by all workers; frames that lie
  * whole in it are handled in place, the incremental reader (worker.rd) keeps
  * a frame split across reads, and the rest of a large payload is read
- * straight into its own buffer.  Each frame goes to worker_frame(), which
+ * straight into its own buffer.  Every pipe frame first lets the ring be
+ * read up to it (ring_drain(): frames are taken strictly by number); after
+ * the pipe is read empty the ring is read, want_wake set, and the ring read
+ * once more (pp.h).  Each frame goes to frame_handle(), which
  * moves the head of inflight along SENT -> RUNNING (ACK) -> DONE (RESULT),
  * or SENT_CANCELLED -> SKIPPING -> DONE for a task whose gate was closed.
  * Anything out of order is a protocol violation: the worker is killed.  EOF
- * (or a read error) means the worker ended: cf__pp_worker_ended() records
+ * (or a read error) means the worker ended: what it published in the ring
+ * is read, then cf__pp_worker_ended() records
  * it; the fork server's EXITED report then finalizes the slot (pp_server.c).
  *
  * Timers.  task_timer runs while the head task runs with a timeout; on
@@ -269,11 +274,12 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
 }
 
 /*
- * One frame from worker `w`: its payload is `data` (h->len bytes), which is
- * `owned` (malloc'd, and then this function frees or keeps it) or else a view
- * into the read buffer.  `now` is when the read that brought it returned.
+ * One frame from worker `w`, in its turn: its payload is `data` (h->len
+ * bytes), which is `owned` (malloc'd, and then this function frees or keeps
+ * it) or else a view into the read buffer or the ring.  `now` is when the
+ * read that brought it returned.
  */
-static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, const uint8_t *data, uint8_t *owned,
+static void frame_handle(struct pp_worker *w, const struct cf__frame_hdr *h, const uint8_t *data, uint8_t *owned,
                          uint64_t now)
 {
     cf_process_pool_t *pool = w->pool;
@@ -331,13 +337,84 @@ static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, con
     worker_lost(w, "it sent a frame out of order", 0);
 }
 
+static size_t pad8(size_t n)
+{
+    return (n + 7u) & ~(size_t)7u;
+}
+
 /*
- * Read what the worker wrote, in pieces of up to CF__PP_RBUF bytes, and hand
- * each complete frame to worker_frame(): a burst of results costs one read().
+ * Take the frames waiting in the worker's ring (pp.h), in number order, up
+ * to one that comes by the pipe.  `*now` is read once, at the first frame.
+ */
+static void ring_drain(struct pp_worker *w, uint64_t *now)
+{
+    struct cf__pp_ring *r = w->ring;
+    uint64_t tail = atomic_load(&r->tail);
+
+    while (w->rfd >= 0 && w->ring_head < tail) {
+        uint64_t left = tail - w->ring_head;
+        size_t off = (size_t)(w->ring_head % CF__PP_RING), room = CF__PP_RING - off, need;
+        struct cf__frame_hdr h;
+
+        if (left > CF__PP_RING || (room < CF__FRAME_HDR && left < room))
+            goto malformed;
+        if (room < CF__FRAME_HDR) {
+            w->ring_head += room; /* too little for a header: the frame went to the beginning */
+            continue;
+        }
+        if (left < CF__FRAME_HDR || cf__frame_hdr_decode(r->data + off, &h))
+            goto malformed;
+        if (h.type == CF__FR_PAD) {
+            if (left < room)
+                goto malformed;
+            w->ring_head += room;
+            continue;
+        }
+        if (h.len > room - CF__FRAME_HDR || (need = CF__FRAME_HDR + pad8((size_t)h.len)) > room || need > left)
+            goto malformed;
+        if (h.flags != w->rseq)
+            break; /* the next frame comes by the pipe */
+        if (!*now)
+            *now = cf_now_ns();
+        w->rseq++;
+        frame_handle(w, &h, r->data + off + CF__FRAME_HDR, NULL, *now);
+        w->ring_head += need;
+        atomic_store_explicit(&r->head, w->ring_head, memory_order_release);
+    }
+    return;
+malformed:
+    w->ring_head = tail; /* read no further */
+    worker_lost(w, "it sent a malformed frame", 0);
+}
+
+/* A frame that came by the pipe: a WAKE for the ring, or the next frame in number order. */
+static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, const uint8_t *data, uint8_t *owned,
+                         uint64_t now)
+{
+    ring_drain(w, &now); /* what the worker put in the ring before it wrote this */
+    if (h->type == CF__FR_WAKE || w->rfd < 0) {
+        free(owned);
+        return;
+    }
+    if (h->flags != w->rseq) {
+        free(owned);
+        worker_lost(w, "it sent a frame out of order", 0);
+        return;
+    }
+    w->rseq++;
+    frame_handle(w, h, data, owned, now);
+}
+
+/*
+ * Read what the worker wrote to its pipe, in pieces of up to CF__PP_RBUF
+ * bytes, and hand each complete frame to worker_frame(): a burst of results
+ * costs one read().  Then take what waits in the ring, ask the worker to
+ * wake the pool for more (want_wake), and look once more (pp.h).
  */
 void cf__pp_worker_read(struct pp_worker *w)
 {
     cf_process_pool_t *pool = w->pool;
+    uint64_t now;
 
     if (w->rfd < 0)
         return;
@@ -359,14 +436,14 @@ void cf__pp_worker_read(struct pp_worker *w)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
+                break;
             if (errno != ECONNRESET)
                 worker_lost(w, "the pool could not read its channel", errno);
             goto eof;
         }
         if (r == 0)
             goto eof;
-        uint64_t now = cf_now_ns();
+        now = cf_now_ns();
         for (size_t off = 0; off < (size_t)r;) {
             struct cf__frame_hdr h;
             uint8_t *payload;
@@ -411,9 +488,18 @@ void cf__pp_worker_read(struct pp_worker *w)
         if ((size_t)r < cap)
             break; /* drained: the next readiness brings more */
     }
+    now = 0;
+    ring_drain(w, &now);
+    if (w->rfd < 0)
+        return;
+    atomic_store(&w->ring->want_wake, 1);
+    ring_drain(w, &now);
     return;
 eof:
-    cf__pp_worker_ended(w);
+    now = 0;
+    ring_drain(w, &now); /* what it published before it ended */
+    if (w->rfd >= 0)
+        cf__pp_worker_ended(w);
 }
 
 static void worker_rio_cb(struct ev_loop *ev, ev_io *io, int revents)

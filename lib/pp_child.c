@@ -29,16 +29,18 @@
  * channel with blocking I/O: read TASK, take its start gate (pp.h), send
  * ACK, run, send RESULT; a task whose gate the pool closed is not run: its
  * ACK and a CANCELLED RESULT go out together.  Tasks
- * arrive on a socket, frames leave on a pipe: a pipe's small writes fill
- * shared pages, where each write to a socket costs a buffer that the reader
- * then frees.  If the pool closed its end, a write raises SIGPIPE and the
- * worker (default dispositions) dies; the pool was done with it.  Input is
+ * arrive on a socket; frames leave through the slot's ring in shared memory
+ * (pp.h), so "send ACK" costs no system call, and the pipe carries a WAKE
+ * frame when the pool waits for the ring, and the frames that do not fit in
+ * it.  If the pool closed its end, a write raises SIGPIPE and the worker
+ * (default dispositions) dies; the pool was done with it.  Input is
  * buffered (struct chan) and a task's argument is used in place when it is
  * aligned; the ACK of a task that was already buffered goes out with the
- * RESULT of the task before, in one write(); an idle worker polls for
- * CHAN_SPIN_NS, yielding between polls, before it blocks.  It exits
- * with _exit() (never the application's atexit handlers) on EOF or after
- * max_tasks_per_child tasks.
+ * RESULT of the task before.  An idle worker polls its socket for
+ * CHAN_SPIN_NS before it blocks, without sched_yield() between polls (on a
+ * machine with fewer cores than workers + 1 that cost a context switch per
+ * poll with the loop).  It exits with _exit() (never the application's atexit handlers) on EOF
+ * or after max_tasks_per_child tasks.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -50,7 +52,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,11 +108,12 @@ static int write_full(int fd, const void *buf, size_t n)
 }
 
 /*
- * The worker's channel: tasks come in on a socket, frames go out on a pipe.
- * Both directions are buffered.  Input is read in large pieces, so a pipeline
- * of small tasks costs one read(); output frames are gathered and written
- * together (the RESULT of one task with the ACK of the next), one write()
- * per batch.
+ * The worker's channel: tasks come in on a socket, frames go out through the
+ * slot's ring in shared memory (pp.h), or the pipe for what does not fit.
+ * Input is read in large pieces, so a pipeline of small tasks costs one
+ * read(); output frames are gathered (the RESULT of one task with the ACK of
+ * the next) and moved to the ring together; a system call is made only to
+ * wake a waiting pool, or for a frame that goes by the pipe.
  */
 struct chan {
     int in_fd, out_fd;
@@ -121,15 +123,83 @@ struct chan {
     size_t out_len, out_cap;
     uint8_t *arg; /* an 8-byte aligned copy of a task's argument, when needed */
     size_t arg_cap;
+    struct cf__pp_ring *ring;
+    uint64_t tail, published; /* ring positions: written, and made visible to the pool */
+    uint32_t seq;             /* the number of the next frame */
 };
 
 #define CHAN_IN_MIN 65536
 #define CHAN_SPIN_NS 50000 /* an idle worker polls this long before it blocks */
 
+static size_t pad8(size_t n)
+{
+    return (n + 7u) & ~(size_t)7u;
+}
+
+/* Copy one frame (`n` bytes, `need` with its padding) into the ring: 0, or -1 when it is full. */
+static int ring_put(struct chan *c, const uint8_t *frame, size_t n, size_t need)
+{
+    struct cf__pp_ring *r = c->ring;
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    size_t used = (size_t)(c->tail - head), off = (size_t)(c->tail % CF__PP_RING), room = CF__PP_RING - off;
+
+    if (need > room) { /* it starts again at the beginning */
+        if (room + need > CF__PP_RING - used)
+            return -1;
+        if (room >= CF__FRAME_HDR)
+            cf__frame_hdr_encode(r->data + off, CF__FR_PAD, 0, 0);
+        c->tail += room;
+        off = 0;
+    } else if (need > CF__PP_RING - used) {
+        return -1;
+    }
+    memcpy(r->data + off, frame, n);
+    c->tail += need;
+    return 0;
+}
+
+/* Make what was copied to the ring visible; wake the pool if it waits for it (pp.h). */
+static int ring_publish(struct chan *c)
+{
+    uint8_t wake[CF__FRAME_HDR];
+
+    if (c->tail == c->published)
+        return 0;
+    atomic_store(&c->ring->tail, c->tail);
+    c->published = c->tail;
+    if (!atomic_load(&c->ring->want_wake) || !atomic_exchange(&c->ring->want_wake, 0))
+        return 0;
+    cf__frame_hdr_encode(wake, CF__FR_WAKE, 0, 0);
+    return write_full(c->out_fd, wake, sizeof(wake));
+}
+
+/* Send the gathered frames: through the ring, or the pipe those that do not fit. */
 static int chan_flush(struct chan *c)
 {
-    int rc = write_full(c->out_fd, c->out, c->out_len);
+    size_t at = 0;
+    int rc = 0;
+
+    while (at < c->out_len) {
+        uint64_t len;
+        size_t n;
+
+        memcpy(&len, c->out + at + 16, 8);
+        n = CF__FRAME_HDR + (size_t)len;
+        if (CF__FRAME_HDR + pad8((size_t)len) <= CF__PP_RING_FRAME &&
+            ring_put(c, c->out + at, n, CF__FRAME_HDR + pad8((size_t)len)) == 0) {
+            at += n;
+            continue;
+        }
+        /* By the pipe; what went to the ring before it is visible first. */
+        if (ring_publish(c) || write_full(c->out_fd, c->out + at, n)) {
+            rc = -1;
+            break;
+        }
+        at += n;
+    }
     c->out_len = 0;
+    if (rc == 0)
+        rc = ring_publish(c);
     return rc;
 }
 
@@ -150,13 +220,13 @@ static uint8_t *chan_reserve(struct chan *c, size_t n)
     return c->out + c->out_len;
 }
 
-/* Append a frame without payload; nothing is written until chan_flush(). */
+/* Append a frame without payload; nothing is sent until chan_flush(). */
 static int chan_put(struct chan *c, unsigned type, uint64_t id)
 {
     uint8_t *p = chan_reserve(c, CF__FRAME_HDR);
     if (!p)
         return -1;
-    cf__frame_hdr_encode(p, type, id, 0);
+    cf__frame_hdr_encode_flags(p, type, c->seq++, id, 0);
     c->out_len += CF__FRAME_HDR;
     return 0;
 }
@@ -168,7 +238,7 @@ static int chan_put_outcome(struct chan *c, unsigned type, uint64_t id, const st
     uint8_t *p = chan_reserve(c, CF__FRAME_HDR + n);
     if (!p)
         return -1;
-    cf__frame_hdr_encode(p, type, id, n);
+    cf__frame_hdr_encode_flags(p, type, c->seq++, id, n);
     cf__outcome_encode(o, p + CF__FRAME_HDR);
     c->out_len += CF__FRAME_HDR + n;
     return 0;
@@ -183,9 +253,12 @@ static int chan_has_frame(const struct chan *c, struct cf__frame_hdr *h)
 }
 
 /*
- * Read more input: first polling without blocking for a short while (a
- * steady stream of tasks then costs no sleep and wake-up per task), then
- * blocking.  0, 1 on EOF, -1 on error, -2 out of memory.
+ * Read more input: first polling without blocking for CHAN_SPIN_NS (the
+ * next task of a round trip through the pool then costs no sleep and
+ * wake-up; a wake-up from an idle CPU costs tens of microseconds), then
+ * blocking.  The poll does not call sched_yield(): with more processes than
+ * cores that made a context switch per poll with the loop.  0, 1 on EOF, -1
+ * on error, -2 out of memory.
  */
 static int chan_fill(struct chan *c, size_t want)
 {
@@ -213,12 +286,8 @@ static int chan_fill(struct chan *c, size_t want)
         }
         if (r == 0)
             return 1;
-        if (errno == EINTR)
+        if (errno == EINTR || (nowait && (errno == EAGAIN || errno == EWOULDBLOCK)))
             continue;
-        if (nowait && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            sched_yield(); /* poll politely: a runnable loop thread on this CPU goes first */
-            continue;
-        }
         return -1;
     }
 }
@@ -251,6 +320,7 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
     memset(&ch, 0, sizeof(ch));
     ch.in_fd = WORKER_IN_FD;
     ch.out_fd = WORKER_OUT_FD;
+    ch.ring = cfg->rings + index; /* reset by the pool before this process was asked for */
     if (cfg->max_memory) {
         struct rlimit rl = {.rlim_cur = cfg->max_memory, .rlim_max = cfg->max_memory};
         if (setrlimit(RLIMIT_AS, &rl) != 0)

@@ -337,6 +337,7 @@ int cf__pp_server_start(cf_process_pool_t *pool)
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
         return -errno;
     cfg.gates = pool->gates;
+    cfg.rings = pool->rings;
     cfg.initializer = opts->initializer;
     cfg.finalizer = opts->finalizer;
     cfg.init_data = opts->init_data;
@@ -415,14 +416,16 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
         free(pool);
         return CF_ENOMEM;
     }
-    gates_len = (size_t)opts->max_workers * CF__PP_GATES;
+    /* One shared mapping: the workers' frame rings, then their start gates (pp.h). */
+    gates_len = (size_t)opts->max_workers * (sizeof(struct cf__pp_ring) + CF__PP_GATES);
     gates = mmap(NULL, gates_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (gates == MAP_FAILED) {
         free(pool->workers);
         free(pool);
         return CF_ENOMEM;
     }
-    pool->gates = gates;
+    pool->rings = gates;
+    pool->gates = (_Atomic uint8_t *)((uint8_t *)gates + (size_t)opts->max_workers * sizeof(struct cf__pp_ring));
     pool->ex.ops = &pp_executor_ops;
     pool->ex.loop = loop;
     pool->loop = loop;
@@ -441,11 +444,27 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
     for (int i = 0; i < pool->nworkers; i++) {
         cf__pp_worker_init(&pool->workers[i], pool, i);
         pool->workers[i].gate = pool->gates + (size_t)i * CF__PP_GATES;
+        pool->workers[i].ring = pool->rings + i;
         cf__pp_worker_spawn(&pool->workers[i]);
     }
     loop->live_executors++;
     *out = pool;
     return 0;
+}
+
+/* The submit time recorded for queue-time statistics.  The clock is read for
+ * a task that finds the queue empty and then once every PP_STAMP_EVERY
+ * submits; tasks in between share the last reading, so a queue time may be
+ * overstated by the duration of that many submits (as in the thread pool). */
+#define PP_STAMP_EVERY 16u
+static uint64_t pp_submit_stamp(cf_process_pool_t *pool)
+{
+    if (pool->stamp_left == 0 || pool->nqueued == 0) {
+        pool->stamp = cf_now_ns();
+        pool->stamp_left = PP_STAMP_EVERY;
+    }
+    pool->stamp_left--;
+    return pool->stamp;
 }
 
 /*
@@ -494,7 +513,7 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, u
     t->timeout = timeout < 0 ? pool->opts.task_timeout : timeout; /* <= 0: none */
     t->fn = fn;
     t->len = len;
-    t->t_submit = cf_now_ns();
+    t->t_submit = pp_submit_stamp(pool);
     cf__pp_task_set(t, PT_QUEUED);
     cf__list_push(&pool->queue, &t->link);
     pool->nqueued++;
@@ -601,7 +620,7 @@ void cf_process_pool_free(cf_process_pool_t *pool)
     }
     pool->loop->live_executors--;
     free(pool->broken_msg);
-    munmap((void *)pool->gates, (size_t)pool->nworkers * CF__PP_GATES);
+    munmap(pool->rings, (size_t)pool->nworkers * (sizeof(struct cf__pp_ring) + CF__PP_GATES));
     free(pool->workers);
     free(pool->rbuf);
     free(pool);

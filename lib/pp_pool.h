@@ -87,6 +87,9 @@ struct pp_worker {
     unsigned used;         /* tasks taken by the current process */
     uint32_t seq;          /* tasks sent to the current process */
     _Atomic uint8_t *gate; /* its CF__PP_GATES start gates (pp.h) */
+    struct cf__pp_ring *ring; /* its frame ring (pp.h) */
+    uint64_t ring_head;       /* how far the pool read the ring */
+    uint32_t rseq;            /* the number of the next frame to take from the current process */
 };
 
 struct cf_process_pool {
@@ -103,6 +106,8 @@ struct cf_process_pool {
     uint64_t next_id;
     struct cf__exec_counters cnt; /* submitted ... outstanding (executor.c) */
     uint64_t queue_ns_total, queue_ns_max;
+    uint64_t stamp;      /* last clock reading for submit times (pp_submit_stamp()) */
+    unsigned stamp_left; /* submits that may still use it */
     size_t nrunning;
     unsigned init_failures; /* in a row */
     int shut;
@@ -119,6 +124,7 @@ struct cf_process_pool {
     uint64_t task_ns_avg;    /* moving average of ACK -> RESULT time; 0 = none measured yet */
     int dispatch_due;        /* results were read: dispatch once the read burst is handled */
     _Atomic uint8_t *gates;  /* shared with the workers: nworkers * CF__PP_GATES */
+    struct cf__pp_ring *rings; /* shared with the workers: one per slot, the gates follow them */
 };
 
 /* Work (in average task time) a worker may have sent ahead of the task it runs. */

@@ -42,6 +42,33 @@ static void test_bad_headers_rejected(void **state)
     assert_int_equal(cf__frame_hdr_decode(buf, &h), CF_EINVAL);
     cf__frame_hdr_encode(buf, CF__FR_TASK, 1, CF__FRAME_MAX_LEN + 1);
     assert_int_equal(cf__frame_hdr_decode(buf, &h), CF_EINVAL);
+    type = CF__FR_PAD + 1;
+    cf__frame_hdr_encode(buf, CF__FR_ACK, 1, 0);
+    memcpy(buf + 2, &type, 2);
+    assert_int_equal(cf__frame_hdr_decode(buf, &h), CF_EINVAL);
+}
+
+/* A worker's frames carry their number in flags; WAKE and PAD are frames too. */
+static void test_worker_frames_are_numbered(void **state)
+{
+    uint8_t buf[CF__FRAME_HDR];
+    struct cf__frame_hdr h;
+
+    (void)state;
+    cf__frame_hdr_encode_flags(buf, CF__FR_RESULT, 77, 5, 40);
+    assert_int_equal(cf__frame_hdr_decode(buf, &h), 0);
+    assert_int_equal(h.type, CF__FR_RESULT);
+    assert_int_equal(h.flags, 77);
+    assert_int_equal(h.id, 5);
+    assert_int_equal(h.len, 40);
+    cf__frame_hdr_encode(buf, CF__FR_WAKE, 0, 0);
+    assert_int_equal(cf__frame_hdr_decode(buf, &h), 0);
+    assert_int_equal(h.type, CF__FR_WAKE);
+    cf__frame_hdr_encode(buf, CF__FR_PAD, 0, 0);
+    assert_int_equal(cf__frame_hdr_decode(buf, &h), 0);
+    assert_int_equal(h.type, CF__FR_PAD);
+    cf__frame_hdr_encode_flags(buf, CF__FR_TASK, 1, 5, 40); /* TASK frames are not numbered */
+    assert_int_equal(cf__frame_hdr_decode(buf, &h), CF_EINVAL);
 }
 
 /* Feed `n` bytes to a reader in pieces of `step`; count the frames. */
@@ -278,6 +305,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_round_trip),
         cmocka_unit_test(test_bad_headers_rejected),
+        cmocka_unit_test(test_worker_frames_are_numbered),
         cmocka_unit_test(test_reader_any_chunking),
         cmocka_unit_test(test_outcome_round_trips),
         cmocka_unit_test(test_outcome_decode_copy),

@@ -126,6 +126,70 @@ static void test_bytes_results_and_empty_input(void **state)
     cf_thread_pool_free(p);
 }
 
+/* Items of 3 bytes; item "b.." gives bytes, "e.." an error, the others a number. */
+static int mixed_item(cf_task_t *t, const void *item, size_t len)
+{
+    const char *s = item;
+
+    if (len != 3)
+        return cf_task_fail(t, CF_EINVAL, "bad length %zu", len);
+    if (s[0] == 'b')
+        return cf_task_set_bytes(t, s, 3);
+    if (s[0] == 'e')
+        return cf_task_fail(t, CF_EFAIL, "item %.3s", s);
+    cf_task_set_i64(t, (s[1] - '0') * 10 + (s[2] - '0'));
+    return 0;
+}
+
+/*
+ * Array items whose size is no multiple of 8, and chunks whose results start
+ * as plain numbers and then meet bytes and errors (the compact number form
+ * turns into records part-way): every result is the item's.
+ */
+static void test_odd_items_and_mixed_results(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_t *p = make_pool(fx, 2);
+    char items[40][3];
+    cf_map_opts o;
+    cf_map_t *m;
+    cf_map_result r;
+    size_t k = 0;
+    int rc;
+
+    for (int i = 0; i < 40; i++) {
+        items[i][0] = i % 7 == 5 ? 'b' : i % 11 == 9 ? 'e' : 'n';
+        items[i][1] = (char)('0' + i / 10);
+        items[i][2] = (char)('0' + i % 10);
+    }
+    cf_map_opts_init(&o);
+    o.chunksize = 13;
+    o.on_error = CF_MAP_CONTINUE;
+    assert_int_equal(cf_map_new_array(cf_thread_pool_executor(p), mixed_item, items, 40, 3, &o, &m), 0);
+    while ((rc = cf_map_next(m, &r)) == 0) {
+        assert_int_equal(r.index, k);
+        if (items[k][0] == 'b') {
+            assert_int_equal(r.status, 0);
+            assert_int_equal(r.len, 3);
+            assert_memory_equal(r.data, items[k], 3);
+        } else if (items[k][0] == 'e') {
+            char want[16];
+            snprintf(want, sizeof(want), "item %.3s", items[k]);
+            assert_int_equal(r.status, CF_EFAIL);
+            assert_string_equal(r.error, want);
+        } else {
+            assert_int_equal(r.status, 0);
+            assert_null(r.data);
+            assert_int_equal(r.i64, (int64_t)k);
+        }
+        k++;
+    }
+    assert_int_equal(rc, CF_EOF);
+    assert_int_equal(k, 40);
+    cf_map_free(m);
+    cf_thread_pool_free(p);
+}
+
 static void test_error_policies(void **state)
 {
     struct fixture *fx = *state;
@@ -591,6 +655,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_array_order_and_values),
         T(test_bytes_results_and_empty_input),
+        T(test_odd_items_and_mixed_results),
         T(test_error_policies),
         T(test_ten_million_pulled_items_in_flat_memory),
         T(test_endless_input_stopped_early),

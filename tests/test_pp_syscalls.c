@@ -90,11 +90,15 @@
  *   51 dup2 x2                      wrap  test_worker_calls_fail
  *   52 setrlimit(RLIMIT_AS)         wrap  test_worker_calls_fail (exit 121 before READY)
  *   53 realloc, READY frame         wrap  test_worker_calls_fail (exit 120 before READY)
- *   54 write, READY                 wrap  test_worker_calls_fail (exit 117 before READY)
+ *   54 write, the WAKE after READY (its first write)  wrap  test_worker_calls_fail (exit 117; READY is
+ *                                   read from the ring at EOF, the task runs elsewhere)
  *   55 realloc, input buffer        wrap  test_worker_calls_fail (exit 118: the task runs elsewhere)
  *   56 recv, input                  wrap  test_worker_calls_fail (exit 117: the task runs elsewhere)
- *   57 write, ACK                   wrap  test_worker_calls_fail (exit 117: the task runs elsewhere)
- *   58 write, RESULT                wrap  test_worker_calls_fail (exit 117: the task fails, naming it)
+ *   57 write, a WAKE after an ACK or RESULT  argued: the same call and exit as 54; which publish finds
+ *                                   the pool waiting depends on timing, and what was published before
+ *                                   the exit is read from the ring all the same
+ *   58 write, RESULT by the pipe    wrap  test_worker_calls_fail (a 200 KiB result; exit 117: the task
+ *                                   fails, naming it)
  *   59 realloc, RESULT frame        other test_pp_faults test_result_out_of_memory (RLIMIT_AS: CF_ENOMEM
  *                                   result saying so, the worker lives on)
  *   60 malloc(aligned argument copy)  argued: the same exit as 55 (118)
@@ -106,9 +110,9 @@
  *   64 the small CF_ENOMEM result after 59 failed  argued: reached only after 59; exit 119
  *
  * Count: 64 entries (a few group sites that share one path).  Failure
- * injected here: 37 (1-5, 7-10, 15-19, 23-25, 28, 29, 31, 33, 36-41, 43,
- * 45, 51-58); covered by another test: 1 (59); argued: 26 (6, 11-14,
- * 20-22, 26, 27, 30, 32, 34, 35, 42, 44, 46-50, 60-64).
+ * injected here: 36 (1-5, 7-10, 15-19, 23-25, 28, 29, 31, 33, 36-41, 43,
+ * 45, 51-56, 58); covered by another test: 1 (59); argued: 27 (6, 11-14,
+ * 20-22, 26, 27, 30, 32, 34, 35, 42, 44, 46-50, 57, 60-64).
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -141,6 +145,7 @@ enum {
     W_ALLOC, /* malloc, calloc, realloc, strdup, vasprintf, asprintf, cf__slab_alloc */
     W_RECV,
     W_WRITE,
+    W_WRITE_RESULT, /* a write() that carries a RESULT frame (a large one: it goes by the pipe) */
     W_SIGNALFD,
     W_DUP2,
     W_SETRLIMIT,
@@ -350,6 +355,14 @@ ssize_t __real_write(int fd, const void *buf, size_t n);
 ssize_t __wrap_write(int fd, const void *buf, size_t n);
 ssize_t __wrap_write(int fd, const void *buf, size_t n)
 {
+    uint16_t magic = 0, type = 0;
+
+    if (n >= 4) {
+        memcpy(&magic, buf, 2);
+        memcpy(&type, (const uint8_t *)buf + 2, 2);
+    }
+    if (magic == 0xCFF5u && type == 3 /* RESULT */ && should_fail(W_WRITE_RESULT))
+        return -1;
     return should_fail(W_WRITE) ? -1 : __real_write(fd, buf, n);
 }
 
@@ -825,10 +838,11 @@ static void test_server_calls_fail(void **state)
 
 /*
  * A worker's call fails: before it is ready (dup2 of its channel, setrlimit
- * for max_memory, the write of READY) it is replaced as an initializer
- * failure; waiting for a task (recv) or acknowledging one (write) it dies
- * before taking the task, which runs on the next worker; writing a RESULT
- * it dies and that task fails naming the broken channel.
+ * for max_memory) it is replaced as an initializer failure; writing the
+ * WAKE for its READY (its first write: the ring starts out waited for) or
+ * waiting for a task (recv) it dies before taking the task, which runs on
+ * the next worker; writing a RESULT that goes by the pipe (larger than a
+ * ring frame) it dies and that task fails naming the broken channel.
  */
 static void test_worker_calls_fail(void **state)
 {
@@ -837,9 +851,8 @@ static void test_worker_calls_fail(void **state)
         int which, n, err;
         const char *first_fails; /* NULL: every task succeeds */
     } cases[] = {
-        {W_DUP2, 1, EMFILE, NULL},      {W_SETRLIMIT, 1, EPERM, NULL}, {W_WRITE, 1, EIO, NULL}, /* READY */
-        {W_RECV, 1, EIO, NULL},         {W_WRITE, 2, EIO, NULL},                                /* ACK */
-        {W_WRITE, 3, EIO, "status 117"},                                                        /* RESULT */
+        {W_DUP2, 1, EMFILE, NULL},      {W_SETRLIMIT, 1, EPERM, NULL}, {W_WRITE, 1, EIO, NULL}, /* READY's WAKE */
+        {W_RECV, 1, EIO, NULL},         {W_WRITE_RESULT, 1, EIO, "status 117"}, /* a RESULT by the pipe */
         {W_ALLOC, 1, ENOMEM, NULL}, /* the READY frame's buffer */
         {W_ALLOC, 2, ENOMEM, NULL}, /* the input buffer, before a task is read */
     };
@@ -858,7 +871,9 @@ static void test_worker_calls_fail(void **state)
         o.max_memory = (size_t)RLIM_INFINITY; /* setrlimit is called; no limit (sanitizers reserve terabytes) */
         fail_in_role(cases[k].which, R_WORKER, cases[k].n, cases[k].err);
         assert_int_equal(cf_process_pool_new(fx->loop, &o, &p), 0);
-        assert_int_equal(cf_process_pool_submit(p, t_square, &x, sizeof(x), -1, &f), 0);
+        assert_int_equal(cf_process_pool_submit(p, cases[k].which == W_WRITE_RESULT ? t_bytes : t_square, &x,
+                                                sizeof(x), -1, &f),
+                         0);
         assert_int_equal(cf_future_wait(f, 30), 0);
         if (cases[k].first_fails) {
             assert_int_equal(cf_future_status(f), CF_EWORKER);
