@@ -21,7 +21,7 @@
 #include "slab.h"
 
 #ifdef NDEBUG
-#define CF_ASSERT(cond, msg) ((void)0)
+#define CF_ASSERT(cond, msg) ((void)sizeof((cond) ? 1 : 0)) /* checked by the compiler, never run */
 #else
 #include <stdio.h>
 #include <stdlib.h>
