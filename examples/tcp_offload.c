@@ -1,8 +1,9 @@
 /*
  * tcp_offload.c - cfutures in an existing libev TCP server: a client sends a
  * number, fib(number) runs in a worker process, the answer goes back; a client
- * that leaves first has its task cancelled.  SIGTERM shuts down in order.  The
- * listening socket is descriptor 3, as from systemd socket activation.
+ * that leaves first has its task cancelled.  SIGTERM shuts down, in order.
+ * The listening socket is descriptor 3, as systemd socket activation passes it
+ * (systemd-socket-activate -l 7000 ./tcp_offload); tcp_offload_test.py runs it.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
