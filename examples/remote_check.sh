@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# examples/remote_check.sh - run examples/remote_map: a redis-server on a free
-# port, two workers, the client; compare with expected/remote_map.out.
+# examples/remote_check.sh - run examples/remote_map against a redis-server of
+# its own on a free port, with two cfworker processes loading remote_seed.so;
+# compare with expected/remote_map.out, then drain the workers (SIGTERM).
 # Skipped (77) without redis-server.  Run by make check.
 # Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 set -u
@@ -23,9 +24,18 @@ for _ in $(seq 2000); do
     python3 -c "import socket; socket.create_connection(('127.0.0.1',$port)).close()" 2>/dev/null && break
 done
 url=redis://127.0.0.1:$port
-"$build/examples/remote_map" worker "$url" 2>"$tmp/w1.err" & w1=$!
-"$build/examples/remote_map" worker "$url" 2>"$tmp/w2.err" & w2=$!
-out=$(timeout 120 "$build/examples/remote_map" client "$url" 2>"$tmp/client.err") || {
-    echo "FAIL: remote_map client exited with an error:"; cat "$tmp/client.err"; exit 1; }
+tasks=$build/examples/.libs/remote_seed.so
+"$build/demos/cfworker" --redis "$url" --queue seedmap --tasks "$tasks" --procs 1 --name w1 2>"$tmp/w1.err" &
+w1=$!
+"$build/demos/cfworker" --redis "$url" --queue seedmap --tasks "$tasks" --procs 1 --name w2 2>"$tmp/w2.err" &
+w2=$!
+out=$(timeout 120 "$build/examples/remote_map" "$url" 2>"$tmp/client.err") || {
+    echo "FAIL: remote_map exited with an error:"; cat "$tmp/client.err" "$tmp"/w?.err; exit 1; }
 diff -u "$src/examples/expected/remote_map.out" <(printf '%s\n' "$out") || { echo "FAIL: remote_map output"; exit 1; }
+# A drained worker exits with 0.
+for p in $w1 $w2; do
+    kill -TERM "$p"
+    wait "$p" || { echo "FAIL: a cfworker did not drain cleanly:"; cat "$tmp"/w?.err; exit 1; }
+done
+w1= w2=
 echo "ok: remote_map"

@@ -1,10 +1,10 @@
 /*
- * remote_seed.c - the seed map's function as a task library for cfworker:
- * the same name ("f") and code as examples/remote_map.c's, so that
+ * remote_seed.c - the seed map's function, registered by name ("f"): built
+ * as a task library for cfworker and linked into examples/remote_map, so that
  *
  *   cfworker --redis redis://HOST:6379 --queue seedmap --tasks remote_seed.so
  *
- * serves `remote_map client redis://HOST:6379` (tools/tour runs both).
+ * serves `remote_map redis://HOST:6379` (remote_check.sh and tools/tour run both).
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */

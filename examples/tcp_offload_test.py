@@ -2,7 +2,8 @@
 # Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 """tcp_offload_test.py - examples/tcp_offload with real clients: an answer,
 a client that leaves before its answer (its task is cancelled), the server
-still answering, then SIGTERM and a clean shutdown."""
+still answering, then SIGTERM and a clean shutdown.  The listening socket is
+made here and handed over as descriptor 3, as systemd socket activation does."""
 import os
 import select
 import signal
@@ -15,11 +16,11 @@ BIN = os.path.join(os.environ.get("CF_BUILDDIR", "."), "examples", "tcp_offload"
 
 
 def line(p, deadline):
-    """One line of the server's stdout, or fail at the deadline."""
+    """One line of the server's log (stderr), or fail at the deadline."""
     while time.monotonic() < deadline:
-        r, _, _ = select.select([p.stdout], [], [], 1.0)
+        r, _, _ = select.select([p.stderr], [], [], 1.0)
         if r:
-            return p.stdout.readline().decode().rstrip("\n")
+            return p.stderr.readline().decode().rstrip("\n")
     sys.exit("FAIL: no output from tcp_offload in time")
 
 
@@ -31,10 +32,17 @@ def ask(port, n):
 
 def main():
     deadline = time.monotonic() + 120
-    p = subprocess.Popen([BIN], stdout=subprocess.PIPE)
-    first = line(p, deadline)
-    assert first.startswith("listening on 127.0.0.1:"), first
-    port = int(first.rsplit(":", 1)[1])
+    # Started without the socket: a clear error, no server.
+    r = subprocess.run([BIN], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert r.returncode == 2 and b"descriptor 3" in r.stderr, r
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    # The socket is the shell's stdin; it moves it to descriptor 3 and execs the server.
+    p = subprocess.Popen(["/bin/sh", "-c", 'exec "$0" 3<&0 </dev/null', BIN], stdin=listener.fileno(),
+                         stderr=subprocess.PIPE)
+    listener.close()
 
     assert ask(port, 20) == "6765"
     assert line(p, deadline) == "fib(20): answered"
@@ -49,7 +57,7 @@ def main():
     busy = socket.create_connection(("127.0.0.1", port))   # a task in flight at shutdown
     busy.sendall(b"91\n")
     p.send_signal(signal.SIGTERM)
-    rest = p.communicate(timeout=max(1, deadline - time.monotonic()))[0].decode().splitlines()
+    rest = p.communicate(timeout=max(1, deadline - time.monotonic()))[1].decode().splitlines()
     assert rest[-1] == "shut down", rest
     assert p.returncode == 0, p.returncode
     assert set(rest[:-1]) <= {"fib(91): CF_ECANCELED"}, rest
