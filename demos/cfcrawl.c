@@ -234,18 +234,26 @@ static int is_control(unsigned cp)
            (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f;
 }
 
+/* Write the run of printable ASCII at the start of p[0..n) that needs no
+ * escape (no backslash, no `quote`) in one fwrite; returns its length. */
+static size_t put_plain(FILE *out, const unsigned char *p, size_t n, int quote)
+{
+    size_t run = 0;
+    while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '\\' && p[run] != quote)
+        run++;
+    if (run)
+        fwrite(p, 1, run, out);
+    return run;
+}
+
 /* Print `s` for a terminal: controls as \xNN or \uNNNN, invalid UTF-8 bytes as \xNN. */
 static void text_str(FILE *out, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
     while (n > 0) {
-        /* A run of printable ASCII that needs no escape goes out in one write. */
-        size_t run = 0;
-        while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '\\')
-            run++;
+        size_t run = put_plain(out, p, n, 0);
         if (run) {
-            fwrite(p, 1, run, out);
             p += run;
             n -= run;
             continue;
@@ -276,12 +284,8 @@ static void json_str(FILE *out, const char *s)
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
     while (n > 0) {
-        /* A run of printable ASCII that needs no escape goes out in one write. */
-        size_t run = 0;
-        while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
-            run++;
+        size_t run = put_plain(out, p, n, '"');
         if (run) {
-            fwrite(p, 1, run, out);
             p += run;
             n -= run;
             continue;
