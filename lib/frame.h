@@ -8,7 +8,8 @@
  *   TASK       parent -> worker  id = task id; payload = u64 fn | argument bytes
  *   ACK        worker -> parent  id = task id; payload = u64 start time (CLOCK_MONOTONIC ns,
  *                                 cf_now_ns()): the worker took the task then
- *   RESULT     worker -> parent  id = task id; payload = an encoded outcome
+ *   RESULT     worker -> parent  id = task id; payload = an encoded outcome, then u64 how
+ *                                 long the task ran (ns, the worker's clock)
  *   READY      worker -> parent  the initializer succeeded
  *   INIT_FAIL  worker -> parent  payload = an encoded outcome (err, message)
  *   WAKE       worker -> parent  on the pipe: frames wait in the shared ring

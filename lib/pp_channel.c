@@ -357,9 +357,9 @@ static void pool_tick_cb(struct ev_loop *ev, ev_io *io, int revents)
 /* ------------------------------------------------------------------ reading */
 
 /* Decode an outcome payload: `owned` (malloc'd, taken) or `data` (copied from). */
-static int frame_outcome(const struct cf__frame_hdr *h, const uint8_t *data, uint8_t *owned, struct cf__outcome *o)
+static int frame_outcome(size_t len, const uint8_t *data, uint8_t *owned, struct cf__outcome *o)
 {
-    return owned ? cf__outcome_decode(owned, (size_t)h->len, o) : cf__outcome_decode_copy(data, (size_t)h->len, o);
+    return owned ? cf__outcome_decode(owned, len, o) : cf__outcome_decode_copy(data, len, o);
 }
 
 /* The ACK of the head task: the worker took it at `started` (its clock stamp). */
@@ -413,7 +413,8 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
         return;
     }
     cf__pp_task_set(head, PT_DONE);
-    uint64_t ran = now - head->t_submit;
+    uint64_t ran;
+    memcpy(&ran, data + h->len - 8, 8); /* how long it ran, by the worker's clock (frame.h) */
     pool->task_ns_avg = pool->task_ns_avg ? pool->task_ns_avg - pool->task_ns_avg / 8 + ran / 8 : ran + 1;
     pool->nrunning--;
     w->tasks_done++;
@@ -421,7 +422,7 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
         free(owned);
         cf__pp_complete(head, NULL, was == PT_TIMING_OUT ? CF_ETIMEDOUT : CF_ECANCELED, NULL);
     } else {
-        rc = frame_outcome(h, data, owned, &o);
+        rc = frame_outcome((size_t)h->len - 8, data, owned, &o);
         if (rc)
             cf__pp_complete(head, NULL, rc,
                             cf__printf_alloc("%s the result from worker %d (pid %d)",
@@ -465,7 +466,7 @@ static void frame_handle(struct pp_worker *w, const struct cf__frame_hdr *h, con
         struct cf__outcome o;
         if (w->state == W_STARTING)
             cf__pp_worker_set(w, W_FAILED);
-        if (frame_outcome(h, data, owned, &o) == 0) {
+        if (frame_outcome((size_t)h->len, data, owned, &o) == 0) {
             free(w->init_msg);
             w->init_msg = o.errmsg;
             o.errmsg = NULL;
@@ -485,7 +486,7 @@ static void frame_handle(struct pp_worker *w, const struct cf__frame_hdr *h, con
         }
         break;
     case CF__FR_RESULT:
-        if (head && head->id == h->id &&
+        if (h->len >= 8 && head && head->id == h->id &&
             (head->state == PT_RUNNING || head->state == PT_TIMING_OUT || head->state == PT_CANCELLING ||
              head->state == PT_SKIPPING)) {
             worker_result(w, head, h, data, owned, now);

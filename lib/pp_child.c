@@ -245,10 +245,10 @@ static int chan_put(struct chan *c, unsigned type, uint64_t id)
     return 0;
 }
 
-/* Append the ACK of task `id`, stamped with the time it starts (frame.h). */
-static int chan_put_ack(struct chan *c, uint64_t id)
+/* Append the ACK of task `id`, stamped with the time it starts (frame.h), which is stored in *start. */
+static int chan_put_ack(struct chan *c, uint64_t id, uint64_t *start)
 {
-    uint64_t now = cf_now_ns();
+    uint64_t now = *start = cf_now_ns();
     uint8_t *p = chan_reserve(c, CF__FRAME_HDR + 8);
     if (!p)
         return -1;
@@ -268,6 +268,21 @@ static int chan_put_outcome(struct chan *c, unsigned type, uint64_t id, const st
     cf__frame_hdr_encode_flags(p, type, c->seq++, id, n);
     cf__outcome_encode(o, p + CF__FRAME_HDR);
     c->out_len += CF__FRAME_HDR + n;
+    c->urgent = 1;
+    return 0;
+}
+
+/* Append the RESULT of task `id`: the encoded outcome, then how long the task ran (frame.h). */
+static int chan_put_result(struct chan *c, uint64_t id, const struct cf__outcome *o, uint64_t run_ns)
+{
+    size_t n = cf__outcome_encoded_size(o);
+    uint8_t *p = chan_reserve(c, CF__FRAME_HDR + n + 8);
+    if (!p)
+        return -1;
+    cf__frame_hdr_encode_flags(p, CF__FR_RESULT, c->seq++, id, n + 8);
+    cf__outcome_encode(o, p + CF__FRAME_HDR);
+    memcpy(p + CF__FRAME_HDR + n, &run_ns, 8);
+    c->out_len += CF__FRAME_HDR + n + 8;
     c->urgent = 1;
     return 0;
 }
@@ -380,6 +395,7 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
         struct cf__outcome o;
         struct cf_task task;
         uint8_t *payload;
+        uint64_t start, ran;
         cf_task_fn fn;
         int rc, skip;
 
@@ -424,7 +440,7 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
         /* The ACK is published before the task starts: a crash is then
          * the task's (pp.h).  It wakes the pool only if the pool asked for
          * it; otherwise the pool reads it with the RESULT, or sooner. */
-        if (chan_put_ack(&ch, h.id))
+        if (chan_put_ack(&ch, h.id, &start))
             _exit(CF__PP_EXIT_NOMEM_FRAME);
         if (!skip && chan_flush(&ch))
             _exit(CF__PP_EXIT_CHANNEL);
@@ -447,7 +463,8 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
                               "not a pointer with a destructor");
             o.err = CF_ENOTSUP;
         }
-        if (chan_put_outcome(&ch, CF__FR_RESULT, h.id, &o)) {
+        ran = cf_now_ns() - start;
+        if (chan_put_result(&ch, h.id, &o, ran)) {
             /* No room for the result's frame: free the result and send
              * CF_ENOMEM saying so instead; the worker goes on. */
             size_t need = CF__FRAME_HDR + cf__outcome_encoded_size(&o);
@@ -456,7 +473,7 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
             o.err = CF_ENOMEM;
             if (asprintf(&o.errmsg, "out of memory building the result (%zu bytes)", need) < 0)
                 o.errmsg = NULL;
-            if (chan_put_outcome(&ch, CF__FR_RESULT, h.id, &o))
+            if (chan_put_result(&ch, h.id, &o, ran))
                 _exit(CF__PP_EXIT_NOMEM_RESULT);
         }
         cf__outcome_clear(&o);

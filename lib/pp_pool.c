@@ -324,7 +324,7 @@ void cf_process_pool_opts_init(cf_process_pool_opts *o)
     o->max_workers = cf_cpu_count();
     o->task_timeout = -1;
     o->kill_grace = 1.0;
-    o->pipeline = 32;
+    o->pipeline = CF__PP_GATES - 1; /* as deep as the start gates allow: the 2 ms bound does the rest */
     o->on_crash = CF_CRASH_REPLACE;
     o->max_init_failures = 3;
     o->max_delivery_deaths = 3;

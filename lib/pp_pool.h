@@ -124,7 +124,7 @@ struct cf_process_pool {
     int start_err;           /* the last such failure (negated errno) */
     ev_timer respawn_timer;  /* retries empty slots after such a failure, with backoff */
     uint8_t *rbuf;           /* read buffer shared by the workers' channels (loop thread) */
-    uint64_t task_ns_avg;    /* moving average of start (ACK stamp) -> RESULT read; 0 = none measured yet */
+    uint64_t task_ns_avg;    /* moving average of task run time (RESULT frames); 0 = none measured yet */
     int dispatch_due;        /* results were read: dispatch once the read burst is handled */
     _Atomic uint8_t *gates;  /* shared with the workers: nworkers * CF__PP_GATES */
     struct cf__pp_ring *rings; /* shared with the workers: one per slot, the gates follow them */
