@@ -111,7 +111,18 @@ static void worker_wio_cb(struct ev_loop *ev, ev_io *io, int revents)
 void cf__pp_worker_flush(struct pp_worker *w)
 {
     cf_loop_t *loop = w->pool->loop;
-    struct cf__list *n = w->inflight.next;
+    struct cf__list *n = w->inflight.prev;
+
+    /* The tasks not wholly written are the tail of inflight (tasks are
+     * appended, and leave from the head only once their RESULT came):
+     * find the first of them from the end, in O(unsent), not O(inflight). */
+    while (n != &w->inflight) {
+        struct pp_task *t = cf__container_of(n, struct pp_task, link);
+        if (t->sent >= sizeof(t->hdr) + t->len)
+            break;
+        n = n->prev;
+    }
+    n = n->next;
 
     while (n != &w->inflight) {
         struct iovec iov[CF__PP_IOV];

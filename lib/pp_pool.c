@@ -245,6 +245,8 @@ static void pp_send_one(cf_process_pool_t *pool, struct pp_worker *w, uint64_t n
     w->used++;
 }
 
+static void pp_dispatch_at(cf_process_pool_t *pool, uint64_t now);
+
 /*
  * Hand queued tasks to ready workers, breadth first: every idle worker gets a
  * task before any worker gets a second one in its pipeline, so that work
@@ -252,8 +254,13 @@ static void pp_send_one(cf_process_pool_t *pool, struct pp_worker *w, uint64_t n
  */
 void cf__pp_dispatch(cf_process_pool_t *pool)
 {
+    pp_dispatch_at(pool, 0);
+}
+
+/* The same; `now` is a clock reading just taken, or 0 (then read once, when the first task goes out). */
+static void pp_dispatch_at(cf_process_pool_t *pool, uint64_t now)
+{
     uint64_t touched = 0; /* workers to flush (the first 64; the rest are flushed each time) */
-    uint64_t now = 0;     /* read once, when the first task goes out */
     size_t starting = 0;
 
     /*
@@ -494,6 +501,7 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, u
 {
     struct pp_task *t;
     cf_future_t *f;
+    int fresh;
 
     if (pool->shut)
         return CF_ESHUTDOWN;
@@ -530,12 +538,13 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, u
     t->timeout = timeout < 0 ? pool->opts.task_timeout : timeout; /* <= 0: none */
     t->fn = fn;
     t->len = len;
+    fresh = pool->stamp_left == 0 || pool->nqueued == 0; /* pp_submit_stamp() reads the clock */
     t->t_submit = pp_submit_stamp(pool);
     cf__pp_task_set(t, PT_QUEUED);
     cf__list_push(&pool->queue, &t->link);
     pool->nqueued++;
     *out = f;
-    cf__pp_dispatch(pool);
+    pp_dispatch_at(pool, fresh ? t->t_submit : 0); /* the clock need not be read again */
     return 0;
 }
 
