@@ -27,7 +27,8 @@
  * children too), dies with the fork server, restores default signal handling,
  * applies the memory limit, runs the initializer, then serves frames on its
  * channel with blocking I/O: read TASK, take its start gate (pp.h), send
- * ACK (stamped with the start time), run, send RESULT; a task whose gate
+ * ACK (stamped with the start time), run, send RESULT (with the run
+ * time, from which the pool sizes its pipelines); a task whose gate
  * the pool closed is not run: its ACK and a CANCELLED RESULT go out
  * together.  Tasks arrive on a socket; frames leave through the slot's ring
  * in shared memory (pp.h), so "send ACK" costs no system call, and the
