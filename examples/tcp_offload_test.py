@@ -41,8 +41,25 @@ def main():
     port = listener.getsockname()[1]
     # The socket is the shell's stdin; it moves it to descriptor 3 and execs the server.
     p = subprocess.Popen(["/bin/sh", "-c", 'exec "$0" 3<&0 </dev/null', BIN], stdin=listener.fileno(),
-                         stderr=subprocess.PIPE)
+                         stderr=subprocess.PIPE, start_new_session=True)
     listener.close()
+    try:
+        serve(p, port, deadline)
+        # The server reaped its workers and fork server before it exited: its group is empty.
+        try:
+            os.killpg(p.pid, 0)
+            sys.exit("FAIL: processes of tcp_offload are left after it exited")
+        except ProcessLookupError:
+            pass
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)   # a failed check leaves no server or worker behind
+        except ProcessLookupError:
+            pass
+    print("PASS: tcp_offload answered, cancelled the task of a client that left, shut down cleanly")
+
+
+def serve(p, port, deadline):
 
     assert ask(port, 20) == "6765"
     assert line(p, deadline) == "answered"
@@ -63,7 +80,6 @@ def main():
     assert set(rest[:-1]) <= {"CF_ECANCELED"}, rest
     idle.close()
     busy.close()
-    print("PASS: tcp_offload answered, cancelled the task of a client that left, shut down cleanly")
 
 
 if __name__ == "__main__":
