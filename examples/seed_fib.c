@@ -7,10 +7,7 @@
 #include <cfutures.h>
 #include <stdio.h>
 
-static int64_t fib(int64_t n) /* runs in a worker process */
-{
-    return n <= 2 ? 1 : fib(n - 1) + fib(n - 2);
-}
+static int64_t fib(int64_t n) { return n <= 2 ? 1 : fib(n - 1) + fib(n - 2); } /* in a worker process */
 
 int main(void)
 {

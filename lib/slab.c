@@ -43,6 +43,10 @@ static void *slab_map(int populate)
         munmap(p, head);
     if (tail)
         munmap(aligned + CF__SLAB_SIZE, tail);
+#ifdef MADV_NOHUGEPAGE
+    if (!populate) /* where huge pages are the default, a few objects would pin a whole block */
+        madvise(aligned, CF__SLAB_SIZE, MADV_NOHUGEPAGE);
+#endif
 #ifdef MADV_POPULATE_WRITE
     if (populate)
         madvise(aligned, CF__SLAB_SIZE, MADV_POPULATE_WRITE); /* best effort */

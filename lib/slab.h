@@ -23,7 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CF__SLAB_SIZE ((size_t)256 * 1024)
+/* Large blocks make a burst cheap: each block costs an mmap() and, when it
+ * empties, an munmap() that flushes the TLB of every CPU running one of the
+ * process's threads; 2 MiB blocks do that 8 times less often than 256 KiB
+ * ones for the same objects.  Pages are still touched only as used. */
+#define CF__SLAB_SIZE ((size_t)2 * 1024 * 1024)
 
 struct cf__slab;
 

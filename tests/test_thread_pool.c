@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -614,6 +615,68 @@ static void test_initializer_names_and_signals(void **state)
     assert_int_equal(atomic_load(&s.finis), 3);
 }
 
+/* The task's result: the scheduling policy of the worker thread running it. */
+static int report_policy(cf_task_t *t, void *arg)
+{
+    struct sched_param sp;
+    int policy = -1;
+
+    (void)arg;
+    if (pthread_getschedparam(pthread_self(), &policy, &sp) != 0)
+        return cf_task_fail(t, CF_EFAIL, "pthread_getschedparam failed");
+    cf_task_set_i64(t, policy);
+    return 0;
+}
+
+static int init_policy_other(void *pool_data, int index, void **worker_data)
+{
+    struct sched_param sp = {.sched_priority = 0};
+
+    (void)pool_data;
+    (void)index;
+    *worker_data = NULL;
+    return pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp) == 0 ? 0 : CF_EFAIL;
+}
+
+/* Every task on a pool of `workers` reports `want` as its worker's policy. */
+static void check_policies(struct fixture *fx, cf_worker_init_fn init, int want)
+{
+    cf_thread_pool_opts o;
+    cf_thread_pool_t *p;
+    cf_future_t *fs[40];
+
+    cf_thread_pool_opts_init(&o);
+    o.max_workers = 3;
+    o.initializer = init;
+    assert_int_equal(cf_thread_pool_new(fx->loop, &o, &p), 0);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(cf_thread_pool_submit(p, report_policy, NULL, NULL, &fs[i]), 0);
+    ev_run(fx->ev, 0);
+    for (int i = 0; i < 40; i++) {
+        int64_t v = -1;
+        if (cf_future_status(fs[i]) != 0)
+            fail_msg("task %d: %s", i, cf_future_error(fs[i]));
+        assert_int_equal(cf_future_result_i64(fs[i], &v), 0);
+        assert_int_equal(v, want);
+        assert_int_equal(cf_future_unref(fs[i]), 0);
+    }
+    cf_thread_pool_free(p);
+}
+
+/* Workers run under SCHED_BATCH (a woken worker does not preempt the loop
+ * thread); an initializer may choose another policy. */
+static void test_workers_run_under_the_batch_policy(void **state)
+{
+    struct fixture *fx = *state;
+
+#ifdef SCHED_BATCH
+    check_policies(fx, NULL, SCHED_BATCH);
+#else
+    check_policies(fx, NULL, SCHED_OTHER);
+#endif
+    check_policies(fx, init_policy_other, SCHED_OTHER);
+}
+
 static void test_failing_initializer_breaks_the_pool(void **state)
 {
     struct fixture *fx = *state;
@@ -965,6 +1028,7 @@ int main(void)
         T(test_tasks_behind_busy_workers),
         T(test_initializer_names_and_signals),
         T(test_failing_initializer_breaks_the_pool),
+        T(test_workers_run_under_the_batch_policy),
         T(test_thread_creation_failure_leaves_nothing),
         T(test_bounded_queue),
         T(test_shutdown_paths),
