@@ -50,6 +50,7 @@ static void rw_down(cf_remote_worker_t *w)
     w->claiming = 0;
     cf__rconn_close(&w->cmd);
     cf__rconn_close(&w->rd);
+    cf__rw_repost_all(w); /* not confirmed: maybe lost with the connection */
     if (!ev_is_active(&w->retry)) {
         ev_timer_set(&w->retry, w->backoff, 0);
         ev_timer_start(w->loop->ev, &w->retry);
@@ -160,6 +161,7 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
         ev_timer_set(&w->claim, next, 0);
         ev_timer_start(w->loop->ev, &w->claim);
     }
+    cf__rw_fetch(w);
     cf__rw_check_done(w);
 }
 
@@ -234,6 +236,7 @@ static void rw_tick_cb(struct ev_loop *ev, ev_timer *tm, int revents)
     (void)revents;
     if (!w->ready)
         return;
+    cf__rw_confirm(w); /* results posted since the last reply on cmd */
     if (w->nrunning) {
         size_t cap = 6 + (size_t)w->nrunning, k = 0, m = 1;
         const char **argv = calloc(cap, sizeof(*argv)), **mget = calloc((size_t)w->nrunning + 1, sizeof(*mget));
@@ -345,6 +348,7 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
     }
     cf__list_init(&w->running);
     cf__list_init(&w->unsent);
+    cf__list_init(&w->posted);
     cf_process_pool_opts_init(&po);
     po.max_workers = o.procs;
     po.pipeline = (unsigned)o.prefetch;
@@ -385,6 +389,7 @@ void cf_remote_worker_drain(cf_remote_worker_t *w)
 {
     CF_REQUIRE(w, "worker is NULL");
     w->draining = 1;
+    cf__rw_confirm(w);
     cf__rw_check_done(w);
 }
 
@@ -415,6 +420,7 @@ void cf_remote_worker_free(cf_remote_worker_t *w)
     w->ready = 0;
     cf__rconn_close(&w->cmd);
     cf__rconn_close(&w->rd);
+    cf__rw_repost_all(w); /* to free them with the unsent ones */
     while (!cf__list_empty(&w->running) || !cf__list_empty(&w->unsent)) {
         struct cf__list *n = !cf__list_empty(&w->running) ? w->running.next : w->unsent.next;
         struct wtask *t = cf__container_of(n, struct wtask, link);
