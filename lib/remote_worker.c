@@ -107,16 +107,20 @@ static void rw_conn_up(struct cf__rconn *c)
 /*
  * Claims.  Each task carries its own claim idle (field "a", from the client's
  * options; 0 or missing: this worker's claim_idle), so XAUTOCLAIM, which has
- * one min-idle-time for all, cannot do it: this script walks the group's
- * pending entries, claims those idle for longer than their own claim idle
- * (XCLAIM with that min-idle-time, so a heartbeat that came in between wins)
- * and returns {ms until the next one is due or -1, claimed entries, their
- * delivery counts}.  The broker's count is what limits deliveries: a first
- * delivery's history entry can be lost with the worker that took it.
- * Pending entries whose stream entry is gone are acknowledged.
+ * one min-idle-time for all, cannot do it: this script walks up to 1000 of
+ * the group's pending entries from a cursor (ARGV[5]: "-" or "(<id>"),
+ * claims those idle for longer than their own claim idle (XCLAIM with that
+ * min-idle-time, so a heartbeat that came in between wins) and returns {ms
+ * until the next one is due or -1, claimed entries, their delivery counts,
+ * the cursor for the next call or "" after the last page}.  A queue with
+ * more pending entries than one page is walked over several calls, so a
+ * dead worker's entries behind a thousand live ones are found too.  The
+ * broker's count is what limits deliveries: a first delivery's history
+ * entry can be lost with the worker that took it.  Pending entries whose
+ * stream entry is gone are acknowledged.
  */
 static const char CLAIM_LUA[] =
-    "local pend = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000)\n"
+    "local pend = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[5], '+', 1000)\n"
     "local out, cnt, due, max = {}, {}, -1, tonumber(ARGV[4])\n"
     "for _, p in ipairs(pend) do\n"
     "  local e = redis.call('XRANGE', KEYS[1], p[1], p[1])\n"
@@ -132,7 +136,9 @@ static const char CLAIM_LUA[] =
     "    elseif due < 0 or a - p[3] < due then due = a - p[3] end\n"
     "  end\n"
     "end\n"
-    "return {due, out, cnt}\n";
+    "local nxt = ''\n"
+    "if #pend >= 1000 then nxt = '(' .. pend[#pend][1] end\n"
+    "return {due, out, cnt, nxt}\n";
 
 static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -154,6 +160,16 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
                               ? cnt->element[i]->integer
                               : 2;
             cf__rw_take(w, reply->element[1]->element[i], n > 1 ? (unsigned)n : 2u);
+        }
+        /* More pages: the next one soon (not at once: a long queue of live
+         * tasks would keep the broker busy), else from the start again. */
+        if (reply->elements >= 4 && reply->element[3]->type == REDIS_REPLY_STRING && reply->element[3]->len > 0 &&
+            reply->element[3]->len < sizeof(w->claim_from)) {
+            memcpy(w->claim_from, reply->element[3]->str, reply->element[3]->len + 1);
+            if (next > 0.05)
+                next = 0.05;
+        } else {
+            strcpy(w->claim_from, "-");
         }
     }
     if (!w->draining) {
@@ -177,8 +193,8 @@ static void rw_claim_cb(struct ev_loop *ev, ev_timer *tm, int revents)
     snprintf(dflt, sizeof(dflt), "%lld", (long long)(w->opts.claim_idle * 1000));
     snprintf(max, sizeof(max), "%d", room);
     if (w->ready && !w->draining && !w->claiming && room > 0 &&
-        cf__rconn_cmdf(&w->cmd, claim_cb, w, "EVAL %s 1 %s " RW_GROUP " %s %s %s", CLAIM_LUA, w->queue, w->name, dflt,
-                       max) == 0) {
+        cf__rconn_cmdf(&w->cmd, claim_cb, w, "EVAL %s 1 %s " RW_GROUP " %s %s %s %s", CLAIM_LUA, w->queue, w->name,
+                       dflt, max, w->claim_from) == 0) {
         w->claiming = 1;
         return;
     }
@@ -356,6 +372,7 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
     if (rc)
         goto fail;
     w->backoff = 0.05;
+    strcpy(w->claim_from, "-");
     ev_timer_init(&w->retry, rw_retry_cb, 0, 0);
     w->retry.data = w;
     ev_timer_init(&w->tick, rw_tick_cb, o.claim_idle / 3, o.claim_idle / 3);

@@ -52,6 +52,7 @@ struct cf_remote_worker {
     int nrunning;
     int reading;
     int claiming;
+    char claim_from[48]; /* where the next claim script call walks the pending entries from */
     int ready;
     int draining;
     int done;
