@@ -14,10 +14,14 @@
  * chunks and typed calls are turned back into this program's pointers ->
  * cf_process_pool_submit() -> the outcome is encoded (outcome.h) and
  * cf__rw_post() XADDs it to the client's result stream, then XACKs and XDELs
- * the entry and deletes the history, in one pipeline whose last reply ends
- * the task (a crash between the two posts the result twice: the client drops
- * the duplicate).  A result finished while the broker is away waits in
- * w->unsent and is posted after the reconnect.
+ * the entry and deletes the history, in one pipeline with no replies asked
+ * for (a crash between the two posts the result twice: the client drops the
+ * duplicate).  The task's process slot is free once it ends; its result
+ * waits in w->posted until a PING behind it is answered (cf__rw_confirm())
+ * and is posted again if the connection drops first.  A result finished
+ * while the broker is away waits in w->unsent and is posted after the
+ * reconnect.  The history's RPUSH and EXPIRE of a first delivery ask for no
+ * replies either.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
