@@ -265,6 +265,12 @@ int cf__rconn_cmdf_noreply(struct cf__rconn *c, const char *fmt, ...)
     return rc;
 }
 
+void cf__rconn_flush(struct cf__rconn *c)
+{
+    if (c->ac && c->up)
+        redisAsyncHandleWrite(c->ac); /* the rest, if any, waits for the write watcher */
+}
+
 const redisReply *cf__rentry_field(const redisReply *entry, const char *key)
 {
     const redisReply *kv;

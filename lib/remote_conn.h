@@ -61,6 +61,11 @@ int cf__rconn_cmdf(struct cf__rconn *c, redisCallbackFn *cb, void *priv, const c
  * ran.  0, or -ENOTCONN while down, CF_ENOMEM. */
 int cf__rconn_cmdf_noreply(struct cf__rconn *c, const char *fmt, ...);
 
+/* Write what is queued now, not at the loop's next turn (for a command on
+ * the critical path).  A write error reports through on_down before this
+ * returns. */
+void cf__rconn_flush(struct cf__rconn *c);
+
 /* Fields of a stream entry reply ([id, [k1, v1, k2, v2 ...]]): the value of `key`, or NULL. */
 const redisReply *cf__rentry_field(const redisReply *entry, const char *key);
 

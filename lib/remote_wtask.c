@@ -155,6 +155,8 @@ void cf__rw_post(struct wtask *t)
     w->posted_bytes += t->rlen;
     if (confirm_due(w))
         cf__rw_confirm(w);
+    if (!w->nrunning || t->rlen >= 16384)
+        cf__rconn_flush(&w->cmd); /* nothing else is about to end, or big: out now */
 }
 
 /* The task ends with `o` (encoded now) or with err and a message. */
