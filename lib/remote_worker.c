@@ -185,7 +185,7 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
 static void rw_claim_cb(struct ev_loop *ev, ev_timer *tm, int revents)
 {
     cf_remote_worker_t *w = tm->data;
-    int room = w->opts.procs * w->opts.prefetch - w->nrunning;
+    int room = cf__rw_room(w);
     char dflt[24], max[16];
 
     (void)ev;

@@ -32,6 +32,7 @@ struct wtask {
     uint8_t *result; /* encoded outcome, once done */
     size_t rlen;
     uint64_t seq; /* post number, while in w.posted */
+    uint64_t start_ns; /* handed to the process pool */
     int started;
     int ended; /* its process slot is given back (w.nrunning) */
 };
@@ -57,6 +58,7 @@ struct cf_remote_worker {
     int draining;
     int done;
     uint64_t tasks_done;
+    uint64_t task_ns; /* moving average of a task's time from hand-over to result */
     ev_timer tick, retry, claim;
     double backoff;
 };
@@ -67,6 +69,9 @@ struct cf_remote_worker {
 void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, unsigned deliveries);
 /* Post t's result, ack and delete its entry (or keep it in w->unsent while the broker is away). */
 void cf__rw_post(struct wtask *t);
+/* How many more tasks this worker may hold: prefetch per process, but one
+ * ahead per process at most while tasks take RW_LONG_NS or more. */
+int cf__rw_room(const cf_remote_worker_t *w);
 /* Keep one XREADGROUP outstanding while this worker has room and is not draining. */
 void cf__rw_fetch(cf_remote_worker_t *w);
 /* Ask the broker to confirm the posted results (one PING behind them) unless one is on its way. */

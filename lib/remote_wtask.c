@@ -199,6 +199,10 @@ void cf__rw_task_done_cb(cf_future_t *f, int status, void *data)
 
     (void)status;
     t->f = NULL;
+    {
+        uint64_t d = cf_now_ns() - t->start_ns;
+        w->task_ns = w->task_ns ? (w->task_ns * 7 + d) / 8 : d;
+    }
     if (cf_future_get_state(f) == CF_FUTURE_CANCELLED && !f->out.errmsg)
         rw_result(t, NULL, CF_ECANCELED, "task %s cancelled on worker %s", t->fname, t->w->ident);
     else if (f->out.err && f->out.errmsg) {
@@ -256,6 +260,7 @@ static void rw_start(struct wtask *t, const char *inner, const char *item)
     }
     if (w->opts.task_timeout >= 0 && (timeout < 0 || timeout > w->opts.task_timeout))
         timeout = w->opts.task_timeout;
+    t->start_ns = cf_now_ns();
     rc = cf_process_pool_submit(w->pp, (cf_task_fn)fn, t->payload, t->len, timeout, &t->f);
     if (rc == 0)
         rc = cf_future_on_done(t->f, cf__rw_task_done_cb, t, NULL);
@@ -442,9 +447,22 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
     cf__rw_check_done(w);
 }
 
+/* Long tasks: a broker round trip is small beside them, and a task held
+ * here while another worker is idle (a map's tail) costs a whole task. */
+#define RW_LONG_NS (2 * 1000 * 1000)
+
+int cf__rw_room(const cf_remote_worker_t *w)
+{
+    int per = w->opts.prefetch;
+
+    if (per > 2 && w->task_ns >= RW_LONG_NS)
+        per = 2;
+    return w->opts.procs * per - w->nrunning;
+}
+
 void cf__rw_fetch(cf_remote_worker_t *w)
 {
-    int free_procs = w->opts.procs * w->opts.prefetch - w->nrunning;
+    int free_procs = cf__rw_room(w);
 
     if (!w->ready || w->reading || w->draining || free_procs <= 0)
         return;
