@@ -51,17 +51,27 @@ static void rw_down(cf_remote_worker_t *w)
     cf__rconn_close(&w->cmd);
     cf__rconn_close(&w->rd);
     cf__rw_repost_all(w); /* not confirmed: maybe lost with the connection */
+    if (ev_is_active(&w->confirm))
+        ev_timer_stop(w->loop->ev, &w->confirm);
     if (!ev_is_active(&w->retry)) {
         ev_timer_set(&w->retry, w->backoff, 0);
         ev_timer_start(w->loop->ev, &w->retry);
     }
     w->backoff = w->backoff * 2 > 2.0 ? 2.0 : w->backoff * 2;
+    cf__rw_check_done(w); /* a drain that waited for the blocking read */
 }
 
 static void rw_conn_down(struct cf__rconn *c, const char *why)
 {
     (void)why;
     rw_down(c->data);
+}
+
+static void rw_confirm_cb(struct ev_loop *ev, ev_timer *tm, int revents)
+{
+    (void)ev;
+    (void)revents;
+    cf__rw_confirm(tm->data);
 }
 
 static void rw_retry_cb(struct ev_loop *ev, ev_timer *tm, int revents)
@@ -375,6 +385,8 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
     strcpy(w->claim_from, "-");
     ev_timer_init(&w->retry, rw_retry_cb, 0, 0);
     w->retry.data = w;
+    ev_timer_init(&w->confirm, rw_confirm_cb, 0.1, 0);
+    w->confirm.data = w;
     ev_timer_init(&w->tick, rw_tick_cb, o.claim_idle / 3, o.claim_idle / 3);
     w->tick.data = w;
     ev_timer_start(loop->ev, &w->tick);
@@ -455,6 +467,8 @@ void cf_remote_worker_free(cf_remote_worker_t *w)
         ev_timer_stop(w->loop->ev, &w->claim);
     if (ev_is_active(&w->retry))
         ev_timer_stop(w->loop->ev, &w->retry);
+    if (ev_is_active(&w->confirm))
+        ev_timer_stop(w->loop->ev, &w->confirm);
     free(w->queue);
     free(w->name);
     free(w->tasks_id);

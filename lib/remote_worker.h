@@ -60,6 +60,7 @@ struct cf_remote_worker {
     uint64_t tasks_done;
     uint64_t task_ns; /* moving average of a task's time from hand-over to result */
     ev_timer tick, retry, claim;
+    ev_timer confirm; /* 0.1 s after a result is posted: confirm what is still unconfirmed */
     double backoff;
 };
 

@@ -50,7 +50,8 @@ void cf__rw_check_done(cf_remote_worker_t *w)
 
 /* ------------------------------------------------------------------ results */
 
-/* Results posted but not yet confirmed: a PING follows once this many are waiting (or this many bytes). */
+/* Results posted but not yet confirmed: a PING follows once this many are
+ * waiting (or this many bytes), or RW_CONFIRM_AFTER seconds after a post. */
 #define RW_CONFIRM_TASKS 64
 #define RW_CONFIRM_BYTES ((size_t)1 << 20)
 
@@ -155,6 +156,8 @@ void cf__rw_post(struct wtask *t)
     w->posted_bytes += t->rlen;
     if (confirm_due(w))
         cf__rw_confirm(w);
+    else if (!ev_is_active(&w->confirm)) /* a few results: confirmed soon all the same */
+        ev_timer_start(w->loop->ev, &w->confirm);
     if (!w->nrunning || t->rlen >= 16384)
         cf__rconn_flush(&w->cmd); /* nothing else is about to end, or big: out now */
 }

@@ -736,6 +736,47 @@ static void test_claim_beyond_first_page(void **state)
     cf_future_unref(f);
 }
 
+/* A worker asked to drain while its blocking read is out, whose broker then
+ * goes away: it has nothing left to do and exits (it used to wait for the
+ * read's reply, which never came, forever). */
+static void test_drain_broker_gone(void **state)
+{
+    struct env *e = *state;
+    pid_t w = worker_start(e, TASKS_SO, "q13", "g1", 1, "30");
+    int st = -1, blocked = 0;
+    pid_t got = 0;
+
+    e->queue = "q13";
+    for (int i = 0; i < 2000 && !blocked; i++) { /* up to 20 s: its XREADGROUP BLOCK is out */
+        redisReply *r = rcmd(e->port, "CLIENT LIST");
+        blocked = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "cmd=xreadgroup") != NULL;
+        freeReplyObject(r);
+        if (!blocked)
+            nap();
+    }
+    assert_true(blocked);
+    /* SIGSTOP holds it there while the drain is asked and the broker goes. */
+    kill(w, SIGSTOP);
+    kill(w, SIGTERM);
+    redis_stop(e, SIGKILL);
+    kill(w, SIGCONT);
+    for (int i = 0; i < 2000 && got == 0; i++) { /* up to 20 s */
+        got = waitpid(w, &st, WNOHANG);
+        if (got == 0)
+            nap();
+    }
+    if (got == 0) {
+        kill(w, SIGKILL);
+        waitpid(w, &st, 0);
+    }
+    for (int i = 0; i < e->nworkers; i++)
+        if (e->workers[i] == w)
+            e->workers[i] = 0;
+    assert_int_equal(got, w);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -752,6 +793,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_idle_from_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_idle_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_beyond_first_page, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_broker_gone, setup, teardown),
     };
     if (!*REDIS_SERVER || access(REDIS_SERVER, X_OK) != 0) {
         printf("SKIP: redis-server not found\n");
