@@ -181,6 +181,8 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
         } else {
             strcpy(w->claim_from, "-");
         }
+    } else if (reply) {
+        strcpy(w->claim_from, "-"); /* an error: from the start next time */
     }
     if (!w->draining) {
         ev_timer_stop(w->loop->ev, &w->claim);
