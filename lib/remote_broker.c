@@ -358,6 +358,10 @@ void cf__rp_pump(cf_remote_pool_t *pool)
         t->state = RT_SENT;
         if (rp_send(pool, t) != 0)
             break; /* down: re-sent on reconnect (unconfirmed) */
+        /* Alone on the broker (a round trip waits for it) or big (the
+         * workers can start while the next ones are encoded): out now. */
+        if (pool->nsent == 1 || t->len >= 16384)
+            cf__rconn_flush(&pool->cmd);
     }
     rp_read(pool);
 }

@@ -140,6 +140,15 @@ static void rc_disconnect_cb(const redisAsyncContext *ac, int status)
         rc_lost(c, ac->err ? ac->errstr : "connection closed by the broker");
 }
 
+static void rc_skip_probe_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct cf__rconn *c = priv;
+    redisReply *reply = r;
+
+    if (reply && ac->data == c && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0)
+        c->skip = 1;
+}
+
 int cf__rconn_open(struct cf__rconn *c)
 {
     redisAsyncContext *ac;
@@ -178,6 +187,9 @@ int cf__rconn_open(struct cf__rconn *c)
     }
     if (c->url->db)
         redisAsyncCommand(ac, NULL, NULL, "SELECT %d", c->url->db);
+    /* Does the broker take CLIENT REPLY (Redis >= 3.2, and the ACL allows it)? */
+    c->skip = 0;
+    redisAsyncCommand(ac, rc_skip_probe_cb, c, "CLIENT REPLY ON");
     return 0;
 }
 
@@ -214,6 +226,49 @@ int cf__rconn_cmdf(struct cf__rconn *c, redisCallbackFn *cb, void *priv, const c
     rc = redisvAsyncCommand(c->ac, cb, priv, fmt, ap);
     va_end(ap);
     return rc == REDIS_OK ? 0 : -ENOTCONN;
+}
+
+int cf__rconn_cmdf_noreply(struct cf__rconn *c, const char *fmt, ...)
+{
+    static const char SKIP[] = "*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n";
+    redisAsyncContext *ac = c->ac;
+    va_list ap;
+    char *cmd, *both;
+    int len, rc;
+
+    if (!ac || !c->up)
+        return -ENOTCONN;
+    va_start(ap, fmt);
+    if (!c->skip) {
+        rc = redisvAsyncCommand(ac, NULL, NULL, fmt, ap);
+        va_end(ap);
+        return rc == REDIS_OK ? 0 : -ENOTCONN;
+    }
+    len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return CF_ENOMEM;
+    /* Straight into the output buffer, both or neither: no reply is coming,
+     * so no callback may wait for one in the context's queue. */
+    both = malloc(sizeof(SKIP) - 1 + (size_t)len);
+    rc = both ? 0 : CF_ENOMEM;
+    if (both) {
+        memcpy(both, SKIP, sizeof(SKIP) - 1);
+        memcpy(both + sizeof(SKIP) - 1, cmd, (size_t)len);
+        if (redisAppendFormattedCommand(&ac->c, both, sizeof(SKIP) - 1 + (size_t)len) != REDIS_OK)
+            rc = CF_ENOMEM;
+        free(both);
+    }
+    redisFreeCommand(cmd);
+    if (ac->ev.addWrite)
+        ac->ev.addWrite(ac->ev.data);
+    return rc;
+}
+
+void cf__rconn_flush(struct cf__rconn *c)
+{
+    if (c->ac && c->up)
+        redisAsyncHandleWrite(c->ac); /* the rest, if any, waits for the write watcher */
 }
 
 const redisReply *cf__rentry_field(const redisReply *entry, const char *key)

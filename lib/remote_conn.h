@@ -38,6 +38,7 @@ struct cf__rconn {
     const struct cf__rurl *url;
     redisAsyncContext *ac; /* NULL while down */
     int up;               /* connected (the connect callback said so) */
+    int skip;             /* the broker takes CLIENT REPLY SKIP (probed on connect) */
     void (*on_up)(struct cf__rconn *c);
     void (*on_down)(struct cf__rconn *c, const char *why);
     void *data;
@@ -53,6 +54,17 @@ int cf__rconn_cmd(struct cf__rconn *c, redisCallbackFn *cb, void *priv, int argc
                   const size_t *lens);
 /* The same with printf-like hiredis formatting (%s, %b, %d ...). */
 int cf__rconn_cmdf(struct cf__rconn *c, redisCallbackFn *cb, void *priv, const char *fmt, ...);
+/* Send a command whose reply nobody reads: preceded by CLIENT REPLY SKIP, so
+ * the broker sends no reply and this side does not wake up for one, where the
+ * broker allows it (else as cf__rconn_cmdf() without a callback).  Commands
+ * on one connection still run in order; a later reply on it means this one
+ * ran.  0, or -ENOTCONN while down, CF_ENOMEM. */
+int cf__rconn_cmdf_noreply(struct cf__rconn *c, const char *fmt, ...);
+
+/* Write what is queued now, not at the loop's next turn (for a command on
+ * the critical path).  A write error reports through on_down before this
+ * returns. */
+void cf__rconn_flush(struct cf__rconn *c);
 
 /* Fields of a stream entry reply ([id, [k1, v1, k2, v2 ...]]): the value of `key`, or NULL. */
 const redisReply *cf__rentry_field(const redisReply *entry, const char *key);

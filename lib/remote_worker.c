@@ -50,17 +50,28 @@ static void rw_down(cf_remote_worker_t *w)
     w->claiming = 0;
     cf__rconn_close(&w->cmd);
     cf__rconn_close(&w->rd);
+    cf__rw_repost_all(w); /* not confirmed: maybe lost with the connection */
+    if (ev_is_active(&w->confirm))
+        ev_timer_stop(w->loop->ev, &w->confirm);
     if (!ev_is_active(&w->retry)) {
         ev_timer_set(&w->retry, w->backoff, 0);
         ev_timer_start(w->loop->ev, &w->retry);
     }
     w->backoff = w->backoff * 2 > 2.0 ? 2.0 : w->backoff * 2;
+    cf__rw_check_done(w); /* a drain that waited for the blocking read */
 }
 
 static void rw_conn_down(struct cf__rconn *c, const char *why)
 {
     (void)why;
     rw_down(c->data);
+}
+
+static void rw_confirm_cb(struct ev_loop *ev, ev_timer *tm, int revents)
+{
+    (void)ev;
+    (void)revents;
+    cf__rw_confirm(tm->data);
 }
 
 static void rw_retry_cb(struct ev_loop *ev, ev_timer *tm, int revents)
@@ -106,16 +117,20 @@ static void rw_conn_up(struct cf__rconn *c)
 /*
  * Claims.  Each task carries its own claim idle (field "a", from the client's
  * options; 0 or missing: this worker's claim_idle), so XAUTOCLAIM, which has
- * one min-idle-time for all, cannot do it: this script walks the group's
- * pending entries, claims those idle for longer than their own claim idle
- * (XCLAIM with that min-idle-time, so a heartbeat that came in between wins)
- * and returns {ms until the next one is due or -1, claimed entries, their
- * delivery counts}.  The broker's count is what limits deliveries: a first
- * delivery's history entry can be lost with the worker that took it.
- * Pending entries whose stream entry is gone are acknowledged.
+ * one min-idle-time for all, cannot do it: this script walks up to 1000 of
+ * the group's pending entries from a cursor (ARGV[5]: "-" or "(<id>"),
+ * claims those idle for longer than their own claim idle (XCLAIM with that
+ * min-idle-time, so a heartbeat that came in between wins) and returns {ms
+ * until the next one is due or -1, claimed entries, their delivery counts,
+ * the cursor for the next call or "" after the last page}.  A queue with
+ * more pending entries than one page is walked over several calls, so a
+ * dead worker's entries behind a thousand live ones are found too.  The
+ * broker's count is what limits deliveries: a first delivery's history
+ * entry can be lost with the worker that took it.  Pending entries whose
+ * stream entry is gone are acknowledged.
  */
 static const char CLAIM_LUA[] =
-    "local pend = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000)\n"
+    "local pend = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[5], '+', 1000)\n"
     "local out, cnt, due, max = {}, {}, -1, tonumber(ARGV[4])\n"
     "for _, p in ipairs(pend) do\n"
     "  local e = redis.call('XRANGE', KEYS[1], p[1], p[1])\n"
@@ -131,7 +146,9 @@ static const char CLAIM_LUA[] =
     "    elseif due < 0 or a - p[3] < due then due = a - p[3] end\n"
     "  end\n"
     "end\n"
-    "return {due, out, cnt}\n";
+    "local nxt = ''\n"
+    "if #pend >= 1000 then nxt = '(' .. pend[#pend][1] end\n"
+    "return {due, out, cnt, nxt}\n";
 
 static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -154,12 +171,25 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
                               : 2;
             cf__rw_take(w, reply->element[1]->element[i], n > 1 ? (unsigned)n : 2u);
         }
+        /* More pages: the next one soon (not at once: a long queue of live
+         * tasks would keep the broker busy), else from the start again. */
+        if (reply->elements >= 4 && reply->element[3]->type == REDIS_REPLY_STRING && reply->element[3]->len > 0 &&
+            reply->element[3]->len < sizeof(w->claim_from)) {
+            memcpy(w->claim_from, reply->element[3]->str, reply->element[3]->len + 1);
+            if (next > 0.05)
+                next = 0.05;
+        } else {
+            strcpy(w->claim_from, "-");
+        }
+    } else if (reply) {
+        strcpy(w->claim_from, "-"); /* an error: from the start next time */
     }
     if (!w->draining) {
         ev_timer_stop(w->loop->ev, &w->claim);
         ev_timer_set(&w->claim, next, 0);
         ev_timer_start(w->loop->ev, &w->claim);
     }
+    cf__rw_fetch(w);
     cf__rw_check_done(w);
 }
 
@@ -167,7 +197,7 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *priv)
 static void rw_claim_cb(struct ev_loop *ev, ev_timer *tm, int revents)
 {
     cf_remote_worker_t *w = tm->data;
-    int room = w->opts.procs * w->opts.prefetch - w->nrunning;
+    int room = cf__rw_room(w);
     char dflt[24], max[16];
 
     (void)ev;
@@ -175,8 +205,8 @@ static void rw_claim_cb(struct ev_loop *ev, ev_timer *tm, int revents)
     snprintf(dflt, sizeof(dflt), "%lld", (long long)(w->opts.claim_idle * 1000));
     snprintf(max, sizeof(max), "%d", room);
     if (w->ready && !w->draining && !w->claiming && room > 0 &&
-        cf__rconn_cmdf(&w->cmd, claim_cb, w, "EVAL %s 1 %s " RW_GROUP " %s %s %s", CLAIM_LUA, w->queue, w->name, dflt,
-                       max) == 0) {
+        cf__rconn_cmdf(&w->cmd, claim_cb, w, "EVAL %s 1 %s " RW_GROUP " %s %s %s %s", CLAIM_LUA, w->queue, w->name,
+                       dflt, max, w->claim_from) == 0) {
         w->claiming = 1;
         return;
     }
@@ -234,6 +264,7 @@ static void rw_tick_cb(struct ev_loop *ev, ev_timer *tm, int revents)
     (void)revents;
     if (!w->ready)
         return;
+    cf__rw_confirm(w); /* results posted since the last reply on cmd */
     if (w->nrunning) {
         size_t cap = 6 + (size_t)w->nrunning, k = 0, m = 1;
         const char **argv = calloc(cap, sizeof(*argv)), **mget = calloc((size_t)w->nrunning + 1, sizeof(*mget));
@@ -345,6 +376,7 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
     }
     cf__list_init(&w->running);
     cf__list_init(&w->unsent);
+    cf__list_init(&w->posted);
     cf_process_pool_opts_init(&po);
     po.max_workers = o.procs;
     po.pipeline = (unsigned)o.prefetch;
@@ -352,8 +384,11 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
     if (rc)
         goto fail;
     w->backoff = 0.05;
+    strcpy(w->claim_from, "-");
     ev_timer_init(&w->retry, rw_retry_cb, 0, 0);
     w->retry.data = w;
+    ev_timer_init(&w->confirm, rw_confirm_cb, 0.1, 0);
+    w->confirm.data = w;
     ev_timer_init(&w->tick, rw_tick_cb, o.claim_idle / 3, o.claim_idle / 3);
     w->tick.data = w;
     ev_timer_start(loop->ev, &w->tick);
@@ -385,6 +420,7 @@ void cf_remote_worker_drain(cf_remote_worker_t *w)
 {
     CF_REQUIRE(w, "worker is NULL");
     w->draining = 1;
+    cf__rw_confirm(w);
     cf__rw_check_done(w);
 }
 
@@ -415,6 +451,7 @@ void cf_remote_worker_free(cf_remote_worker_t *w)
     w->ready = 0;
     cf__rconn_close(&w->cmd);
     cf__rconn_close(&w->rd);
+    cf__rw_repost_all(w); /* to free them with the unsent ones */
     while (!cf__list_empty(&w->running) || !cf__list_empty(&w->unsent)) {
         struct cf__list *n = !cf__list_empty(&w->running) ? w->running.next : w->unsent.next;
         struct wtask *t = cf__container_of(n, struct wtask, link);
@@ -432,6 +469,8 @@ void cf_remote_worker_free(cf_remote_worker_t *w)
         ev_timer_stop(w->loop->ev, &w->claim);
     if (ev_is_active(&w->retry))
         ev_timer_stop(w->loop->ev, &w->retry);
+    if (ev_is_active(&w->confirm))
+        ev_timer_stop(w->loop->ev, &w->confirm);
     free(w->queue);
     free(w->name);
     free(w->tasks_id);

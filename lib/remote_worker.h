@@ -17,7 +17,7 @@
 #define RW_GROUP "cfw"
 
 struct wtask {
-    struct cf__list link; /* w.running or w.unsent */
+    struct cf__list link; /* w.running, w.posted or w.unsent */
     cf_remote_worker_t *w;
     cf_future_t *f;
     char entry[48];
@@ -31,7 +31,10 @@ struct wtask {
     double claim_idle; /* seconds, from the task (field "a") or this worker's default */
     uint8_t *result; /* encoded outcome, once done */
     size_t rlen;
+    uint64_t seq; /* post number, while in w.posted */
+    uint64_t start_ns; /* handed to the process pool */
     int started;
+    int ended; /* its process slot is given back (w.nrunning) */
 };
 
 struct cf_remote_worker {
@@ -43,14 +46,21 @@ struct cf_remote_worker {
     cf_process_pool_t *pp;
     struct cf__list running; /* taken, not yet posted */
     struct cf__list unsent;  /* done, result not yet posted (broker down) */
+    struct cf__list posted;  /* result sent, not yet confirmed by a later reply on cmd */
+    size_t nposted, posted_bytes;
+    uint64_t post_seq;
+    int confirming; /* a PING that confirms posted results is outstanding */
     int nrunning;
     int reading;
     int claiming;
+    char claim_from[48]; /* where the next claim script call walks the pending entries from */
     int ready;
     int draining;
     int done;
     uint64_t tasks_done;
+    uint64_t task_ns; /* moving average of a task's time from hand-over to result */
     ev_timer tick, retry, claim;
+    ev_timer confirm; /* 0.1 s after a result is posted: confirm what is still unconfirmed */
     double backoff;
 };
 
@@ -60,8 +70,15 @@ struct cf_remote_worker {
 void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, unsigned deliveries);
 /* Post t's result, ack and delete its entry (or keep it in w->unsent while the broker is away). */
 void cf__rw_post(struct wtask *t);
+/* How many more tasks this worker may hold: prefetch per process, but one
+ * ahead per process at most while tasks take RW_LONG_NS or more. */
+int cf__rw_room(const cf_remote_worker_t *w);
 /* Keep one XREADGROUP outstanding while this worker has room and is not draining. */
 void cf__rw_fetch(cf_remote_worker_t *w);
+/* Ask the broker to confirm the posted results (one PING behind them) unless one is on its way. */
+void cf__rw_confirm(cf_remote_worker_t *w);
+/* The broker went away: posted results not yet confirmed are posted again after the reconnect. */
+void cf__rw_repost_all(cf_remote_worker_t *w);
 /* Mark the worker done once a drain has nothing left. */
 void cf__rw_check_done(cf_remote_worker_t *w);
 /* The process-pool future's callback (removed again by cf_remote_worker_free()). */

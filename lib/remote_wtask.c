@@ -14,10 +14,14 @@
  * chunks and typed calls are turned back into this program's pointers ->
  * cf_process_pool_submit() -> the outcome is encoded (outcome.h) and
  * cf__rw_post() XADDs it to the client's result stream, then XACKs and XDELs
- * the entry and deletes the history, in one pipeline whose last reply ends
- * the task (a crash between the two posts the result twice: the client drops
- * the duplicate).  A result finished while the broker is away waits in
- * w->unsent and is posted after the reconnect.
+ * the entry and deletes the history, in one pipeline with no replies asked
+ * for (a crash between the two posts the result twice: the client drops the
+ * duplicate).  The task's process slot is free once it ends; its result
+ * waits in w->posted until a PING behind it is answered (cf__rw_confirm())
+ * and is posted again if the connection drops first.  A result finished
+ * while the broker is away waits in w->unsent and is posted after the
+ * reconnect.  The history's RPUSH and EXPIRE of a first delivery ask for no
+ * replies either.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -39,58 +43,123 @@ void cf__rw_task_free(struct wtask *t)
 
 void cf__rw_check_done(cf_remote_worker_t *w)
 {
-    if (w->draining && !w->nrunning && !w->reading && !w->claiming && cf__list_empty(&w->unsent))
+    if (w->draining && !w->nrunning && !w->reading && !w->claiming && cf__list_empty(&w->unsent) &&
+        cf__list_empty(&w->posted))
         w->done = 1;
 }
 
 /* ------------------------------------------------------------------ results */
 
-static void rw_finished(struct wtask *t)
-{
-    cf_remote_worker_t *w = t->w;
+/* Results posted but not yet confirmed: a PING follows once this many are
+ * waiting (or this many bytes), or RW_CONFIRM_AFTER seconds after a post. */
+#define RW_CONFIRM_TASKS 64
+#define RW_CONFIRM_BYTES ((size_t)1 << 20)
 
-    cf__list_remove(&t->link);
-    w->nrunning--;
-    w->tasks_done++;
-    cf__rw_task_free(t);
-    cf__rw_fetch(w);
+struct confirm {
+    cf_remote_worker_t *w;
+    uint64_t upto; /* the posts before the PING */
+};
+
+static int confirm_due(const cf_remote_worker_t *w)
+{
+    return w->nposted && (w->draining || w->nposted >= RW_CONFIRM_TASKS || w->posted_bytes >= RW_CONFIRM_BYTES);
+}
+
+/* The PING's reply: every command sent before it on cmd has run. */
+static void confirm_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct confirm *k = priv;
+    cf_remote_worker_t *w = k->w;
+    uint64_t upto = k->upto;
+
+    (void)ac;
+    free(k);
+    w->confirming = 0;
+    if (!r)
+        return; /* lost with the connection: rw_down() posts them again */
+    while (!cf__list_empty(&w->posted)) {
+        struct wtask *t = cf__container_of(w->posted.next, struct wtask, link);
+        if (t->seq > upto)
+            break;
+        cf__list_remove(&t->link);
+        w->nposted--;
+        w->posted_bytes -= t->rlen;
+        cf__rw_task_free(t);
+    }
+    if (confirm_due(w))
+        cf__rw_confirm(w);
     cf__rw_check_done(w);
 }
 
-static void post_cb(redisAsyncContext *ac, void *r, void *priv)
+void cf__rw_confirm(cf_remote_worker_t *w)
 {
-    struct wtask *t = priv;
-    (void)ac;
-    if (!r) { /* lost with the connection: post again after the reconnect */
-        cf__list_remove(&t->link);
-        cf__list_push(&t->w->unsent, &t->link);
+    struct confirm *k;
+
+    if (w->confirming || !w->nposted || !w->ready)
+        return;
+    k = malloc(sizeof(*k));
+    if (!k)
+        return; /* the next post or heartbeat asks again */
+    k->w = w;
+    k->upto = w->post_seq;
+    if (cf__rconn_cmdf(&w->cmd, confirm_cb, k, "PING") != 0) {
+        free(k);
         return;
     }
-    rw_finished(t);
+    w->confirming = 1;
 }
 
-/* Post t's result, ack and delete its entry (one pipeline, answered in order: the last reply ends it). */
+void cf__rw_repost_all(cf_remote_worker_t *w)
+{
+    while (!cf__list_empty(&w->posted)) {
+        struct wtask *t = cf__container_of(w->posted.next, struct wtask, link);
+        cf__list_remove(&t->link);
+        cf__list_push(&w->unsent, &t->link);
+    }
+    w->nposted = 0;
+    w->posted_bytes = 0;
+}
+
+/*
+ * Post t's result, ack and delete its entry and its history, in order on
+ * cmd, with no replies asked for (cf__rconn_cmdf_noreply()): the worker does
+ * not wake up for them.  The result stays in w->posted until a later reply
+ * on cmd (cf__rw_confirm()) says the broker ran these commands; if the
+ * connection drops first, it is posted again after the reconnect (the client
+ * drops a duplicate).  While the broker is away it waits in w->unsent.
+ */
 void cf__rw_post(struct wtask *t)
 {
     cf_remote_worker_t *w = t->w;
     char rkey[400], hkey[400];
 
-    cf__list_push(&w->running, &t->link);
     if (!w->ready) {
-        cf__list_remove(&t->link);
         cf__list_push(&w->unsent, &t->link);
         return;
     }
     snprintf(rkey, sizeof(rkey), "%s:r:%s", w->queue, t->client);
     snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", w->queue, t->client, t->id);
-    cf__rconn_cmdf(&w->cmd, NULL, NULL, "XADD %s * i %s o %b w %s", rkey, t->id, t->result, t->rlen, w->ident);
-    cf__rconn_cmdf(&w->cmd, NULL, NULL, "EXPIRE %s 86400", rkey);
-    cf__rconn_cmdf(&w->cmd, NULL, NULL, "XACK %s " RW_GROUP " %s", w->queue, t->entry);
-    cf__rconn_cmdf(&w->cmd, NULL, NULL, "XDEL %s %s", w->queue, t->entry);
-    if (cf__rconn_cmdf(&w->cmd, post_cb, t, "DEL %s", hkey) != 0) {
-        cf__list_remove(&t->link);
+    if (cf__rconn_cmdf_noreply(&w->cmd, "XADD %s * i %s o %b w %s", rkey, t->id, t->result, t->rlen, w->ident) != 0 ||
+        cf__rconn_cmdf_noreply(&w->cmd, "EXPIRE %s 86400", rkey) != 0 ||
+        cf__rconn_cmdf_noreply(&w->cmd, "XACK %s " RW_GROUP " %s", w->queue, t->entry) != 0 ||
+        cf__rconn_cmdf_noreply(&w->cmd, "XDEL %s %s", w->queue, t->entry) != 0 ||
+        cf__rconn_cmdf_noreply(&w->cmd, "DEL %s", hkey) != 0) {
+        /* Down (or out of memory): all of it again later, which is harmless. */
         cf__list_push(&w->unsent, &t->link);
+        return;
     }
+    free(t->payload); /* only the result is needed from now on */
+    t->payload = NULL;
+    t->seq = ++w->post_seq;
+    cf__list_push(&w->posted, &t->link);
+    w->nposted++;
+    w->posted_bytes += t->rlen;
+    if (confirm_due(w))
+        cf__rw_confirm(w);
+    else if (!ev_is_active(&w->confirm)) /* a few results: confirmed soon all the same */
+        ev_timer_start(w->loop->ev, &w->confirm);
+    if (!w->nrunning || t->rlen >= 16384)
+        cf__rconn_flush(&w->cmd); /* nothing else is about to end, or big: out now */
 }
 
 /* The task ends with `o` (encoded now) or with err and a message. */
@@ -118,15 +187,25 @@ static void rw_result(struct wtask *t, struct cf__outcome *o, int err, const cha
     if (o == &mine)
         cf__outcome_clear(&mine);
     cf__list_remove(&t->link);
+    if (!t->ended) { /* its slot is free for the next task now, whatever the broker says */
+        t->ended = 1;
+        t->w->nrunning--;
+        t->w->tasks_done++;
+    }
     cf__rw_post(t);
 }
 
 void cf__rw_task_done_cb(cf_future_t *f, int status, void *data)
 {
     struct wtask *t = data;
+    cf_remote_worker_t *w = t->w;
 
     (void)status;
     t->f = NULL;
+    {
+        uint64_t d = cf_now_ns() - t->start_ns;
+        w->task_ns = w->task_ns ? (w->task_ns * 7 + d) / 8 : d;
+    }
     if (cf_future_get_state(f) == CF_FUTURE_CANCELLED && !f->out.errmsg)
         rw_result(t, NULL, CF_ECANCELED, "task %s cancelled on worker %s", t->fname, t->w->ident);
     else if (f->out.err && f->out.errmsg) {
@@ -135,6 +214,8 @@ void cf__rw_task_done_cb(cf_future_t *f, int status, void *data)
     } else
         rw_result(t, &f->out, 0, NULL);
     cf_future_unref(f);
+    cf__rw_fetch(w);
+    cf__rw_check_done(w);
 }
 
 /* ------------------------------------------------------------------ running */
@@ -182,6 +263,7 @@ static void rw_start(struct wtask *t, const char *inner, const char *item)
     }
     if (w->opts.task_timeout >= 0 && (timeout < 0 || timeout > w->opts.task_timeout))
         timeout = w->opts.task_timeout;
+    t->start_ns = cf_now_ns();
     rc = cf_process_pool_submit(w->pp, (cf_task_fn)fn, t->payload, t->len, timeout, &t->f);
     if (rc == 0)
         rc = cf_future_on_done(t->f, cf__rw_task_done_cb, t, NULL);
@@ -206,6 +288,7 @@ struct hist_req {
 static void hist_list_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     struct wtask *t = priv;
+    cf_remote_worker_t *w = t->w;
     redisReply *reply = r;
     char who[2048] = "";
     size_t n = 0;
@@ -221,12 +304,15 @@ static void hist_list_cb(redisAsyncContext *ac, void *r, void *priv)
               "task '%s' was delivered %u times and its worker died each time (poison task?); "
               "workers: %s",
               t->fname, t->maxdel, n ? who : "?");
+    cf__rw_fetch(w);
+    cf__rw_check_done(w);
 }
 
 static void hist_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     struct hist_req *h = priv;
     struct wtask *t = h->t;
+    cf_remote_worker_t *w = t->w;
     redisReply *reply = r;
 
     (void)ac;
@@ -246,6 +332,8 @@ static void hist_cb(redisAsyncContext *ac, void *r, void *priv)
     free(h->inner);
     free(h->item);
     free(h);
+    cf__rw_fetch(w);
+    cf__rw_check_done(w);
 }
 
 static char *field_dup(const redisReply *e, const char *key, size_t *len)
@@ -325,8 +413,8 @@ void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, unsigned deliveries
     if (deliveries <= 1) {
         /* A first delivery (XREADGROUP >) cannot be over the limit: record it
          * and start at once, without waiting for the broker's answer. */
-        cf__rconn_cmdf(&w->cmd, NULL, NULL, "RPUSH %s %s", hkey, w->ident);
-        cf__rconn_cmdf(&w->cmd, NULL, NULL, "EXPIRE %s 86400", hkey);
+        cf__rconn_cmdf_noreply(&w->cmd, "RPUSH %s %s", hkey, w->ident);
+        cf__rconn_cmdf_noreply(&w->cmd, "EXPIRE %s 86400", hkey);
         rw_start(t, h->inner, h->item);
         free(h->inner);
         free(h->item);
@@ -362,9 +450,22 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
     cf__rw_check_done(w);
 }
 
+/* Long tasks: a broker round trip is small beside them, and a task held
+ * here while another worker is idle (a map's tail) costs a whole task. */
+#define RW_LONG_NS (2 * 1000 * 1000)
+
+int cf__rw_room(const cf_remote_worker_t *w)
+{
+    int per = w->opts.prefetch;
+
+    if (per > 2 && w->task_ns >= RW_LONG_NS)
+        per = 2;
+    return w->opts.procs * per - w->nrunning;
+}
+
 void cf__rw_fetch(cf_remote_worker_t *w)
 {
-    int free_procs = w->opts.procs * w->opts.prefetch - w->nrunning;
+    int free_procs = cf__rw_room(w);
 
     if (!w->ready || w->reading || w->draining || free_procs <= 0)
         return;

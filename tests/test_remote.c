@@ -691,6 +691,92 @@ static void test_claim_idle_heartbeat(void **state)
     cf_future_unref(f);
 }
 
+/* More pending entries than the claim script reads in one call (1000), all
+ * held by a live consumer with an hour's claim idle: the task that a dead
+ * consumer took after them is still found, claimed and run. */
+static void test_claim_beyond_first_page(void **state)
+{
+    struct env *e = *state;
+    cf_executor_t *ex = client_claim(e, "q12", 3, 0.2);
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", e->port, tv);
+    redisReply *r;
+    cf_future_t *f;
+    int64_t v;
+    int got = 0;
+
+    assert_true(c && !c->err);
+    r = redisCommand(c, "XGROUP CREATE q12 cfw 0 MKSTREAM"); /* or the client made it: BUSYGROUP */
+    freeReplyObject(r);
+    for (int i = 0; i < 1200; i++)
+        assert_int_equal(redisAppendCommand(c, "XADD q12 * a 3600000 p x"), REDIS_OK);
+    for (int i = 0; i < 1200; i++) {
+        assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+        freeReplyObject(r);
+    }
+    r = redisCommand(c, "XREADGROUP GROUP cfw alive COUNT 1200 STREAMS q12 >");
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->element[1]->elements == 1200);
+    freeReplyObject(r);
+    /* The task, taken by a consumer that never runs it. */
+    assert_int_equal(submit_i64(ex, task("rt_square"), 7, &f), 0);
+    for (int i = 0; i < 2000 && !got; i++) { /* up to 20 s */
+        cf_future_wait(f, 0.01);              /* runs the loop: the client sends the task */
+        r = redisCommand(c, "XREADGROUP GROUP cfw dead COUNT 1 STREAMS q12 >");
+        got = r && r->type == REDIS_REPLY_ARRAY && r->elements == 1;
+        freeReplyObject(r);
+    }
+    assert_true(got);
+    redisFree(c);
+    worker_start(e, TASKS_SO, "q12", "b1", 1, "3600");
+    assert_int_equal(cf_future_wait(f, 60), 0);
+    if (cf_future_status(f) != 0)
+        print_message("    error: %s\n", cf_future_error(f));
+    assert_int_equal(cf_future_result_i64(f, &v), 0);
+    assert_int_equal(v, 49);
+    cf_future_unref(f);
+}
+
+/* A worker asked to drain while its blocking read is out, whose broker then
+ * goes away: it has nothing left to do and exits (it used to wait for the
+ * read's reply, which never came, forever). */
+static void test_drain_broker_gone(void **state)
+{
+    struct env *e = *state;
+    pid_t w = worker_start(e, TASKS_SO, "q13", "g1", 1, "30");
+    int st = -1, blocked = 0;
+    pid_t got = 0;
+
+    e->queue = "q13";
+    for (int i = 0; i < 2000 && !blocked; i++) { /* up to 20 s: its XREADGROUP BLOCK is out */
+        redisReply *r = rcmd(e->port, "CLIENT LIST");
+        blocked = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "cmd=xreadgroup") != NULL;
+        freeReplyObject(r);
+        if (!blocked)
+            nap();
+    }
+    assert_true(blocked);
+    /* SIGSTOP holds it there while the drain is asked and the broker goes. */
+    kill(w, SIGSTOP);
+    kill(w, SIGTERM);
+    redis_stop(e, SIGKILL);
+    kill(w, SIGCONT);
+    for (int i = 0; i < 2000 && got == 0; i++) { /* up to 20 s */
+        got = waitpid(w, &st, WNOHANG);
+        if (got == 0)
+            nap();
+    }
+    if (got == 0) {
+        kill(w, SIGKILL);
+        waitpid(w, &st, 0);
+    }
+    for (int i = 0; i < e->nworkers; i++)
+        if (e->workers[i] == w)
+            e->workers[i] = 0;
+    assert_int_equal(got, w);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -706,6 +792,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_broker_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_idle_from_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_idle_heartbeat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_beyond_first_page, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_broker_gone, setup, teardown),
     };
     if (!*REDIS_SERVER || access(REDIS_SERVER, X_OK) != 0) {
         printf("SKIP: redis-server not found\n");

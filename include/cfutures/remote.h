@@ -110,7 +110,10 @@ typedef struct cf_remote_worker_opts {
                                claimed by another worker, for tasks whose client set none
                                (cf_remote_opts.claim_idle); default 30 (heartbeats every third) */
     int prefetch;           /* tasks held per process: the ones beyond the first wait in this
-                               worker, hiding the broker's round trip; default 4; 1 = none */
+                               worker, hiding the broker's round trip; default 4; 1 = none.
+                               While tasks take 2 ms or more, 2 at most (one waiting behind
+                               the running one), so a map's last chunks are not held here
+                               while another worker is idle */
 } cf_remote_worker_opts;
 
 /* Fill `o` with the defaults.  Any thread. */
