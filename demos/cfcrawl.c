@@ -193,6 +193,19 @@ static int buf_add(buf *b, const void *p, size_t n, size_t limit)
     return 0;
 }
 
+/* Make room for `n` bytes (and the NUL) at once; -1 when memory runs out. */
+static int buf_reserve(buf *b, size_t n)
+{
+    if (b->cap >= n + 1)
+        return 0;
+    char *d = realloc(b->data, n + 1);
+    if (!d)
+        return -1;
+    b->data = d;
+    b->cap = n + 1;
+    return 0;
+}
+
 /*
  * Length of the valid UTF-8 sequence at p (at most n bytes), its code point in
  * *cp; 0 when the bytes there are not valid UTF-8 (overlong, surrogate, cut).
@@ -317,8 +330,13 @@ static void json_str(FILE *out, const char *s)
 /* ------------------------------------------------------------ the URL set */
 
 /* Open addressing (linear probing) over owned strings; grows at 50% load.  Loop thread only. */
+typedef struct url_slot {
+    char *s; /* NULL: empty */
+    uint64_t h;
+} url_slot;
+
 typedef struct url_set {
-    char **slot;
+    url_slot *slot; /* with each string's hash: a probe compares strings only on equal hashes */
     size_t cap, n;
 } url_set;
 
@@ -331,18 +349,27 @@ static uint64_t hash_str(const char *s)
 }
 
 /* Insert a copy of `s`; returns 1 if added, 0 if it was already there. */
+/* The slot holding `s` (hash h), or the empty slot where it would go. */
+static size_t url_set_find(const url_set *set, const char *s, uint64_t h)
+{
+    size_t mask = set->cap - 1, j = h & mask;
+    while (set->slot[j].s && (set->slot[j].h != h || strcmp(set->slot[j].s, s) != 0))
+        j = (j + 1) & mask;
+    return j;
+}
+
 static int url_set_add(url_set *set, const char *s)
 {
     if (2 * (set->n + 1) > set->cap) {
         size_t cap = set->cap ? set->cap * 2 : 1024;
-        char **slot = calloc(cap, sizeof *slot);
+        url_slot *slot = calloc(cap, sizeof *slot);
         if (!slot)
             oom();
         for (size_t i = 0; i < set->cap; i++) {
-            if (!set->slot[i])
+            if (!set->slot[i].s)
                 continue;
-            size_t j = hash_str(set->slot[i]) & (cap - 1);
-            while (slot[j])
+            size_t j = set->slot[i].h & (cap - 1);
+            while (slot[j].s)
                 j = (j + 1) & (cap - 1);
             slot[j] = set->slot[i];
         }
@@ -350,25 +377,18 @@ static int url_set_add(url_set *set, const char *s)
         set->slot = slot;
         set->cap = cap;
     }
-    size_t j = hash_str(s) & (set->cap - 1);
-    while (set->slot[j]) {
-        if (strcmp(set->slot[j], s) == 0)
-            return 0;
-        j = (j + 1) & (set->cap - 1);
-    }
-    set->slot[j] = xstrdup(s);
+    uint64_t h = hash_str(s);
+    size_t j = url_set_find(set, s, h);
+    if (set->slot[j].s)
+        return 0;
+    set->slot[j] = (url_slot){.s = xstrdup(s), .h = h};
     set->n++;
     return 1;
 }
 
 static int url_set_has(const url_set *set, const char *s)
 {
-    if (!set->cap)
-        return 0;
-    for (size_t j = hash_str(s) & (set->cap - 1); set->slot[j]; j = (j + 1) & (set->cap - 1))
-        if (strcmp(set->slot[j], s) == 0)
-            return 1;
-    return 0;
+    return set->cap && set->slot[url_set_find(set, s, hash_str(s))].s != NULL;
 }
 
 /* Remove `s` if present (backward-shift deletion: no tombstones). */
@@ -376,20 +396,18 @@ static void url_set_remove(url_set *set, const char *s)
 {
     if (!set->cap)
         return;
-    size_t mask = set->cap - 1, i = hash_str(s) & mask;
-    while (set->slot[i] && strcmp(set->slot[i], s) != 0)
-        i = (i + 1) & mask;
-    if (!set->slot[i])
+    size_t mask = set->cap - 1, i = url_set_find(set, s, hash_str(s));
+    if (!set->slot[i].s)
         return;
-    free(set->slot[i]);
-    set->slot[i] = NULL;
+    free(set->slot[i].s);
+    set->slot[i] = (url_slot){0};
     set->n--;
-    for (size_t j = (i + 1) & mask; set->slot[j]; j = (j + 1) & mask) {
-        size_t home = hash_str(set->slot[j]) & mask;
+    for (size_t j = (i + 1) & mask; set->slot[j].s; j = (j + 1) & mask) {
+        size_t home = set->slot[j].h & mask;
         /* Move slot j into the hole at i when its home is not in (i, j]. */
         if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
             set->slot[i] = set->slot[j];
-            set->slot[j] = NULL;
+            set->slot[j] = (url_slot){0};
             i = j;
         }
     }
@@ -398,7 +416,7 @@ static void url_set_remove(url_set *set, const char *s)
 static void url_set_free(url_set *set)
 {
     for (size_t i = 0; i < set->cap; i++)
-        free(set->slot[i]);
+        free(set->slot[i].s);
     free(set->slot);
 }
 
@@ -478,20 +496,35 @@ static char *resolve_url(const crawl_conf *conf, CURLU *u, const char *base, con
  */
 typedef struct link_base {
     const char *text; /* the base URL */
-    CURLU *u;         /* ... parsed; NULL if it cannot be */
+    CURLU *u;         /* ... parsed (NULL until needed, or if it cannot be) */
     int on_site;      /* ... http(s) on one of the crawl's sites */
     size_t site;
 } link_base;
 
-static void link_base_init(link_base *lb, const crawl_conf *conf, const char *base)
+static CURLU *parse_url(const char *text)
+{
+    CURLU *u = curl_url();
+    if (u && curl_url_set(u, CURLUPART_URL, text, 0) != CURLUE_OK) {
+        curl_url_cleanup(u);
+        u = NULL;
+    }
+    return u;
+}
+
+/*
+ * `known`: the base is a URL the crawl fetched, so on that site already; it
+ * is parsed only if a link needs the general path.
+ */
+static void link_base_init(link_base *lb, const crawl_conf *conf, const char *base, const size_t *known)
 {
     lb->text = base;
-    lb->u = curl_url();
-    lb->on_site = 0;
-    if (lb->u && curl_url_set(lb->u, CURLUPART_URL, base, 0) != CURLUE_OK) {
-        curl_url_cleanup(lb->u);
+    if (known) {
         lb->u = NULL;
+        lb->on_site = 1;
+        lb->site = *known;
+        return;
     }
+    lb->u = parse_url(base);
     lb->on_site = lb->u && url_on_site(conf, lb->u, &lb->site) == 0;
 }
 
@@ -621,12 +654,12 @@ static char *from_curl(char *s)
 }
 
 /* `ref` (NULL: the base itself) resolved against lb, as resolve_url() would; malloc'd. */
-static char *resolve_link(const crawl_conf *conf, CURLU *scratch, const link_base *lb, const char *ref,
+static char *resolve_link(const crawl_conf *conf, CURLU *scratch, link_base *lb, const char *ref,
                           size_t *site_out)
 {
     if (ref && !is_relative_ref(ref))
         return from_curl(resolve_url(conf, scratch, lb->text, ref, site_out));
-    if (!lb->u || !lb->on_site)
+    if (!lb->on_site)
         return NULL;
     if (ref) {
         int general;
@@ -637,6 +670,8 @@ static char *resolve_link(const crawl_conf *conf, CURLU *scratch, const link_bas
             return out;
         }
     }
+    if (!lb->u && !(lb->u = parse_url(lb->text)))
+        return NULL;
     CURLU *u = curl_url_dup(lb->u);
     char *out = NULL;
     if (u && (!ref || curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK)) {
@@ -1010,7 +1045,7 @@ static char *header_charset(const char *ct)
     return n > 0 && n < 64 ? strndup(p, n) : NULL;
 }
 
-static void add_link(job *j, worker *w, const link_base *base, const char *href, size_t *cap)
+static void add_link(job *j, worker *w, link_base *base, const char *href, size_t *cap)
 {
     /* URLs in attributes may carry leading and trailing spaces (HTML strips them). */
     while (*href == ' ' || *href == '\t' || *href == '\n' || *href == '\r' || *href == '\f')
@@ -1093,7 +1128,7 @@ static void scan_page(job *j, worker *w)
     size_t cap = 0;
     link_base lb;
     if (ps.n)
-        link_base_init(&lb, w->conf, abs_base ? abs_base : j->url);
+        link_base_init(&lb, w->conf, abs_base ? abs_base : j->url, abs_base ? NULL : &j->site);
     for (size_t i = 0; i < ps.n; i++) {
         add_link(j, w, &lb, ps.hrefs[i], &cap);
         free(ps.hrefs[i]);
@@ -1519,6 +1554,12 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
             j->not_html = 1;
             j->skip_body = !j->crawl->conf.output;
         }
+        /* A body of known length gets a buffer of its size: no doubling, no slack to give back. */
+        curl_off_t cl = -1;
+        size_t limit = j->kind == JOB_ROBOTS ? ROBOTS_MAX_SIZE : (size_t)j->crawl->conf.max_size;
+        if (!j->discard && !j->skip_body && curl_easy_getinfo(j->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+            cl > 0 && (uint64_t)cl <= limit)
+            buf_reserve(&j->body, (size_t)cl); /* on failure, buf_add tries again */
     }
     j->received += len;
     if (j->skip_body)
@@ -1659,7 +1700,7 @@ static void transfer_done(crawl *c, job *j, CURLcode rc)
         !j->error && j->status >= 200 && j->status < 300 && !j->skip_body && (!j->not_html || c->conf.output);
     if (want_task && !c->interrupted) {
         /* The buffer grew by doubling: give back the slack while the page waits for a parser. */
-        char *d = j->body.data ? realloc(j->body.data, j->body.len + 1) : NULL;
+        char *d = j->body.data && j->body.cap > j->body.len + 1 ? realloc(j->body.data, j->body.len + 1) : NULL;
         if (d)
             j->body.data = d, j->body.cap = j->body.len + 1;
         j->state = JOB_PARSING;
