@@ -842,7 +842,7 @@ static void robots_parse(site *st, char *text, const char *token)
 /* ------------------------------------------------------------ jobs */
 
 enum job_kind { JOB_PAGE, JOB_ROBOTS };
-enum job_state { JOB_QUEUED, JOB_FETCHING, JOB_PARSING };
+enum job_state { JOB_QUEUED, JOB_FETCHING, JOB_BATCHED, JOB_PARSING };
 
 typedef struct job {
     struct job *next, *prev; /* frontier level or the in-flight list */
@@ -867,7 +867,8 @@ typedef struct job {
     long status;
     double ms;
     /* the parse (worker thread while PARSING, then loop thread) */
-    cf_future_t *future;
+    struct job *batch_next; /* the next page of the same task */
+    cf_future_t *future;    /* the task's; set in the first page of the task only */
     char *title;
     char *error;
     char *saved;  /* relative path under --output */
@@ -1262,14 +1263,16 @@ done:
     curl_free(query);
 }
 
+/* The pages of one task: `arg` is the first, batch_next links the rest. */
 static int page_task(cf_task_t *task, void *arg)
 {
-    job *j = arg;
     worker *w = cf_task_worker_data(task);
-    if (!j->not_html)
-        scan_page(j, w);
-    if (w->conf->output)
-        save_page(j, w);
+    for (job *j = arg; j; j = j->batch_next) {
+        if (!j->not_html)
+            scan_page(j, w);
+        if (w->conf->output)
+            save_page(j, w);
+    }
     return 0;
 }
 
@@ -1293,6 +1296,9 @@ typedef struct crawl {
     CURLM *multi;
     ev_timer curl_timer;  /* curl's timeout */
     ev_timer delay_timer; /* the next start allowed by --delay / Crawl-delay */
+    ev_prepare flush;     /* hands the pages of a loop iteration to the pool, before the loop blocks */
+    job *batch, *batch_tail; /* pages waiting for that (JOB_BATCHED) */
+    int nbatch;
     CURL **idle;          /* easy handles for reuse */
     int nidle;
     url_set seen;
@@ -1517,21 +1523,73 @@ static void page_done(crawl *c, job *j)
 
 static void on_parsed(cf_future_t *f, int status, void *data)
 {
-    job *j = data;
-    crawl *c = j->crawl;
-    c->parsing--;
-    if (status == CF_ECANCELED) {
-        inflight_remove(c, j);
-        c->cancelled++;
-        job_free(j);
-    } else {
-        if (status != 0 && !j->error) /* only the runtime can fail the task (out of memory) */
-            j->error = fmt("%s", cf_future_error(f) ? cf_future_error(f) : cf_strerror(status));
-        free(j->body.data);
-        j->body = (buf){0};
-        page_done(c, j);
+    crawl *c = ((job *)data)->crawl;
+    for (job *j = data, *next; j; j = next) {
+        next = j->batch_next;
+        c->parsing--;
+        if (status == CF_ECANCELED) {
+            inflight_remove(c, j);
+            c->cancelled++;
+            job_free(j);
+        } else {
+            if (status != 0 && !j->error) /* only the runtime can fail the task (out of memory) */
+                j->error = fmt("%s", cf_future_error(f) ? cf_future_error(f) : cf_strerror(status));
+            free(j->body.data);
+            j->body = (buf){0};
+            page_done(c, j);
+        }
     }
     cf_future_unref(f);
+    pump(c);
+}
+
+/*
+ * Hand the pages that arrived in this loop iteration to the pool: as many
+ * tasks as there are parser threads (fewer if fewer pages), each a run of
+ * pages, so a busy iteration wakes each worker once rather than once a page.
+ */
+static void flush_batch(crawl *c)
+{
+    int ntasks = c->nbatch < c->conf.threads ? c->nbatch : c->conf.threads;
+    for (int t = 0; t < ntasks; t++) {
+        int n = (c->nbatch + (ntasks - t) - 1) / (ntasks - t); /* split as evenly as possible */
+        job *first = c->batch, *last = first;
+        for (int i = 1; i < n; i++)
+            last = last->batch_next;
+        c->batch = last->batch_next;
+        last->batch_next = NULL;
+        c->nbatch -= n;
+        for (job *j = first; j; j = j->batch_next)
+            j->state = JOB_PARSING;
+        int e = cf_thread_pool_submit(c->pool, page_task, first, NULL, &first->future);
+        if (e == 0)
+            e = cf_future_on_done(first->future, on_parsed, first, NULL);
+        if (e == 0)
+            continue;
+        fprintf(stderr, "cfcrawl: cannot submit a page: %s\n", cf_strerror(e));
+        if (first->future)
+            cf_future_unref(first->future); /* never submitted, or its callback cannot be set */
+        first->future = NULL;
+        c->fatal = c->interrupted = 1;
+        for (job *j = first, *next; j; j = next) {
+            next = j->batch_next;
+            c->parsing--;
+            j->error = fmt("%s", cf_strerror(e));
+            free(j->body.data);
+            j->body = (buf){0};
+            page_done(c, j);
+        }
+    }
+    c->batch_tail = NULL;
+}
+
+static void on_flush(struct ev_loop *ev, ev_prepare *w, int revents)
+{
+    (void)ev, (void)revents;
+    crawl *c = w->data;
+    if (c->nbatch == 0)
+        return;
+    flush_batch(c);
     pump(c);
 }
 
@@ -1703,20 +1761,17 @@ static void transfer_done(crawl *c, job *j, CURLcode rc)
         char *d = j->body.data && j->body.cap > j->body.len + 1 ? realloc(j->body.data, j->body.len + 1) : NULL;
         if (d)
             j->body.data = d, j->body.cap = j->body.len + 1;
-        j->state = JOB_PARSING;
-        int e = cf_thread_pool_submit(c->pool, page_task, j, NULL, &j->future);
-        if (e == 0)
-            e = cf_future_on_done(j->future, on_parsed, j, NULL);
-        if (e == 0) {
-            c->parsing++;
-            return;
-        }
-        fprintf(stderr, "cfcrawl: cannot submit a page: %s\n", cf_strerror(e));
-        if (j->future)
-            cf_future_unref(j->future); /* never submitted, or its callback cannot be set */
-        j->future = NULL;
-        j->error = fmt("%s", cf_strerror(e));
-        c->fatal = c->interrupted = 1;
+        /* Queued for the pool: on_flush submits it with the others of this loop iteration. */
+        j->state = JOB_BATCHED;
+        j->batch_next = NULL;
+        if (c->batch_tail)
+            c->batch_tail->batch_next = j;
+        else
+            c->batch = j;
+        c->batch_tail = j;
+        c->nbatch++;
+        c->parsing++;
+        return;
     }
     free(j->body.data);
     j->body = (buf){0};
@@ -1899,10 +1954,17 @@ static void on_signal(struct ev_loop *ev, ev_signal *w, int revents)
             if (j->kind == JOB_PAGE)
                 c->cancelled++;
             job_free(j);
+        } else if (j->state == JOB_BATCHED) {
+            inflight_remove(c, j); /* not handed to the pool yet */
+            c->parsing--;
+            c->cancelled++;
+            job_free(j);
         } else if (j->future) {
-            cf_future_cancel(j->future);
+            cf_future_cancel(j->future); /* the first page of a task: cancels the task */
         }
     }
+    c->batch = c->batch_tail = NULL;
+    c->nbatch = 0;
     pump(c);
 }
 
@@ -2192,6 +2254,9 @@ int main(int argc, char **argv)
     c.curl_timer.data = &c;
     ev_init(&c.delay_timer, on_delay);
     c.delay_timer.data = &c;
+    ev_prepare_init(&c.flush, on_flush);
+    c.flush.data = &c;
+    ev_prepare_start(c.ev, &c.flush);
 
     ev_signal_init(&c.sigint, on_signal, SIGINT);
     ev_signal_init(&c.sigterm, on_signal, SIGTERM);
@@ -2231,6 +2296,7 @@ int main(int argc, char **argv)
     ev_signal_stop(c.ev, &c.sigterm);
     ev_timer_stop(c.ev, &c.curl_timer);
     ev_timer_stop(c.ev, &c.delay_timer);
+    ev_prepare_stop(c.ev, &c.flush);
     cf_thread_pool_free(c.pool);
     ev_run(c.ev, 0); /* let callbacks of anything cancelled by the free run */
     rc = cf_loop_close(c.loop);
