@@ -13,10 +13,13 @@
  * back with curl_multi_socket_action().  A transfer in flight is an easy handle
  * and a buffer, not a thread: --concurrency 1000 needs 1,000 sockets, not
  * 1,000 threads.  Work that takes CPU - decoding and parsing a page with
- * libxml2's HTML parser in SAX mode, resolving its links with curl's URL API,
- * saving it under --output - runs in a cfutures thread pool of --threads
- * workers (each with its own CURLU handle); the future's done callback brings
- * the links back to the loop.  --concurrency bounds the transfers in flight,
+ * libxml2's HTML parser in SAX mode, resolving its links (plain relative
+ * ones by RFC 3986 directly, the rest with curl's URL API), saving it under
+ * --output - runs in a cfutures thread pool of --threads workers (each with
+ * its own CURLU handle).  The pages that finish in one loop iteration go to
+ * the pool together, as at most --threads tasks, so a busy loop wakes each
+ * worker once per iteration, not once per page; a task's done callback
+ * brings the links back to the loop.  --concurrency bounds the transfers in flight,
  * and no transfer starts while as many pages wait for a parser (the parsers
  * push back on the network), so the bodies held in memory are at most
  * 2 x --concurrency x --max-size.
