@@ -13,10 +13,13 @@
  * back with curl_multi_socket_action().  A transfer in flight is an easy handle
  * and a buffer, not a thread: --concurrency 1000 needs 1,000 sockets, not
  * 1,000 threads.  Work that takes CPU - decoding and parsing a page with
- * libxml2's HTML parser in SAX mode, resolving its links with curl's URL API,
- * saving it under --output - runs in a cfutures thread pool of --threads
- * workers (each with its own CURLU handle); the future's done callback brings
- * the links back to the loop.  --concurrency bounds the transfers in flight,
+ * libxml2's HTML parser in SAX mode, resolving its links (plain relative
+ * ones by RFC 3986 directly, the rest with curl's URL API), saving it under
+ * --output - runs in a cfutures thread pool of --threads workers (each with
+ * its own CURLU handle).  The pages that finish in one loop iteration go to
+ * the pool together, as at most --threads tasks, so a busy loop wakes each
+ * worker once per iteration, not once per page; a task's done callback
+ * brings the links back to the loop.  --concurrency bounds the transfers in flight,
  * and no transfer starts while as many pages wait for a parser (the parsers
  * push back on the network), so the bodies held in memory are at most
  * 2 x --concurrency x --max-size.
@@ -193,6 +196,19 @@ static int buf_add(buf *b, const void *p, size_t n, size_t limit)
     return 0;
 }
 
+/* Make room for `n` bytes (and the NUL) at once; -1 when memory runs out. */
+static int buf_reserve(buf *b, size_t n)
+{
+    if (b->cap >= n + 1)
+        return 0;
+    char *d = realloc(b->data, n + 1);
+    if (!d)
+        return -1;
+    b->data = d;
+    b->cap = n + 1;
+    return 0;
+}
+
 /*
  * Length of the valid UTF-8 sequence at p (at most n bytes), its code point in
  * *cp; 0 when the bytes there are not valid UTF-8 (overlong, surrogate, cut).
@@ -317,8 +333,13 @@ static void json_str(FILE *out, const char *s)
 /* ------------------------------------------------------------ the URL set */
 
 /* Open addressing (linear probing) over owned strings; grows at 50% load.  Loop thread only. */
+typedef struct url_slot {
+    char *s; /* NULL: empty */
+    uint64_t h;
+} url_slot;
+
 typedef struct url_set {
-    char **slot;
+    url_slot *slot; /* with each string's hash: a probe compares strings only on equal hashes */
     size_t cap, n;
 } url_set;
 
@@ -331,18 +352,27 @@ static uint64_t hash_str(const char *s)
 }
 
 /* Insert a copy of `s`; returns 1 if added, 0 if it was already there. */
+/* The slot holding `s` (hash h), or the empty slot where it would go. */
+static size_t url_set_find(const url_set *set, const char *s, uint64_t h)
+{
+    size_t mask = set->cap - 1, j = h & mask;
+    while (set->slot[j].s && (set->slot[j].h != h || strcmp(set->slot[j].s, s) != 0))
+        j = (j + 1) & mask;
+    return j;
+}
+
 static int url_set_add(url_set *set, const char *s)
 {
     if (2 * (set->n + 1) > set->cap) {
         size_t cap = set->cap ? set->cap * 2 : 1024;
-        char **slot = calloc(cap, sizeof *slot);
+        url_slot *slot = calloc(cap, sizeof *slot);
         if (!slot)
             oom();
         for (size_t i = 0; i < set->cap; i++) {
-            if (!set->slot[i])
+            if (!set->slot[i].s)
                 continue;
-            size_t j = hash_str(set->slot[i]) & (cap - 1);
-            while (slot[j])
+            size_t j = set->slot[i].h & (cap - 1);
+            while (slot[j].s)
                 j = (j + 1) & (cap - 1);
             slot[j] = set->slot[i];
         }
@@ -350,25 +380,18 @@ static int url_set_add(url_set *set, const char *s)
         set->slot = slot;
         set->cap = cap;
     }
-    size_t j = hash_str(s) & (set->cap - 1);
-    while (set->slot[j]) {
-        if (strcmp(set->slot[j], s) == 0)
-            return 0;
-        j = (j + 1) & (set->cap - 1);
-    }
-    set->slot[j] = xstrdup(s);
+    uint64_t h = hash_str(s);
+    size_t j = url_set_find(set, s, h);
+    if (set->slot[j].s)
+        return 0;
+    set->slot[j] = (url_slot){.s = xstrdup(s), .h = h};
     set->n++;
     return 1;
 }
 
 static int url_set_has(const url_set *set, const char *s)
 {
-    if (!set->cap)
-        return 0;
-    for (size_t j = hash_str(s) & (set->cap - 1); set->slot[j]; j = (j + 1) & (set->cap - 1))
-        if (strcmp(set->slot[j], s) == 0)
-            return 1;
-    return 0;
+    return set->cap && set->slot[url_set_find(set, s, hash_str(s))].s != NULL;
 }
 
 /* Remove `s` if present (backward-shift deletion: no tombstones). */
@@ -376,20 +399,18 @@ static void url_set_remove(url_set *set, const char *s)
 {
     if (!set->cap)
         return;
-    size_t mask = set->cap - 1, i = hash_str(s) & mask;
-    while (set->slot[i] && strcmp(set->slot[i], s) != 0)
-        i = (i + 1) & mask;
-    if (!set->slot[i])
+    size_t mask = set->cap - 1, i = url_set_find(set, s, hash_str(s));
+    if (!set->slot[i].s)
         return;
-    free(set->slot[i]);
-    set->slot[i] = NULL;
+    free(set->slot[i].s);
+    set->slot[i] = (url_slot){0};
     set->n--;
-    for (size_t j = (i + 1) & mask; set->slot[j]; j = (j + 1) & mask) {
-        size_t home = hash_str(set->slot[j]) & mask;
+    for (size_t j = (i + 1) & mask; set->slot[j].s; j = (j + 1) & mask) {
+        size_t home = set->slot[j].h & mask;
         /* Move slot j into the hole at i when its home is not in (i, j]. */
         if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
             set->slot[i] = set->slot[j];
-            set->slot[j] = NULL;
+            set->slot[j] = (url_slot){0};
             i = j;
         }
     }
@@ -398,7 +419,7 @@ static void url_set_remove(url_set *set, const char *s)
 static void url_set_free(url_set *set)
 {
     for (size_t i = 0; i < set->cap; i++)
-        free(set->slot[i]);
+        free(set->slot[i].s);
     free(set->slot);
 }
 
@@ -478,20 +499,35 @@ static char *resolve_url(const crawl_conf *conf, CURLU *u, const char *base, con
  */
 typedef struct link_base {
     const char *text; /* the base URL */
-    CURLU *u;         /* ... parsed; NULL if it cannot be */
+    CURLU *u;         /* ... parsed (NULL until needed, or if it cannot be) */
     int on_site;      /* ... http(s) on one of the crawl's sites */
     size_t site;
 } link_base;
 
-static void link_base_init(link_base *lb, const crawl_conf *conf, const char *base)
+static CURLU *parse_url(const char *text)
+{
+    CURLU *u = curl_url();
+    if (u && curl_url_set(u, CURLUPART_URL, text, 0) != CURLUE_OK) {
+        curl_url_cleanup(u);
+        u = NULL;
+    }
+    return u;
+}
+
+/*
+ * `known`: the base is a URL the crawl fetched, so on that site already; it
+ * is parsed only if a link needs the general path.
+ */
+static void link_base_init(link_base *lb, const crawl_conf *conf, const char *base, const size_t *known)
 {
     lb->text = base;
-    lb->u = curl_url();
-    lb->on_site = 0;
-    if (lb->u && curl_url_set(lb->u, CURLUPART_URL, base, 0) != CURLUE_OK) {
-        curl_url_cleanup(lb->u);
+    if (known) {
         lb->u = NULL;
+        lb->on_site = 1;
+        lb->site = *known;
+        return;
     }
+    lb->u = parse_url(base);
     lb->on_site = lb->u && url_on_site(conf, lb->u, &lb->site) == 0;
 }
 
@@ -502,18 +538,147 @@ static int is_relative_ref(const char *ref)
     return ref[strcspn(ref, ":/?#")] != ':'; /* a ':' before any of "/?#" ends a scheme */
 }
 
-/* `ref` (NULL: the base itself) resolved against lb, as resolve_url() would. */
-static char *resolve_link(const crawl_conf *conf, CURLU *scratch, const link_base *lb, const char *ref,
+/* Characters a reference may hold to be resolved by fast_resolve(): none that curl's URL parser would
+ * encode, decode or reject ('%', spaces, non-ASCII and '\\' take the general path). */
+static int plain_char(unsigned char ch, int query)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+           ch == '.' || ch == '_' || ch == '~' || (!query && ch == '/') || (query && (ch == '=' || ch == '&'));
+}
+
+/*
+ * RFC 3986 resolution (5.2.2 merge, 5.2.4 remove_dot_segments) of a relative
+ * reference of plain characters against `base` (a URL as curl_url_get()
+ * normalises it), without building a CURLU: the common link of a page.  The
+ * references it takes are those for which the result equals libcurl's (it
+ * was compared with curl_url_set/get on hundreds of thousands of generated
+ * references); it is malloc'd.  Returns NULL with *general set when `ref`
+ * needs the general path.
+ */
+static char *fast_resolve(const char *base, const char *ref, int *general)
+{
+    *general = 1;
+    size_t rlen = strcspn(ref, "#"); /* the fragment is dropped */
+    size_t plen = strcspn(ref, "?");
+    if (plen > rlen)
+        plen = rlen;
+    if (plen == 0 || (plen < rlen && plen + 1 == rlen))
+        return NULL; /* "?q" replaces the base's query only; an empty query is left to curl */
+    for (size_t i = 0; i < rlen; i++)
+        if (i != plen && !plain_char((unsigned char)ref[i], i > plen))
+            return NULL;
+    /* curl 7.88 strays from RFC 3986 on empty segments after a leading "./" or "../" and on a
+     * dot segment in a path followed by a query: such references take the general path. */
+    for (size_t i = 0; i + 1 < plen; i++)
+        if (ref[i] == '/' && ref[i + 1] == '/')
+            return NULL;
+    for (size_t i = 0; plen < rlen && i < plen; i++) {
+        size_t seg = strcspn(ref + i, "/?");
+        if (seg > plen - i)
+            seg = plen - i;
+        if ((seg == 1 && ref[i] == '.') || (seg == 2 && ref[i] == '.' && ref[i + 1] == '.'))
+            return NULL;
+        i += seg;
+    }
+    const char *scheme_end = strstr(base, "://");
+    const char *path = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
+    if (!path)
+        return NULL;
+    size_t origin_len = (size_t)(path - base);
+    size_t bpath_len = strcspn(path, "?");
+    /* The merged path: the reference itself, or the base's directory and the reference. */
+    size_t dir_len = 0;
+    if (ref[0] != '/')
+        for (size_t i = 0; i < bpath_len; i++)
+            if (path[i] == '/')
+                dir_len = i + 1;
+    size_t in_len = dir_len + plen;
+    if (origin_len + in_len + (rlen - plen) > MAX_URL_LEN + 2)
+        return NULL; /* too long either way: let the general path say so */
+    *general = 0;
+    char *in = xmalloc(in_len + 1);
+    memcpy(in, path, dir_len);
+    memcpy(in + dir_len, ref, plen);
+    in[in_len] = '\0';
+    /* remove_dot_segments: `in` starts with '/', so only its rules B, C, D and E apply. */
+    char *out = xmalloc(origin_len + in_len + (rlen - plen) + 2);
+    memcpy(out, base, origin_len);
+    char *o = out + origin_len, *o0 = o;
+    const char *p = in, *end = in + in_len;
+    while (p < end) {
+        size_t left = (size_t)(end - p);
+        if (left >= 3 && memcmp(p, "/./", 3) == 0) {
+            p += 2;
+        } else if (left == 2 && memcmp(p, "/.", 2) == 0) {
+            *o++ = '/';
+            break;
+        } else if ((left >= 4 && memcmp(p, "/../", 4) == 0) || (left == 3 && memcmp(p, "/..", 3) == 0)) {
+            while (o > o0 && *--o != '/')
+                ;
+            if (left == 3) {
+                *o++ = '/';
+                break;
+            }
+            p += 3;
+        } else if ((left == 1 && p[0] == '.') || (left == 2 && memcmp(p, "..", 2) == 0)) {
+            break;
+        } else {
+            const char *seg = p + 1;
+            while (seg < end && *seg != '/')
+                seg++;
+            memcpy(o, p, (size_t)(seg - p));
+            o += seg - p;
+            p = seg;
+        }
+    }
+    if (o == o0)
+        *o++ = '/';
+    if (plen < rlen) {
+        memcpy(o, ref + plen, rlen - plen);
+        o += rlen - plen;
+    }
+    *o = '\0';
+    free(in);
+    if ((size_t)(o - out) > MAX_URL_LEN) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* A string returned by curl, as a malloc'd copy. */
+static char *from_curl(char *s)
+{
+    if (!s)
+        return NULL;
+    char *m = xstrdup(s);
+    curl_free(s);
+    return m;
+}
+
+/* `ref` (NULL: the base itself) resolved against lb, as resolve_url() would; malloc'd. */
+static char *resolve_link(const crawl_conf *conf, CURLU *scratch, link_base *lb, const char *ref,
                           size_t *site_out)
 {
     if (ref && !is_relative_ref(ref))
-        return resolve_url(conf, scratch, lb->text, ref, site_out);
-    if (!lb->u || !lb->on_site)
+        return from_curl(resolve_url(conf, scratch, lb->text, ref, site_out));
+    if (!lb->on_site)
+        return NULL;
+    if (ref) {
+        int general;
+        char *out = fast_resolve(lb->text, ref, &general);
+        if (!general) {
+            if (out)
+                *site_out = lb->site;
+            return out;
+        }
+    }
+    if (!lb->u && !(lb->u = parse_url(lb->text)))
         return NULL;
     CURLU *u = curl_url_dup(lb->u);
     char *out = NULL;
     if (u && (!ref || curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK)) {
-        out = url_text(u);
+        out = from_curl(url_text(u));
         *site_out = lb->site;
     }
     curl_url_cleanup(u);
@@ -680,7 +845,7 @@ static void robots_parse(site *st, char *text, const char *token)
 /* ------------------------------------------------------------ jobs */
 
 enum job_kind { JOB_PAGE, JOB_ROBOTS };
-enum job_state { JOB_QUEUED, JOB_FETCHING, JOB_PARSING };
+enum job_state { JOB_QUEUED, JOB_FETCHING, JOB_BATCHED, JOB_PARSING };
 
 typedef struct job {
     struct job *next, *prev; /* frontier level or the in-flight list */
@@ -705,11 +870,12 @@ typedef struct job {
     long status;
     double ms;
     /* the parse (worker thread while PARSING, then loop thread) */
-    cf_future_t *future;
+    struct job *batch_next; /* the next page of the same task */
+    cf_future_t *future;    /* the task's; set in the first page of the task only */
     char *title;
     char *error;
     char *saved;  /* relative path under --output */
-    char **links; /* resolved, on-site, fragment-free */
+    char **links; /* resolved, on-site, fragment-free (malloc'd) */
     size_t nlinks;
     long links_capped; /* links beyond --max-links */
     size_t *link_site;
@@ -724,7 +890,7 @@ static void job_free(job *j)
     free(j->error);
     free(j->saved);
     for (size_t i = 0; i < j->nlinks; i++)
-        curl_free(j->links[i]);
+        free(j->links[i]);
     free(j->links);
     free(j->link_site);
     free(j);
@@ -883,7 +1049,7 @@ static char *header_charset(const char *ct)
     return n > 0 && n < 64 ? strndup(p, n) : NULL;
 }
 
-static void add_link(job *j, worker *w, const link_base *base, const char *href, size_t *cap)
+static void add_link(job *j, worker *w, link_base *base, const char *href, size_t *cap)
 {
     /* URLs in attributes may carry leading and trailing spaces (HTML strips them). */
     while (*href == ' ' || *href == '\t' || *href == '\n' || *href == '\r' || *href == '\f')
@@ -910,7 +1076,7 @@ static void add_link(job *j, worker *w, const link_base *base, const char *href,
         if (l)
             j->links = l;
         if (!s) {
-            curl_free(u);
+            free(u);
             return;
         }
         j->link_site = s;
@@ -966,7 +1132,7 @@ static void scan_page(job *j, worker *w)
     size_t cap = 0;
     link_base lb;
     if (ps.n)
-        link_base_init(&lb, w->conf, abs_base ? abs_base : j->url);
+        link_base_init(&lb, w->conf, abs_base ? abs_base : j->url, abs_base ? NULL : &j->site);
     for (size_t i = 0; i < ps.n; i++) {
         add_link(j, w, &lb, ps.hrefs[i], &cap);
         free(ps.hrefs[i]);
@@ -1100,14 +1266,16 @@ done:
     curl_free(query);
 }
 
+/* The pages of one task: `arg` is the first, batch_next links the rest. */
 static int page_task(cf_task_t *task, void *arg)
 {
-    job *j = arg;
     worker *w = cf_task_worker_data(task);
-    if (!j->not_html)
-        scan_page(j, w);
-    if (w->conf->output)
-        save_page(j, w);
+    for (job *j = arg; j; j = j->batch_next) {
+        if (!j->not_html)
+            scan_page(j, w);
+        if (w->conf->output)
+            save_page(j, w);
+    }
     return 0;
 }
 
@@ -1131,6 +1299,9 @@ typedef struct crawl {
     CURLM *multi;
     ev_timer curl_timer;  /* curl's timeout */
     ev_timer delay_timer; /* the next start allowed by --delay / Crawl-delay */
+    ev_prepare flush;     /* hands the pages of a loop iteration to the pool, before the loop blocks */
+    job *batch, *batch_tail; /* pages waiting for that (JOB_BATCHED) */
+    int nbatch;
     CURL **idle;          /* easy handles for reuse */
     int nidle;
     url_set seen;
@@ -1355,21 +1526,73 @@ static void page_done(crawl *c, job *j)
 
 static void on_parsed(cf_future_t *f, int status, void *data)
 {
-    job *j = data;
-    crawl *c = j->crawl;
-    c->parsing--;
-    if (status == CF_ECANCELED) {
-        inflight_remove(c, j);
-        c->cancelled++;
-        job_free(j);
-    } else {
-        if (status != 0 && !j->error) /* only the runtime can fail the task (out of memory) */
-            j->error = fmt("%s", cf_future_error(f) ? cf_future_error(f) : cf_strerror(status));
-        free(j->body.data);
-        j->body = (buf){0};
-        page_done(c, j);
+    crawl *c = ((job *)data)->crawl;
+    for (job *j = data, *next; j; j = next) {
+        next = j->batch_next;
+        c->parsing--;
+        if (status == CF_ECANCELED) {
+            inflight_remove(c, j);
+            c->cancelled++;
+            job_free(j);
+        } else {
+            if (status != 0 && !j->error) /* only the runtime can fail the task (out of memory) */
+                j->error = fmt("%s", cf_future_error(f) ? cf_future_error(f) : cf_strerror(status));
+            free(j->body.data);
+            j->body = (buf){0};
+            page_done(c, j);
+        }
     }
     cf_future_unref(f);
+    pump(c);
+}
+
+/*
+ * Hand the pages that arrived in this loop iteration to the pool: as many
+ * tasks as there are parser threads (fewer if fewer pages), each a run of
+ * pages, so a busy iteration wakes each worker once rather than once a page.
+ */
+static void flush_batch(crawl *c)
+{
+    int ntasks = c->nbatch < c->conf.threads ? c->nbatch : c->conf.threads;
+    for (int t = 0; t < ntasks; t++) {
+        int n = (c->nbatch + (ntasks - t) - 1) / (ntasks - t); /* split as evenly as possible */
+        job *first = c->batch, *last = first;
+        for (int i = 1; i < n; i++)
+            last = last->batch_next;
+        c->batch = last->batch_next;
+        last->batch_next = NULL;
+        c->nbatch -= n;
+        for (job *j = first; j; j = j->batch_next)
+            j->state = JOB_PARSING;
+        int e = cf_thread_pool_submit(c->pool, page_task, first, NULL, &first->future);
+        if (e == 0)
+            e = cf_future_on_done(first->future, on_parsed, first, NULL);
+        if (e == 0)
+            continue;
+        fprintf(stderr, "cfcrawl: cannot submit a page: %s\n", cf_strerror(e));
+        if (first->future)
+            cf_future_unref(first->future); /* never submitted, or its callback cannot be set */
+        first->future = NULL;
+        c->fatal = c->interrupted = 1;
+        for (job *j = first, *next; j; j = next) {
+            next = j->batch_next;
+            c->parsing--;
+            j->error = fmt("%s", cf_strerror(e));
+            free(j->body.data);
+            j->body = (buf){0};
+            page_done(c, j);
+        }
+    }
+    c->batch_tail = NULL;
+}
+
+static void on_flush(struct ev_loop *ev, ev_prepare *w, int revents)
+{
+    (void)ev, (void)revents;
+    crawl *c = w->data;
+    if (c->nbatch == 0)
+        return;
+    flush_batch(c);
     pump(c);
 }
 
@@ -1392,6 +1615,12 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
             j->not_html = 1;
             j->skip_body = !j->crawl->conf.output;
         }
+        /* A body of known length gets a buffer of its size: no doubling, no slack to give back. */
+        curl_off_t cl = -1;
+        size_t limit = j->kind == JOB_ROBOTS ? ROBOTS_MAX_SIZE : (size_t)j->crawl->conf.max_size;
+        if (!j->discard && !j->skip_body && curl_easy_getinfo(j->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+            cl > 0 && (uint64_t)cl <= limit)
+            buf_reserve(&j->body, (size_t)cl); /* on failure, buf_add tries again */
     }
     j->received += len;
     if (j->skip_body)
@@ -1511,7 +1740,7 @@ static void transfer_done(crawl *c, job *j, CURLcode rc)
             /* The target is queued like a link, at the same depth. */
             CURLU *u = curl_url();
             size_t st = 0;
-            char *t = u ? resolve_url(&c->conf, u, j->url, loc, &st) : NULL;
+            char *t = u ? from_curl(resolve_url(&c->conf, u, j->url, loc, &st)) : NULL;
             curl_url_cleanup(u);
             if (t) {
                 j->links = xmalloc(sizeof *j->links);
@@ -1532,23 +1761,20 @@ static void transfer_done(crawl *c, job *j, CURLcode rc)
         !j->error && j->status >= 200 && j->status < 300 && !j->skip_body && (!j->not_html || c->conf.output);
     if (want_task && !c->interrupted) {
         /* The buffer grew by doubling: give back the slack while the page waits for a parser. */
-        char *d = j->body.data ? realloc(j->body.data, j->body.len + 1) : NULL;
+        char *d = j->body.data && j->body.cap > j->body.len + 1 ? realloc(j->body.data, j->body.len + 1) : NULL;
         if (d)
             j->body.data = d, j->body.cap = j->body.len + 1;
-        j->state = JOB_PARSING;
-        int e = cf_thread_pool_submit(c->pool, page_task, j, NULL, &j->future);
-        if (e == 0)
-            e = cf_future_on_done(j->future, on_parsed, j, NULL);
-        if (e == 0) {
-            c->parsing++;
-            return;
-        }
-        fprintf(stderr, "cfcrawl: cannot submit a page: %s\n", cf_strerror(e));
-        if (j->future)
-            cf_future_unref(j->future); /* never submitted, or its callback cannot be set */
-        j->future = NULL;
-        j->error = fmt("%s", cf_strerror(e));
-        c->fatal = c->interrupted = 1;
+        /* Queued for the pool: on_flush submits it with the others of this loop iteration. */
+        j->state = JOB_BATCHED;
+        j->batch_next = NULL;
+        if (c->batch_tail)
+            c->batch_tail->batch_next = j;
+        else
+            c->batch = j;
+        c->batch_tail = j;
+        c->nbatch++;
+        c->parsing++;
+        return;
     }
     free(j->body.data);
     j->body = (buf){0};
@@ -1731,10 +1957,17 @@ static void on_signal(struct ev_loop *ev, ev_signal *w, int revents)
             if (j->kind == JOB_PAGE)
                 c->cancelled++;
             job_free(j);
+        } else if (j->state == JOB_BATCHED) {
+            inflight_remove(c, j); /* not handed to the pool yet */
+            c->parsing--;
+            c->cancelled++;
+            job_free(j);
         } else if (j->future) {
-            cf_future_cancel(j->future);
+            cf_future_cancel(j->future); /* the first page of a task: cancels the task */
         }
     }
+    c->batch = c->batch_tail = NULL;
+    c->nbatch = 0;
     pump(c);
 }
 
@@ -2024,6 +2257,9 @@ int main(int argc, char **argv)
     c.curl_timer.data = &c;
     ev_init(&c.delay_timer, on_delay);
     c.delay_timer.data = &c;
+    ev_prepare_init(&c.flush, on_flush);
+    c.flush.data = &c;
+    ev_prepare_start(c.ev, &c.flush);
 
     ev_signal_init(&c.sigint, on_signal, SIGINT);
     ev_signal_init(&c.sigterm, on_signal, SIGTERM);
@@ -2063,6 +2299,7 @@ int main(int argc, char **argv)
     ev_signal_stop(c.ev, &c.sigterm);
     ev_timer_stop(c.ev, &c.curl_timer);
     ev_timer_stop(c.ev, &c.delay_timer);
+    ev_prepare_stop(c.ev, &c.flush);
     cf_thread_pool_free(c.pool);
     ev_run(c.ev, 0); /* let callbacks of anything cancelled by the free run */
     rc = cf_loop_close(c.loop);
