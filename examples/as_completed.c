@@ -35,13 +35,9 @@ int main(void)
     if (rc == 0)
         rc = cf_as_completed_new(fs, N, 10.0 /* seconds for all */, &it);
     cf_future_t *f;
-    while (rc == 0 && (rc = cf_as_completed_next(it, &f)) == 0) {
-        /* The iterator hands back the future; find its input (or use cf_completed_next()). */
-        int i = 0;
-        while (fs[i] != f)
-            i++;
+    size_t i;
+    while (rc == 0 && (rc = cf_as_completed_next_index(it, &f, &i)) == 0) /* f is fs[i], the next one done */
         printf("%lld reaches 1 in %lld steps\n", (long long)inputs[i], (long long)cf_future_i64(f));
-    }
     if (rc != CF_EOF)
         fprintf(stderr, "error: %s\n", cf_strerror(rc));
     cf_pool_stats st; /* the pool's counters: every task finished with a value */
