@@ -190,9 +190,11 @@ static void submit_more(void)
             return;
         }
         /* Cancel, now and then, a value task submitted a few before: queued,
-         * sent ahead to a busy worker, or already running. */
+         * sent ahead to a busy worker, or already running (not one that
+         * finished and whose callback is still due: that is CF_EALREADY). */
         long j = i - 1 - (long)(rand_r(&S.seed) % 8);
-        if (r >= 9900 && j >= 0 && S.kind[j] == K_VALUE && S.cancel_rc[j] == 1 && !S.completions[j]) {
+        if (r >= 9900 && j >= 0 && S.kind[j] == K_VALUE && S.cancel_rc[j] == 1 && !S.completions[j] &&
+            cf_future_get_state(S.fs[j]) < CF_FUTURE_FINISHED) {
             int rc = cf_future_cancel(S.fs[j]);
             if (rc == 0) {
                 S.cancel_rc[j] = 0;

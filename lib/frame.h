@@ -6,8 +6,10 @@
  *   u16 magic (CF__FRAME_MAGIC) | u16 type | u32 flags | u64 id | u64 len
  *
  *   TASK       parent -> worker  id = task id; payload = u64 fn | argument bytes
- *   ACK        worker -> parent  id = task id; the worker took the task
- *   RESULT     worker -> parent  id = task id; payload = an encoded outcome
+ *   ACK        worker -> parent  id = task id; payload = u64 start time (CLOCK_MONOTONIC ns,
+ *                                 cf_now_ns()): the worker took the task then
+ *   RESULT     worker -> parent  id = task id; payload = an encoded outcome, then u64 how
+ *                                 long the task ran (ns, the worker's clock)
  *   READY      worker -> parent  the initializer succeeded
  *   INIT_FAIL  worker -> parent  payload = an encoded outcome (err, message)
  *   WAKE       worker -> parent  on the pipe: frames wait in the shared ring

@@ -50,16 +50,24 @@ enum { CF__GATE_OPEN = 0, CF__GATE_TAKEN = 1, CF__GATE_CANCELLED = 2 };
  * pipe instead, and the pool takes frames strictly by number.
  *
  * Wake-ups: the pool sets want_wake when it has read the ring empty and
- * then looks once more; a worker that publishes and finds want_wake set
- * clears it and writes a WAKE frame to the pipe.  So the pool, waiting in
- * its loop, is woken for new frames, and a busy pool is not woken again
- * until it has caught up: the frames of a burst share one wake-up.
+ * then looks once more; a worker that publishes frames the pool asked to
+ * be woken for clears it and writes a WAKE frame to the pipe.  So the
+ * pool, waiting in its loop, is woken for new frames, and a busy pool is
+ * not woken again until it has caught up: the frames of a burst share one
+ * wake-up.  want_wake is CF__PP_WAKE_RESULT (wake for any frame but an
+ * ACK) or CF__PP_WAKE_ACK (for an ACK too); a worker wakes the pool when
+ * want_wake >= the level of what it published (CF__PP_WAKE_RESULT when
+ * there is a frame other than an ACK among it).  ACKs alone do not wake the
+ * pool, which reads them with the RESULT that follows, or when it looks
+ * at the ring for another reason (pp_channel.c: a task's timer, which
+ * asks for CF__PP_WAKE_ACK when a task's ACK is overdue).
  * The ring survives the worker: what a worker published before it died is
  * read after its pipe's EOF.  Every process of the pool maps every slot's
  * ring (128 KiB each), which counts towards a worker's max_memory
  * (RLIMIT_AS): 8 MiB for 64 workers.  The pool resets a slot's ring before
  * it asks for the slot's process (no process writes to it then).
  */
+enum { CF__PP_WAKE_RESULT = 1, CF__PP_WAKE_ACK = 2, CF__PP_WAKE_NEVER = 3 };
 #define CF__PP_RING (128u * 1024u)
 #define CF__PP_RING_FRAME (CF__PP_RING / 4)
 struct cf__pp_ring {

@@ -31,11 +31,31 @@
  * is read, then cf__pp_worker_ended() records
  * it; the fork server's EXITED report then finalizes the slot (pp_server.c).
  *
- * Timers.  task_timer runs while the head task runs with a timeout; on
- * expiry the task becomes PT_TIMING_OUT and the worker is stopped:
- * cf__pp_worker_stop() sends SIGTERM to the worker (by pid: a task may
- * have left the group) and its process group,
- * kill_timer sends SIGKILL after the grace period.
+ * Lazy ACKs.  An ACK does not wake the pool (pp.h): a task that ends soon
+ * costs the loop one wake-up, for its RESULT, and its ACK is read with
+ * it.  The ACK is read sooner whenever the ring is read for another reason
+ * (a wake-up for another frame, a timer, the tick below), and within about
+ * two ticks of CF__PP_ACK_LAZY_NS in any case: the pool's ACK tick (a
+ * timerfd, on while some worker's head task is sent and not acknowledged)
+ * reads the rings, and for a head still not acknowledged a tick after it
+ * became the head asks the worker to wake the pool for ACKs as well
+ * (want_wake = CF__PP_WAKE_ACK, until that ACK is read).  So the future's
+ * RUNNING state and the `running` statistic follow a task's start by at
+ * most a couple of milliseconds.  Nothing else waits for an ACK: a cancel
+ * that finds the task's start gate taken stops the worker at once
+ * (pp_stop.c); a timeout is counted from the start the worker stamps in
+ * the ACK (below); crash attribution reads the ring after the pipe's EOF,
+ * where an ACK published before the worker died is found as before.
+ *
+ * Timers.  task_timer runs while the head task has a timeout: until its
+ * timeout counted from when it was sent (it cannot have started before),
+ * and, once its ACK is read, until its deadline counted from the start
+ * stamped in the ACK.  On expiry the ring is read; a head that has not
+ * acknowledged gets its ACK asked for (its deadline is not earlier than
+ * when it starts); an acknowledged one past its deadline becomes
+ * PT_TIMING_OUT and the worker is stopped: cf__pp_worker_stop() sends
+ * SIGTERM to the worker (by pid: a task may have left the group) and its
+ * process group, kill_timer sends SIGKILL after the grace period.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -47,6 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -90,7 +111,18 @@ static void worker_wio_cb(struct ev_loop *ev, ev_io *io, int revents)
 void cf__pp_worker_flush(struct pp_worker *w)
 {
     cf_loop_t *loop = w->pool->loop;
-    struct cf__list *n = w->inflight.next;
+    struct cf__list *n = w->inflight.prev;
+
+    /* The tasks not wholly written are the tail of inflight (tasks are
+     * appended, and leave from the head only once their RESULT came):
+     * find the first of them from the end, in O(unsent), not O(inflight). */
+    while (n != &w->inflight) {
+        struct pp_task *t = cf__container_of(n, struct pp_task, link);
+        if (t->sent >= sizeof(t->hdr) + t->len)
+            break;
+        n = n->prev;
+    }
+    n = n->next;
 
     while (n != &w->inflight) {
         struct iovec iov[CF__PP_IOV];
@@ -179,53 +211,193 @@ static void worker_kill_timer_cb(struct ev_loop *ev, ev_timer *t, int revents)
     cf__pp_worker_signal(t->data, SIGKILL);
 }
 
+static struct pp_task *worker_head(struct pp_worker *w)
+{
+    return w->inflight.next != &w->inflight ? cf__container_of(w->inflight.next, struct pp_task, link) : NULL;
+}
+
+/* Seconds the head task `t` (acknowledged, with a timeout) has left at `now`; <= 0 when it is over. */
+static double task_left(const struct pp_task *t, uint64_t now)
+{
+    return t->timeout - (now > t->t_submit ? (double)(now - t->t_submit) / 1e9 : 0.);
+}
+
+static void ring_drain(struct pp_worker *w, uint64_t *now);
+
+/* The ACK tick (pool.tick_fd): on, one-shot CF__PP_ACK_LAZY_NS from now, or off.  Setting it also
+ * clears its readiness.  timerfd_settime() on a timerfd with valid values does not fail. */
+static void tick_set(cf_process_pool_t *pool, int on)
+{
+    struct itimerspec its = {.it_value = {.tv_sec = 0, .tv_nsec = on ? CF__PP_ACK_LAZY_NS : 0}};
+
+    (void)timerfd_settime(pool->tick_fd, 0, &its, NULL);
+    pool->tick_on = on;
+}
+
+/*
+ * The head of w's inflight is not acknowledged, and nothing will read the
+ * ring soon: ask the worker to wake the pool for ACKs too (pp.h), then look
+ * once more, for an ACK published before the worker could see the request.
+ * Not from inside a read of the ring (it reads the ring).
+ */
+static void ask_for_ack(struct pp_worker *w, uint64_t *now)
+{
+    uint32_t want = CF__PP_WAKE_RESULT;
+
+    w->ack_wake = 1;
+    /* 0: a WAKE is on its way, and the read it brings asks for ACKs. */
+    atomic_compare_exchange_strong(&w->ring->want_wake, &want, CF__PP_WAKE_ACK);
+    ring_drain(w, now);
+}
+
+/*
+ * Watch the head task of w's inflight; called whenever the head changes or
+ * is acknowledged.  ACKs do not wake the pool (pp.h), so:
+ *   - a head sent but not acknowledged is watched by the pool's ACK tick:
+ *     if its ACK is still missing a tick after it became the head, the
+ *     pool asks to be woken for it (so a running task is known as running
+ *     within about two ticks); with a timeout, task_timer also runs until
+ *     its timeout counted from when it was sent (it cannot have started
+ *     before, so its deadline is not earlier);
+ *   - a running head with a timeout: task_timer runs until its deadline,
+ *     counted from the start the worker stamped in the ACK.
+ * The tick is a timerfd rather than an ev_timer: an active short ev_timer
+ * gives every wait of the loop a short timeout, which cost 5-6 us of CPU
+ * per round trip here (a timer armed and cancelled in the kernel at each
+ * wait); the timerfd is armed once per tick, not once per wait.
+ * `now` may be 0 (read here when needed).
+ */
+void cf__pp_worker_watch(struct pp_worker *w, uint64_t now)
+{
+    cf_process_pool_t *pool = w->pool;
+    struct pp_task *head = worker_head(w);
+    int timed;
+
+    if (head && head->state == PT_SENT && !head->acked) {
+        if (!now)
+            now = cf_now_ns();
+        if (head->id != w->head_id) {
+            w->head_id = head->id;
+            w->head_ns = now;
+        }
+        if (!w->ack_wake && !pool->tick_on)
+            tick_set(pool, 1);
+        timed = !w->ack_wake && head->timeout > 0;
+    } else {
+        timed = head && head->state == PT_RUNNING && head->timeout > 0;
+    }
+    cf__pp_timer_stop(pool->loop, &w->task_timer);
+    if (timed) {
+        double left = task_left(head, now ? now : cf_now_ns());
+        ev_timer_set(&w->task_timer, left > 0 ? left : 0., 0.);
+        ev_timer_start(pool->loop->ev, &w->task_timer);
+    }
+}
+
+/*
+ * The head task's timeout timer: read the ring (the ACKs published since
+ * the pool last looked); a running head past its timeout is stopped; a
+ * head that has not said it started by the time it could have timed out
+ * gets its ACK asked for (its precise deadline is known from the ACK).
+ */
 static void worker_task_timer_cb(struct ev_loop *ev, ev_timer *t, int revents)
 {
     struct pp_worker *w = t->data;
-    struct cf__list *n = w->inflight.next;
+    struct pp_task *head;
+    uint64_t now = 0;
 
     (void)ev;
     (void)revents;
-    if (n != &w->inflight) {
-        struct pp_task *head = cf__container_of(n, struct pp_task, link);
-        if (head->state == PT_RUNNING) {
-            cf__pp_task_set(head, PT_TIMING_OUT);
-            cf__pp_stop_task(head);
-        }
+    ring_drain(w, &now);
+    if (!now)
+        now = cf_now_ns();
+    head = worker_head(w);
+    if (w->rfd >= 0 && head && head->state == PT_SENT && !head->acked && head->timeout > 0 &&
+        task_left(head, now) <= 0 && !w->ack_wake) {
+        ask_for_ack(w, &now);
+        head = worker_head(w);
     }
+    if (w->rfd >= 0 && head && head->state == PT_RUNNING && head->timeout > 0 && task_left(head, now) <= 0) {
+        cf__pp_task_set(head, PT_TIMING_OUT);
+        cf__pp_stop_task(head);
+    }
+    if (w->rfd >= 0)
+        cf__pp_worker_watch(w, now);
+    cf__pp_dispatch_due(w->pool);
+}
+
+/*
+ * The ACK tick: read every worker's ring; a head still not acknowledged a
+ * tick after it became the head gets its ACK asked for; the tick goes on
+ * while younger heads wait for theirs, and stops otherwise.
+ */
+static void pool_tick_cb(struct ev_loop *ev, ev_io *io, int revents)
+{
+    cf_process_pool_t *pool = io->data;
+    int watching = 0;
+
+    (void)ev;
+    (void)revents;
+    tick_set(pool, 0); /* it fired: off, and no longer readable; a head met below sets it again */
+    for (int i = 0; i < pool->nworkers; i++) {
+        struct pp_worker *w = &pool->workers[i];
+        struct pp_task *head;
+        uint64_t now = 0;
+
+        if (w->rfd < 0)
+            continue;
+        ring_drain(w, &now);
+        head = worker_head(w);
+        if (w->rfd < 0 || !head || head->state != PT_SENT || head->acked || w->ack_wake)
+            continue;
+        if (!now)
+            now = cf_now_ns();
+        if (now - w->head_ns < CF__PP_ACK_LAZY_NS) {
+            watching = 1;
+            continue;
+        }
+        ask_for_ack(w, &now);
+        if (w->rfd >= 0)
+            cf__pp_worker_watch(w, now);
+    }
+    if (watching && !pool->tick_on)
+        tick_set(pool, 1);
+    cf__pp_dispatch_due(pool);
 }
 
 /* ------------------------------------------------------------------ reading */
 
 /* Decode an outcome payload: `owned` (malloc'd, taken) or `data` (copied from). */
-static int frame_outcome(const struct cf__frame_hdr *h, const uint8_t *data, uint8_t *owned, struct cf__outcome *o)
+static int frame_outcome(size_t len, const uint8_t *data, uint8_t *owned, struct cf__outcome *o)
 {
-    return owned ? cf__outcome_decode(owned, (size_t)h->len, o) : cf__outcome_decode_copy(data, (size_t)h->len, o);
+    return owned ? cf__outcome_decode(owned, len, o) : cf__outcome_decode_copy(data, len, o);
 }
 
-static void worker_ack(struct pp_worker *w, struct pp_task *head, uint64_t now)
+/* The ACK of the head task: the worker took it at `started` (its clock stamp). */
+static void worker_ack(struct pp_worker *w, struct pp_task *head, uint64_t started, uint64_t now)
 {
     cf_process_pool_t *pool = w->pool;
 
-    head->t_submit = now; /* from here on: when it started */
+    head->t_submit = started < now ? started : now; /* from here on: when it started */
     head->acked = 1;
+    if (w->ack_wake) { /* ACKs need not wake the pool any more */
+        uint32_t want = CF__PP_WAKE_ACK;
+        w->ack_wake = 0;
+        atomic_compare_exchange_strong(&w->ring->want_wake, &want, CF__PP_WAKE_RESULT);
+    }
     if (head->state == PT_SENT_CANCELLED || head->state == PT_RECALLED) {
         /* Its gate was closed before the worker came to it: the worker skips it. */
         cf__pp_task_set(head, PT_SKIPPING);
-        return;
-    }
-    if (head->state == PT_CANCELLING) {
-        /* Cancelled just after the worker took it: stop the worker. */
+    } else if (head->state == PT_CANCELLING) {
+        /* Cancelled after the worker took it: the worker is being stopped,
+         * unless the task had ended and the worker runs the next one. */
         cf__pp_stop_task(head);
-        return;
+    } else {
+        pool->nrunning++;
+        cf__pp_task_set(head, PT_RUNNING);
+        cf__future_set_state(head->f, CF_FUTURE_RUNNING);
     }
-    pool->nrunning++;
-    cf__pp_task_set(head, PT_RUNNING);
-    cf__future_set_state(head->f, CF_FUTURE_RUNNING);
-    if (head->timeout > 0) {
-        ev_timer_set(&w->task_timer, head->timeout, 0.);
-        ev_timer_start(pool->loop->ev, &w->task_timer);
-    }
+    cf__pp_worker_watch(w, now);
 }
 
 static void worker_result(struct pp_worker *w, struct pp_task *head, const struct cf__frame_hdr *h, const uint8_t *data,
@@ -238,6 +410,7 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
 
     cf__list_remove(&head->link);
     w->ninflight--;
+    cf__pp_worker_watch(w, now); /* the next head */
     if (was == PT_SKIPPING) {
         free(owned);
         if (head->f) { /* recalled from a worker being stopped: for another worker */
@@ -251,8 +424,8 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
         return;
     }
     cf__pp_task_set(head, PT_DONE);
-    cf__pp_timer_stop(pool->loop, &w->task_timer);
-    uint64_t ran = now - head->t_submit;
+    uint64_t ran;
+    memcpy(&ran, data + h->len - 8, 8); /* how long it ran, by the worker's clock (frame.h) */
     pool->task_ns_avg = pool->task_ns_avg ? pool->task_ns_avg - pool->task_ns_avg / 8 + ran / 8 : ran + 1;
     pool->nrunning--;
     w->tasks_done++;
@@ -260,7 +433,7 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
         free(owned);
         cf__pp_complete(head, NULL, was == PT_TIMING_OUT ? CF_ETIMEDOUT : CF_ECANCELED, NULL);
     } else {
-        rc = frame_outcome(h, data, owned, &o);
+        rc = frame_outcome((size_t)h->len - 8, data, owned, &o);
         if (rc)
             cf__pp_complete(head, NULL, rc,
                             cf__printf_alloc("%s the result from worker %d (pid %d)",
@@ -304,7 +477,7 @@ static void frame_handle(struct pp_worker *w, const struct cf__frame_hdr *h, con
         struct cf__outcome o;
         if (w->state == W_STARTING)
             cf__pp_worker_set(w, W_FAILED);
-        if (frame_outcome(h, data, owned, &o) == 0) {
+        if (frame_outcome((size_t)h->len, data, owned, &o) == 0) {
             free(w->init_msg);
             w->init_msg = o.errmsg;
             o.errmsg = NULL;
@@ -313,16 +486,18 @@ static void frame_handle(struct pp_worker *w, const struct cf__frame_hdr *h, con
         return;
     }
     case CF__FR_ACK:
-        free(owned);
-        if (head && head->id == h->id &&
+        if (h->len == 8 && head && head->id == h->id && !head->acked &&
             (head->state == PT_SENT || head->state == PT_SENT_CANCELLED || head->state == PT_RECALLED ||
              head->state == PT_CANCELLING)) {
-            worker_ack(w, head, now);
+            uint64_t started;
+            memcpy(&started, data, 8);
+            free(owned);
+            worker_ack(w, head, started, now);
             return;
         }
         break;
     case CF__FR_RESULT:
-        if (head && head->id == h->id &&
+        if (h->len >= 8 && head && head->id == h->id &&
             (head->state == PT_RUNNING || head->state == PT_TIMING_OUT || head->state == PT_CANCELLING ||
              head->state == PT_SKIPPING)) {
             worker_result(w, head, h, data, owned, now);
@@ -492,7 +667,7 @@ void cf__pp_worker_read(struct pp_worker *w)
     ring_drain(w, &now);
     if (w->rfd < 0)
         return;
-    atomic_store(&w->ring->want_wake, 1);
+    atomic_store(&w->ring->want_wake, w->ack_wake ? CF__PP_WAKE_ACK : CF__PP_WAKE_RESULT);
     ring_drain(w, &now);
     return;
 eof:
@@ -525,6 +700,14 @@ void cf__pp_worker_init(struct pp_worker *w, cf_process_pool_t *pool, int index)
     w->task_timer.data = w;
     ev_timer_init(&w->kill_timer, worker_kill_timer_cb, 0., 0.);
     w->kill_timer.data = w;
+}
+
+/* Watch the pool's ACK tick (pool.tick_fd, made by cf_process_pool_new()). */
+void cf__pp_tick_init(cf_process_pool_t *pool)
+{
+    ev_io_init(&pool->tick_io, pool_tick_cb, pool->tick_fd, EV_READ);
+    pool->tick_io.data = pool;
+    cf__pp_io_start(pool->loop, &pool->tick_io);
 }
 
 /* The worker's channel arrived from the fork server: watch it. */

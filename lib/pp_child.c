@@ -27,12 +27,14 @@
  * children too), dies with the fork server, restores default signal handling,
  * applies the memory limit, runs the initializer, then serves frames on its
  * channel with blocking I/O: read TASK, take its start gate (pp.h), send
- * ACK, run, send RESULT; a task whose gate the pool closed is not run: its
- * ACK and a CANCELLED RESULT go out together.  Tasks
- * arrive on a socket; frames leave through the slot's ring in shared memory
- * (pp.h), so "send ACK" costs no system call, and the pipe carries a WAKE
- * frame when the pool waits for the ring, and the frames that do not fit in
- * it.  If the pool closed its end, a write raises SIGPIPE and the worker
+ * ACK (stamped with the start time), run, send RESULT (with the run
+ * time, from which the pool sizes its pipelines); a task whose gate
+ * the pool closed is not run: its ACK and a CANCELLED RESULT go out
+ * together.  Tasks arrive on a socket; frames leave through the slot's ring
+ * in shared memory (pp.h), so "send ACK" costs no system call, and the
+ * pipe carries a WAKE frame when the pool waits for what was published (an
+ * ACK alone only when the pool asked for ACKs), and the frames that do not
+ * fit in the ring.  If the pool closed its end, a write raises SIGPIPE and the worker
  * (default dispositions) dies; the pool was done with it.  Input is
  * buffered (struct chan) and a task's argument is used in place when it is
  * aligned; the ACK of a task that was already buffered goes out with the
@@ -126,6 +128,7 @@ struct chan {
     struct cf__pp_ring *ring;
     uint64_t tail, published; /* ring positions: written, and made visible to the pool */
     uint32_t seq;             /* the number of the next frame */
+    int urgent;               /* a frame other than an ACK waits to be sent: it wakes a waiting pool */
 };
 
 #define CHAN_IN_MIN 65536
@@ -158,19 +161,28 @@ static int ring_put(struct chan *c, const uint8_t *frame, size_t n, size_t need)
     return 0;
 }
 
-/* Make what was copied to the ring visible; wake the pool if it waits for it (pp.h). */
-static int ring_publish(struct chan *c)
+/*
+ * Make what was copied to the ring visible, and wake the pool if it waits
+ * for frames like these (pp.h): want_wake >= `level` (CF__PP_WAKE_RESULT
+ * when a frame other than an ACK is among them, CF__PP_WAKE_ACK for ACKs
+ * alone, CF__PP_WAKE_NEVER when a frame on the pipe follows anyway).
+ */
+static int ring_publish(struct chan *c, uint32_t level)
 {
     uint8_t wake[CF__FRAME_HDR];
+    uint32_t want;
 
     if (c->tail == c->published)
         return 0;
     atomic_store(&c->ring->tail, c->tail);
     c->published = c->tail;
-    if (!atomic_load(&c->ring->want_wake) || !atomic_exchange(&c->ring->want_wake, 0))
-        return 0;
-    cf__frame_hdr_encode(wake, CF__FR_WAKE, 0, 0);
-    return write_full(c->out_fd, wake, sizeof(wake));
+    want = atomic_load(&c->ring->want_wake);
+    while (want >= level)
+        if (atomic_compare_exchange_weak(&c->ring->want_wake, &want, 0)) {
+            cf__frame_hdr_encode(wake, CF__FR_WAKE, 0, 0);
+            return write_full(c->out_fd, wake, sizeof(wake));
+        }
+    return 0;
 }
 
 /* Send the gathered frames: through the ring, or the pipe those that do not fit. */
@@ -190,8 +202,9 @@ static int chan_flush(struct chan *c)
             at += n;
             continue;
         }
-        /* By the pipe; what went to the ring before it is visible first. */
-        if (ring_publish(c) || write_full(c->out_fd, c->out + at, n)) {
+        /* By the pipe; what went to the ring before it is visible first
+         * (the pool reads the ring before it takes the pipe's frame). */
+        if (ring_publish(c, CF__PP_WAKE_NEVER) || write_full(c->out_fd, c->out + at, n)) {
             rc = -1;
             break;
         }
@@ -199,7 +212,8 @@ static int chan_flush(struct chan *c)
     }
     c->out_len = 0;
     if (rc == 0)
-        rc = ring_publish(c);
+        rc = ring_publish(c, c->urgent ? CF__PP_WAKE_RESULT : CF__PP_WAKE_ACK);
+    c->urgent = 0;
     return rc;
 }
 
@@ -220,7 +234,7 @@ static uint8_t *chan_reserve(struct chan *c, size_t n)
     return c->out + c->out_len;
 }
 
-/* Append a frame without payload; nothing is sent until chan_flush(). */
+/* Append a frame without payload (READY); nothing is sent until chan_flush(). */
 static int chan_put(struct chan *c, unsigned type, uint64_t id)
 {
     uint8_t *p = chan_reserve(c, CF__FRAME_HDR);
@@ -228,6 +242,20 @@ static int chan_put(struct chan *c, unsigned type, uint64_t id)
         return -1;
     cf__frame_hdr_encode_flags(p, type, c->seq++, id, 0);
     c->out_len += CF__FRAME_HDR;
+    c->urgent = 1;
+    return 0;
+}
+
+/* Append the ACK of task `id`, stamped with the time it starts (frame.h), which is stored in *start. */
+static int chan_put_ack(struct chan *c, uint64_t id, uint64_t *start)
+{
+    uint64_t now = *start = cf_now_ns();
+    uint8_t *p = chan_reserve(c, CF__FRAME_HDR + 8);
+    if (!p)
+        return -1;
+    cf__frame_hdr_encode_flags(p, CF__FR_ACK, c->seq++, id, 8);
+    memcpy(p + CF__FRAME_HDR, &now, 8);
+    c->out_len += CF__FRAME_HDR + 8;
     return 0;
 }
 
@@ -241,6 +269,22 @@ static int chan_put_outcome(struct chan *c, unsigned type, uint64_t id, const st
     cf__frame_hdr_encode_flags(p, type, c->seq++, id, n);
     cf__outcome_encode(o, p + CF__FRAME_HDR);
     c->out_len += CF__FRAME_HDR + n;
+    c->urgent = 1;
+    return 0;
+}
+
+/* Append the RESULT of task `id`: the encoded outcome, then how long the task ran (frame.h). */
+static int chan_put_result(struct chan *c, uint64_t id, const struct cf__outcome *o, uint64_t run_ns)
+{
+    size_t n = cf__outcome_encoded_size(o);
+    uint8_t *p = chan_reserve(c, CF__FRAME_HDR + n + 8);
+    if (!p)
+        return -1;
+    cf__frame_hdr_encode_flags(p, CF__FR_RESULT, c->seq++, id, n + 8);
+    cf__outcome_encode(o, p + CF__FRAME_HDR);
+    memcpy(p + CF__FRAME_HDR + n, &run_ns, 8);
+    c->out_len += CF__FRAME_HDR + n + 8;
+    c->urgent = 1;
     return 0;
 }
 
@@ -352,6 +396,7 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
         struct cf__outcome o;
         struct cf_task task;
         uint8_t *payload;
+        uint64_t start, ran;
         cf_task_fn fn;
         int rc, skip;
 
@@ -393,8 +438,10 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
         /* Take the task's start gate: if the pool closed it, the task was
          * cancelled before it started and is skipped (pp.h). */
         skip = atomic_exchange(&gate[seq++ % CF__PP_GATES], CF__GATE_TAKEN) == CF__GATE_CANCELLED;
-        /* The pool must know which task runs before it starts (timeouts, crash reports). */
-        if (chan_put(&ch, CF__FR_ACK, h.id))
+        /* The ACK is published before the task starts: a crash is then
+         * the task's (pp.h).  It wakes the pool only if the pool asked for
+         * it; otherwise the pool reads it with the RESULT, or sooner. */
+        if (chan_put_ack(&ch, h.id, &start))
             _exit(CF__PP_EXIT_NOMEM_FRAME);
         if (!skip && chan_flush(&ch))
             _exit(CF__PP_EXIT_CHANNEL);
@@ -417,7 +464,8 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
                               "not a pointer with a destructor");
             o.err = CF_ENOTSUP;
         }
-        if (chan_put_outcome(&ch, CF__FR_RESULT, h.id, &o)) {
+        ran = cf_now_ns() - start;
+        if (chan_put_result(&ch, h.id, &o, ran)) {
             /* No room for the result's frame: free the result and send
              * CF_ENOMEM saying so instead; the worker goes on. */
             size_t need = CF__FRAME_HDR + cf__outcome_encoded_size(&o);
@@ -426,7 +474,7 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
             o.err = CF_ENOMEM;
             if (asprintf(&o.errmsg, "out of memory building the result (%zu bytes)", need) < 0)
                 o.errmsg = NULL;
-            if (chan_put_outcome(&ch, CF__FR_RESULT, h.id, &o))
+            if (chan_put_result(&ch, h.id, &o, ran))
                 _exit(CF__PP_EXIT_NOMEM_RESULT);
         }
         cf__outcome_clear(&o);

@@ -49,6 +49,10 @@
  *     |                RECALLED --ACK--> SKIPPING ---------+
  *     +---- RESULT of the skipped task, or worker died ----+ (future pending)
  *
+ * The ACK that moves SENT to RUNNING is read lazily (pp_channel.c): a
+ * task may end before the pool knows it started, and then goes through
+ * RUNNING and DONE in one read.
+ *
  * Cancelling a task sent ahead (SENT) closes its start gate (pp.h): if the
  * worker has not taken the gate yet, the future ends CANCELLED at once and
  * the worker skips the task; if it has, the task is running and is stopped
@@ -79,6 +83,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -226,6 +231,7 @@ static void pp_send_one(cf_process_pool_t *pool, struct pp_worker *w, uint64_t n
     pool->queue_ns_total += waited;
     if (waited > pool->queue_ns_max)
         pool->queue_ns_max = waited;
+    t->t_submit = now; /* it cannot start before (cf__pp_worker_watch()) */
     cf__pp_task_set(t, PT_SENT);
     t->w = w;
     t->sent = 0;
@@ -234,9 +240,12 @@ static void pp_send_one(cf_process_pool_t *pool, struct pp_worker *w, uint64_t n
     cf__frame_hdr_encode(t->hdr, CF__FR_TASK, t->id, t->len + 8);
     memcpy(t->hdr + CF__FRAME_HDR, &t->fn, sizeof(t->fn));
     cf__list_push(&w->inflight, &t->link);
-    w->ninflight++;
+    if (w->ninflight++ == 0)
+        cf__pp_worker_watch(w, now); /* the new head */
     w->used++;
 }
+
+static void pp_dispatch_at(cf_process_pool_t *pool, uint64_t now);
 
 /*
  * Hand queued tasks to ready workers, breadth first: every idle worker gets a
@@ -245,8 +254,13 @@ static void pp_send_one(cf_process_pool_t *pool, struct pp_worker *w, uint64_t n
  */
 void cf__pp_dispatch(cf_process_pool_t *pool)
 {
+    pp_dispatch_at(pool, 0);
+}
+
+/* The same; `now` is a clock reading just taken, or 0 (then read once, when the first task goes out). */
+static void pp_dispatch_at(cf_process_pool_t *pool, uint64_t now)
+{
     uint64_t touched = 0; /* workers to flush (the first 64; the rest are flushed each time) */
-    uint64_t now = 0;     /* read once, when the first task goes out */
     size_t starting = 0;
 
     /*
@@ -317,7 +331,7 @@ void cf_process_pool_opts_init(cf_process_pool_opts *o)
     o->max_workers = cf_cpu_count();
     o->task_timeout = -1;
     o->kill_grace = 1.0;
-    o->pipeline = 32;
+    o->pipeline = CF__PP_GATES - 1; /* as deep as the start gates allow: the 2 ms bound does the rest */
     o->on_crash = CF_CRASH_REPLACE;
     o->max_init_failures = 3;
     o->max_delivery_deaths = 3;
@@ -426,6 +440,14 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
     }
     pool->rings = gates;
     pool->gates = (_Atomic uint8_t *)((uint8_t *)gates + (size_t)opts->max_workers * sizeof(struct cf__pp_ring));
+    pool->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (pool->tick_fd < 0) {
+        rc = -errno;
+        munmap(gates, gates_len);
+        free(pool->workers);
+        free(pool);
+        return rc;
+    }
     pool->ex.ops = &pp_executor_ops;
     pool->ex.loop = loop;
     pool->loop = loop;
@@ -436,11 +458,13 @@ int cf_process_pool_new(cf_loop_t *loop, const cf_process_pool_opts *opts, cf_pr
     ev_timer_init(&pool->respawn_timer, cf__pp_respawn_cb, 0., 0.);
     pool->respawn_timer.data = pool;
     if ((rc = cf__pp_server_start(pool)) != 0) {
+        close(pool->tick_fd);
         munmap(gates, gates_len);
         free(pool->workers);
         free(pool);
         return rc;
     }
+    cf__pp_tick_init(pool);
     for (int i = 0; i < pool->nworkers; i++) {
         cf__pp_worker_init(&pool->workers[i], pool, i);
         pool->workers[i].gate = pool->gates + (size_t)i * CF__PP_GATES;
@@ -477,6 +501,7 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, u
 {
     struct pp_task *t;
     cf_future_t *f;
+    int fresh;
 
     if (pool->shut)
         return CF_ESHUTDOWN;
@@ -513,12 +538,13 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, u
     t->timeout = timeout < 0 ? pool->opts.task_timeout : timeout; /* <= 0: none */
     t->fn = fn;
     t->len = len;
+    fresh = pool->stamp_left == 0 || pool->nqueued == 0; /* pp_submit_stamp() reads the clock */
     t->t_submit = pp_submit_stamp(pool);
     cf__pp_task_set(t, PT_QUEUED);
     cf__list_push(&pool->queue, &t->link);
     pool->nqueued++;
     *out = f;
-    cf__pp_dispatch(pool);
+    pp_dispatch_at(pool, fresh ? t->t_submit : 0); /* the clock need not be read again */
     return 0;
 }
 
@@ -618,6 +644,8 @@ void cf_process_pool_free(cf_process_pool_t *pool)
         while (waitpid(pool->server_pid, NULL, 0) < 0 && errno == EINTR)
             ;
     }
+    cf__pp_io_stop(pool->loop, &pool->tick_io);
+    close(pool->tick_fd);
     pool->loop->live_executors--;
     free(pool->broken_msg);
     munmap(pool->rings, (size_t)pool->nworkers * (sizeof(struct cf__pp_ring) + CF__PP_GATES));

@@ -52,7 +52,7 @@ struct pp_task {
     cf_task_fn fn;
     uint8_t *payload;
     size_t len;
-    uint64_t t_submit;
+    uint64_t t_submit;              /* when submitted; once acknowledged, when it started (the worker's stamp) */
     uint8_t state;
     uint8_t payload_owned;          /* payload is a malloc'd buffer (adopted), not inl */
     uint8_t acked;                  /* the worker acknowledged it (it runs, or skips it) */
@@ -90,6 +90,9 @@ struct pp_worker {
     struct cf__pp_ring *ring; /* its frame ring (pp.h) */
     uint64_t ring_head;       /* how far the pool read the ring */
     uint32_t rseq;            /* the number of the next frame to take from the current process */
+    uint8_t ack_wake;         /* the head's ACK is overdue: ask to be woken for ACKs (pp.h) */
+    uint64_t head_id;         /* the head of inflight last watched (cf__pp_worker_watch()) */
+    uint64_t head_ns;         /* when it became the head */
 };
 
 struct cf_process_pool {
@@ -121,12 +124,19 @@ struct cf_process_pool {
     int start_err;           /* the last such failure (negated errno) */
     ev_timer respawn_timer;  /* retries empty slots after such a failure, with backoff */
     uint8_t *rbuf;           /* read buffer shared by the workers' channels (loop thread) */
-    uint64_t task_ns_avg;    /* moving average of ACK -> RESULT time; 0 = none measured yet */
+    uint64_t task_ns_avg;    /* moving average of task run time (RESULT frames); 0 = none measured yet */
     int dispatch_due;        /* results were read: dispatch once the read burst is handled */
     _Atomic uint8_t *gates;  /* shared with the workers: nworkers * CF__PP_GATES */
     struct cf__pp_ring *rings; /* shared with the workers: one per slot, the gates follow them */
+    int tick_fd;               /* the ACK tick: a timerfd (cf__pp_worker_watch()) */
+    ev_io tick_io;
+    int tick_on;
 };
 
+/* The ACK tick: how long after a task became the head of its worker's
+ * inflight the pool looks for its ACK if nothing else made it read the
+ * ring, and asks for it then (pp_channel.c). */
+#define CF__PP_ACK_LAZY_NS 1000000u
 /* Work (in average task time) a worker may have sent ahead of the task it runs. */
 #define CF__PP_AHEAD_NS 2000000u
 #define CF__PP_RBUF 65536
@@ -155,10 +165,12 @@ void cf__pp_requeue_front(cf_process_pool_t *pool, struct pp_task *t);
 void cf__pp_worker_flush(struct pp_worker *w);
 void cf__pp_worker_signal(struct pp_worker *w, int sig);
 void cf__pp_worker_read(struct pp_worker *w);
+void cf__pp_worker_watch(struct pp_worker *w, uint64_t now);
 void cf__pp_worker_stop(struct pp_worker *w);
 void cf__pp_worker_close(struct pp_worker *w);
 void cf__pp_worker_open(struct pp_worker *w, int fd, int rfd);
 void cf__pp_worker_init(struct pp_worker *w, cf_process_pool_t *pool, int index);
+void cf__pp_tick_init(cf_process_pool_t *pool);
 
 /* pp_server.c */
 void cf__pp_worker_set(struct pp_worker *w, int st);

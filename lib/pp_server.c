@@ -255,9 +255,10 @@ void cf__pp_worker_spawn(struct pp_worker *w)
     /* No process writes to the slot's ring now: start it afresh (pp.h). */
     atomic_store(&w->ring->tail, 0);
     atomic_store(&w->ring->head, 0);
-    atomic_store(&w->ring->want_wake, 1);
+    atomic_store(&w->ring->want_wake, CF__PP_WAKE_RESULT);
     w->ring_head = 0;
     w->rseq = 0;
+    w->ack_wake = 0;
     cf__pp_worker_set(w, W_SPAWNING);
     while ((r = send(w->pool->ctl, &m, sizeof(m), MSG_NOSIGNAL)) < 0 && errno == EINTR)
         ;

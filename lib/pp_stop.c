@@ -88,20 +88,17 @@ static int recall_after(struct pp_task *t)
 
 /*
  * The pool decided to stop the task `t` (PT_TIMING_OUT or PT_CANCELLING) by
- * stopping its worker.  If the worker acknowledged it, the worker is
- * signalled now; otherwise it is STOPPING (it gets no new task) and is
- * signalled when the ACK arrives (this function is called again then).
+ * stopping its worker.  The worker took `t` (it acknowledged it, or its
+ * gate is taken; an ACK is read lazily, pp.h), so it runs `t` or has just
+ * finished it and cannot start another: it is signalled now.  Called again
+ * when the ACK of a task cancelled this way is read: the worker is already
+ * being stopped then, or it had moved on to the next task.
  */
 void cf__pp_stop_task(struct pp_task *t)
 {
-    struct pp_worker *w = t->w;
-
     if (recall_after(t) != 0)
         return; /* `t` has ended and the worker runs the next task: leave it alone */
-    if (t->acked)
-        cf__pp_worker_stop(w);
-    else if (w->state == W_READY)
-        cf__pp_worker_set(w, W_STOPPING);
+    cf__pp_worker_stop(t->w);
 }
 
 int cf__pp_cancel(cf_future_t *f)

@@ -34,6 +34,7 @@
  *   12 waitpid(fork server), free   argued: EINTR is retried; ECHILD (reaped by someone else) leaves
  *                                   nothing to do
  *   13 munmap(gates)                argued: the exact mapping made at creation
+ *   65 timerfd_create(ACK tick)     wrap  test_new_fails_cleanly
  *   pp_channel.c
  *   14 kill(pid), kill(-pid)        argued: only ESRCH (already gone)
  *   15 sendmsg(TASK frames)         wrap  test_sendmsg_failure, test_pool_caused_death_is_no_delivery_death
@@ -48,6 +49,8 @@
  *                                   the exit status instead
  *   21 vasprintf(result message)    argued: the same (after a decode failure); NULL: the code's own text
  *   22 fcntl(O_NONBLOCK) x2         argued: as 6
+ *   66 timerfd_settime(ACK tick)    argued: a timerfd of the pool's with a valid value fails only with
+ *                                   EBADF, EFAULT or EINVAL
  *   pp_server.c
  *   23 vasprintf, timeout message   wrap  test_parent_allocation_failures (the timed-out task)
  *   24 vasprintf, crash message     wrap  test_parent_allocation_failures (the crashing task)
@@ -109,10 +112,10 @@
  *                                   argued: a NULL message; the pool names the code or status
  *   64 the small CF_ENOMEM result after 59 failed  argued: reached only after 59; exit 119
  *
- * Count: 64 entries (a few group sites that share one path).  Failure
- * injected here: 36 (1-5, 7-10, 15-19, 23-25, 28, 29, 31, 33, 36-41, 43,
- * 45, 51-56, 58); covered by another test: 1 (59); argued: 27 (6, 11-14,
- * 20-22, 26, 27, 30, 32, 34, 35, 42, 44, 46-50, 57, 60-64).
+ * Count: 66 entries (a few group sites that share one path).  Failure
+ * injected here: 37 (1-5, 7-10, 15-19, 23-25, 28, 29, 31, 33, 36-41, 43,
+ * 45, 51-56, 58, 65); covered by another test: 1 (59); argued: 28 (6,
+ * 11-14, 20-22, 26, 27, 30, 32, 34, 35, 42, 44, 46-50, 57, 60-64, 66).
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -150,6 +153,7 @@ enum {
     W_DUP2,
     W_SETRLIMIT,
     W_POLL,
+    W_TIMERFD,
     W_N
 };
 
@@ -238,6 +242,13 @@ int __wrap_socketpair(int d, int type, int proto, int sv[2]);
 int __wrap_socketpair(int d, int type, int proto, int sv[2])
 {
     return should_fail(W_SOCKETPAIR) ? -1 : __real_socketpair(d, type, proto, sv);
+}
+
+int __real_timerfd_create(int clock, int flags);
+int __wrap_timerfd_create(int clock, int flags);
+int __wrap_timerfd_create(int clock, int flags)
+{
+    return should_fail(W_TIMERFD) ? -1 : __real_timerfd_create(clock, flags);
 }
 
 int __real_pipe2(int fds[2], int flags);
@@ -454,6 +465,7 @@ static void test_new_fails_cleanly(void **state)
         int which, err, want;
     } cases[] = {
         {W_MMAP, ENOMEM, CF_ENOMEM},
+        {W_TIMERFD, EMFILE, -EMFILE},
         {W_SOCKETPAIR, EMFILE, -EMFILE},
         {W_FORK, EAGAIN, -EAGAIN},
     };

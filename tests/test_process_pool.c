@@ -272,6 +272,37 @@ static int t_grandchild(cf_task_t *t, void *arg)
     return 0;
 }
 
+/* Writes its worker's pid to the file named by its argument, then runs until stopped. */
+static int t_pid_then_spin(cf_task_t *t, void *arg)
+{
+    size_t len;
+    const char *path = cf_task_arg(t, &len);
+    char tmp[300];
+    FILE *f;
+
+    (void)arg;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (!(f = fopen(tmp, "w")))
+        return cf_task_fail(t, CF_EFAIL, "cannot write %s", tmp);
+    fprintf(f, "%d\n", (int)getpid());
+    fclose(f);
+    rename(tmp, path); /* appears whole */
+    return t_spin(t, arg);
+}
+
+/* Run the loop for `seconds` (a timer ends the wait). */
+static void run_for(struct fixture *fx, double seconds)
+{
+    ev_timer t;
+    uint64_t deadline = cf_now_ns() + (uint64_t)(seconds * 1e9);
+
+    ev_timer_init(&t, tick, seconds, 0.);
+    ev_timer_start(fx->ev, &t);
+    while (cf_now_ns() < deadline && ev_is_active(&t))
+        ev_run(fx->ev, EVRUN_ONCE);
+    ev_timer_stop(fx->ev, &t);
+}
+
 /* ------------------------------------------------------------------ tests */
 
 static void test_values_and_misuse(void **state)
@@ -537,6 +568,96 @@ static void test_cancel_task_sent_ahead(void **state)
     assert_int_equal(v, 1);
     assert_int_equal(cf_future_result_i64(c, &v), 0);
     assert_int_equal(v, 25);
+    unlink(path);
+    assert_int_equal(cf_future_unref(a), 0);
+    assert_int_equal(cf_future_unref(b), 0);
+    assert_int_equal(cf_future_unref(c), 0);
+    cf_process_pool_free(p);
+}
+
+/*
+ * A task's ACK does not wake the pool, so the pool may not know yet that a
+ * task started when the task's worker dies or the task is cancelled; both
+ * must end as for a task known to run: a crash fails the task, naming it
+ * as running (what the worker published is read after its pipe closes;
+ * the task is not run again), and a cancel stops the worker.
+ */
+static void test_start_not_read_yet(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    char path[] = "/tmp/cf-started-XXXXXX";
+    int fd = mkstemp(path);
+    cf_future_t *f;
+    pid_t pid;
+
+    assert_true(fd >= 0);
+    close(fd);
+    for (int cancel = 0; cancel < 2; cancel++) {
+        cf_future_t *warm = submit_i(p, t_square, 2, -1);
+
+        assert_int_equal(cf_future_wait(warm, -1), 0); /* a worker is ready: a task is sent when submitted */
+        assert_int_equal(cf_future_unref(warm), 0);
+        unlink(path);
+        assert_int_equal(cf_process_pool_submit(p, t_pid_then_spin, path, sizeof(path), -1, &f), 0);
+        pid = wait_for_pid_file(path); /* the task runs; the loop did not run since it was sent */
+        assert_true(pid > 0);
+        assert_int_equal(cf_future_get_state(f), CF_FUTURE_PENDING); /* its ACK is not read */
+        if (cancel) {
+            assert_int_equal(cf_future_cancel(f), CF_EBUSY);
+        } else {
+            assert_int_equal(kill(pid, SIGKILL), 0);
+        }
+        assert_int_equal(cf_future_wait(f, 20.0), 0);
+        if (cancel) {
+            assert_int_equal(cf_future_get_state(f), CF_FUTURE_CANCELLED);
+            assert_non_null(strstr(cf_future_error(f), "cancelled while running"));
+        } else {
+            assert_int_equal(cf_future_status(f), CF_EWORKER);
+            assert_non_null(strstr(cf_future_error(f), "SIGKILL"));
+            assert_non_null(strstr(cf_future_error(f), "while running the task"));
+        }
+        assert_true(gone_within(pid, 10));
+        assert_int_equal(cf_future_unref(f), 0);
+    }
+    unlink(path);
+    cf_process_pool_free(p);
+}
+
+/*
+ * A task's timeout counts from when it starts: a task with a short timeout
+ * sent ahead behind a long one is not timed out while it waits, however
+ * long that is, and a running one is.
+ */
+static void test_timeout_counts_from_the_start(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    char path[] = "/tmp/cf-go-XXXXXX";
+    int fd = mkstemp(path);
+    cf_future_t *a, *b, *c;
+    int64_t v = 0;
+
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    assert_int_equal(cf_process_pool_submit(p, t_wait_file, path, sizeof(path), -1, &a), 0);
+    run_until_running(fx, a);
+    b = submit_i(p, t_square, 7, 0.05); /* sent ahead: waits behind `a` */
+    c = submit_i(p, t_spin, 0, 0.05);
+    run_for(fx, 0.3); /* six times b's timeout */
+    assert_int_equal(cf_future_get_state(b), CF_FUTURE_PENDING);
+    assert_int_equal(cf_future_get_state(c), CF_FUTURE_PENDING);
+    fd = open(path, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(cf_future_wait(b, -1), 0);
+    assert_int_equal(cf_future_result_i64(b, &v), 0);
+    assert_int_equal(v, 49);
+    assert_int_equal(cf_future_result_i64(a, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(cf_future_wait(c, -1), 0);
+    assert_int_equal(cf_future_status(c), CF_ETIMEDOUT);
     unlink(path);
     assert_int_equal(cf_future_unref(a), 0);
     assert_int_equal(cf_future_unref(b), 0);
@@ -975,6 +1096,8 @@ int main(void)
         T(test_timeout_kills_grandchildren),
         T(test_cancel_running_and_queued),
         T(test_cancel_task_sent_ahead),
+        T(test_start_not_read_yet),
+        T(test_timeout_counts_from_the_start),
         T(test_64_mib_in_and_out),
         T(test_mixed_sizes_in_one_stream),
         T(test_100k_tiny_tasks_and_map),

@@ -94,8 +94,8 @@ typedef struct cf_process_pool_opts {
     size_t max_memory;              /* address-space limit per worker in bytes (RLIMIT_AS); 0 = none */
     double task_timeout;            /* default per-task timeout in seconds; <= 0 = none (default -1) */
     double kill_grace;              /* seconds between SIGTERM and SIGKILL; default 1.0 */
-    unsigned pipeline;              /* tasks in flight per worker at most, default 32 (fewer while the
-                                       measured task time is long, see above); the ones beyond the
+    unsigned pipeline;              /* tasks in flight per worker at most, default 255, the most (fewer
+                                       while the measured task time is long, see above); the ones beyond the
                                        first wait behind the running task; 1 never sends ahead */
     cf_crash_policy on_crash;       /* default CF_CRASH_REPLACE */
     unsigned max_init_failures;     /* initializer failures in a row that break the pool; default 3 */
