@@ -28,18 +28,22 @@ int main(void)
 
     for (int i = 0; rc == 0 && i < N; i++)
         rc = cf_submit_i64_i64(cf_runtime_threads(rt), collatz_steps, inputs[i], &fs[i]);
+    size_t ndone = 0;
+    if (rc == 0) /* Python's wait(FIRST_COMPLETED): run the loop until one is done (how many varies) */
+        rc = cf_wait(fs, N, CF_FIRST_COMPLETED, 10.0, NULL, &ndone);
+    fprintf(stderr, "%zu done at first\n", ndone);
     if (rc == 0)
         rc = cf_as_completed_new(fs, N, 10.0 /* seconds for all */, &it);
     cf_future_t *f;
-    while (rc == 0 && (rc = cf_as_completed_next(it, &f)) == 0) {
-        /* The iterator hands back the future; find its input (or use cf_completed_next()). */
-        int i = 0;
-        while (fs[i] != f)
-            i++;
+    size_t i;
+    while (rc == 0 && (rc = cf_as_completed_next_index(it, &f, &i)) == 0) /* f is fs[i], the next one done */
         printf("%lld reaches 1 in %lld steps\n", (long long)inputs[i], (long long)cf_future_i64(f));
-    }
     if (rc != CF_EOF)
         fprintf(stderr, "error: %s\n", cf_strerror(rc));
+    cf_pool_stats st; /* the pool's counters: every task finished with a value */
+    if (rc == CF_EOF && cf_thread_pool_stats(cf_runtime_thread_pool(rt), &st) == 0)
+        printf("the pool completed %llu tasks, %llu failed\n", (unsigned long long)st.completed,
+               (unsigned long long)st.failed);
     cf_as_completed_free(it);
     cf_futures_unref(fs, N);
     return cf_runtime_free(rt) == 0 && rc == CF_EOF ? 0 : 1;

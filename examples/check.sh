@@ -41,5 +41,7 @@ run seed_fib sort
 run seed_fib_checked sort
 run seed_map keep
 run seed_map_checked keep
+run thread_pool keep
+run map_lazy keep
 
 [ $failed -eq 0 ] || { echo "$failed example(s) failed"; exit 1; }

@@ -29,7 +29,7 @@ static int report(cf_future_t *all, cf_future_t *dst, void *data)
 int main(void)
 {
     cf_runtime_t *rt;
-    cf_future_t *in[3] = {NULL}, *all = NULL, *then = NULL, *slow = NULL, *any = NULL;
+    cf_future_t *in[3] = {NULL}, *all = NULL, *then = NULL, *slow = NULL, *any = NULL, *late = NULL, *deadline = NULL;
     int p[2], rc = pipe(p) == 0 ? cf_runtime_new(1, 0, &rt) : -errno;
     if (rc != 0)
         return 1;
@@ -49,10 +49,15 @@ int main(void)
             printf("any: the %s won; the timer is %s\n", cf_future_i64(in[2]) == 1 ? "task" : "timer",
                    cf_future_state_name(cf_future_get_state(slow)));
     }
+    /* A 0.01 s deadline on another 10-second timer: it fails with CF_ETIMEDOUT, the timer is cancelled. */
+    if (rc == 0 && (rc = cf_sleep(loop, 10, &late)) == 0 && (rc = cf_timeout(late, 0.01, &deadline)) == 0 &&
+        (rc = cf_future_wait(deadline, -1)) == 0)
+        printf("timeout: %s; the timer is %s\n", cf_err_name(cf_future_status(deadline)),
+               cf_future_state_name(cf_future_get_state(late)));
     if (rc != 0)
         fprintf(stderr, "error: %s\n", cf_strerror(rc));
-    cf_future_t *mine[] = {in[0], in[1], in[2], all, then, slow, any};
-    cf_futures_unref(mine, 7);
+    cf_future_t *mine[] = {in[0], in[1], in[2], all, then, slow, any, late, deadline};
+    cf_futures_unref(mine, 9);
     close(p[0]);
     close(p[1]);
     return cf_runtime_free(rt) == 0 && rc == 0 ? 0 : 1;

@@ -33,6 +33,7 @@ int main(int argc, char **argv)
         xs[i] = (int64_t)i + 1;
         want[i] = f(xs[i]); /* the serial run, to compare with */
     }
+    fprintf(stderr, "cfutures %s, %d CPUs\n", cf_version(), cf_cpu_count()); /* what the times depend on */
     cf_executor_t *pools[2] = {cf_runtime_threads(rt), cf_runtime_processes(rt)};
     for (int p = 0; rc == 0 && p < 2; p++) {
         for (int c = 0; rc == 0 && c < 2; c++) {

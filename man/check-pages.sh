@@ -10,6 +10,12 @@
 #     section-3 page lacks one of the sections every reference page has;
 #   * a page refers to **name**(N) that no page or link page provides, or to
 #     an examples/*.c program that does not exist;
+#   * a code block in a page's EXAMPLE section (every block of a section-3
+#     page, the ```c blocks of the others) is not an excerpt of a program in
+#     examples/: the last non-blank line above it must name examples/NAME.c,
+#     and the block's lines must occur consecutively and verbatim in that
+#     file, so that what the pages show is code make check builds and runs;
+#     a section-3 page's EXAMPLE section has at least one such block;
 #   * a man/*.md source is missing from CF_MAN_SOURCES in man/local.am (so it
 #     would be neither installed nor distributed).
 #
@@ -104,6 +110,53 @@ for md in "${pages[@]}"; do
 done >"$work/noexample"
 [ -s "$work/noexample" ] && { cat "$work/noexample" >&2; fail=1; }
 
+# ---- EXAMPLE sections are excerpts of the example programs
+cat >"$work/excerpt.awk" <<'AWK'
+function fail(msg) { print page ": " msg; bad = 1 }
+function check(   ex, path, nf, line, i, k, best) {
+    if (!match(named, /examples\/[a-z0-9_]+\.c/)) {
+        fail("line " start ": the code block does not follow a line naming examples/NAME.c")
+        return
+    }
+    ex = substr(named, RSTART, RLENGTH)
+    path = src "/" ex
+    nf = 0
+    while ((getline line <path) > 0)
+        file[++nf] = line
+    close(path)
+    if (nf == 0) {
+        fail("line " start ": " ex " does not exist or is empty")
+        return
+    }
+    best = 0 # the longest run of the block's first lines found in the file
+    for (i = 1; i <= nf && best < n; i++) {
+        for (k = 0; k < n && i + k <= nf && file[i + k] == block[k + 1]; k++)
+            ;
+        if (k > best)
+            best = k
+    }
+    if (best < n)
+        fail("line " (start + best + 1) ": not in " ex " (after " best " matching lines): " block[best + 1])
+    blocks++
+}
+BEGIN { sec3 = page ~ /\.3\.md$/ }
+/^# / { inex = ($0 == "# EXAMPLE"); last = ""; next }
+!inex { next }
+incode && /^```/ { incode = 0; if (checked) check(); next }
+incode { block[++n] = $0; next }
+/^```/ { incode = 1; n = 0; start = NR; checked = sec3 || $0 ~ /^```c *$/; named = last; next }
+NF { last = $0 }
+END {
+    if (sec3 && blocks == 0 && !bad)
+        fail("the EXAMPLE section has no code block taken from examples/")
+    exit bad
+}
+AWK
+for md in "${pages[@]}"; do
+    awk -v page="$md" -v src=. -f "$work/excerpt.awk" "$md" || true
+done >"$work/excerpts"
+[ -s "$work/excerpts" ] && { cat "$work/excerpts" >&2; fail=1; }
+
 # ---- every source is listed for install and dist
 if [ -n "${CF_MAN_SOURCES:-}" ]; then
     for md in "${pages[@]}"; do
@@ -115,6 +168,7 @@ if [ -n "${CF_MAN_SOURCES:-}" ]; then
 fi
 
 echo "check-pages: ${#pages[@]} pages name $(wc -l <"$work/named") identifiers;" \
+    "$(cat "${pages[@]}" | grep -c '^From \*examples/') excerpts of examples/ in EXAMPLE sections;" \
     "API: $(wc -l <"$work/header-funcs") functions in the headers, $nlib exported by the library," \
     "$(wc -l <"$work/types") types"
 exit $fail
