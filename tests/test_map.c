@@ -517,6 +517,86 @@ static int crash_item(cf_task_t *t, const void *item, size_t len)
     return 0;
 }
 
+/* Items of 1 to 300 bytes: byte j of item i is (i + j) & 0xff, its length 1 + i % 300. */
+struct len_src {
+    long pulls, end;
+    uint8_t buf[300];
+};
+
+static int pull_len(void *src, const void **item, size_t *len)
+{
+    struct len_src *b = src;
+    size_t n = 1 + (size_t)(b->pulls % 300);
+
+    if (b->pulls == b->end)
+        return 0;
+    for (size_t j = 0; j < n; j++)
+        b->buf[j] = (uint8_t)((size_t)b->pulls + j);
+    b->pulls++;
+    *item = b->buf;
+    *len = n;
+    return 1;
+}
+
+static int64_t len_expect(long i)
+{
+    size_t n = 1 + (size_t)(i % 300);
+    int64_t sum = 0;
+
+    for (size_t j = 0; j < n; j++)
+        sum += (uint8_t)((size_t)i + j);
+    return sum + (int64_t)n * 100000;
+}
+
+static int sum_item(cf_task_t *t, const void *item, size_t len)
+{
+    const uint8_t *p = item;
+    int64_t sum = 0;
+
+    for (size_t j = 0; j < len; j++)
+        sum += p[j];
+    cf_task_set_i64(t, sum + (int64_t)len * 100000);
+    return 0;
+}
+
+/*
+ * On a process pool, chunks of items of every length from 1 to 300 bytes,
+ * one and several items a chunk: small chunks are built in place and larger
+ * ones move to the heap part way; every item arrives whole.
+ */
+static void test_process_pool_item_lengths(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p;
+    cf_process_pool_opts po;
+    cf_map_opts o;
+    cf_map_t *m;
+    cf_map_result r;
+    int rc;
+
+    cf_process_pool_opts_init(&po);
+    po.max_workers = 2;
+    assert_int_equal(cf_process_pool_new(fx->loop, &po, &p), 0);
+    for (size_t cs = 1; cs <= 3; cs += 2) {
+        struct len_src src = {.end = 900};
+        long k = 0;
+
+        cf_map_opts_init(&o);
+        o.chunksize = cs;
+        assert_int_equal(cf_map_new(cf_process_pool_executor(p), sum_item, pull_len, &src, &o, &m), 0);
+        while ((rc = cf_map_next(m, &r)) == 0) {
+            assert_int_equal(r.index, k);
+            assert_int_equal(r.status, 0);
+            assert_int_equal(r.i64, len_expect(k));
+            k++;
+        }
+        assert_int_equal(rc, CF_EOF);
+        assert_int_equal(k, 900);
+        cf_map_free(m);
+    }
+    cf_process_pool_free(p);
+}
+
 static void test_failed_chunk_names_its_items(void **state)
 {
     struct fixture *fx = *state;
@@ -662,6 +742,7 @@ int main(void)
         T(test_pull_error_and_timeout),
         T(test_free_from_callback),
         T(test_window_counts_items_for_small_chunks),
+        T(test_process_pool_item_lengths),
         T(test_failed_chunk_names_its_items),
         T(test_result_outlives_the_map_end),
     };
