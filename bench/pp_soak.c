@@ -290,8 +290,10 @@ int main(int argc, char **argv)
                     fail(&S, "a running task cancelled did not end CANCELLED", i);
             } else {
                 finished++;
-                if (S.status[i] != 0)
+                if (S.status[i] != 0) {
+                    fprintf(stderr, "pp_soak: task %ld ended %s\n", i, cf_err_name(S.status[i]));
                     fail(&S, "a value task did not finish", i);
+                }
                 if (atomic_load(&runs[i]) != 1)
                     fail(&S, "a finished task did not run exactly once", i);
             }
