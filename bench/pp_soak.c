@@ -159,6 +159,8 @@ static void on_done(cf_future_t *f, int status, void *data)
     S.status[i] = status;
     if (status == 0 && (cf_future_result_i64(f, &v) || v != i * 3))
         fail(&S, "a value task did not finish with its value", i);
+    if (status != 0 && S.kind[i] == K_VALUE && S.cancel_rc[i] == 1)
+        fprintf(stderr, "pp_soak: value task %ld: %s: %s\n", i, cf_err_name(status), cf_future_error(f));
     S.fs[i] = NULL;
     cf_future_unref(f); /* the future is done with: memory must stay flat */
     S.done_cbs++;
