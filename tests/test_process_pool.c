@@ -541,28 +541,46 @@ static void test_cancel_running_and_queued(void **state)
     cf_process_pool_free(p);
 }
 
+/*
+ * Occupy a worker: `path` (a mkstemp template, rewritten) names a file that
+ * does not exist; the returned task runs on a worker, waiting for the file,
+ * until release_worker(path).
+ */
+static cf_future_t *hold_worker(struct fixture *fx, cf_process_pool_t *p, char *path)
+{
+    cf_future_t *f;
+    int fd = mkstemp(path);
+
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    assert_int_equal(cf_process_pool_submit(p, t_wait_file, path, strlen(path) + 1, -1, &f), 0);
+    run_until_running(fx, f);
+    return f;
+}
+
+static void release_worker(const char *path)
+{
+    int fd = open(path, O_CREAT | O_WRONLY, 0600);
+
+    assert_true(fd >= 0);
+    close(fd);
+}
+
 /* A task cancelled after it was sent to a worker, behind a running one, must never run. */
 static void test_cancel_task_sent_ahead(void **state)
 {
     struct fixture *fx = *state;
     cf_process_pool_t *p = ppool(fx, 1, 0.2);
     char path[] = "/tmp/cf-go-XXXXXX";
-    int fd = mkstemp(path);
-    cf_future_t *a, *b, *c;
+    cf_future_t *a = hold_worker(fx, p, path), *b, *c;
     int64_t v = 0;
 
-    assert_true(fd >= 0);
-    close(fd);
-    unlink(path);
-    assert_int_equal(cf_process_pool_submit(p, t_wait_file, path, sizeof(path), -1, &a), 0);
-    run_until_running(fx, a);
     b = submit_i(p, t_spin, 0, -1); /* sent ahead: the only worker is busy, none is starting */
     c = submit_i(p, t_square, 5, -1);
     assert_int_equal(cf_future_cancel(b), 0);
     assert_int_equal(cf_future_get_state(b), CF_FUTURE_CANCELLED);
-    fd = open(path, O_CREAT | O_WRONLY, 0600);
-    assert_true(fd >= 0);
-    close(fd);
+    release_worker(path);
     assert_int_equal(cf_future_wait(c, -1), 0);
     assert_int_equal(cf_future_result_i64(a, &v), 0);
     assert_int_equal(v, 1);
@@ -634,23 +652,15 @@ static void test_timeout_counts_from_the_start(void **state)
     struct fixture *fx = *state;
     cf_process_pool_t *p = ppool(fx, 1, 0.2);
     char path[] = "/tmp/cf-go-XXXXXX";
-    int fd = mkstemp(path);
-    cf_future_t *a, *b, *c;
+    cf_future_t *a = hold_worker(fx, p, path), *b, *c;
     int64_t v = 0;
 
-    assert_true(fd >= 0);
-    close(fd);
-    unlink(path);
-    assert_int_equal(cf_process_pool_submit(p, t_wait_file, path, sizeof(path), -1, &a), 0);
-    run_until_running(fx, a);
     b = submit_i(p, t_square, 7, 0.05); /* sent ahead: waits behind `a` */
     c = submit_i(p, t_spin, 0, 0.05);
     run_for(fx, 0.3); /* six times b's timeout */
     assert_int_equal(cf_future_get_state(b), CF_FUTURE_PENDING);
     assert_int_equal(cf_future_get_state(c), CF_FUTURE_PENDING);
-    fd = open(path, O_CREAT | O_WRONLY, 0600);
-    assert_true(fd >= 0);
-    close(fd);
+    release_worker(path);
     assert_int_equal(cf_future_wait(b, -1), 0);
     assert_int_equal(cf_future_result_i64(b, &v), 0);
     assert_int_equal(v, 49);
