@@ -14,6 +14,8 @@
  *
  *   chunk:  u64 CHUNK_MAGIC | u64 fn | u64 count | { u64 len | bytes (pad 8) } x count
  *   chunk:  u64 FIXED_MAGIC | u64 fn | u64 count | u64 len | { bytes (pad 8) } x count
+ *   chunk:  u64 SPARSE_MAGIC | u64 fn | u64 count | u64 len | u64 var_off | u64 var_len |
+ *           template (len bytes, pad 8) | { var_len bytes } x count (pad 8)
  *   result: u64 RESULT_MAGIC | u64 count | u64 run_ns | { outcome record } x count
  *   result: u64 NUMBERS_MAGIC | u64 count | u64 run_ns | { u64 number } x count
  *
@@ -23,6 +25,14 @@
  * common case: 8 bytes an item instead of a 40-byte record); the first item
  * that does not fit turns the buffer into records.  The reader accepts both
  * (cf__chunk_result_next()).
+ *
+ * The third chunk form is for the remote executor, whose chunks cross the
+ * network and the broker several times: cf__chunk_compact() re-encodes a
+ * chunk whose items all have one length and differ from each other only
+ * within one range of bytes (a script-layer map's items are calls that
+ * differ only in their argument) as one template item and each item's
+ * varying bytes.  The runner rebuilds each item from the template before
+ * calling the item function.  Local executors never see it.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -38,7 +48,9 @@
 #define FIXED_MAGIC 0x5846435050464355ull   /* "UCFPPCFX" */
 #define NUMBERS_MAGIC 0x4d554e4d50464355ull /* "UCFMPNUM" */
 #define CHUNK_HDR 24u
+#define SPARSE_MAGIC 0x5053435050464355ull  /* "UCFPPCSP" */
 #define FIXED_HDR 32u
+#define SPARSE_HDR 48u
 #define RES_HDR 24u
 
 /* ------------------------------------------------------------------ byte buffers */
@@ -156,6 +168,160 @@ int cf__chunk_end(struct cf__chunk_buf *b, size_t count)
     return 0;
 }
 
+/*
+ * Where the items of a CHUNK or FIXED form chunk lie: the first item's
+ * offset, its length (which every item must have; 0 when they differ) and
+ * the stride between items.  0, or -1 when the chunk is malformed.
+ */
+static int chunk_items(const uint8_t *p, size_t len, uint64_t *count, size_t *first, size_t *ilen, size_t *stride)
+{
+    uint64_t n;
+
+    if (len < CHUNK_HDR)
+        return -1;
+    n = rd_u64(p + 16);
+    if (rd_u64(p) == FIXED_MAGIC) {
+        uint64_t l;
+        if (len < FIXED_HDR || (l = rd_u64(p + 24)) == 0 || l > len || n > (len - FIXED_HDR) / pad8((size_t)l))
+            return -1;
+        *count = n;
+        *first = FIXED_HDR;
+        *ilen = (size_t)l;
+        *stride = pad8((size_t)l);
+        return 0;
+    }
+    if (rd_u64(p) != CHUNK_MAGIC)
+        return -1;
+    /* Every item must have the first one's length for a stride to exist. */
+    size_t off = CHUNK_HDR, l0 = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t l;
+        if (off + 8 > len || (l = rd_u64(p + off)) > len - off - 8)
+            return -1;
+        if (i == 0)
+            l0 = (size_t)l;
+        else if (l != l0)
+            l0 = 0, i = n; /* not one length: no stride (the loop ends) */
+        off += 8 + pad8((size_t)l);
+    }
+    *count = n;
+    *first = CHUNK_HDR + 8;
+    *ilen = l0;
+    *stride = 8 + pad8(l0);
+    return 0;
+}
+
+int cf__chunk_compact(const uint8_t *p, size_t len, size_t pin_off, size_t pin_len, uint8_t **out, size_t *out_len)
+{
+    uint64_t count;
+    size_t first, ilen, stride, lo, hi, size;
+    const uint8_t *a;
+    uint8_t *q;
+
+    if (chunk_items(p, len, &count, &first, &ilen, &stride) != 0 || count < 2 || ilen == 0)
+        return 0;
+    /* The range [lo, hi) of the bytes in which some item differs from the first. */
+    a = p + first;
+    lo = ilen;
+    hi = 0;
+    for (uint64_t i = 1; i < count; i++) {
+        const uint8_t *b = a + i * stride;
+        size_t j = 0, k = ilen;
+        while (j < lo && a[j] == b[j])
+            j++;
+        if (j < lo)
+            lo = j;
+        while (k > hi && a[k - 1] == b[k - 1])
+            k--;
+        if (k > hi)
+            hi = k;
+    }
+    if (lo >= hi) { /* all the same: one byte varies all the same (a count needs room) */
+        lo = ilen - 1;
+        if (pin_len && lo < pin_off + pin_len && pin_off <= lo)
+            lo = 0;
+        hi = lo + 1;
+    }
+    if (pin_len && (pin_off + pin_len > ilen || (lo < pin_off + pin_len && pin_off < hi)))
+        return 0; /* the pinned bytes must lie in the template */
+    if ((hi - lo) > (SIZE_MAX - SPARSE_HDR - 2 * pad8(ilen)) / count)
+        return 0;
+    size = SPARSE_HDR + pad8(ilen) + pad8((size_t)count * (hi - lo));
+    if (size > len / 4 * 3)
+        return 0; /* not worth it */
+    q = calloc(1, size);
+    if (!q)
+        return CF_ENOMEM;
+    {
+        uint64_t h[6] = {SPARSE_MAGIC, 0, count, ilen, lo, hi - lo};
+        memcpy(h + 1, p + 8, 8); /* the item function, as it was */
+        memcpy(q, h, sizeof(h));
+    }
+    memcpy(q + SPARSE_HDR, a, ilen);
+    {
+        uint8_t *v = q + SPARSE_HDR + pad8(ilen);
+        for (uint64_t i = 0; i < count; i++, v += hi - lo)
+            memcpy(v, a + i * stride + lo, hi - lo);
+    }
+    *out = q;
+    *out_len = size;
+    return 1;
+}
+
+/* A SPARSE chunk's fields, checked: 0, or -1 when malformed. */
+static int sparse_open(const uint8_t *p, size_t len, uint64_t *count, size_t *ilen, size_t *var_off, size_t *var_len)
+{
+    uint64_t n, l, vo, vl;
+
+    if (len < SPARSE_HDR || rd_u64(p) != SPARSE_MAGIC)
+        return -1;
+    n = rd_u64(p + 16);
+    l = rd_u64(p + 24);
+    vo = rd_u64(p + 32);
+    vl = rd_u64(p + 40);
+    if (l == 0 || l > len - SPARSE_HDR || vo > l || vl == 0 || vl > l - vo || pad8((size_t)l) > len - SPARSE_HDR ||
+        n > (len - SPARSE_HDR - pad8((size_t)l)) / vl)
+        return -1;
+    *count = n;
+    *ilen = (size_t)l;
+    *var_off = (size_t)vo;
+    *var_len = (size_t)vl;
+    return 0;
+}
+
+int cf__chunk_patch_items(uint8_t *p, size_t len, size_t at, cf_any_fn fn)
+{
+    uint64_t count;
+    size_t first, ilen, stride, vo, vl;
+
+    if (len >= CHUNK_HDR && rd_u64(p) == SPARSE_MAGIC) {
+        if (sparse_open(p, len, &count, &ilen, &vo, &vl) != 0 || at + sizeof(fn) > ilen ||
+            (vo < at + sizeof(fn) && at < vo + vl))
+            return -1;
+        memcpy(p + SPARSE_HDR + at, &fn, sizeof(fn));
+        return 0;
+    }
+    if (chunk_items(p, len, &count, &first, &ilen, &stride) != 0)
+        return -1;
+    if (ilen) {
+        if (count && at + sizeof(fn) > ilen)
+            return -1;
+        for (uint64_t i = 0; i < count; i++)
+            memcpy(p + first + i * stride + at, &fn, sizeof(fn));
+        return 0;
+    }
+    /* Items of several lengths (CHUNK form): each one on its own. */
+    size_t off = CHUNK_HDR;
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t l = rd_u64(p + off);
+        if (at + sizeof(fn) > l)
+            return -1;
+        memcpy(p + off + 8 + at, &fn, sizeof(fn));
+        off += 8 + pad8((size_t)l);
+    }
+    return 0;
+}
+
 int cf__chunk_result_open(const uint8_t *p, size_t len, size_t count, size_t *off, uint64_t *run_ns)
 {
     if (len < RES_HDR || (rd_u64(p) != RESULT_MAGIC && rd_u64(p) != NUMBERS_MAGIC) || rd_u64(p + 8) != count)
@@ -238,15 +404,28 @@ int cf__map_chunk_run(cf_task_t *task, void *arg)
     cf_map_fn fn;
     uint64_t count, fixed_len = 0, t0 = cf_now_ns();
     int fixed, numbers = 1;
+    uint8_t *item = NULL; /* SPARSE form: the item being rebuilt from the template */
+    const uint8_t *vars = NULL;
+    size_t var_off = 0, var_len = 0;
 
     (void)arg;
-    if (len < CHUNK_HDR || (rd_u64(p) != CHUNK_MAGIC && rd_u64(p) != FIXED_MAGIC))
+    if (len < CHUNK_HDR || (rd_u64(p) != CHUNK_MAGIC && rd_u64(p) != FIXED_MAGIC && rd_u64(p) != SPARSE_MAGIC))
         return cf_task_fail(task, CF_EINVAL, "malformed map chunk");
-    fixed = rd_u64(p) == FIXED_MAGIC;
+    fixed = rd_u64(p) != CHUNK_MAGIC;
     memcpy(&fn, p + 8, sizeof(fn));
     count = rd_u64(p + 16);
     off = CHUNK_HDR;
-    if (fixed) {
+    if (rd_u64(p) == SPARSE_MAGIC) {
+        size_t ilen;
+        if (sparse_open(p, len, &count, &ilen, &var_off, &var_len) != 0)
+            return cf_task_fail(task, CF_EINVAL, "malformed map chunk");
+        item = malloc(pad8(ilen));
+        if (!item)
+            return cf_task_fail(task, CF_ENOMEM, "out of memory for a map item");
+        memcpy(item, p + SPARSE_HDR, ilen);
+        fixed_len = ilen;
+        vars = p + SPARSE_HDR + pad8(ilen);
+    } else if (fixed) {
         if (len < FIXED_HDR || (fixed_len = rd_u64(p + 24)) == 0 || fixed_len > len ||
             count > (len - FIXED_HDR) / pad8((size_t)fixed_len))
             return cf_task_fail(task, CF_EINVAL, "malformed map chunk");
@@ -264,8 +443,14 @@ int cf__map_chunk_run(cf_task_t *task, void *arg)
         uint64_t ilen;
         size_t at;
 
+        const uint8_t *ip;
+
         memset(&o, 0, sizeof(o));
-        if (fixed) {
+        if (item) {
+            ilen = fixed_len;
+            at = off;
+            memcpy(item + var_off, vars + i * var_len, var_len);
+        } else if (fixed) {
             ilen = fixed_len;
             at = off;
             if (ilen > len - off) {
@@ -279,14 +464,15 @@ int cf__map_chunk_run(cf_task_t *task, void *arg)
             }
             at = off + 8;
         }
+        ip = item ? item : p + at;
         if (cf_task_cancelled(task)) {
             o.err = CF_ECANCELED;
         } else {
             struct cf_task it = *task;
             it.out = &o;
-            it.arg = (void *)(p + at);
+            it.arg = (void *)ip;
             it.arg_len = (size_t)ilen;
-            cf__task_finish(&it, fn(&it, p + at, (size_t)ilen));
+            cf__task_finish(&it, fn(&it, ip, (size_t)ilen));
             cf__outcome_make_portable(&o, "a mapped item");
         }
         if (numbers && !is_plain_number(&o)) {
@@ -301,8 +487,10 @@ int cf__map_chunk_run(cf_task_t *task, void *arg)
             put_record(&out, &o);
         }
         cf__outcome_clear(&o);
-        off = at + pad8((size_t)ilen);
+        if (!item)
+            off = at + pad8((size_t)ilen);
     }
+    free(item);
     if (out.oom) {
         free(out.p);
         return cf_task_fail(task, CF_ENOMEM, "out of memory while building map results");
