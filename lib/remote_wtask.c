@@ -27,6 +27,8 @@
  */
 #include "remote_worker.h"
 
+#include "map_chunk.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,18 +248,16 @@ static void rw_start(struct wtask *t, const char *inner, const char *item)
             return;
         }
         if (*item) {
-            /* Every item of a script-layer array map is a call of `item`. */
-            size_t off = 24;
-            uint64_t count, ilen;
-            cf_any_fn item_fn = cf_fn_lookup(item); /* once, not per item */
-            memcpy(&count, t->payload + 16, 8);
-            for (uint64_t i = 0; i < count && off + 8 <= t->len; i++) {
-                memcpy(&ilen, t->payload + off, 8);
-                if (ilen > t->len - off - 8 || patch(t, off + 8 + CF__INNER_FN_OFFSET, item_fn) != 0) {
-                    rw_result(t, NULL, CF_EINVAL, "worker %s has no task named '%s'", w->ident, item);
-                    return;
-                }
-                off += 8 + ((ilen + 7) & ~(uint64_t)7);
+            /* Every item of a script-layer array map is a call of `item`
+             * (in any chunk form: map_chunk.h). */
+            cf_any_fn item_fn = cf_fn_lookup(item);
+            if (!item_fn) {
+                rw_result(t, NULL, CF_EINVAL, "worker %s has no task named '%s'", w->ident, item);
+                return;
+            }
+            if (cf__chunk_patch_items(t->payload, t->len, CF__INNER_FN_OFFSET, item_fn) != 0) {
+                rw_result(t, NULL, CF_EINVAL, "worker %s: malformed map chunk in task entry %s", w->ident, t->entry);
+                return;
             }
         }
     }
