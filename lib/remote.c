@@ -17,6 +17,8 @@
  */
 #include "remote_client.h"
 
+#include "map_chunk.h"
+
 #include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdio.h>
@@ -46,6 +48,7 @@ static int rp_submit(cf_executor_t *ex, const struct cf__submit *s, cf_future_t 
     const char *name, *inner = NULL, *item = NULL;
     struct rtask *t;
     cf_future_t *f;
+    int compact = 0;
 
     if (pool->shut)
         return CF_ESHUTDOWN;
@@ -75,7 +78,20 @@ static int rp_submit(cf_executor_t *ex, const struct cf__submit *s, cf_future_t 
     t = calloc(1, sizeof(*t));
     if (!t)
         return CF_ENOMEM;
-    if (s->flags & CF__SUBMIT_OWNED) {
+    t->len = s->len;
+    /* A map chunk whose items differ in a few bytes travels as a template
+     * and those bytes (map_chunk.c): the script layer's items, for one,
+     * shrink from 32 bytes to 8 on the way through the broker, the worker
+     * and its process.  The item function stays in the template, where the
+     * worker rewrites it once. */
+    if (s->fn == cf__map_chunk_run &&
+        cf__chunk_compact(s->arg, s->len, CF__INNER_FN_OFFSET, item ? sizeof(cf_any_fn) : 0, &t->data, &t->len) < 0) {
+        free(t);
+        return CF_ENOMEM;
+    }
+    if (t->data) {
+        compact = 1;
+    } else if (s->flags & CF__SUBMIT_OWNED) {
         t->data = s->arg;
     } else if (s->len) {
         t->data = cf__memdup(s->arg, s->len);
@@ -86,7 +102,7 @@ static int rp_submit(cf_executor_t *ex, const struct cf__submit *s, cf_future_t 
     }
     f = cf__future_alloc(pool->loop);
     if (!f) {
-        if (!(s->flags & CF__SUBMIT_OWNED))
+        if (compact || !(s->flags & CF__SUBMIT_OWNED))
             free(t->data);
         free(t);
         return CF_ENOMEM;
@@ -97,9 +113,10 @@ static int rp_submit(cf_executor_t *ex, const struct cf__submit *s, cf_future_t 
     t->fn = name;
     t->inner = inner;
     t->item = item;
-    t->len = s->len;
     t->state = RT_QUEUED;
     cf__exec_accept(&pool->cnt, f, &rp_future_ops, t);
+    if (compact && (s->flags & CF__SUBMIT_OWNED))
+        free(s->arg); /* ours on success, and no longer needed */
     if (!(s->flags & CF__SUBMIT_OWNED) && s->arg_free)
         s->arg_free(s->arg);
     cf__list_push(&pool->queue, &t->link);
