@@ -220,21 +220,34 @@ int cf__chunk_compact(const uint8_t *p, size_t len, size_t pin_off, size_t pin_l
 
     if (chunk_items(p, len, &count, &first, &ilen, &stride) != 0 || count < 2 || ilen == 0)
         return 0;
-    /* The range [lo, hi) of the bytes in which some item differs from the first. */
+    /* The range [lo, hi) of the bytes in which some item differs from the
+     * first: the XOR of every item with the first, ORed together word by
+     * word (items are zero-padded to 8 bytes), then its first and last
+     * non-zero bytes. */
     a = p + first;
-    lo = ilen;
-    hi = 0;
-    for (uint64_t i = 1; i < count; i++) {
-        const uint8_t *b = a + i * stride;
-        size_t j = 0, k = ilen;
-        while (j < lo && a[j] == b[j])
-            j++;
-        if (j < lo)
-            lo = j;
-        while (k > hi && a[k - 1] == b[k - 1])
-            k--;
-        if (k > hi)
-            hi = k;
+    {
+        uint64_t acc[8] = {0}, *m = acc;
+        size_t words = pad8(ilen) / 8;
+        if (words > 8) {
+            m = calloc(words, 8);
+            if (!m)
+                return CF_ENOMEM;
+        }
+        for (uint64_t i = 1; i < count; i++) {
+            const uint8_t *b = a + i * stride;
+            for (size_t w = 0; w < words; w++)
+                m[w] |= rd_u64(a + 8 * w) ^ rd_u64(b + 8 * w);
+        }
+        lo = ilen;
+        hi = 0;
+        for (size_t j = 0; j < ilen; j++)
+            if (((const uint8_t *)m)[j]) {
+                if (lo == ilen)
+                    lo = j;
+                hi = j + 1;
+            }
+        if (m != acc)
+            free(m);
     }
     if (lo >= hi) { /* all the same: one byte varies all the same (a count needs room) */
         lo = ilen - 1;
@@ -260,8 +273,14 @@ int cf__chunk_compact(const uint8_t *p, size_t len, size_t pin_off, size_t pin_l
     memcpy(q + SPARSE_HDR, a, ilen);
     {
         uint8_t *v = q + SPARSE_HDR + pad8(ilen);
-        for (uint64_t i = 0; i < count; i++, v += hi - lo)
-            memcpy(v, a + i * stride + lo, hi - lo);
+        size_t n = hi - lo;
+        if (n <= 8) /* a number or part of one: without a call per item */
+            for (uint64_t i = 0; i < count; i++, v += n)
+                for (size_t j = 0; j < n; j++)
+                    v[j] = a[i * stride + lo + j];
+        else
+            for (uint64_t i = 0; i < count; i++, v += n)
+                memcpy(v, a + i * stride + lo, n);
     }
     *out = q;
     *out_len = size;
