@@ -5,9 +5,6 @@
  *
  * DESIGN
  *
- *
- * DESIGN
- *
  * Keys (Q is the queue name, C the client id "<host>:<pid>:<random>").
  *   Q            stream of tasks; consumer group "cfw" of workers
  *   Q:r:C        this client's result stream (deleted by cf_remote_pool_free(),
@@ -22,9 +19,10 @@
  * result entry: i ID, o encoded outcome (outcome.h), w the worker's identity.
  *
  * Connections.  Two, both on the application's loop (remote_conn.h): `cmd`
- * for XADD, XDEL and the cancel script; `rd` for XREAD BLOCK on the result
+ * for XADD and the cancel script; `rd` for XREAD BLOCK on the result
  * stream (a blocking read occupies its connection), issued only while tasks
- * are on the broker.  No thread.
+ * are on the broker, each one preceded by the XDEL of the results the last
+ * one brought (without a reply: CLIENT REPLY SKIP).  No thread.
  *
  * Queues (loop thread only).
  *   pool.queue   tasks not yet sent (beyond max_inflight, or while down)
@@ -415,8 +413,10 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
             }
         }
     }
+    /* The entries read are deleted on `rd` itself, without a reply, just
+     * before the next XREAD: one write, and no wake-up for an answer. */
     if (nd > 2)
-        cf__rconn_cmd(&pool->cmd, NULL, NULL, nd, del, dlen);
+        cf__rconn_cmd_noreply(&pool->rd, nd, del, dlen);
     cf__rp_pump(pool);
     rp_read(pool);
 }

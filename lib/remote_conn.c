@@ -228,12 +228,34 @@ int cf__rconn_cmdf(struct cf__rconn *c, redisCallbackFn *cb, void *priv, const c
     return rc == REDIS_OK ? 0 : -ENOTCONN;
 }
 
-int cf__rconn_cmdf_noreply(struct cf__rconn *c, const char *fmt, ...)
+/* Append CLIENT REPLY SKIP and the formatted command `cmd` to ac's output, both or neither. */
+static int append_noreply(redisAsyncContext *ac, const char *cmd, size_t len)
 {
     static const char SKIP[] = "*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n";
+    char *both;
+    int rc;
+
+    /* Straight into the output buffer, both or neither: no reply is coming,
+     * so no callback may wait for one in the context's queue. */
+    both = malloc(sizeof(SKIP) - 1 + len);
+    rc = both ? 0 : CF_ENOMEM;
+    if (both) {
+        memcpy(both, SKIP, sizeof(SKIP) - 1);
+        memcpy(both + sizeof(SKIP) - 1, cmd, len);
+        if (redisAppendFormattedCommand(&ac->c, both, sizeof(SKIP) - 1 + len) != REDIS_OK)
+            rc = CF_ENOMEM;
+        free(both);
+    }
+    if (ac->ev.addWrite)
+        ac->ev.addWrite(ac->ev.data);
+    return rc;
+}
+
+int cf__rconn_cmdf_noreply(struct cf__rconn *c, const char *fmt, ...)
+{
     redisAsyncContext *ac = c->ac;
     va_list ap;
-    char *cmd, *both;
+    char *cmd;
     int len, rc;
 
     if (!ac || !c->up)
@@ -248,20 +270,26 @@ int cf__rconn_cmdf_noreply(struct cf__rconn *c, const char *fmt, ...)
     va_end(ap);
     if (len < 0)
         return CF_ENOMEM;
-    /* Straight into the output buffer, both or neither: no reply is coming,
-     * so no callback may wait for one in the context's queue. */
-    both = malloc(sizeof(SKIP) - 1 + (size_t)len);
-    rc = both ? 0 : CF_ENOMEM;
-    if (both) {
-        memcpy(both, SKIP, sizeof(SKIP) - 1);
-        memcpy(both + sizeof(SKIP) - 1, cmd, (size_t)len);
-        if (redisAppendFormattedCommand(&ac->c, both, sizeof(SKIP) - 1 + (size_t)len) != REDIS_OK)
-            rc = CF_ENOMEM;
-        free(both);
-    }
+    rc = append_noreply(ac, cmd, (size_t)len);
     redisFreeCommand(cmd);
-    if (ac->ev.addWrite)
-        ac->ev.addWrite(ac->ev.data);
+    return rc;
+}
+
+int cf__rconn_cmd_noreply(struct cf__rconn *c, int argc, const char **argv, const size_t *lens)
+{
+    redisAsyncContext *ac = c->ac;
+    char *cmd;
+    int len, rc;
+
+    if (!ac || !c->up)
+        return -ENOTCONN;
+    if (!c->skip)
+        return redisAsyncCommandArgv(ac, NULL, NULL, argc, argv, lens) == REDIS_OK ? 0 : -ENOTCONN;
+    len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (len < 0)
+        return CF_ENOMEM;
+    rc = append_noreply(ac, cmd, (size_t)len);
+    redisFreeCommand(cmd);
     return rc;
 }
 

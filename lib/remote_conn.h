@@ -60,6 +60,8 @@ int cf__rconn_cmdf(struct cf__rconn *c, redisCallbackFn *cb, void *priv, const c
  * on one connection still run in order; a later reply on it means this one
  * ran.  0, or -ENOTCONN while down, CF_ENOMEM. */
 int cf__rconn_cmdf_noreply(struct cf__rconn *c, const char *fmt, ...);
+/* The same with binary-safe arguments, as cf__rconn_cmd(). */
+int cf__rconn_cmd_noreply(struct cf__rconn *c, int argc, const char **argv, const size_t *lens);
 
 /* Write what is queued now, not at the loop's next turn (for a command on
  * the critical path).  A write error reports through on_down before this
