@@ -192,8 +192,9 @@ static int chunk_items(const uint8_t *p, size_t len, uint64_t *count, size_t *fi
     }
     if (rd_u64(p) != CHUNK_MAGIC)
         return -1;
-    /* Every item must have the first one's length for a stride to exist. */
+    /* Every item is checked; all must have the first one's length for a stride to exist. */
     size_t off = CHUNK_HDR, l0 = 0;
+    int same = 1;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t l;
         if (off + 8 > len || (l = rd_u64(p + off)) > len - off - 8)
@@ -201,13 +202,13 @@ static int chunk_items(const uint8_t *p, size_t len, uint64_t *count, size_t *fi
         if (i == 0)
             l0 = (size_t)l;
         else if (l != l0)
-            l0 = 0, i = n; /* not one length: no stride (the loop ends) */
+            same = 0;
         off += 8 + pad8((size_t)l);
     }
     *count = n;
     *first = CHUNK_HDR + 8;
-    *ilen = l0;
-    *stride = 8 + pad8(l0);
+    *ilen = same ? l0 : 0;
+    *stride = 8 + pad8(*ilen);
     return 0;
 }
 

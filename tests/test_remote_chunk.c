@@ -185,6 +185,27 @@ static void test_patch_every_form(void **state)
     assert_int_equal(cf__chunk_patch_items(b.p, b.len - 9, offsetof(struct item, fn), marker_b), -1);
     free(b.p);
 
+    /* Items of several lengths: each one, as long as the pointer fits in it;
+     * a length that runs past the end, in any item: refused. */
+    {
+        struct cf__chunk_buf m = {0};
+        uint8_t item16[16] = {0}, item24[24] = {0};
+        cf_any_fn got;
+        uint64_t big = 1u << 20;
+        cf__chunk_begin(&m, item_fn);
+        cf__chunk_add(&m, item16, sizeof(item16));
+        cf__chunk_add(&m, item24, sizeof(item24));
+        cf__chunk_add(&m, item16, sizeof(item16));
+        assert_int_equal(cf__chunk_end(&m, 3), 0);
+        assert_int_equal(cf__chunk_patch_items(m.p, m.len, 8, marker_b), 0);
+        memcpy(&got, m.p + 24 + 8 + 16 + 8 + 8, sizeof(got)); /* the second item's bytes 8..15 */
+        assert_true(got == marker_b);
+        assert_int_equal(cf__chunk_patch_items(m.p, m.len, 12, marker_b), -1); /* past a 16-byte item */
+        memcpy(m.p + 24 + 8 + 16, &big, 8); /* the second item's length */
+        assert_int_equal(cf__chunk_patch_items(m.p, m.len, 8, marker_b), -1);
+        free(m.p);
+    }
+
     /* FIXED form (an array's items). */
     for (int i = 0; i < 50; i++)
         items[i] = (struct item){ITEM_MAGIC, 7, marker_a, 1 + 2 * i};
