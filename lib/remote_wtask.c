@@ -54,6 +54,7 @@ void cf__rw_check_done(cf_remote_worker_t *w)
  * waiting (or this many bytes), or RW_CONFIRM_AFTER seconds after a post. */
 #define RW_CONFIRM_TASKS 64
 #define RW_CONFIRM_BYTES ((size_t)1 << 20)
+#define RW_CONFIRM_AFTER 0.1
 
 struct confirm {
     cf_remote_worker_t *w;
@@ -156,8 +157,13 @@ void cf__rw_post(struct wtask *t)
     w->posted_bytes += t->rlen;
     if (confirm_due(w))
         cf__rw_confirm(w);
-    else if (!ev_is_active(&w->confirm)) /* a few results: confirmed soon all the same */
+    else if (!ev_is_active(&w->confirm)) { /* a few results: confirmed soon all the same */
+        /* Set again each time: a stopped ev_timer keeps what was left of its
+         * time (about 0 once it fired), and would fire at once: a PING per
+         * result. */
+        ev_timer_set(&w->confirm, RW_CONFIRM_AFTER, 0);
         ev_timer_start(w->loop->ev, &w->confirm);
+    }
     if (!w->nrunning || t->rlen >= 16384)
         cf__rconn_flush(&w->cmd); /* nothing else is about to end, or big: out now */
 }
