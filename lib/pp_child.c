@@ -42,8 +42,9 @@
  * were short polls its socket for CHAN_SPIN_NS before it blocks, without
  * sched_yield() between polls (on a machine with fewer cores than workers +
  * 1 that cost a context switch per poll with the loop); one whose tasks
- * come further apart blocks at once (chan_fill()).  It exits with _exit() (never the application's atexit handlers) on EOF
- * or after max_tasks_per_child tasks.
+ * come further apart blocks at once (chan_fill()).  It exits with _exit()
+ * (never the application's atexit handlers) on EOF or after
+ * max_tasks_per_child tasks.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -134,7 +135,7 @@ struct chan {
 };
 
 #define CHAN_IN_MIN 65536
-#define CHAN_SPIN_NS 50000 /* an idle worker polls this long before it blocks, if it polls */
+#define CHAN_SPIN_NS 50000               /* an idle worker polls this long before it blocks, if it polls */
 #define CHAN_IDLE_CAP (2 * CHAN_SPIN_NS) /* a wait counts this much at most in idle_avg */
 
 static size_t pad8(size_t n)
