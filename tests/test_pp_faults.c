@@ -5,8 +5,8 @@
  * never run and cost no worker), stops that spare the tasks sent ahead,
  * stops that catch only the task they were decided for (never one the
  * worker moved on to before the pool read its frames, nor the result of
- * the task before),
- * arguments over the channel's frame limit, fork-server deaths.
+ * the task before), arguments over the channel's frame limit, fork-server
+ * deaths.
  *
  * Crash matrix: a worker that dies at each point of a task's life, each
  * with the affected future failing CF_EWORKER (or, for a task not yet
