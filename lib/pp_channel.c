@@ -412,7 +412,8 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
     cf__list_remove(&head->link);
     w->ninflight--;
     cf__pp_worker_watch(w, now); /* the next head */
-    if (was == PT_SKIPPING) { /* its future ended CANCELLED when its gate was closed */
+    if (was == PT_SKIPPING) {
+        /* Its future ended CANCELLED when its gate was closed. */
         free(owned);
         cf__pp_task_set(head, PT_DONE);
         cf__pp_task_free(head);

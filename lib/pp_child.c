@@ -26,11 +26,11 @@
  * process.  Leads its own process group (so a timeout kills the task's
  * children too), dies with the fork server, restores default signal handling,
  * applies the memory limit, runs the initializer, then serves frames on its
- * channel with blocking I/O: read TASK, publish what is gathered, take its
- * start gate (pp.h), send ACK (stamped with the start time), run, mark the
+ * channel with blocking I/O: read TASK, send ACK (stamped with the start
+ * time) with what is gathered, take its start gate (pp.h), run, mark the
  * gate DONE, send RESULT (with the run time, from which the pool sizes its
- * pipelines); a task whose gate the pool closed is not run: its ACK and a
- * CANCELLED RESULT go out together.  A task whose gate the pool set to
+ * pipelines); a task whose gate the pool closed is not run: a CANCELLED
+ * RESULT follows its ACK.  A task whose gate the pool set to
  * STOP while it ran sends nothing more: the worker waits for the pool's
  * signal (await_stop()).  Tasks arrive on a socket; frames leave through the slot's ring
  * in shared memory (pp.h), so "send ACK" costs no system call, and the
@@ -39,8 +39,9 @@
  * fit in the ring.  If the pool closed its end, a write raises SIGPIPE and the worker
  * (default dispositions) dies; the pool was done with it.  Input is
  * buffered (struct chan) and a task's argument is used in place when it is
- * aligned; the RESULT of a task is published before the next task's gate
- * is taken (so a stop decided for that task cannot lose it).  An idle worker polls its socket for
+ * aligned; the RESULT of a task is published with the ACK of the next,
+ * before that task's gate is taken (so a stop decided for that task cannot
+ * lose it).  An idle worker polls its socket for
  * CHAN_SPIN_NS before it blocks, without sched_yield() between polls (on a
  * machine with fewer cores than workers + 1 that cost a context switch per
  * poll with the loop).  It exits with _exit() (never the application's atexit handlers) on EOF
@@ -458,22 +459,27 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
             payload = ch.arg;
         }
         memcpy(&fn, payload, sizeof(fn));
-        /* Take the task's start gate: if the pool closed it, the task was
-         * cancelled before it started and is skipped (pp.h).  What is
-         * gathered (the RESULT of the task before) is published first: a
-         * stop decided once the gate is taken must not take it along. */
-        if (ch.out_len && chan_flush(&ch))
-            _exit(CF__PP_EXIT_CHANNEL);
-        my_gate = &gate[seq++ % CF__PP_GATES];
-        taken = CF__GATE_OPEN;
-        skip = !atomic_compare_exchange_strong(my_gate, &taken, CF__GATE_TAKEN);
-        /* The ACK is published before the task starts: a crash is then
-         * the task's (pp.h).  It wakes the pool only if the pool asked for
-         * it; otherwise the pool reads it with the RESULT, or sooner. */
+        /*
+         * The ACK goes out, with what is gathered (the RESULT of the task
+         * before), before the task's start gate is taken: a crash is then
+         * the task's, and a stop decided once the gate is taken cannot take
+         * the RESULT before along (pp.h).  It wakes the pool only if the
+         * pool asked for it; otherwise the pool reads it with the RESULT,
+         * or sooner.  Then the gate: if the pool closed it, the task was
+         * cancelled before it started and is skipped (its ACK and a
+         * CANCELLED RESULT go out together when the pool closed it before
+         * the worker came to it).
+         */
         if (chan_put_ack(&ch, h.id, &start))
             _exit(CF__PP_EXIT_NOMEM_FRAME);
-        if (!skip && chan_flush(&ch))
-            _exit(CF__PP_EXIT_CHANNEL);
+        my_gate = &gate[seq++ % CF__PP_GATES];
+        skip = atomic_load_explicit(my_gate, memory_order_acquire) == CF__GATE_CANCELLED; /* closed for good */
+        if (!skip) {
+            if (chan_flush(&ch))
+                _exit(CF__PP_EXIT_CHANNEL);
+            taken = CF__GATE_OPEN;
+            skip = !atomic_compare_exchange_strong(my_gate, &taken, CF__GATE_TAKEN);
+        }
 
         memset(&o, 0, sizeof(o));
         memset(&task, 0, sizeof(task));

@@ -31,8 +31,11 @@
  * the front of the queue when the worker is gone (pp_server.c).  If the
  * gate is DONE, T has ended: nothing is signalled, and T's RESULT, on its
  * way, completes T's future with the timeout or cancel that was decided.
- * The RESULT of every task before T was published before T's gate was
- * taken (pp_child.c), so a stop loses no other task's result.
+ * If it is still OPEN (the worker publishes T's ACK just before it takes
+ * T's gate, and the pool read it), the pool closes it: T never runs, the
+ * worker skips it, and its RESULT completes it the same way.  The RESULT
+ * of every task before T was published before T's gate was taken
+ * (pp_child.c), so a stop loses no other task's result.
  *
  * Loop thread only.
  *
@@ -64,18 +67,27 @@ int cf__pp_cancel_sent(struct pp_task *t)
 }
 
 /*
- * The pool decided to stop the task `t` (PT_TIMING_OUT or PT_CANCELLING;
- * the worker took it) by stopping its worker: done only if `t` runs right
- * now, which its gate decides (see DESIGN).  Otherwise `t` has ended and
- * its RESULT, on its way, completes it as decided.
+ * The pool decided to stop the task `t` (PT_TIMING_OUT or PT_CANCELLING)
+ * by stopping its worker: done only if `t` runs right now, which its gate
+ * decides (see DESIGN).  Otherwise `t` has ended, or it has not started
+ * (its ACK, read already, goes out just before the worker takes the gate):
+ * then its gate is closed and the worker skips it.  Either way its RESULT,
+ * on its way, completes it as decided.
  */
 void cf__pp_stop_task(struct pp_task *t)
 {
-    uint8_t taken = CF__GATE_TAKEN;
+    _Atomic uint8_t *g = &t->w->gate[t->seq % CF__PP_GATES];
+    uint8_t v = CF__GATE_TAKEN;
 
-    if (atomic_compare_exchange_strong(&t->w->gate[t->seq % CF__PP_GATES], &taken, CF__GATE_STOP) ||
-        taken == CF__GATE_STOP)
-        cf__pp_worker_stop(t->w);
+    for (;;) {
+        if (atomic_compare_exchange_strong(g, &v, CF__GATE_STOP) || v == CF__GATE_STOP) {
+            cf__pp_worker_stop(t->w);
+            return;
+        }
+        if (v != CF__GATE_OPEN || atomic_compare_exchange_strong(g, &v, CF__GATE_CANCELLED))
+            return; /* DONE: it has ended; or closed before it started */
+        /* The worker took it in between: v is TAKEN now. */
+    }
 }
 
 int cf__pp_cancel(cf_future_t *f)
