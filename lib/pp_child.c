@@ -30,8 +30,8 @@
  * time) with what is gathered, take its start gate (pp.h), run, mark the
  * gate DONE, send RESULT (with the run time, from which the pool sizes its
  * pipelines); a task whose gate the pool closed is not run: a CANCELLED
- * RESULT follows its ACK.  A task whose gate the pool set to
- * STOP while it ran sends nothing more: the worker waits for the pool's
+ * RESULT follows its ACK.  After a task whose gate the pool set to STOP
+ * while it ran, nothing more is sent: the worker waits for the pool's
  * signal (await_stop()).  Tasks arrive on a socket; frames leave through the slot's ring
  * in shared memory (pp.h), so "send ACK" costs no system call, and the
  * pipe carries a WAKE frame when the pool waits for what was published (an

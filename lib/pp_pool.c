@@ -51,12 +51,12 @@
  * Cancelling a task sent ahead (SENT) closes its start gate (pp.h): if the
  * worker has not taken the gate yet, the future ends CANCELLED at once and
  * the worker skips the task; if it has, the task runs (or has just ended)
- * and is stopped like a running one (CF_EBUSY).  A 0 from cancel means the task never runs.
- * A worker is stopped for a task (timeout, cancel) only while it runs that
- * very task, which the task's gate decides, not the frames read so far
- * (pp.h, pp_stop.c); it is then STOPPING and gets no new task, takes no
- * other gate, and the tasks sent ahead to it go back to the front of the
- * queue, for another worker, when it is gone.
+ * and is stopped like a running one (CF_EBUSY).  A 0 from cancel means the
+ * task never runs.  A worker is stopped for a task (timeout, cancel) only
+ * while it runs that very task, which the task's gate decides, not the
+ * frames read so far (pp.h, pp_stop.c); it is then STOPPING and gets no
+ * new task, takes no other gate, and the tasks sent ahead to it go back to
+ * the front of the queue, for another worker, when it is gone.
  *
  * Dispatch.  Queued tasks go to ready workers breadth first (every idle
  * worker gets one before any gets a second); results are read in bursts and
