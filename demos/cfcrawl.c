@@ -44,9 +44,13 @@
  * nothing for --timeout (or 30 s) is given up.  Memory stays flat whatever the
  * fan-out of the pages.
  *
- * The crawl goes level by level (all of depth d before any of d+1), so a URL
- * is always first seen at its smallest depth and --depth is exact.  Redirects
- * are not followed inside curl: a 3xx is reported and its target queued at the
+ * The crawl goes level by level: the links of a page of depth d+1 are
+ * followed only once every page of depth d is done (until then the page waits,
+ * its body freed, among the pages that hold back new transfers), so a URL is
+ * always first seen at its smallest depth and --depth is exact.  The transfers
+ * of depth d+1 start as soon as every URL of depth d has started, so the last,
+ * slowest pages of a level do not leave the connections idle.  Redirects are
+ * not followed inside curl: a 3xx is reported and its target queued at the
  * same depth, so every URL is fetched at most once.
  *
  * Content.  Non-HTML responses are results (status and type), not parsed; their
@@ -845,10 +849,10 @@ static void robots_parse(site *st, char *text, const char *token)
 /* ------------------------------------------------------------ jobs */
 
 enum job_kind { JOB_PAGE, JOB_ROBOTS };
-enum job_state { JOB_QUEUED, JOB_FETCHING, JOB_BATCHED, JOB_PARSING };
+enum job_state { JOB_QUEUED, JOB_FETCHING, JOB_BATCHED, JOB_PARSING, JOB_HELD };
 
 typedef struct job {
-    struct job *next, *prev; /* frontier level or the in-flight list */
+    struct job *next, *prev; /* frontier level, the in-flight list or the held pages */
     struct crawl *crawl;
     enum job_kind kind;
     enum job_state state;
@@ -1306,10 +1310,12 @@ typedef struct crawl {
     int nidle;
     url_set seen;
     job_fifo level[2]; /* URLs waiting for a fetch slot: this depth, the next */
-    int depth;         /* depth being fetched */
+    int depth;         /* the shallowest depth not done */
     job inflight;      /* circular list head of jobs being fetched or parsed */
+    job_fifo held;     /* pages of the next depth, done: their links wait for this depth to end */
     long submitted;
-    int running;  /* jobs fetching or parsing */
+    int running;   /* jobs fetching or parsing */
+    int active[2]; /* ... of them at this depth, at the next */
     int fetching; /* transfers in flight (robots.txt included) */
     int parsing;  /* pages handed to the pool */
     int robots_pending;
@@ -1318,6 +1324,7 @@ typedef struct crawl {
     int starts_ok;
     uint64_t bytes;
     uint64_t t0;
+    double cpu0, loop_cpu0; /* CPU seconds of the process, of the loop thread, at t0 */
     int interrupted;
     int fatal;
     int tty;
@@ -1362,6 +1369,7 @@ static void inflight_add(crawl *c, job *j)
     c->inflight.prev->next = j;
     c->inflight.prev = j;
     c->running++;
+    c->active[j->depth > c->depth]++;
 }
 
 static void inflight_remove(crawl *c, job *j)
@@ -1369,6 +1377,7 @@ static void inflight_remove(crawl *c, job *j)
     j->prev->next = j->next;
     j->next->prev = j->prev;
     c->running--;
+    c->active[j->depth > c->depth]--;
 }
 
 /*
@@ -1430,16 +1439,37 @@ static void frontier_add(crawl *c, const char *url, size_t st, int depth, int ho
     fifo_push(&c->level[next], j);
 }
 
-/* The next job to fetch, without taking it; moves to the next level when this one is done. */
-static job *frontier_peek(crawl *c)
+/* Queue the links (or the redirect target) of a page whose depth is done with. */
+static void follow_links(crawl *c, const job *j)
 {
-    job_fifo *q = &c->level[0];
-    if (!q->head && c->running == 0 && c->level[1].head) {
-        *q = c->level[1];
+    int redirect = !j->error && j->status >= 300 && j->status < 400;
+    for (size_t i = 0; i < j->nlinks; i++)
+        frontier_add(c, j->links[i], j->link_site[i], redirect ? j->depth : j->depth + 1, redirect ? j->hops + 1 : 0,
+                     0);
+}
+
+/*
+ * Move on to the next depth while this one is over (nothing of it queued or in
+ * flight): the next level's queue and transfers become this level's, and the
+ * links of the pages that waited for it are followed.
+ */
+static void advance(crawl *c)
+{
+    while (!c->level[0].head && c->active[0] == 0 && (c->level[1].head || c->active[1] || c->held.head)) {
+        c->level[0] = c->level[1];
         c->level[1] = (job_fifo){0};
+        c->active[0] = c->active[1];
+        c->active[1] = 0;
         c->depth++;
+        job_fifo held = c->held;
+        c->held = (job_fifo){0};
+        for (job *j = held.head, *next; j; j = next) {
+            next = j->next;
+            if (!c->interrupted)
+                follow_links(c, j);
+            job_free(j);
+        }
     }
-    return q->head;
 }
 
 static void progress(crawl *c, int final)
@@ -1513,14 +1543,16 @@ static void page_done(crawl *c, job *j)
         c->starts_ok++;
     print_result(c, j);
     c->links_capped += j->links_capped;
-    if (!c->interrupted) {
-        int redirect = !j->error && j->status >= 300 && j->status < 400;
-        c->redirects += redirect;
-        for (size_t i = 0; i < j->nlinks; i++)
-            frontier_add(c, j->links[i], j->link_site[i], redirect ? j->depth : j->depth + 1,
-                         redirect ? j->hops + 1 : 0, 0);
+    c->redirects += !j->error && j->status >= 300 && j->status < 400;
+    if (!c->interrupted && j->nlinks && j->depth > c->depth) {
+        /* A page of the next depth: its links wait until this depth is done. */
+        j->state = JOB_HELD;
+        fifo_push(&c->held, j);
+    } else {
+        if (!c->interrupted)
+            follow_links(c, j);
+        job_free(j);
     }
-    job_free(j);
     progress(c, 0);
 }
 
@@ -1908,14 +1940,19 @@ static void on_delay(struct ev_loop *ev, ev_timer *w, int revents)
 
 /*
  * Start transfers up to --concurrency in flight, while fewer than --concurrency
- * pages wait for (or are in) a parse; stop the loop once nothing is left.
+ * pages wait for (or are in) a parse - counting, for a transfer of the next
+ * depth, the pages whose links wait too; stop the loop once nothing is left.
  */
 static void pump(crawl *c)
 {
-    while (!c->interrupted && c->robots_pending == 0 && c->fetching < c->conf.concurrency &&
-           c->parsing < c->conf.concurrency && c->submitted < c->conf.max_pages) {
-        job *j = frontier_peek(c);
-        if (!j)
+    for (;;) {
+        advance(c);
+        if (c->interrupted || c->robots_pending > 0 || c->fetching >= c->conf.concurrency ||
+            c->parsing >= c->conf.concurrency || c->submitted >= c->conf.max_pages)
+            break;
+        int next = !c->level[0].head;
+        job *j = c->level[next].head;
+        if (!j || (next && c->parsing + c->held.n >= c->conf.concurrency))
             break;
         site *s = &c->conf.sites[j->site];
         if (s->delay_ns) {
@@ -1929,7 +1966,7 @@ static void pump(crawl *c)
             }
             s->next_start_ns = now + s->delay_ns;
         }
-        fifo_unlink(&c->level[0], j);
+        fifo_unlink(&c->level[next], j);
         c->submitted++;
         if (transfer_start(c, j) != 0) {
             inflight_add(c, j);
@@ -1968,7 +2005,21 @@ static void on_signal(struct ev_loop *ev, ev_signal *w, int revents)
     }
     c->batch = c->batch_tail = NULL;
     c->nbatch = 0;
+    for (job *j = c->held.head, *next; j; j = next) {
+        next = j->next;
+        job_free(j); /* reported already; their links are not followed */
+    }
+    c->held = (job_fifo){0};
     pump(c);
+}
+
+/* CPU seconds (user and system) of the process, or with `thread` of the calling thread. */
+static double cpu_seconds(int thread)
+{
+    struct rusage ru;
+    if (getrusage(thread ? RUSAGE_THREAD : RUSAGE_SELF, &ru) != 0)
+        return 0.0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void print_summary(crawl *c)
@@ -1979,9 +2030,11 @@ static void print_summary(crawl *c)
     if (c->conf.json) {
         printf("{\"summary\":{\"pages\":%ld,\"errors\":%ld,\"redirects\":%ld,\"non_html\":%ld,\"bytes\":%" PRIu64
                ",\"seconds\":%.3f,\"pages_per_second\":%.1f,\"not_fetched\":%ld,\"links_dropped\":%ld,"
-               "\"links_capped\":%ld,\"robots_disallowed\":%ld,\"interrupted\":%s}}\n",
+               "\"links_capped\":%ld,\"robots_disallowed\":%ld,\"interrupted\":%s,\"cpu_seconds\":%.4f,"
+               "\"loop_cpu_seconds\":%.4f}}\n",
                c->pages, c->errors, c->redirects, c->non_html, c->bytes, secs, rate, left, c->links_dropped,
-               c->links_capped, c->robots_blocked, c->interrupted && !c->fatal ? "true" : "false");
+               c->links_capped, c->robots_blocked, c->interrupted && !c->fatal ? "true" : "false",
+               cpu_seconds(0) - c->cpu0, cpu_seconds(1) - c->loop_cpu0);
     } else {
         printf("\n%ld pages (%ld not HTML), %ld errors, %ld redirects, %" PRIu64 " bytes in %.2f s: %.1f pages/s",
                c->pages, c->non_html, c->errors, c->redirects, c->bytes, secs, rate);
@@ -2269,6 +2322,8 @@ int main(int argc, char **argv)
     c.tty = isatty(STDERR_FILENO);
 
     c.t0 = cf_now_ns();
+    c.cpu0 = cpu_seconds(0);
+    c.loop_cpu0 = cpu_seconds(1);
     if (!c.conf.ignore_robots) {
         for (size_t i = 0; i < c.conf.nsites; i++) {
             job *j = calloc(1, sizeof *j);
