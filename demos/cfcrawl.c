@@ -87,6 +87,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -134,6 +135,7 @@ typedef struct crawl_conf {
     int json;
     const char *user_agent;
     char *robots_token; /* product token of the user agent, for robots.txt */
+    int no_proxy_env;   /* no proxy variable is set: curl need not look them up per transfer */
     const char *output; /* directory to save pages in, or NULL */
     int outdir;         /* its descriptor */
     site *sites;        /* the start URLs' sites; read-only once the pool runs (but robots fields) */
@@ -254,20 +256,58 @@ static int is_control(unsigned cp)
            (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f;
 }
 
-/* Write the run of printable ASCII at the start of p[0..n) that needs no
- * escape (no backslash, no `quote`) in one fwrite; returns its length. */
-static size_t put_plain(FILE *out, const unsigned char *p, size_t n, int quote)
+/* Append to an output line; out of memory ends the crawl, as anywhere else. */
+static void put(buf *b, const void *p, size_t n)
+{
+    if (buf_add(b, p, n, SIZE_MAX) != 0)
+        oom();
+}
+
+static void puts_(buf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+static void put_fmt(buf *b, const char *f, ...) CF_PRINTF(2, 3);
+static void put_fmt(buf *b, const char *f, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(tmp, sizeof tmp, f, ap);
+    va_end(ap);
+    if (n > 0)
+        put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* An unsigned number in decimal; with `frac`, its last three digits after a '.' (microseconds as ms). */
+static void put_u64(buf *b, uint64_t v, int frac)
+{
+    char tmp[24], *e = tmp + sizeof tmp, *d = e;
+    int digits = 0;
+    do {
+        *--d = (char)('0' + v % 10);
+        v /= 10;
+        if (frac && ++digits == 3)
+            *--d = '.';
+    } while (v || (frac && digits < 4));
+    put(b, d, (size_t)(e - d));
+}
+
+/* The run of printable ASCII at the start of p[0..n) that needs no escape (no backslash, no `quote`), appended;
+ * returns its length. */
+static size_t put_plain(buf *out, const unsigned char *p, size_t n, int quote)
 {
     size_t run = 0;
     while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '\\' && p[run] != quote)
         run++;
     if (run)
-        fwrite(p, 1, run, out);
+        put(out, p, run);
     return run;
 }
 
-/* Print `s` for a terminal: controls as \xNN or \uNNNN, invalid UTF-8 bytes as \xNN. */
-static void text_str(FILE *out, const char *s)
+/* Append `s` for a terminal: controls as \xNN or \uNNNN, invalid UTF-8 bytes as \xNN. */
+static void text_str(buf *out, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
@@ -281,26 +321,26 @@ static void text_str(FILE *out, const char *s)
         unsigned cp;
         size_t len = utf8_next(p, n, &cp);
         if (len == 0 || (len == 1 && is_control(cp)))
-            fprintf(out, "\\x%02x", *p), len = 1;
+            put_fmt(out, "\\x%02x", *p), len = 1;
         else if (is_control(cp))
-            fprintf(out, "\\u%04x", cp);
+            put_fmt(out, "\\u%04x", cp);
         else if (cp == '\\')
-            fputs("\\\\", out);
+            puts_(out, "\\\\");
         else
-            fwrite(p, 1, len, out);
+            put(out, p, len);
         p += len;
         n -= len;
     }
 }
 
-/* Print `s` as a JSON string (or null); invalid UTF-8 becomes U+FFFD, controls are escaped. */
-static void json_str(FILE *out, const char *s)
+/* Append `s` as a JSON string (or null); invalid UTF-8 becomes U+FFFD, controls are escaped. */
+static void json_str(buf *out, const char *s)
 {
     if (!s) {
-        fputs("null", out);
+        puts_(out, "null");
         return;
     }
-    fputc('"', out);
+    put(out, "\"", 1);
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
     while (n > 0) {
@@ -313,25 +353,25 @@ static void json_str(FILE *out, const char *s)
         unsigned cp;
         size_t len = utf8_next(p, n, &cp);
         if (len == 0) {
-            fputs("\\ufffd", out);
+            puts_(out, "\\ufffd");
             len = 1;
         } else if (cp == '"') {
-            fputs("\\\"", out);
+            puts_(out, "\\\"");
         } else if (cp == '\\') {
-            fputs("\\\\", out);
+            puts_(out, "\\\\");
         } else if (cp == '\n') {
-            fputs("\\n", out);
+            puts_(out, "\\n");
         } else if (cp == '\t') {
-            fputs("\\t", out);
+            puts_(out, "\\t");
         } else if (is_control(cp)) {
-            fprintf(out, "\\u%04x", cp);
+            put_fmt(out, "\\u%04x", cp);
         } else {
-            fwrite(p, 1, len, out);
+            put(out, p, len);
         }
         p += len;
         n -= len;
     }
-    fputc('"', out);
+    put(out, "\"", 1);
 }
 
 /* ------------------------------------------------------------ the URL set */
@@ -872,7 +912,7 @@ typedef struct job {
     uint64_t received; /* body bytes delivered by curl (decoded) */
     char *content_type;
     long status;
-    double ms;
+    uint64_t us; /* total time of the transfer */
     /* the parse (worker thread while PARSING, then loop thread) */
     struct job *batch_next; /* the next page of the same task */
     cf_future_t *future;    /* the task's; set in the first page of the task only */
@@ -883,6 +923,7 @@ typedef struct job {
     size_t nlinks;
     long links_capped; /* links beyond --max-links */
     size_t *link_site;
+    buf line; /* the result line, formatted by the parse task (empty until then) */
 } job;
 
 static void job_free(job *j)
@@ -897,7 +938,63 @@ static void job_free(job *j)
         free(j->links[i]);
     free(j->links);
     free(j->link_site);
+    free(j->line.data);
     free(j);
+}
+
+/*
+ * Append the result line of j (with its newline): a JSON object with --json,
+ * else text for a terminal.  Any thread (the configuration is read-only).
+ */
+static void format_result(buf *out, const crawl_conf *conf, const job *j)
+{
+    if (conf->json) {
+        puts_(out, "{\"url\":");
+        json_str(out, j->url);
+        puts_(out, ",\"status\":");
+        put_u64(out, (uint64_t)j->status, 0);
+        puts_(out, ",\"bytes\":");
+        put_u64(out, j->received, 0);
+        puts_(out, ",\"ms\":");
+        put_u64(out, j->us, 1);
+        puts_(out, ",\"depth\":");
+        put_u64(out, (uint64_t)j->depth, 0);
+        puts_(out, ",\"content_type\":");
+        json_str(out, j->content_type);
+        puts_(out, ",\"title\":");
+        json_str(out, j->title);
+        puts_(out, ",\"links\":");
+        put_u64(out, j->nlinks, 0);
+        if (j->links_capped) {
+            puts_(out, ",\"links_capped\":");
+            put_u64(out, (uint64_t)j->links_capped, 0);
+        }
+        if (conf->output) {
+            puts_(out, ",\"saved\":");
+            json_str(out, j->saved);
+        }
+        puts_(out, ",\"error\":");
+        json_str(out, j->error);
+        puts_(out, "}\n");
+        return;
+    }
+    put_fmt(out, "%3ld %8.1f ms %9" PRIu64 " B  d%d  ", j->status, (double)j->us / 1000.0, j->received, j->depth);
+    text_str(out, j->url);
+    puts_(out, "  ");
+    if (j->error) {
+        puts_(out, "error: ");
+        text_str(out, j->error);
+    } else if (j->status >= 300 && j->status < 400) {
+        puts_(out, "-> ");
+        text_str(out, j->nlinks ? j->links[0] : "(off-site or no location)");
+    } else if (j->not_html) {
+        puts_(out, "[");
+        text_str(out, j->content_type ? j->content_type : "no content type");
+        puts_(out, "]");
+    } else {
+        text_str(out, j->title ? j->title : "(no title)");
+    }
+    puts_(out, "\n");
 }
 
 /* ------------------------------------------------------------ the page task (worker side) */
@@ -917,6 +1014,8 @@ static int worker_init(void *pool_data, int index, void **out)
     }
     w->conf = pool_data;
     *out = w;
+    struct sched_param sp = {.sched_priority = 0};
+    sched_setscheduler(0, SCHED_BATCH, &sp);
     return 0;
 }
 
@@ -1279,6 +1378,7 @@ static int page_task(cf_task_t *task, void *arg)
             scan_page(j, w);
         if (w->conf->output)
             save_page(j, w);
+        format_result(&j->line, w->conf, j); /* here, not on the loop thread */
     }
     return 0;
 }
@@ -1328,6 +1428,7 @@ typedef struct crawl {
     int interrupted;
     int fatal;
     int tty;
+    buf out; /* a result line being formatted */
     uint64_t last_progress;
     ev_signal sigint, sigterm;
     char **start_urls;
@@ -1487,46 +1588,12 @@ static void progress(crawl *c, int final)
     fflush(stderr);
 }
 
+/* The result line of j, to standard output. */
 static void print_result(crawl *c, const job *j)
 {
-    FILE *out = stdout;
-    if (c->conf.json) {
-        fputs("{\"url\":", out);
-        json_str(out, j->url);
-        fprintf(out, ",\"status\":%ld,\"bytes\":%" PRIu64 ",\"ms\":%.3f,\"depth\":%d,\"content_type\":", j->status,
-                j->received, j->ms, j->depth);
-        json_str(out, j->content_type);
-        fputs(",\"title\":", out);
-        json_str(out, j->title);
-        fprintf(out, ",\"links\":%zu", j->nlinks);
-        if (j->links_capped)
-            fprintf(out, ",\"links_capped\":%ld", j->links_capped);
-        if (c->conf.output) {
-            fputs(",\"saved\":", out);
-            json_str(out, j->saved);
-        }
-        fputs(",\"error\":", out);
-        json_str(out, j->error);
-        fputs("}\n", out);
-        return;
-    }
-    fprintf(out, "%3ld %8.1f ms %9" PRIu64 " B  d%d  ", j->status, j->ms, j->received, j->depth);
-    text_str(out, j->url);
-    fputs("  ", out);
-    if (j->error) {
-        fputs("error: ", out);
-        text_str(out, j->error);
-    } else if (j->status >= 300 && j->status < 400) {
-        fputs("-> ", out);
-        text_str(out, j->nlinks ? j->links[0] : "(off-site or no location)");
-    } else if (j->not_html) {
-        fputs("[", out);
-        text_str(out, j->content_type ? j->content_type : "no content type");
-        fputs("]", out);
-    } else {
-        text_str(out, j->title ? j->title : "(no title)");
-    }
-    fputc('\n', out);
+    c->out.len = 0;
+    format_result(&c->out, &c->conf, j);
+    fwrite(c->out.data, 1, c->out.len, stdout);
 }
 
 /* A page's fetch (and parse) is over: report it, queue its links, refill. */
@@ -1541,7 +1608,10 @@ static void page_done(crawl *c, job *j)
         c->non_html++;
     if (j->is_start && !j->error)
         c->starts_ok++;
-    print_result(c, j);
+    if (j->line.len)
+        fwrite(j->line.data, 1, j->line.len, stdout);
+    else
+        print_result(c, j);
     c->links_capped += j->links_capped;
     c->redirects += !j->error && j->status >= 300 && j->status < 400;
     if (!c->interrupted && j->nlinks && j->depth > c->depth) {
@@ -1567,8 +1637,10 @@ static void on_parsed(cf_future_t *f, int status, void *data)
             c->cancelled++;
             job_free(j);
         } else {
-            if (status != 0 && !j->error) /* only the runtime can fail the task (out of memory) */
+            if (status != 0 && !j->error) { /* only the runtime can fail the task (out of memory) */
                 j->error = fmt("%s", cf_future_error(f) ? cf_future_error(f) : cf_strerror(status));
+                j->line.len = 0; /* formatted again, with the error */
+            }
             free(j->body.data);
             j->body = (buf){0};
             page_done(c, j);
@@ -1667,6 +1739,21 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
     return len;
 }
 
+/*
+ * Is none of the variables set that libcurl reads, for every transfer, to
+ * pick a proxy for an http(s) URL?  (no_proxy only matters when one is.)
+ */
+static int no_proxy_env(void)
+{
+    static const char *const vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            return 0;
+    }
+    return 1;
+}
+
 /* An easy handle with the crawl's options; only URL and job change between transfers. */
 static CURL *easy_get(crawl *c)
 {
@@ -1690,6 +1777,11 @@ static CURL *easy_get(crawl *c)
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #endif
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    if (k->no_proxy_env) {
+        /* What curl would find in the environment, said once: no proxy. */
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+    }
     return e;
 }
 
@@ -1750,7 +1842,7 @@ static void transfer_done(crawl *c, job *j, CURLcode rc)
     curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &j->status);
     curl_easy_getinfo(j->easy, CURLINFO_TOTAL_TIME_T, &us);
     curl_easy_getinfo(j->easy, CURLINFO_CONTENT_TYPE, &ct);
-    j->ms = (double)us / 1000.0;
+    j->us = us > 0 ? (uint64_t)us : 0;
     if (ct)
         j->content_type = xstrdup(ct);
     if (j->kind == JOB_ROBOTS) {
@@ -2217,6 +2309,10 @@ int main(int argc, char **argv)
     size_t tl = strcspn(c.conf.user_agent, "/ \t");
     c.conf.robots_token = strndup(c.conf.user_agent, tl ? tl : strlen(c.conf.user_agent));
 
+    c.conf.no_proxy_env = no_proxy_env();
+    /* Results to a pipe or a file: in large writes (a terminal keeps its line buffering). */
+    if (!isatty(STDOUT_FILENO))
+        setvbuf(stdout, NULL, _IOFBF, 1u << 16);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "cfcrawl: curl_global_init failed\n");
         return 1;
@@ -2372,6 +2468,7 @@ int main(int argc, char **argv)
         }
     }
     url_set_free(&c.seen);
+    free(c.out.data);
     if (c.conf.outdir >= 0)
         close(c.conf.outdir);
     free_conf(&c.conf);
