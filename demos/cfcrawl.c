@@ -87,7 +87,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1014,8 +1013,6 @@ static int worker_init(void *pool_data, int index, void **out)
     }
     w->conf = pool_data;
     *out = w;
-    struct sched_param sp = {.sched_priority = 0};
-    sched_setscheduler(0, SCHED_BATCH, &sp);
     return 0;
 }
 
