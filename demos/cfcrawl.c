@@ -394,7 +394,6 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-/* Insert a copy of `s`; returns 1 if added, 0 if it was already there. */
 /* The slot holding `s` (hash h), or the empty slot where it would go. */
 static size_t url_set_find(const url_set *set, const char *s, uint64_t h)
 {
@@ -404,7 +403,8 @@ static size_t url_set_find(const url_set *set, const char *s, uint64_t h)
     return j;
 }
 
-static int url_set_add(url_set *set, const char *s)
+/* Insert `s` (hash h), which the set then owns; returns 1 if added, 0 if it was already there (s is not taken). */
+static int url_set_add(url_set *set, char *s, uint64_t h)
 {
     if (2 * (set->n + 1) > set->cap) {
         size_t cap = set->cap ? set->cap * 2 : 1024;
@@ -423,21 +423,20 @@ static int url_set_add(url_set *set, const char *s)
         set->slot = slot;
         set->cap = cap;
     }
-    uint64_t h = hash_str(s);
     size_t j = url_set_find(set, s, h);
     if (set->slot[j].s)
         return 0;
-    set->slot[j] = (url_slot){.s = xstrdup(s), .h = h};
+    set->slot[j] = (url_slot){.s = s, .h = h};
     set->n++;
     return 1;
 }
 
-static int url_set_has(const url_set *set, const char *s)
+static int url_set_has(const url_set *set, const char *s, uint64_t h)
 {
-    return set->cap && set->slot[url_set_find(set, s, hash_str(s))].s != NULL;
+    return set->cap && set->slot[url_set_find(set, s, h)].s != NULL;
 }
 
-/* Remove `s` if present (backward-shift deletion: no tombstones). */
+/* Remove and free `s` if present (backward-shift deletion: no tombstones). */
 static void url_set_remove(url_set *set, const char *s)
 {
     if (!set->cap)
@@ -888,6 +887,13 @@ static void robots_parse(site *st, char *text, const char *token)
 /* ------------------------------------------------------------ jobs */
 
 enum job_kind { JOB_PAGE, JOB_ROBOTS };
+
+/* A link found on a page (or a redirect's target), with what the loop thread needs to queue it. */
+typedef struct page_link {
+    char *url;     /* malloc'd; NULL once the frontier took it */
+    uint64_t hash; /* hash_str(url), computed by the parse task */
+    size_t site;
+} page_link;
 enum job_state { JOB_QUEUED, JOB_FETCHING, JOB_BATCHED, JOB_PARSING, JOB_HELD };
 
 typedef struct job {
@@ -895,7 +901,7 @@ typedef struct job {
     struct crawl *crawl;
     enum job_kind kind;
     enum job_state state;
-    char *url;
+    char *url; /* a page's is owned by the crawl's set of seen URLs; a robots.txt job's by the job */
     size_t site;
     int depth;
     int hops;     /* redirects that led here */
@@ -918,25 +924,24 @@ typedef struct job {
     char *title;
     char *error;
     char *saved;  /* relative path under --output */
-    char **links; /* resolved, on-site, fragment-free (malloc'd) */
+    struct page_link *links; /* resolved, on-site, fragment-free */
     size_t nlinks;
     long links_capped; /* links beyond --max-links */
-    size_t *link_site;
     buf line; /* the result line, formatted by the parse task (empty until then) */
 } job;
 
 static void job_free(job *j)
 {
-    free(j->url);
+    if (j->kind == JOB_ROBOTS)
+        free(j->url);
     free(j->body.data);
     free(j->content_type);
     free(j->title);
     free(j->error);
     free(j->saved);
     for (size_t i = 0; i < j->nlinks; i++)
-        free(j->links[i]);
+        free(j->links[i].url);
     free(j->links);
-    free(j->link_site);
     free(j->line.data);
     free(j);
 }
@@ -985,7 +990,7 @@ static void format_result(buf *out, const crawl_conf *conf, const job *j)
         text_str(out, j->error);
     } else if (j->status >= 300 && j->status < 400) {
         puts_(out, "-> ");
-        text_str(out, j->nlinks ? j->links[0] : "(off-site or no location)");
+        text_str(out, j->nlinks ? j->links[0].url : "(off-site or no location)");
     } else if (j->not_html) {
         puts_(out, "[");
         text_str(out, j->content_type ? j->content_type : "no content type");
@@ -1171,19 +1176,15 @@ static void add_link(job *j, worker *w, link_base *base, const char *href, size_
         return;
     if (j->nlinks == *cap) {
         size_t c = *cap ? *cap * 2 : 32;
-        char **l = realloc(j->links, c * sizeof *l);
-        size_t *s = l ? realloc(j->link_site, c * sizeof *s) : NULL;
-        if (l)
-            j->links = l;
-        if (!s) {
+        page_link *l = realloc(j->links, c * sizeof *l);
+        if (!l) {
             free(u);
             return;
         }
-        j->link_site = s;
+        j->links = l;
         *cap = c;
     }
-    j->link_site[j->nlinks] = st;
-    j->links[j->nlinks++] = u;
+    j->links[j->nlinks++] = (page_link){.url = u, .hash = hash_str(u), .site = st};
 }
 
 /* Parse the page in j->body: title and resolved links into j.  Worker thread. */
@@ -1479,24 +1480,29 @@ static void inflight_remove(crawl *c, job *j)
 }
 
 /*
- * Queue `url` (already normalised, on site `st`) unless it was seen, is
+ * Queue `url` (already normalised, malloc'd, hash h, on site `st`; taken
+ * whatever happens) unless it was seen, is
  * deeper than --depth or disallowed by robots.txt.  The frontier holds at most
  * what the crawl can still fetch (--max-pages minus the fetches started): when
  * full, a URL of the current level takes the place of the last one of the next
  * level, and anything else is dropped and counted.
  */
-static void frontier_add(crawl *c, const char *url, size_t st, int depth, int hops, int is_start)
+static void frontier_add(crawl *c, char *url, uint64_t h, size_t st, int depth, int hops, int is_start)
 {
-    if (c->conf.max_depth >= 0 && depth > c->conf.max_depth)
+    if (c->conf.max_depth >= 0 && depth > c->conf.max_depth) {
+        free(url);
         return;
+    }
     if (!c->conf.ignore_robots && !robots_allowed(&c->conf.sites[st], url_path(url))) {
         if (!is_start)
             c->robots_blocked++;
-        if (!is_start || !url_set_add(&c->seen, url))
+        if (!is_start || !url_set_add(&c->seen, url, h)) {
+            free(url);
             return;
+        }
         /* A start URL gets its line: it is why nothing was crawled. */
         site *s = &c->conf.sites[st];
-        job line = {.url = (char *)url, .depth = depth};
+        job line = {.url = url, .depth = depth};
         line.error = s->robots_error ? fmt("robots.txt unreachable (%s): not fetched", s->robots_error)
                                      : fmt("disallowed by robots.txt");
         print_result(c, &line);
@@ -1508,20 +1514,23 @@ static void frontier_add(crawl *c, const char *url, size_t st, int depth, int ho
     int next = depth > c->depth;
     long room = c->conf.max_pages - c->submitted;
     if (c->level[0].n + c->level[1].n >= room) {
-        if (url_set_has(&c->seen, url))
-            return;
-        if (next || c->level[1].n == 0) {
-            c->links_dropped++;
+        if (url_set_has(&c->seen, url, h)) {
+            free(url);
             return;
         }
-        if (url_set_add(&c->seen, url) == 0)
+        if (next || c->level[1].n == 0) {
+            c->links_dropped++;
+            free(url);
             return;
+        }
+        url_set_add(&c->seen, url, h);
         job *victim = c->level[1].tail;
         fifo_unlink(&c->level[1], victim);
-        url_set_remove(&c->seen, victim->url);
+        url_set_remove(&c->seen, victim->url); /* frees victim->url */
         job_free(victim);
         c->links_dropped++;
-    } else if (!url_set_add(&c->seen, url)) {
+    } else if (!url_set_add(&c->seen, url, h)) {
+        free(url);
         return;
     }
     job *j = calloc(1, sizeof *j);
@@ -1529,7 +1538,7 @@ static void frontier_add(crawl *c, const char *url, size_t st, int depth, int ho
         oom();
     *j = (job){.crawl = c,
                .kind = JOB_PAGE,
-               .url = xstrdup(url),
+               .url = url,
                .site = st,
                .depth = depth,
                .hops = hops,
@@ -1538,12 +1547,14 @@ static void frontier_add(crawl *c, const char *url, size_t st, int depth, int ho
 }
 
 /* Queue the links (or the redirect target) of a page whose depth is done with. */
-static void follow_links(crawl *c, const job *j)
+static void follow_links(crawl *c, job *j)
 {
     int redirect = !j->error && j->status >= 300 && j->status < 400;
-    for (size_t i = 0; i < j->nlinks; i++)
-        frontier_add(c, j->links[i], j->link_site[i], redirect ? j->depth : j->depth + 1, redirect ? j->hops + 1 : 0,
-                     0);
+    for (size_t i = 0; i < j->nlinks; i++) {
+        page_link *l = &j->links[i];
+        frontier_add(c, l->url, l->hash, l->site, redirect ? j->depth : j->depth + 1, redirect ? j->hops + 1 : 0, 0);
+        l->url = NULL;
+    }
 }
 
 /*
@@ -1865,9 +1876,7 @@ static void transfer_done(crawl *c, job *j, CURLcode rc)
             curl_url_cleanup(u);
             if (t) {
                 j->links = xmalloc(sizeof *j->links);
-                j->link_site = xmalloc(sizeof *j->link_site);
-                j->links[0] = t;
-                j->link_site[0] = st;
+                j->links[0] = (page_link){.url = t, .hash = hash_str(t), .site = st};
                 j->nlinks = 1;
             }
         }
@@ -2013,10 +2022,9 @@ static void seed(crawl *c)
         oom();
     for (int i = 0; i < c->nstart_urls; i++) {
         size_t st = 0;
-        char *n = resolve_url(&c->conf, u, NULL, c->start_urls[i], &st);
+        char *n = from_curl(resolve_url(&c->conf, u, NULL, c->start_urls[i], &st));
         if (n)
-            frontier_add(c, n, st, 0, 0, 1);
-        curl_free(n);
+            frontier_add(c, n, hash_str(n), st, 0, 0, 1);
     }
     curl_url_cleanup(u);
 }
@@ -2457,14 +2465,15 @@ int main(int argc, char **argv)
         curl_easy_cleanup(c.idle[i]);
     free(c.idle);
     curl_multi_cleanup(c.multi);
-    for (int l = 0; l < 2; l++) {
-        while (c.level[l].head) {
-            job *j = c.level[l].head;
-            c.level[l].head = j->next;
+    job_fifo *lists[] = {&c.level[0], &c.level[1], &c.held};
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {
+        while (lists[l]->head) {
+            job *j = lists[l]->head;
+            lists[l]->head = j->next;
             job_free(j);
         }
     }
-    url_set_free(&c.seen);
+    url_set_free(&c.seen); /* after the jobs: it owns their URLs */
     free(c.out.data);
     if (c.conf.outdir >= 0)
         close(c.conf.outdir);
