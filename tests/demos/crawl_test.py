@@ -225,6 +225,8 @@ def main():
                       and summ["redirects"] == 1 and summ["non_html"] == 2 and summ["links_dropped"] == 0 and summ["bytes"] == sum(x["bytes"] for x in rows)
                       and summ["interrupted"] is False,
                       name + ": summary", str(summ))
+                check(summ is not None and 0 <= summ["loop_cpu_seconds"] <= summ["cpu_seconds"] + 0.01,
+                      name + ": CPU seconds of the crawl and of its loop thread", str(summ))
             check(not any("other.invalid" in x["url"] or ":1/" in x["url"] for x in rows),
                   "other hosts and ports are not followed")
             check(not any("#" in x["url"] for x in rows), "fragments are dropped")
