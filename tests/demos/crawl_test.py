@@ -305,6 +305,38 @@ def main():
 
         level_overlap()
 
+        # Proxies come from the environment, as in curl: the request goes to http_proxy.
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(4)
+        got = []
+
+        def proxy():
+            try:
+                c, _ = ls.accept()
+                data = b""
+                while b"\r\n" not in data:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                got.append(data.split(b"\r\n")[0])
+                c.close()
+            except OSError:
+                pass
+
+        t = threading.Thread(target=proxy, daemon=True)
+        t.start()
+        env = dict(os.environ, http_proxy="http://127.0.0.1:%d" % ls.getsockname()[1])
+        env.pop("no_proxy", None)
+        env.pop("NO_PROXY", None)
+        r = subprocess.run([CFCRAWL, "--json", "--ignore-robots", "--timeout", "5", "http://proxied.invalid/p"],
+                           capture_output=True, text=True, timeout=60, env=env)
+        t.join(30)
+        ls.close()
+        check(got == [b"GET http://proxied.invalid/p HTTP/1.1"], "http_proxy from the environment is used",
+              "%r rc=%d %s" % (got, r.returncode, r.stderr[-300:]))
+
         # Usage errors.
         for args in (["--depth"], ["--concurrency", "0"], ["--bogus", "http://x/"], ["ftp://x/"], []):
             r = subprocess.run([CFCRAWL] + args, capture_output=True, text=True, timeout=30)
