@@ -258,8 +258,13 @@ static int is_control(unsigned cp)
 /* Append to an output line; out of memory ends the crawl, as anywhere else. */
 static void put(buf *b, const void *p, size_t n)
 {
-    if (buf_add(b, p, n, SIZE_MAX) != 0)
+    if (b->len + n < b->cap) { /* the common case: room already */
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+    } else if (buf_add(b, p, n, SIZE_MAX) != 0) {
         oom();
+    }
 }
 
 static void puts_(buf *b, const char *s)
@@ -952,6 +957,8 @@ static void job_free(job *j)
  */
 static void format_result(buf *out, const crawl_conf *conf, const job *j)
 {
+    if (buf_reserve(out, out->len + 512) != 0) /* most lines fit: no doubling from buf_add's 16 KiB */
+        oom();
     if (conf->json) {
         puts_(out, "{\"url\":");
         json_str(out, j->url);
@@ -1205,7 +1212,7 @@ static void scan_page(job *j, worker *w)
         charset = header_charset(j->content_type);
 
     htmlParserCtxtPtr ctxt =
-        htmlCreatePushParserCtxt((htmlSAXHandlerPtr)&page_sax, &ps, NULL, 0, j->url, XML_CHAR_ENCODING_NONE);
+        htmlCreatePushParserCtxt((htmlSAXHandlerPtr)&page_sax, &ps, NULL, 0, NULL, XML_CHAR_ENCODING_NONE);
     if (!ctxt) {
         free(charset);
         j->error = fmt("HTML parser failed");
@@ -1616,10 +1623,13 @@ static void page_done(crawl *c, job *j)
         c->non_html++;
     if (j->is_start && !j->error)
         c->starts_ok++;
-    if (j->line.len)
+    if (j->line.len) {
         fwrite(j->line.data, 1, j->line.len, stdout);
-    else
+        free(j->line.data);
+        j->line = (buf){0};
+    } else {
         print_result(c, j);
+    }
     c->links_capped += j->links_capped;
     c->redirects += !j->error && j->status >= 300 && j->status < 400;
     if (!c->interrupted && j->nlinks && j->depth > c->depth) {
