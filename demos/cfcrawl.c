@@ -14,15 +14,17 @@
  * and a buffer, not a thread: --concurrency 1000 needs 1,000 sockets, not
  * 1,000 threads.  Work that takes CPU - decoding and parsing a page with
  * libxml2's HTML parser in SAX mode, resolving its links (plain relative
- * ones by RFC 3986 directly, the rest with curl's URL API), saving it under
- * --output - runs in a cfutures thread pool of --threads workers (each with
- * its own CURLU handle).  The pages that finish in one loop iteration go to
+ * ones by RFC 3986 directly, the rest with curl's URL API) and hashing them
+ * for the set of seen URLs, saving it under --output, formatting its result
+ * line - runs in a cfutures thread pool of --threads workers (each with its
+ * own CURLU handle): the loop thread, which runs every transfer, is the
+ * crawl's bottleneck.  The pages that finish in one loop iteration go to
  * the pool together, as at most --threads tasks, so a busy loop wakes each
  * worker once per iteration, not once per page; a task's done callback
- * brings the links back to the loop.  --concurrency bounds the transfers in flight,
- * and no transfer starts while as many pages wait for a parser (the parsers
- * push back on the network), so the bodies held in memory are at most
- * 2 x --concurrency x --max-size.
+ * brings the links and the line back to the loop.  --concurrency bounds the
+ * transfers in flight, and no transfer starts while as many pages wait for a
+ * parser (the parsers push back on the network), so the bodies held in
+ * memory are at most 2 x --concurrency x --max-size.
  *
  * Politeness.  Before any page, robots.txt is fetched once per site (host and
  * port of a start URL; the crawl never leaves them) and its group for our
