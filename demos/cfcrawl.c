@@ -385,7 +385,7 @@ static void json_str(buf *out, const char *s)
 /* Open addressing (linear probing) over owned strings; grows at 50% load.  Loop thread only. */
 typedef struct url_slot {
     char *s; /* NULL: empty */
-    uint64_t h;
+    uint32_t h;
 } url_slot;
 
 typedef struct url_set {
@@ -393,16 +393,16 @@ typedef struct url_set {
     size_t cap, n;
 } url_set;
 
-static uint64_t hash_str(const char *s)
+static uint32_t hash_str(const char *s)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    uint64_t h = 1469598103934665603ull; /* FNV-1a, folded to 32 bits */
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 /* The slot holding `s` (hash h), or the empty slot where it would go. */
-static size_t url_set_find(const url_set *set, const char *s, uint64_t h)
+static size_t url_set_find(const url_set *set, const char *s, uint32_t h)
 {
     size_t mask = set->cap - 1, j = h & mask;
     while (set->slot[j].s && (set->slot[j].h != h || strcmp(set->slot[j].s, s) != 0))
@@ -411,7 +411,7 @@ static size_t url_set_find(const url_set *set, const char *s, uint64_t h)
 }
 
 /* Insert `s` (hash h), which the set then owns; returns 1 if added, 0 if it was already there (s is not taken). */
-static int url_set_add(url_set *set, char *s, uint64_t h)
+static int url_set_add(url_set *set, char *s, uint32_t h)
 {
     if (2 * (set->n + 1) > set->cap) {
         size_t cap = set->cap ? set->cap * 2 : 1024;
@@ -438,7 +438,7 @@ static int url_set_add(url_set *set, char *s, uint64_t h)
     return 1;
 }
 
-static int url_set_has(const url_set *set, const char *s, uint64_t h)
+static int url_set_has(const url_set *set, const char *s, uint32_t h)
 {
     return set->cap && set->slot[url_set_find(set, s, h)].s != NULL;
 }
@@ -898,8 +898,8 @@ enum job_kind { JOB_PAGE, JOB_ROBOTS };
 /* A link found on a page (or a redirect's target), with what the loop thread needs to queue it. */
 typedef struct page_link {
     char *url;     /* malloc'd; NULL once the frontier took it */
-    uint64_t hash; /* hash_str(url), computed by the parse task */
-    size_t site;
+    uint32_t hash; /* hash_str(url), computed by the parse task */
+    uint32_t site; /* 16 bytes a link: a page may carry --max-links of them */
 } page_link;
 enum job_state { JOB_QUEUED, JOB_FETCHING, JOB_BATCHED, JOB_PARSING, JOB_HELD };
 
@@ -1193,7 +1193,7 @@ static void add_link(job *j, worker *w, link_base *base, const char *href, size_
         j->links = l;
         *cap = c;
     }
-    j->links[j->nlinks++] = (page_link){.url = u, .hash = hash_str(u), .site = st};
+    j->links[j->nlinks++] = (page_link){.url = u, .hash = hash_str(u), .site = (uint32_t)st};
 }
 
 /* Parse the page in j->body: title and resolved links into j.  Worker thread. */
@@ -1249,6 +1249,11 @@ static void scan_page(job *j, worker *w)
     }
     if (ps.n)
         curl_url_cleanup(lb.u);
+    if (j->nlinks && j->nlinks < cap) { /* the links wait in memory (maybe for a depth to end): no slack */
+        page_link *l = realloc(j->links, j->nlinks * sizeof *l);
+        if (l)
+            j->links = l;
+    }
     curl_free(abs_base);
     free(ps.hrefs);
     free(ps.base);
@@ -1496,7 +1501,7 @@ static void inflight_remove(crawl *c, job *j)
  * full, a URL of the current level takes the place of the last one of the next
  * level, and anything else is dropped and counted.
  */
-static void frontier_add(crawl *c, char *url, uint64_t h, size_t st, int depth, int hops, int is_start)
+static void frontier_add(crawl *c, char *url, uint32_t h, size_t st, int depth, int hops, int is_start)
 {
     if (c->conf.max_depth >= 0 && depth > c->conf.max_depth) {
         free(url);
@@ -1888,7 +1893,7 @@ static void transfer_done(crawl *c, job *j, CURLcode rc)
             curl_url_cleanup(u);
             if (t) {
                 j->links = xmalloc(sizeof *j->links);
-                j->links[0] = (page_link){.url = t, .hash = hash_str(t), .site = st};
+                j->links[0] = (page_link){.url = t, .hash = hash_str(t), .site = (uint32_t)st};
                 j->nlinks = 1;
             }
         }
