@@ -934,7 +934,7 @@ typedef struct job {
     struct page_link *links; /* resolved, on-site, fragment-free */
     size_t nlinks;
     long links_capped; /* links beyond --max-links */
-    buf line; /* the result line, formatted by the parse task (empty until then) */
+    buf line;          /* the result line, formatted by the parse task (empty until then) */
 } job;
 
 static void job_free(job *j)
@@ -2133,7 +2133,8 @@ static double cpu_seconds(int thread)
     struct rusage ru;
     if (getrusage(thread ? RUSAGE_THREAD : RUSAGE_SELF, &ru) != 0)
         return 0.0;
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void print_summary(crawl *c)
