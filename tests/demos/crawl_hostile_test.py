@@ -126,7 +126,8 @@ def by_path(rows, srv):
 def test_fanout(tmp):
     """Pages of 20,000 fresh links each: memory flat, frontier bounded, links capped and counted."""
     pages = 300 if SAN is None else 60
-    bound = {None: 64, "asan": 128, "tsan": 160}[SAN] * MIB
+    # Under TSan the peak is mostly its own shadow and allocator: 138-158 MiB in 10 runs on 2 CPUs.
+    bound = {None: 64, "asan": 128, "tsan": 192}[SAN] * MIB
     with Server("--fanout", "20000") as srv:
         rc, rows, summ, err, rss = run(["--max-pages", str(pages), "--depth", "-1", "--concurrency", "16",
                                             srv.url("/fan/0")], timeout=300)
