@@ -382,7 +382,6 @@ cf_future_t *cf__future_alloc(cf_loop_t *loop)
         return NULL;
     f->u.qlink.next = f->u.qlink.prev = NULL;
     f->loop = loop;
-    f->magic = CF__FUTURE_LIVE;
     f->refs = 1;
     atomic_init(&f->state, CF_FUTURE_PENDING);
     atomic_init(&f->cancel_req, 0);
@@ -390,6 +389,7 @@ cf_future_t *cf__future_alloc(cf_loop_t *loop)
     f->where = 0;
     f->taken = 0;
     f->shares_value = 0;
+    f->cb_inline = 0;
     f->out.value.ptr = NULL;
     f->out.value_free = NULL;
     f->out.len = 0;
@@ -409,7 +409,6 @@ void cf__future_release_mem(cf_future_t *f)
 {
     cf_loop_t *loop = f->loop;
 
-    f->magic = CF__FUTURE_DEAD;
     loop->live_futures--;
     cf__slab_free(&loop->futures, f);
 }

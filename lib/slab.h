@@ -12,7 +12,8 @@
  * A fresh block hands out objects in address order (a bump pointer over its
  * never-used part), so pages are touched only as they are needed.  A freed
  * object's first pointer-sized word holds the free-list link; the allocator
- * writes nothing else in it, so a released future keeps its "dead" magic.
+ * writes nothing else in it, so a released future keeps its zero reference
+ * count.
  * Not thread-safe: one cache per loop, used on the loop thread.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.

@@ -89,7 +89,7 @@ static void test_objects_are_distinct_and_reused_last_freed_first(void **state)
     memset(a, 0xAA, 40);
     memset(b, 0xBB, 40);
     /* Freeing overwrites only the first pointer-sized word (a released
-     * future keeps its "dead" magic further in). */
+     * future keeps its zero reference count further in). */
     cf__slab_free(&c, a);
     assert_int_equal(c.live, 1);
     for (size_t i = sizeof(void *); i < 40; i++)
