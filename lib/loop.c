@@ -181,6 +181,7 @@ int cf_loop_new(struct ev_loop *ev, cf_loop_t **out)
     cf__fifo_init(&loop->ready);
     atomic_init(&loop->calls_pending, 0);
     cf__slab_init(&loop->futures, sizeof(struct cf_future));
+    cf__slab_fill_ahead(&loop->futures); /* a burst of futures: see slab.h */
     cf__slab_init(&loop->cbs, sizeof(struct cf__cb));
 
     ev_async_init(&loop->async, cf__loop_async_cb);

@@ -5,7 +5,11 @@
  */
 #include "internal.h"
 #include "slab.h"
+#include "tsa.h"
 
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 
 struct cf__slab {
@@ -66,6 +70,112 @@ static void *slab_map(int populate)
     return aligned;
 }
 
+/* ------------------------------------------------------------------ filling ahead */
+
+struct cf__slab_filler {
+    pthread_t tid;
+    cf__mutex_t mu;
+    pthread_cond_t cv;
+    /* Under mu. */
+    int want; /* the loop asked for a block */
+    int quit;
+    void *ready; /* a mapped, faulted-in block, not yet taken */
+};
+
+static void *filler_main(void *arg)
+{
+    struct cf__slab_filler *fl = arg;
+
+#ifdef HAVE_PTHREAD_SETNAME_NP
+    pthread_setname_np(pthread_self(), "cf-slab");
+#endif
+    cf__mutex_lock(&fl->mu);
+    for (;;) {
+        void *b;
+
+        while (!fl->quit && (!fl->want || fl->ready)) /* one block ahead at most */
+            cf__cond_wait(&fl->cv, &fl->mu);
+        if (fl->quit)
+            break;
+        fl->want = 0;
+        cf__mutex_unlock(&fl->mu);
+        b = slab_map(1); /* NULL when out of memory: the loop then maps its own */
+        cf__mutex_lock(&fl->mu);
+        fl->ready = b;
+    }
+    cf__mutex_unlock(&fl->mu);
+    return NULL;
+}
+
+/* Start the helper; NULL (and no retry) if a thread cannot be had. */
+static struct cf__slab_filler *filler_start(void)
+{
+    struct cf__slab_filler *fl = calloc(1, sizeof(*fl));
+    sigset_t all, old;
+    int rc;
+
+    if (!fl)
+        return NULL;
+    cf__mutex_init(&fl->mu);
+    pthread_cond_init(&fl->cv, NULL);
+    sigfillset(&all); /* signals go to the application's threads */
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&fl->tid, NULL, filler_main, fl);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        pthread_cond_destroy(&fl->cv);
+        pthread_mutex_destroy(&fl->mu);
+        free(fl);
+        return NULL;
+    }
+    return fl;
+}
+
+static void filler_stop(struct cf__slab_filler *fl)
+{
+    cf__mutex_lock(&fl->mu);
+    fl->quit = 1;
+    pthread_cond_signal(&fl->cv);
+    cf__mutex_unlock(&fl->mu);
+    pthread_join(fl->tid, NULL);
+    if (fl->ready)
+        munmap(fl->ready, CF__SLAB_SIZE);
+    pthread_cond_destroy(&fl->cv);
+    pthread_mutex_destroy(&fl->mu);
+    free(fl);
+}
+
+/* The block the helper prepared, or NULL; either way it starts on the next. */
+static void *filler_take(struct cf__slab_cache *c)
+{
+    struct cf__slab_filler *fl = c->filler;
+    void *b;
+
+    if (!fl) {
+        if (c->fill_ahead != 1)
+            return NULL;
+        c->fill_ahead = 2; /* started once: a failure is not retried */
+        fl = c->filler = filler_start();
+        if (!fl)
+            return NULL;
+    }
+    cf__mutex_lock(&fl->mu);
+    b = fl->ready;
+    fl->ready = NULL;
+    fl->want = 1;
+    pthread_cond_signal(&fl->cv);
+    cf__mutex_unlock(&fl->mu);
+    return b;
+}
+
+void cf__slab_fill_ahead(struct cf__slab_cache *c)
+{
+    if (!c->fill_ahead)
+        c->fill_ahead = 1;
+}
+
+/* ------------------------------------------------------------------ the cache */
+
 void cf__slab_init(struct cf__slab_cache *c, size_t obj_size)
 {
     if (obj_size < sizeof(void *))
@@ -74,11 +184,16 @@ void cf__slab_init(struct cf__slab_cache *c, size_t obj_size)
     c->partial = NULL;
     c->spare = NULL;
     c->live = 0;
+    c->fill_ahead = 0;
+    c->filler = NULL;
 }
 
 void cf__slab_fini(struct cf__slab_cache *c)
 {
     CF_ASSERT(c->live == 0, "slab cache released with objects in use");
+    if (c->filler)
+        filler_stop(c->filler);
+    c->filler = NULL;
     while (c->partial) {
         struct cf__slab *s = c->partial;
         c->partial = s->next;
@@ -121,7 +236,9 @@ static struct cf__slab *slab_new(struct cf__slab_cache *c)
     }
     /* The first block fills page by page (a loop with a few futures touches
      * little); once a cache needs more blocks it is filling fast. */
-    s = slab_map(c->live > 0);
+    s = c->live > 0 ? filler_take(c) : NULL;
+    if (!s)
+        s = slab_map(c->live > 0);
     if (!s)
         return NULL;
     s->free = NULL;

@@ -16,6 +16,19 @@
  * count.
  * Not thread-safe: one cache per loop, used on the loop thread.
  *
+ * Filling ahead (opt-in, cf__slab_fill_ahead(); the loop's futures cache).
+ * Faulting in a block (2 MiB of pages the kernel must clear) costs more than
+ * handing out its objects, and it fell on the loop thread in the middle of
+ * a burst.  Once such a cache needs a second block, it starts one helper
+ * thread ("cf-slab", every signal blocked) that maps and faults in the next
+ * block while the loop fills the current one: whenever the loop takes the
+ * prepared block it asks for another.  The loop and the helper share only
+ * `filler` (a mutex, a condition variable and the one prepared block); the
+ * helper touches no cache field.  If the helper has not finished, the loop
+ * maps a block itself, as without it.  So at most one block (2 MiB) is held
+ * ahead, and it is released with the cache; cf__slab_fini() stops and joins
+ * the helper.
+ *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #ifndef CF_SLAB_H
@@ -31,17 +44,22 @@
 #define CF__SLAB_SIZE ((size_t)2 * 1024 * 1024)
 
 struct cf__slab;
+struct cf__slab_filler;
 
 struct cf__slab_cache {
     size_t obj_size;
     struct cf__slab *partial; /* blocks with a free object, most recently used first */
     struct cf__slab *spare;   /* one completely free block kept for reuse */
     size_t live;              /* objects handed out */
+    int fill_ahead;           /* cf__slab_fill_ahead() was called */
+    struct cf__slab_filler *filler; /* its helper, once started (NULL if it could not be) */
 };
 
 /* obj_size is rounded up to a multiple of 8 (at least one pointer). */
 void cf__slab_init(struct cf__slab_cache *c, size_t obj_size);
-/* Release every block; every object must have been freed. */
+/* Let a helper thread fault in the next block ahead of need (see above). */
+void cf__slab_fill_ahead(struct cf__slab_cache *c);
+/* Release every block and stop the helper; every object must have been freed. */
 void cf__slab_fini(struct cf__slab_cache *c);
 /* An object (contents undefined), or NULL when out of memory. */
 void *cf__slab_alloc(struct cf__slab_cache *c);

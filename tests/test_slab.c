@@ -10,6 +10,7 @@
 #define _GNU_SOURCE 1
 #include "testutil.h"
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 
@@ -20,8 +21,9 @@ int __real_munmap(void *addr, size_t len);
 void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 int __wrap_munmap(void *addr, size_t len);
 
-static long mapped;     /* bytes mapped through the wrappers and not unmapped */
-static int refuse_mmap; /* the next mmap calls fail with ENOMEM */
+/* Atomics: a cache that fills ahead maps from its helper thread too. */
+static atomic_long mapped;     /* bytes mapped through the wrappers and not unmapped */
+static atomic_int refuse_mmap; /* the next mmap calls fail with ENOMEM */
 
 void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
@@ -33,7 +35,7 @@ void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
     }
     p = __real_mmap(addr, len, prot, flags, fd, off);
     if (p != MAP_FAILED)
-        mapped += (long)len;
+        atomic_fetch_add(&mapped, (long)len);
     return p;
 }
 
@@ -42,7 +44,7 @@ int __wrap_munmap(void *addr, size_t len)
     int rc = __real_munmap(addr, len);
 
     if (rc == 0)
-        mapped -= (long)len;
+        atomic_fetch_sub(&mapped, (long)len);
     return rc;
 }
 
@@ -147,6 +149,56 @@ static void test_free_blocks_go_back(void **state)
     free(objs);
 }
 
+/* Filling ahead: a helper thread maps and faults in the next block while
+ * the cache fills one; the block it prepared is used, and the cache's fini
+ * stops the helper and returns everything, the prepared block included. */
+static void test_fill_ahead_prepares_and_returns_everything(void **state)
+{
+    struct cf__slab_cache c;
+    size_t per_block = (CF__SLAB_SIZE - 64) / 128, n = per_block * 3 + 7;
+    char **objs = malloc((n + per_block) * sizeof(*objs));
+    int threads = count_dir_entries("/proc/self/task");
+    long held, spins = 0;
+
+    (void)state;
+    assert_non_null(objs);
+    cf__slab_init(&c, 128);
+    cf__slab_fill_ahead(&c);
+    for (size_t i = 0; i < n; i++) {
+        objs[i] = cf__slab_alloc(&c);
+        assert_non_null(objs[i]);
+        memcpy(objs[i] + 8, &i, sizeof(i));
+    }
+    assert_non_null(c.filler); /* started when the second block was needed */
+    assert_int_equal(count_dir_entries("/proc/self/task"), threads + 1);
+    /* Four blocks in use; the helper prepares a fifth and no more (waiting
+     * for it is waiting for the helper's mmap, not for time to pass; while
+     * it maps, it holds a larger range for a moment and trims it). */
+    while ((held = atomic_load(&mapped)) != 5 * BLOCK && spins++ < 10000000)
+        sched_yield();
+    assert_int_equal(held, 5 * BLOCK);
+    /* One more block's worth: the cache takes the prepared block (or maps
+     * its own, were the helper late), and the helper prepares another. */
+    for (size_t i = n; i < n + per_block; i++) {
+        objs[i] = cf__slab_alloc(&c);
+        assert_non_null(objs[i]);
+        memcpy(objs[i] + 8, &i, sizeof(i));
+    }
+    while ((held = atomic_load(&mapped)) != 6 * BLOCK && spins++ < 10000000)
+        sched_yield();
+    assert_int_equal(held, 6 * BLOCK); /* five in use, one prepared */
+    for (size_t i = 0; i < n + per_block; i++) {
+        size_t who;
+        memcpy(&who, objs[i] + 8, sizeof(who));
+        assert_int_equal(who, i); /* no object was handed out twice */
+        cf__slab_free(&c, objs[i]);
+    }
+    cf__slab_fini(&c);
+    assert_int_equal(atomic_load(&mapped), 0);
+    assert_int_equal(count_dir_entries("/proc/self/task"), threads); /* the helper was joined */
+    free(objs);
+}
+
 /* A refused mapping is a NULL object; the cache stays usable. */
 static void test_out_of_memory(void **state)
 {
@@ -216,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_sizes_are_rounded),
         cmocka_unit_test(test_objects_are_distinct_and_reused_last_freed_first),
         cmocka_unit_test(test_free_blocks_go_back),
+        cmocka_unit_test(test_fill_ahead_prepares_and_returns_everything),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_random_churn),
     };
