@@ -178,7 +178,8 @@ int cf_future_unref(cf_future_t *f)
     if (--f->refs)
         return 0;
     CF_ASSERT(!f->scheduled && !cf__future_has_cbs(f), "freeing a future with callbacks due");
-    cf__outcome_clear(&f->out);
+    if (f->out.value_free || f->out.errmsg) /* the memory is released next: nothing else to reset */
+        cf__outcome_clear(&f->out);
     if (f->shares_value) /* the future whose pointer value this one shared */
         cf_future_unref(f->value_src);
     else if (f->arg_free) /* data attached to a loop-side future */

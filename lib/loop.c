@@ -124,6 +124,12 @@ static int cf__loop_take_inbox(cf_loop_t *loop)
         }
         cf__fifo_push(&loop->ready, n);
         loop->ready_n++;
+        /* Most items are completions inside their future (120 bytes), which
+         * the worker wrote: ask for the rest of it now, so it arrives while
+         * the loop follows the queue instead of when the item runs.  (A
+         * prefetch never faults, whatever lies past a smaller item.) */
+        __builtin_prefetch((const char *)n + CF__CACHELINE);
+        __builtin_prefetch((const char *)n + 2 * CF__CACHELINE - sizeof(void *));
     }
     return 1;
 }

@@ -269,8 +269,9 @@ int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thre
 /* The submit time recorded for queue-time statistics.  The clock is read for
  * the first task that finds no task queued and then once every
  * TP_STAMP_EVERY submits; tasks in between share the last reading, so a
- * queue time may be overstated by the duration of that many submits. */
-#define TP_STAMP_EVERY 16u
+ * queue time may be overstated by the duration of that many submits (a few
+ * microseconds).  A clock reading costs as much as a few submits. */
+#define TP_STAMP_EVERY 64u
 /* Largest loop-side batch of submitted tasks moved to the workers at once. */
 #define TP_BATCH_MAX 64u
 /* A batch checks whether a worker is starving on its first task and then on
