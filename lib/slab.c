@@ -30,14 +30,17 @@ static struct cf__slab *slab_of(void *obj)
 }
 
 /* CF__SLAB_SIZE bytes aligned to CF__SLAB_SIZE, straight from the kernel;
- * `populate`: faulted in by one system call instead of page by page, as one
- * transparent huge page where the system allows it (THP "madvise" mode): the
- * block is filled whole anyway, and one 2 MiB page costs the kernel one
+ * `populate`: faulted in by one system call instead of page by page.
+ * `huge` (with populate): as one transparent huge page where the system
+ * allows it (THP "madvise" mode): one 2 MiB page costs the kernel one
  * allocation and one clear instead of 512 faults, page-table entries and
- * LRU insertions, and returns to it as cheaply.  A burst of a million
- * futures spent more than half its loop-thread time in those.  The RSS is
- * the same: a populated block is resident in full either way. */
-static void *slab_map(int populate)
+ * LRU insertions, and returns to it as cheaply; the RSS is the same, a
+ * populated block being resident in full either way.  Only the fill-ahead
+ * helper asks for it: where free 2 MiB pages are handed back to a
+ * hypervisor (free page reporting), clearing one can take ten times as
+ * long while the host faults it in again, a delay the loop thread must not
+ * take; 4 KiB pages come from memory the guest still holds. */
+static void *slab_map(int populate, int huge)
 {
     size_t len = 2 * CF__SLAB_SIZE;
     char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -58,8 +61,10 @@ static void *slab_map(int populate)
         madvise(aligned, CF__SLAB_SIZE, MADV_NOHUGEPAGE);
 #endif
 #ifdef MADV_HUGEPAGE
-    if (populate) /* best effort: without it, 4 KiB pages */
+    if (populate && huge) /* best effort: without it, 4 KiB pages */
         madvise(aligned, CF__SLAB_SIZE, MADV_HUGEPAGE);
+#else
+    (void)huge;
 #endif
 #ifdef MADV_POPULATE_WRITE
     if (populate)
@@ -99,7 +104,7 @@ static void *filler_main(void *arg)
             break;
         fl->want = 0;
         cf__mutex_unlock(&fl->mu);
-        b = slab_map(1); /* NULL when out of memory: the loop then maps its own */
+        b = slab_map(1, 1); /* NULL when out of memory: the loop then maps its own */
         cf__mutex_lock(&fl->mu);
         fl->ready = b;
     }
@@ -238,7 +243,7 @@ static struct cf__slab *slab_new(struct cf__slab_cache *c)
      * little); once a cache needs more blocks it is filling fast. */
     s = c->live > 0 ? filler_take(c) : NULL;
     if (!s)
-        s = slab_map(c->live > 0);
+        s = slab_map(c->live > 0, 0);
     if (!s)
         return NULL;
     s->free = NULL;

@@ -25,7 +25,8 @@
  * prepared block it asks for another.  The loop and the helper share only
  * `filler` (a mutex, a condition variable and the one prepared block); the
  * helper touches no cache field.  If the helper has not finished, the loop
- * maps a block itself, as without it.  So at most one block (2 MiB) is held
+ * maps a block itself, as without it.  The helper's blocks are transparent
+ * huge pages where the system allows (see slab_map() in slab.c).  So at most one block (2 MiB) is held
  * ahead, and it is released with the cache; cf__slab_fini() stops and joins
  * the helper.
  *
