@@ -82,9 +82,9 @@ struct cf__slab_filler {
     cf__mutex_t mu;
     pthread_cond_t cv;
     /* Under mu. */
-    int want; /* the loop asked for a block */
     int quit;
-    void *ready; /* a mapped, faulted-in block, not yet taken */
+    int nready;
+    void *ready[CF__SLAB_FILL_AHEAD]; /* mapped, faulted-in blocks, not yet taken */
 };
 
 static void *filler_main(void *arg)
@@ -98,15 +98,18 @@ static void *filler_main(void *arg)
     for (;;) {
         void *b;
 
-        while (!fl->quit && (!fl->want || fl->ready)) /* one block ahead at most */
+        while (!fl->quit && fl->nready == CF__SLAB_FILL_AHEAD)
             cf__cond_wait(&fl->cv, &fl->mu);
         if (fl->quit)
             break;
-        fl->want = 0;
         cf__mutex_unlock(&fl->mu);
-        b = slab_map(1, 1); /* NULL when out of memory: the loop then maps its own */
+        b = slab_map(1, 1);
         cf__mutex_lock(&fl->mu);
-        fl->ready = b;
+        if (!b) { /* out of memory: wait for the loop's next request */
+            cf__cond_wait(&fl->cv, &fl->mu);
+            continue;
+        }
+        fl->ready[fl->nready++] = b;
     }
     cf__mutex_unlock(&fl->mu);
     return NULL;
@@ -143,8 +146,8 @@ static void filler_stop(struct cf__slab_filler *fl)
     pthread_cond_signal(&fl->cv);
     cf__mutex_unlock(&fl->mu);
     pthread_join(fl->tid, NULL);
-    if (fl->ready)
-        munmap(fl->ready, CF__SLAB_SIZE);
+    while (fl->nready)
+        munmap(fl->ready[--fl->nready], CF__SLAB_SIZE);
     pthread_cond_destroy(&fl->cv);
     pthread_mutex_destroy(&fl->mu);
     free(fl);
@@ -165,9 +168,7 @@ static void *filler_take(struct cf__slab_cache *c)
             return NULL;
     }
     cf__mutex_lock(&fl->mu);
-    b = fl->ready;
-    fl->ready = NULL;
-    fl->want = 1;
+    b = fl->nready ? fl->ready[--fl->nready] : NULL;
     pthread_cond_signal(&fl->cv);
     cf__mutex_unlock(&fl->mu);
     return b;

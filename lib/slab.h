@@ -21,14 +21,15 @@
  * handing out its objects, and it fell on the loop thread in the middle of
  * a burst.  Once such a cache needs a second block, it starts one helper
  * thread ("cf-slab", every signal blocked) that maps and faults in the next
- * block while the loop fills the current one: whenever the loop takes the
- * prepared block it asks for another.  The loop and the helper share only
- * `filler` (a mutex, a condition variable and the one prepared block); the
- * helper touches no cache field.  If the helper has not finished, the loop
- * maps a block itself, as without it.  The helper's blocks are transparent
- * huge pages where the system allows (see slab_map() in slab.c).  So at most one block (2 MiB) is held
- * ahead, and it is released with the cache; cf__slab_fini() stops and joins
- * the helper.
+ * blocks while the loop fills the current one, keeping CF__SLAB_FILL_AHEAD
+ * of them prepared: whenever the loop takes one, the helper prepares
+ * another.  The loop and the helper share only `filler` (a mutex, a
+ * condition variable and the prepared blocks); the helper touches no cache
+ * field.  If the helper has none ready, the loop maps a block itself, as
+ * without it.  The helper's blocks are transparent huge pages where the
+ * system allows (see slab_map() in slab.c).  At most CF__SLAB_FILL_AHEAD
+ * blocks (4 MiB) are held ahead; they are released with the cache, and
+ * cf__slab_fini() stops and joins the helper.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -43,6 +44,10 @@
  * process's threads; 2 MiB blocks do that 8 times less often than 256 KiB
  * ones for the same objects.  Pages are still touched only as used. */
 #define CF__SLAB_SIZE ((size_t)2 * 1024 * 1024)
+
+/* Blocks a cache that fills ahead keeps prepared: two, so that one late
+ * wake-up of its helper on a busy machine does not leave the loop without. */
+#define CF__SLAB_FILL_AHEAD 2
 
 struct cf__slab;
 struct cf__slab_filler;

@@ -173,22 +173,23 @@ static void test_fill_ahead_prepares_and_returns_everything(void **state)
     /* (Counted with the helper alive: a sanitizer may start a thread of its
      * own with the process's second one.) */
     threads = count_dir_entries("/proc/self/task");
-    /* Four blocks in use; the helper prepares a fifth and no more (waiting
-     * for it is waiting for the helper's mmap, not for time to pass; while
-     * it maps, it holds a larger range for a moment and trims it). */
-    while ((held = atomic_load(&mapped)) != 5 * BLOCK && spins++ < 10000000)
+    /* Four blocks in use; the helper prepares CF__SLAB_FILL_AHEAD more and
+     * no more (waiting for them is waiting for the helper's mmap, not for
+     * time to pass; while it maps, it holds a larger range for a moment and
+     * trims it). */
+    while ((held = atomic_load(&mapped)) != (4 + CF__SLAB_FILL_AHEAD) * BLOCK && spins++ < 10000000)
         sched_yield();
-    assert_int_equal(held, 5 * BLOCK);
-    /* One more block's worth: the cache takes the prepared block (or maps
-     * its own, were the helper late), and the helper prepares another. */
+    assert_int_equal(held, (4 + CF__SLAB_FILL_AHEAD) * BLOCK);
+    /* One more block's worth: the cache takes a prepared block, and the
+     * helper prepares another. */
     for (size_t i = n; i < n + per_block; i++) {
         objs[i] = cf__slab_alloc(&c);
         assert_non_null(objs[i]);
         memcpy(objs[i] + 8, &i, sizeof(i));
     }
-    while ((held = atomic_load(&mapped)) != 6 * BLOCK && spins++ < 10000000)
+    while ((held = atomic_load(&mapped)) != (5 + CF__SLAB_FILL_AHEAD) * BLOCK && spins++ < 10000000)
         sched_yield();
-    assert_int_equal(held, 6 * BLOCK); /* five in use, one prepared */
+    assert_int_equal(held, (5 + CF__SLAB_FILL_AHEAD) * BLOCK); /* five in use, the rest prepared */
     for (size_t i = 0; i < n + per_block; i++) {
         size_t who;
         memcpy(&who, objs[i] + 8, sizeof(who));
