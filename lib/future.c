@@ -39,6 +39,21 @@ static int cf__future_has_cbs(const cf_future_t *f)
     return f->cb_inline || f->cbs;
 }
 
+/* cf_future_status() for the library's own calls (no NULL check, no PLT). */
+static int cf__status(const cf_future_t *f)
+{
+    switch (atomic_load_explicit(&f->state, memory_order_acquire)) {
+    case CF_FUTURE_FINISHED:
+        return 0;
+    case CF_FUTURE_FAILED:
+        return f->out.err;
+    case CF_FUTURE_CANCELLED:
+        return CF_ECANCELED;
+    default:
+        return CF_EPENDING;
+    }
+}
+
 static int cf__state_final(int st)
 {
     return st >= CF_FUTURE_FINISHED;
@@ -110,7 +125,7 @@ void cf__future_dispatch(cf_future_t *f)
 {
     cf_loop_t *loop = f->loop;
     struct cf__cb *list = NULL, *c;
-    int status = cf_future_status(f);
+    int status = cf__status(f);
 
     f->scheduled = 0;
     if (f->cb_inline) {
@@ -120,7 +135,7 @@ void cf__future_dispatch(cf_future_t *f)
         f->cb_inline = 0;
         f->cbs = NULL;
         fn(f, status, data);
-        cf_future_unref(f); /* the reference this callback held */
+        cf__future_unref(f); /* the reference this callback held */
         return;
     }
     c = f->cbs;
@@ -188,6 +203,9 @@ int cf_future_unref(cf_future_t *f)
     return 0;
 }
 
+/* The library's own calls bind to it directly, not through the PLT. */
+extern __typeof__(cf_future_unref) cf__future_unref __attribute__((alias("cf_future_unref"), visibility("hidden")));
+
 cf_future_state cf_future_get_state(const cf_future_t *f)
 {
     CF_REQUIRE(f, "future is NULL");
@@ -220,16 +238,7 @@ cf_loop_t *cf_future_loop(const cf_future_t *f)
 int cf_future_status(const cf_future_t *f)
 {
     CF_REQUIRE(f, "future is NULL");
-    switch (cf_future_get_state(f)) {
-    case CF_FUTURE_FINISHED:
-        return 0;
-    case CF_FUTURE_FAILED:
-        return f->out.err;
-    case CF_FUTURE_CANCELLED:
-        return CF_ECANCELED;
-    default:
-        return CF_EPENDING;
-    }
+    return cf__status(f);
 }
 
 int cf_future_result(const cf_future_t *f, void **out)

@@ -259,6 +259,8 @@ struct cf_future {
 
 /* Allocate a future with one reference (the caller's). Loop thread. */
 cf_future_t *cf__future_alloc(cf_loop_t *loop);
+/* cf_future_unref(), for calls from inside the library (a hidden alias). */
+int cf__future_unref(cf_future_t *f);
 /* Return a future's memory to the loop's slab cache (refs reached 0). */
 void cf__future_release_mem(cf_future_t *f);
 /* Callback nodes, from the loop's slab cache. */
