@@ -26,19 +26,22 @@
  * process.  Leads its own process group (so a timeout kills the task's
  * children too), dies with the fork server, restores default signal handling,
  * applies the memory limit, runs the initializer, then serves frames on its
- * channel with blocking I/O: read TASK, take its start gate (pp.h), send
- * ACK (stamped with the start time), run, send RESULT (with the run
- * time, from which the pool sizes its pipelines); a task whose gate
- * the pool closed is not run: its ACK and a CANCELLED RESULT go out
- * together.  Tasks arrive on a socket; frames leave through the slot's ring
+ * channel with blocking I/O: read TASK, send ACK (stamped with the start
+ * time) with what is gathered, take its start gate (pp.h), run, mark the
+ * gate DONE, send RESULT (with the run time, from which the pool sizes its
+ * pipelines); a task whose gate the pool closed is not run: a CANCELLED
+ * RESULT follows its ACK.  After a task whose gate the pool set to STOP
+ * while it ran, nothing more is sent: the worker waits for the pool's
+ * signal (await_stop()).  Tasks arrive on a socket; frames leave through the slot's ring
  * in shared memory (pp.h), so "send ACK" costs no system call, and the
  * pipe carries a WAKE frame when the pool waits for what was published (an
  * ACK alone only when the pool asked for ACKs), and the frames that do not
  * fit in the ring.  If the pool closed its end, a write raises SIGPIPE and the worker
  * (default dispositions) dies; the pool was done with it.  Input is
  * buffered (struct chan) and a task's argument is used in place when it is
- * aligned; the ACK of a task that was already buffered goes out with the
- * RESULT of the task before.  An idle worker polls its socket for
+ * aligned; the RESULT of a task is published with the ACK of the next,
+ * before that task's gate is taken (so a stop decided for that task cannot
+ * lose it).  An idle worker polls its socket for
  * CHAN_SPIN_NS before it blocks, without sched_yield() between polls (on a
  * machine with fewer cores than workers + 1 that cost a context switch per
  * poll with the loop).  It exits with _exit() (never the application's atexit handlers) on EOF
@@ -336,6 +339,25 @@ static int chan_fill(struct chan *c, size_t want)
     }
 }
 
+/*
+ * The pool decided to stop this worker for the task that just returned
+ * (its gate is STOP, pp.h): its signal is on its way.  Send nothing more,
+ * take no other task: die by it (the task may have blocked or caught
+ * SIGTERM; SIGKILL follows after the grace period in any case).
+ */
+static void await_stop(void) __attribute__((noreturn));
+static void await_stop(void)
+{
+    sigset_t term;
+
+    signal(SIGTERM, SIG_DFL);
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_UNBLOCK, &term, NULL);
+    for (;;)
+        pause();
+}
+
 static void worker_exit(const struct cf__pp_config *cfg, int index, void *wdata, int code)
 {
     if (cfg->finalizer)
@@ -398,6 +420,8 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
         uint8_t *payload;
         uint64_t start, ran;
         cf_task_fn fn;
+        _Atomic uint8_t *my_gate;
+        uint8_t taken;
         int rc, skip;
 
         /*
@@ -435,16 +459,27 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
             payload = ch.arg;
         }
         memcpy(&fn, payload, sizeof(fn));
-        /* Take the task's start gate: if the pool closed it, the task was
-         * cancelled before it started and is skipped (pp.h). */
-        skip = atomic_exchange(&gate[seq++ % CF__PP_GATES], CF__GATE_TAKEN) == CF__GATE_CANCELLED;
-        /* The ACK is published before the task starts: a crash is then
-         * the task's (pp.h).  It wakes the pool only if the pool asked for
-         * it; otherwise the pool reads it with the RESULT, or sooner. */
+        /*
+         * The ACK goes out, with what is gathered (the RESULT of the task
+         * before), before the task's start gate is taken: a crash is then
+         * the task's, and a stop decided once the gate is taken cannot take
+         * the RESULT before along (pp.h).  It wakes the pool only if the
+         * pool asked for it; otherwise the pool reads it with the RESULT,
+         * or sooner.  Then the gate: if the pool closed it, the task was
+         * cancelled before it started and is skipped (its ACK and a
+         * CANCELLED RESULT go out together when the pool closed it before
+         * the worker came to it).
+         */
         if (chan_put_ack(&ch, h.id, &start))
             _exit(CF__PP_EXIT_NOMEM_FRAME);
-        if (!skip && chan_flush(&ch))
-            _exit(CF__PP_EXIT_CHANNEL);
+        my_gate = &gate[seq++ % CF__PP_GATES];
+        skip = atomic_load_explicit(my_gate, memory_order_acquire) == CF__GATE_CANCELLED; /* closed for good */
+        if (!skip) {
+            if (chan_flush(&ch))
+                _exit(CF__PP_EXIT_CHANNEL);
+            taken = CF__GATE_OPEN;
+            skip = !atomic_compare_exchange_strong(my_gate, &taken, CF__GATE_TAKEN);
+        }
 
         memset(&o, 0, sizeof(o));
         memset(&task, 0, sizeof(task));
@@ -453,10 +488,16 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
         task.worker_index = index;
         task.arg = payload + 8;
         task.arg_len = (size_t)h.len - 8;
-        if (skip)
+        if (skip) {
             o.err = CF_ECANCELED;
-        else
+        } else {
             cf__task_run(&task, fn);
+            /* The task returned: its gate says so, unless the pool decided
+             * to stop this worker for it first (pp.h). */
+            taken = CF__GATE_TAKEN;
+            if (!atomic_compare_exchange_strong(my_gate, &taken, CF__GATE_DONE))
+                await_stop();
+        }
         if (o.err == 0 && o.value_free && !o.is_bytes) {
             cf__outcome_drop_value(&o);
             free(o.errmsg);
