@@ -39,7 +39,8 @@ static struct cf__slab *slab_of(void *obj)
  * helper asks for it: where free 2 MiB pages are handed back to a
  * hypervisor (free page reporting), clearing one can take ten times as
  * long while the host faults it in again, a delay the loop thread must not
- * take; 4 KiB pages come from memory the guest still holds. */
+ * take when it maps a block itself (the helper failed); 4 KiB pages come
+ * from memory the guest still holds. */
 static void *slab_map(int populate, int huge)
 {
     size_t len = 2 * CF__SLAB_SIZE;
@@ -80,9 +81,11 @@ static void *slab_map(int populate, int huge)
 struct cf__slab_filler {
     pthread_t tid;
     cf__mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;       /* the helper waits for room or for quit */
+    pthread_cond_t cv_ready; /* the loop waits for a block */
     /* Under mu. */
     int quit;
+    int failed; /* the helper's last mapping failed (out of memory) */
     int nready;
     void *ready[CF__SLAB_FILL_AHEAD]; /* mapped, faulted-in blocks, not yet taken */
 };
@@ -105,11 +108,13 @@ static void *filler_main(void *arg)
         cf__mutex_unlock(&fl->mu);
         b = slab_map(1, 1);
         cf__mutex_lock(&fl->mu);
-        if (!b) { /* out of memory: wait for the loop's next request */
+        if (b)
+            fl->ready[fl->nready++] = b;
+        else
+            fl->failed = 1; /* out of memory: the loop maps its own, then asks again */
+        pthread_cond_signal(&fl->cv_ready);
+        if (!b && !fl->quit)
             cf__cond_wait(&fl->cv, &fl->mu);
-            continue;
-        }
-        fl->ready[fl->nready++] = b;
     }
     cf__mutex_unlock(&fl->mu);
     return NULL;
@@ -126,11 +131,13 @@ static struct cf__slab_filler *filler_start(void)
         return NULL;
     cf__mutex_init(&fl->mu);
     pthread_cond_init(&fl->cv, NULL);
+    pthread_cond_init(&fl->cv_ready, NULL);
     sigfillset(&all); /* signals go to the application's threads */
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = pthread_create(&fl->tid, NULL, filler_main, fl);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
+        pthread_cond_destroy(&fl->cv_ready);
         pthread_cond_destroy(&fl->cv);
         pthread_mutex_destroy(&fl->mu);
         free(fl);
@@ -148,12 +155,19 @@ static void filler_stop(struct cf__slab_filler *fl)
     pthread_join(fl->tid, NULL);
     while (fl->nready)
         munmap(fl->ready[--fl->nready], CF__SLAB_SIZE);
+    pthread_cond_destroy(&fl->cv_ready);
     pthread_cond_destroy(&fl->cv);
     pthread_mutex_destroy(&fl->mu);
     free(fl);
 }
 
-/* The block the helper prepared, or NULL; either way it starts on the next. */
+/*
+ * A block the helper prepared, waiting for the one it is preparing if none
+ * is ready; NULL when it could not map one (the caller then tries itself).
+ * Waiting beats mapping a block here: the helper, faulting its block in,
+ * holds the process's mmap lock for reading, and the mmap() of a block of
+ * our own would wait for that lock anyway, then do the same work again.
+ */
 static void *filler_take(struct cf__slab_cache *c)
 {
     struct cf__slab_filler *fl = c->filler;
@@ -168,8 +182,11 @@ static void *filler_take(struct cf__slab_cache *c)
             return NULL;
     }
     cf__mutex_lock(&fl->mu);
+    while (!fl->nready && !fl->failed)
+        cf__cond_wait(&fl->cv_ready, &fl->mu);
     b = fl->nready ? fl->ready[--fl->nready] : NULL;
-    pthread_cond_signal(&fl->cv);
+    fl->failed = 0;
+    pthread_cond_signal(&fl->cv); /* room for another, or try again */
     cf__mutex_unlock(&fl->mu);
     return b;
 }

@@ -25,7 +25,10 @@
  * of them prepared: whenever the loop takes one, the helper prepares
  * another.  The loop and the helper share only `filler` (a mutex, a
  * condition variable and the prepared blocks); the helper touches no cache
- * field.  If the helper has none ready, the loop maps a block itself, as
+ * field.  If none is ready, the loop waits for the block the helper is
+ * faulting in (an mmap() of its own would wait for the helper's hold on the
+ * process's mmap lock anyway); only when the helper could not map one (out
+ * of memory) or could not be started does the loop map a block itself, as
  * without it.  The helper's blocks are transparent huge pages where the
  * system allows (see slab_map() in slab.c).  At most CF__SLAB_FILL_AHEAD
  * blocks (4 MiB) are held ahead; they are released with the cache, and
