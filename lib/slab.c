@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 
 struct cf__slab {
     struct cf__slab *next, *prev; /* in the cache's partial list */
@@ -90,9 +91,37 @@ struct cf__slab_filler {
     void *ready[CF__SLAB_FILL_AHEAD]; /* mapped, faulted-in blocks, not yet taken */
 };
 
+/* CPU time of the calling thread, in ns (0 if unavailable). */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* What faulting in a block of 4 KiB pages costs, about (1 ms on a 2026 VM):
+ * a huge page that took longer is tried against them. */
+#define FILL_SMALL_GUESS_NS 1000000u
+/* Every this many blocks, the kind not in use is tried again. */
+#define FILL_PROBE_EVERY 16u
+
+/*
+ * The helper thread.  Huge or small pages: a huge page is usually several
+ * times cheaper to fault in, but where the hypervisor takes free 2 MiB pages
+ * back (free page reporting) it can cost ten times as much while the host
+ * faults it in again, and whether it does changes from minute to minute.  So
+ * the helper times each block (its own CPU time, which includes such stalls)
+ * and keeps using the kind that cost less, trying the other one again every
+ * FILL_PROBE_EVERY blocks.
+ */
 static void *filler_main(void *arg)
 {
     struct cf__slab_filler *fl = arg;
+    uint64_t ns_huge = 0, ns_small = 0;
+    unsigned nmapped = 0;
+    int huge = 1;
 
 #ifdef HAVE_PTHREAD_SETNAME_NP
     pthread_setname_np(pthread_self(), "cf-slab");
@@ -106,7 +135,24 @@ static void *filler_main(void *arg)
         if (fl->quit)
             break;
         cf__mutex_unlock(&fl->mu);
-        b = slab_map(1, 1);
+        {
+            uint64_t t0 = thread_cpu_ns(), dt;
+
+            b = slab_map(1, huge);
+            dt = thread_cpu_ns() - t0;
+            if (b && t0) {
+                if (huge)
+                    ns_huge = dt;
+                else
+                    ns_small = dt;
+            }
+            if (ns_huge && ns_small)
+                huge = ns_huge <= ns_small;
+            else if (huge && ns_huge > FILL_SMALL_GUESS_NS)
+                huge = 0; /* slow: see what small pages cost */
+            if (++nmapped % FILL_PROBE_EVERY == 0)
+                huge = !huge;
+        }
         cf__mutex_lock(&fl->mu);
         if (b)
             fl->ready[fl->nready++] = b;
@@ -189,6 +235,18 @@ static void *filler_take(struct cf__slab_cache *c)
     pthread_cond_signal(&fl->cv); /* room for another, or try again */
     cf__mutex_unlock(&fl->mu);
     return b;
+}
+
+int cf__slab_fill_ready(struct cf__slab_cache *c)
+{
+    int n = 0;
+
+    if (c->filler) {
+        cf__mutex_lock(&c->filler->mu);
+        n = c->filler->nready;
+        cf__mutex_unlock(&c->filler->mu);
+    }
+    return n;
 }
 
 void cf__slab_fill_ahead(struct cf__slab_cache *c)

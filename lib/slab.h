@@ -68,6 +68,8 @@ struct cf__slab_cache {
 void cf__slab_init(struct cf__slab_cache *c, size_t obj_size);
 /* Let a helper thread fault in the next block ahead of need (see above). */
 void cf__slab_fill_ahead(struct cf__slab_cache *c);
+/* Blocks the helper has ready now (0 before it started); for tests. */
+int cf__slab_fill_ready(struct cf__slab_cache *c);
 /* Release every block and stop the helper; every object must have been freed. */
 void cf__slab_fini(struct cf__slab_cache *c);
 /* An object (contents undefined), or NULL when out of memory. */

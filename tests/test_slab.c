@@ -163,7 +163,7 @@ static void test_fill_ahead_prepares_and_returns_everything(void **state)
     size_t per_block = (CF__SLAB_SIZE - 64) / 128, n = per_block * 3 + 7;
     char **objs = malloc((n + per_block) * sizeof(*objs));
     int threads;
-    long held, spins = 0;
+    long spins = 0;
 
     (void)state;
     assert_non_null(objs);
@@ -181,12 +181,12 @@ static void test_fill_ahead_prepares_and_returns_everything(void **state)
      * own with the process's second one.) */
     threads = count_dir_entries("/proc/self/task");
     /* Four blocks in use; the helper prepares CF__SLAB_FILL_AHEAD more and
-     * no more (waiting for them is waiting for the helper's mmap, not for
-     * time to pass; while it maps, it holds a larger range for a moment and
-     * trims it). */
-    while ((held = atomic_load(&mapped)) != (4 + CF__SLAB_FILL_AHEAD) * BLOCK && spins++ < 10000000)
+     * no more (waiting for them is waiting for the helper's work, not for
+     * time to pass). */
+    while (cf__slab_fill_ready(&c) < CF__SLAB_FILL_AHEAD && spins++ < 10000000)
         sched_yield();
-    assert_int_equal(held, (4 + CF__SLAB_FILL_AHEAD) * BLOCK);
+    assert_int_equal(cf__slab_fill_ready(&c), CF__SLAB_FILL_AHEAD);
+    assert_int_equal(atomic_load(&mapped), (4 + CF__SLAB_FILL_AHEAD) * BLOCK);
     /* One more block's worth: the cache takes a prepared block, and the
      * helper prepares another. */
     for (size_t i = n; i < n + per_block; i++) {
@@ -194,9 +194,9 @@ static void test_fill_ahead_prepares_and_returns_everything(void **state)
         assert_non_null(objs[i]);
         memcpy(objs[i] + 8, &i, sizeof(i));
     }
-    while ((held = atomic_load(&mapped)) != (5 + CF__SLAB_FILL_AHEAD) * BLOCK && spins++ < 10000000)
+    while (cf__slab_fill_ready(&c) < CF__SLAB_FILL_AHEAD && spins++ < 10000000)
         sched_yield();
-    assert_int_equal(held, (5 + CF__SLAB_FILL_AHEAD) * BLOCK); /* five in use, the rest prepared */
+    assert_int_equal(atomic_load(&mapped), (5 + CF__SLAB_FILL_AHEAD) * BLOCK); /* five in use, the rest prepared */
     /* The cache mapped only its first block itself: it waited for the
      * helper's blocks rather than map its own. */
     assert_int_equal(atomic_load(&test_thread_maps), 1);
@@ -219,7 +219,7 @@ static void test_fill_ahead_out_of_memory(void **state)
     struct cf__slab_cache c;
     size_t per_block = (CF__SLAB_SIZE - 64) / 128, n = 0;
     char **objs = malloc((per_block * (3 + CF__SLAB_FILL_AHEAD) + 2) * sizeof(*objs));
-    long held, spins = 0;
+    long spins = 0;
 
     (void)state;
     assert_non_null(objs);
@@ -227,9 +227,9 @@ static void test_fill_ahead_out_of_memory(void **state)
     cf__slab_fill_ahead(&c);
     while (n < per_block + 1) /* the second block comes from the helper */
         assert_non_null(objs[n++] = cf__slab_alloc(&c));
-    while ((held = atomic_load(&mapped)) != (2 + CF__SLAB_FILL_AHEAD) * BLOCK && spins++ < 10000000)
+    while (cf__slab_fill_ready(&c) < CF__SLAB_FILL_AHEAD && spins++ < 10000000)
         sched_yield();
-    assert_int_equal(held, (2 + CF__SLAB_FILL_AHEAD) * BLOCK);
+    assert_int_equal(atomic_load(&mapped), (2 + CF__SLAB_FILL_AHEAD) * BLOCK);
     refuse_mmap = 1;
     while (n < per_block * (2 + CF__SLAB_FILL_AHEAD)) /* the prepared blocks still serve */
         assert_non_null(objs[n++] = cf__slab_alloc(&c));
