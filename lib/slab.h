@@ -30,7 +30,8 @@
  * process's mmap lock anyway); only when the helper could not map one (out
  * of memory) or could not be started does the loop map a block itself, as
  * without it.  The helper's blocks are transparent huge pages where the
- * system allows (see slab_map() in slab.c).  At most CF__SLAB_FILL_AHEAD
+ * system allows and they cost less than 4 KiB pages (see filler_main() in
+ * slab.c).  At most CF__SLAB_FILL_AHEAD
  * blocks (4 MiB) are held ahead; they are released with the cache, and
  * cf__slab_fini() stops and joins the helper.
  *
