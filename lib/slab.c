@@ -89,6 +89,7 @@ struct cf__slab_filler {
     int failed; /* the helper's last mapping failed (out of memory) */
     int nready;
     void *ready[CF__SLAB_FILL_AHEAD]; /* mapped, faulted-in blocks, not yet taken */
+    struct cf__slab *dead;            /* emptied blocks to return to the system (via next) */
 };
 
 /* CPU time of the calling thread, in ns (0 if unavailable). */
@@ -130,10 +131,18 @@ static void *filler_main(void *arg)
     for (;;) {
         void *b;
 
-        while (!fl->quit && fl->nready == CF__SLAB_FILL_AHEAD)
+        while (!fl->quit && fl->nready == CF__SLAB_FILL_AHEAD && !fl->dead)
             cf__cond_wait(&fl->cv, &fl->mu);
         if (fl->quit)
             break;
+        if (fl->dead) { /* munmap() costs the loop as much as faulting in */
+            struct cf__slab *d = fl->dead;
+            fl->dead = d->next;
+            cf__mutex_unlock(&fl->mu);
+            munmap(d, CF__SLAB_SIZE);
+            cf__mutex_lock(&fl->mu);
+            continue;
+        }
         cf__mutex_unlock(&fl->mu);
         {
             uint64_t t0 = thread_cpu_ns(), dt;
@@ -201,6 +210,11 @@ static void filler_stop(struct cf__slab_filler *fl)
     pthread_join(fl->tid, NULL);
     while (fl->nready)
         munmap(fl->ready[--fl->nready], CF__SLAB_SIZE);
+    while (fl->dead) {
+        struct cf__slab *d = fl->dead;
+        fl->dead = d->next;
+        munmap(d, CF__SLAB_SIZE);
+    }
     pthread_cond_destroy(&fl->cv_ready);
     pthread_cond_destroy(&fl->cv);
     pthread_mutex_destroy(&fl->mu);
@@ -370,7 +384,13 @@ void cf__slab_free(struct cf__slab_cache *c, void *obj)
         if (c->partial == s && !s->next)
             return;
         partial_remove(c, s);
-        if (c->spare) {
+        if (c->spare && c->filler) { /* the helper returns it */
+            cf__mutex_lock(&c->filler->mu);
+            s->next = c->filler->dead;
+            c->filler->dead = s;
+            pthread_cond_signal(&c->filler->cv);
+            cf__mutex_unlock(&c->filler->mu);
+        } else if (c->spare) {
             munmap(s, CF__SLAB_SIZE);
         } else {
             c->spare = s;

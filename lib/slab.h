@@ -23,17 +23,18 @@
  * thread ("cf-slab", every signal blocked) that maps and faults in the next
  * blocks while the loop fills the current one, keeping CF__SLAB_FILL_AHEAD
  * of them prepared: whenever the loop takes one, the helper prepares
- * another.  The loop and the helper share only `filler` (a mutex, a
- * condition variable and the prepared blocks); the helper touches no cache
- * field.  If none is ready, the loop waits for the block the helper is
- * faulting in (an mmap() of its own would wait for the helper's hold on the
- * process's mmap lock anyway); only when the helper could not map one (out
- * of memory) or could not be started does the loop map a block itself, as
- * without it.  The helper's blocks are transparent huge pages where the
- * system allows and they cost less than 4 KiB pages (see filler_main() in
- * slab.c).  At most CF__SLAB_FILL_AHEAD
- * blocks (4 MiB) are held ahead; they are released with the cache, and
- * cf__slab_fini() stops and joins the helper.
+ * another.  It also returns the cache's emptied blocks to the system (an
+ * munmap() costs about as much as faulting a block in).  The loop and the
+ * helper share only `filler` (a mutex, a condition variable, the prepared
+ * blocks and the emptied ones); the helper touches no cache field.  If no
+ * block is ready, the loop waits for the one the helper is faulting in (an
+ * mmap() of its own would wait for the helper's hold on the process's mmap
+ * lock anyway); only when the helper could not map one (out of memory) or
+ * could not be started does the loop map a block itself, as without it.
+ * The helper's blocks are transparent huge pages where the system allows
+ * and they cost less than 4 KiB pages (see filler_main() in slab.c).  At
+ * most CF__SLAB_FILL_AHEAD blocks (4 MiB) are held ahead; they are released
+ * with the cache, and cf__slab_fini() stops and joins the helper.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
