@@ -41,11 +41,13 @@
  * buffered (struct chan) and a task's argument is used in place when it is
  * aligned; the RESULT of a task is published with the ACK of the next,
  * before that task's gate is taken (so a stop decided for that task cannot
- * lose it).  An idle worker polls its socket for
- * CHAN_SPIN_NS before it blocks, without sched_yield() between polls (on a
- * machine with fewer cores than workers + 1 that cost a context switch per
- * poll with the loop).  It exits with _exit() (never the application's atexit handlers) on EOF
- * or after max_tasks_per_child tasks.
+ * lose it).  An idle worker whose recent waits for a task were short polls
+ * its socket for CHAN_SPIN_NS before it blocks, without sched_yield()
+ * between polls (on a machine with fewer cores than workers + 1 that cost
+ * a context switch per poll with the loop); one whose tasks come further
+ * apart blocks at once (chan_fill()).  It exits with _exit() (never the
+ * application's atexit handlers) on EOF or after max_tasks_per_child
+ * tasks.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -132,10 +134,12 @@ struct chan {
     uint64_t tail, published; /* ring positions: written, and made visible to the pool */
     uint32_t seq;             /* the number of the next frame */
     int urgent;               /* a frame other than an ACK waits to be sent: it wakes a waiting pool */
+    uint64_t idle_avg;        /* moving average of the waits for a next task, ns (chan_fill()) */
 };
 
 #define CHAN_IN_MIN 65536
-#define CHAN_SPIN_NS 50000 /* an idle worker polls this long before it blocks */
+#define CHAN_SPIN_NS 50000               /* an idle worker polls this long before it blocks, if it polls */
+#define CHAN_IDLE_CAP (2 * CHAN_SPIN_NS) /* a wait counts this much at most in idle_avg */
 
 static size_t pad8(size_t n)
 {
@@ -300,15 +304,28 @@ static int chan_has_frame(const struct chan *c, struct cf__frame_hdr *h)
 }
 
 /*
- * Read more input: first polling without blocking for CHAN_SPIN_NS (the
- * next task of a round trip through the pool then costs no sleep and
- * wake-up; a wake-up from an idle CPU costs tens of microseconds), then
- * blocking.  The poll does not call sched_yield(): with more processes than
- * cores that made a context switch per poll with the loop.  0, 1 on EOF, -1
- * on error, -2 out of memory.
+ * Read more input: polling without blocking for up to CHAN_SPIN_NS, then
+ * blocking.  A poll that finds the next task saves a sleep and a wake-up
+ * (tens of microseconds from an idle CPU), which is what a stream of round
+ * trips through the pool costs; when tasks come further apart, the poll
+ * only takes the CPU from the processes that produce them (on a small
+ * machine: the application's loop, a broker, a remote client).  So the
+ * worker polls only while its waits for a next task have been short:
+ * idle_avg, a moving average (weight 1/4) of how long it waited with
+ * nothing buffered, each wait counted up to CHAN_IDLE_CAP, must be below
+ * CHAN_SPIN_NS.  Three long waits in a row after short ones raise it
+ * above, and the worker then blocks at once; three or four short waits
+ * bring it back (a wait it blocked for counts its wake-up too), and it
+ * polls again.  The rest of a frame already begun is always polled for.
+ * The clock is read through the vDSO: no system call.  The poll does not
+ * call sched_yield(): with more processes than cores that made a context
+ * switch per poll with the loop.  0, 1 on EOF, -1 on error, -2 out of
+ * memory.
  */
 static int chan_fill(struct chan *c, size_t want)
 {
+    int idle = c->in_off == c->in_len; /* nothing of the next frame is here */
+
     if (c->in_off > 0) { /* keep the unread bytes at the front */
         memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
         c->in_len -= c->in_off;
@@ -323,18 +340,28 @@ static int chan_fill(struct chan *c, size_t want)
         c->in = b;
         c->in_cap = want;
     }
-    uint64_t spin_until = cf_now_ns() + CHAN_SPIN_NS;
+    uint64_t t0 = cf_now_ns(), now = t0;
+    uint64_t spin_until = !idle || c->idle_avg < CHAN_SPIN_NS ? t0 + CHAN_SPIN_NS : 0;
     for (;;) {
-        int nowait = cf_now_ns() < spin_until;
+        int nowait = now < spin_until;
         ssize_t r = recv(c->in_fd, c->in + c->in_len, c->in_cap - c->in_len, nowait ? MSG_DONTWAIT : 0);
         if (r > 0) {
             c->in_len += (size_t)r;
+            if (idle) {
+                uint64_t waited = (nowait ? now : cf_now_ns()) - t0;
+                if (waited > CHAN_IDLE_CAP)
+                    waited = CHAN_IDLE_CAP;
+                c->idle_avg = c->idle_avg - c->idle_avg / 4 + waited / 4;
+            }
             return 0;
         }
         if (r == 0)
             return 1;
-        if (errno == EINTR || (nowait && (errno == EAGAIN || errno == EWOULDBLOCK)))
+        if (errno == EINTR || (nowait && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+            if (nowait)
+                now = cf_now_ns();
             continue;
+        }
         return -1;
     }
 }
