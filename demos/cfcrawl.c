@@ -14,15 +14,17 @@
  * and a buffer, not a thread: --concurrency 1000 needs 1,000 sockets, not
  * 1,000 threads.  Work that takes CPU - decoding and parsing a page with
  * libxml2's HTML parser in SAX mode, resolving its links (plain relative
- * ones by RFC 3986 directly, the rest with curl's URL API), saving it under
- * --output - runs in a cfutures thread pool of --threads workers (each with
- * its own CURLU handle).  The pages that finish in one loop iteration go to
+ * ones by RFC 3986 directly, the rest with curl's URL API) and hashing them
+ * for the set of seen URLs, saving it under --output, formatting its result
+ * line - runs in a cfutures thread pool of --threads workers (each with its
+ * own CURLU handle): the loop thread, which runs every transfer, is the
+ * crawl's bottleneck.  The pages that finish in one loop iteration go to
  * the pool together, as at most --threads tasks, so a busy loop wakes each
  * worker once per iteration, not once per page; a task's done callback
- * brings the links back to the loop.  --concurrency bounds the transfers in flight,
- * and no transfer starts while as many pages wait for a parser (the parsers
- * push back on the network), so the bodies held in memory are at most
- * 2 x --concurrency x --max-size.
+ * brings the links and the line back to the loop.  --concurrency bounds the
+ * transfers in flight, and no transfer starts while as many pages wait for a
+ * parser (the parsers push back on the network), so the bodies held in
+ * memory are at most 2 x --concurrency x --max-size.
  *
  * Politeness.  Before any page, robots.txt is fetched once per site (host and
  * port of a start URL; the crawl never leaves them) and its group for our
@@ -44,9 +46,13 @@
  * nothing for --timeout (or 30 s) is given up.  Memory stays flat whatever the
  * fan-out of the pages.
  *
- * The crawl goes level by level (all of depth d before any of d+1), so a URL
- * is always first seen at its smallest depth and --depth is exact.  Redirects
- * are not followed inside curl: a 3xx is reported and its target queued at the
+ * The crawl goes level by level: the links of a page of depth d+1 are
+ * followed only once every page of depth d is done (until then the page waits,
+ * its body freed, among the pages that hold back new transfers), so a URL is
+ * always first seen at its smallest depth and --depth is exact.  The transfers
+ * of depth d+1 start as soon as every URL of depth d has started, so the last,
+ * slowest pages of a level do not leave the connections idle.  Redirects are
+ * not followed inside curl: a 3xx is reported and its target queued at the
  * same depth, so every URL is fetched at most once.
  *
  * Content.  Non-HTML responses are results (status and type), not parsed; their
@@ -130,6 +136,7 @@ typedef struct crawl_conf {
     int json;
     const char *user_agent;
     char *robots_token; /* product token of the user agent, for robots.txt */
+    int no_proxy_env;   /* no proxy variable is set: curl need not look them up per transfer */
     const char *output; /* directory to save pages in, or NULL */
     int outdir;         /* its descriptor */
     site *sites;        /* the start URLs' sites; read-only once the pool runs (but robots fields) */
@@ -250,20 +257,63 @@ static int is_control(unsigned cp)
            (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f;
 }
 
-/* Write the run of printable ASCII at the start of p[0..n) that needs no
- * escape (no backslash, no `quote`) in one fwrite; returns its length. */
-static size_t put_plain(FILE *out, const unsigned char *p, size_t n, int quote)
+/* Append to an output line; out of memory ends the crawl, as anywhere else. */
+static void put(buf *b, const void *p, size_t n)
+{
+    if (b->len + n < b->cap) { /* the common case: room already */
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+    } else if (buf_add(b, p, n, SIZE_MAX) != 0) {
+        oom();
+    }
+}
+
+static void puts_(buf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+static void put_fmt(buf *b, const char *f, ...) CF_PRINTF(2, 3);
+static void put_fmt(buf *b, const char *f, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(tmp, sizeof tmp, f, ap);
+    va_end(ap);
+    if (n > 0)
+        put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* An unsigned number in decimal; with `frac`, its last three digits after a '.' (microseconds as ms). */
+static void put_u64(buf *b, uint64_t v, int frac)
+{
+    char tmp[24], *e = tmp + sizeof tmp, *d = e;
+    int digits = 0;
+    do {
+        *--d = (char)('0' + v % 10);
+        v /= 10;
+        if (frac && ++digits == 3)
+            *--d = '.';
+    } while (v || (frac && digits < 4));
+    put(b, d, (size_t)(e - d));
+}
+
+/* The run of printable ASCII at the start of p[0..n) that needs no escape (no backslash, no `quote`), appended;
+ * returns its length. */
+static size_t put_plain(buf *out, const unsigned char *p, size_t n, int quote)
 {
     size_t run = 0;
     while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '\\' && p[run] != quote)
         run++;
     if (run)
-        fwrite(p, 1, run, out);
+        put(out, p, run);
     return run;
 }
 
-/* Print `s` for a terminal: controls as \xNN or \uNNNN, invalid UTF-8 bytes as \xNN. */
-static void text_str(FILE *out, const char *s)
+/* Append `s` for a terminal: controls as \xNN or \uNNNN, invalid UTF-8 bytes as \xNN. */
+static void text_str(buf *out, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
@@ -277,26 +327,26 @@ static void text_str(FILE *out, const char *s)
         unsigned cp;
         size_t len = utf8_next(p, n, &cp);
         if (len == 0 || (len == 1 && is_control(cp)))
-            fprintf(out, "\\x%02x", *p), len = 1;
+            put_fmt(out, "\\x%02x", *p), len = 1;
         else if (is_control(cp))
-            fprintf(out, "\\u%04x", cp);
+            put_fmt(out, "\\u%04x", cp);
         else if (cp == '\\')
-            fputs("\\\\", out);
+            puts_(out, "\\\\");
         else
-            fwrite(p, 1, len, out);
+            put(out, p, len);
         p += len;
         n -= len;
     }
 }
 
-/* Print `s` as a JSON string (or null); invalid UTF-8 becomes U+FFFD, controls are escaped. */
-static void json_str(FILE *out, const char *s)
+/* Append `s` as a JSON string (or null); invalid UTF-8 becomes U+FFFD, controls are escaped. */
+static void json_str(buf *out, const char *s)
 {
     if (!s) {
-        fputs("null", out);
+        puts_(out, "null");
         return;
     }
-    fputc('"', out);
+    put(out, "\"", 1);
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
     while (n > 0) {
@@ -309,25 +359,25 @@ static void json_str(FILE *out, const char *s)
         unsigned cp;
         size_t len = utf8_next(p, n, &cp);
         if (len == 0) {
-            fputs("\\ufffd", out);
+            puts_(out, "\\ufffd");
             len = 1;
         } else if (cp == '"') {
-            fputs("\\\"", out);
+            puts_(out, "\\\"");
         } else if (cp == '\\') {
-            fputs("\\\\", out);
+            puts_(out, "\\\\");
         } else if (cp == '\n') {
-            fputs("\\n", out);
+            puts_(out, "\\n");
         } else if (cp == '\t') {
-            fputs("\\t", out);
+            puts_(out, "\\t");
         } else if (is_control(cp)) {
-            fprintf(out, "\\u%04x", cp);
+            put_fmt(out, "\\u%04x", cp);
         } else {
-            fwrite(p, 1, len, out);
+            put(out, p, len);
         }
         p += len;
         n -= len;
     }
-    fputc('"', out);
+    put(out, "\"", 1);
 }
 
 /* ------------------------------------------------------------ the URL set */
@@ -335,7 +385,7 @@ static void json_str(FILE *out, const char *s)
 /* Open addressing (linear probing) over owned strings; grows at 50% load.  Loop thread only. */
 typedef struct url_slot {
     char *s; /* NULL: empty */
-    uint64_t h;
+    uint32_t h;
 } url_slot;
 
 typedef struct url_set {
@@ -343,17 +393,16 @@ typedef struct url_set {
     size_t cap, n;
 } url_set;
 
-static uint64_t hash_str(const char *s)
+static uint32_t hash_str(const char *s)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    uint64_t h = 1469598103934665603ull; /* FNV-1a, folded to 32 bits */
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+    return (uint32_t)(h ^ (h >> 32));
 }
 
-/* Insert a copy of `s`; returns 1 if added, 0 if it was already there. */
 /* The slot holding `s` (hash h), or the empty slot where it would go. */
-static size_t url_set_find(const url_set *set, const char *s, uint64_t h)
+static size_t url_set_find(const url_set *set, const char *s, uint32_t h)
 {
     size_t mask = set->cap - 1, j = h & mask;
     while (set->slot[j].s && (set->slot[j].h != h || strcmp(set->slot[j].s, s) != 0))
@@ -361,7 +410,8 @@ static size_t url_set_find(const url_set *set, const char *s, uint64_t h)
     return j;
 }
 
-static int url_set_add(url_set *set, const char *s)
+/* Insert `s` (hash h), which the set then owns; returns 1 if added, 0 if it was already there (s is not taken). */
+static int url_set_add(url_set *set, char *s, uint32_t h)
 {
     if (2 * (set->n + 1) > set->cap) {
         size_t cap = set->cap ? set->cap * 2 : 1024;
@@ -380,21 +430,20 @@ static int url_set_add(url_set *set, const char *s)
         set->slot = slot;
         set->cap = cap;
     }
-    uint64_t h = hash_str(s);
     size_t j = url_set_find(set, s, h);
     if (set->slot[j].s)
         return 0;
-    set->slot[j] = (url_slot){.s = xstrdup(s), .h = h};
+    set->slot[j] = (url_slot){.s = s, .h = h};
     set->n++;
     return 1;
 }
 
-static int url_set_has(const url_set *set, const char *s)
+static int url_set_has(const url_set *set, const char *s, uint32_t h)
 {
-    return set->cap && set->slot[url_set_find(set, s, hash_str(s))].s != NULL;
+    return set->cap && set->slot[url_set_find(set, s, h)].s != NULL;
 }
 
-/* Remove `s` if present (backward-shift deletion: no tombstones). */
+/* Remove and free `s` if present (backward-shift deletion: no tombstones). */
 static void url_set_remove(url_set *set, const char *s)
 {
     if (!set->cap)
@@ -845,14 +894,21 @@ static void robots_parse(site *st, char *text, const char *token)
 /* ------------------------------------------------------------ jobs */
 
 enum job_kind { JOB_PAGE, JOB_ROBOTS };
-enum job_state { JOB_QUEUED, JOB_FETCHING, JOB_BATCHED, JOB_PARSING };
+
+/* A link found on a page (or a redirect's target), with what the loop thread needs to queue it. */
+typedef struct page_link {
+    char *url;     /* malloc'd; NULL once the frontier took it */
+    uint32_t hash; /* hash_str(url), computed by the parse task */
+    uint32_t site; /* 16 bytes a link: a page may carry --max-links of them */
+} page_link;
+enum job_state { JOB_QUEUED, JOB_FETCHING, JOB_BATCHED, JOB_PARSING, JOB_HELD };
 
 typedef struct job {
-    struct job *next, *prev; /* frontier level or the in-flight list */
+    struct job *next, *prev; /* frontier level, the in-flight list or the held pages */
     struct crawl *crawl;
     enum job_kind kind;
     enum job_state state;
-    char *url;
+    char *url; /* a page's is owned by the crawl's set of seen URLs; a robots.txt job's by the job */
     size_t site;
     int depth;
     int hops;     /* redirects that led here */
@@ -868,32 +924,90 @@ typedef struct job {
     uint64_t received; /* body bytes delivered by curl (decoded) */
     char *content_type;
     long status;
-    double ms;
+    uint64_t us; /* total time of the transfer */
     /* the parse (worker thread while PARSING, then loop thread) */
     struct job *batch_next; /* the next page of the same task */
     cf_future_t *future;    /* the task's; set in the first page of the task only */
     char *title;
     char *error;
     char *saved;  /* relative path under --output */
-    char **links; /* resolved, on-site, fragment-free (malloc'd) */
+    struct page_link *links; /* resolved, on-site, fragment-free */
     size_t nlinks;
     long links_capped; /* links beyond --max-links */
-    size_t *link_site;
+    buf line;          /* the result line, formatted by the parse task (empty until then) */
 } job;
 
 static void job_free(job *j)
 {
-    free(j->url);
+    if (j->kind == JOB_ROBOTS)
+        free(j->url);
     free(j->body.data);
     free(j->content_type);
     free(j->title);
     free(j->error);
     free(j->saved);
     for (size_t i = 0; i < j->nlinks; i++)
-        free(j->links[i]);
+        free(j->links[i].url);
     free(j->links);
-    free(j->link_site);
+    free(j->line.data);
     free(j);
+}
+
+/*
+ * Append the result line of j (with its newline): a JSON object with --json,
+ * else text for a terminal.  Any thread (the configuration is read-only).
+ */
+static void format_result(buf *out, const crawl_conf *conf, const job *j)
+{
+    if (buf_reserve(out, out->len + 512) != 0) /* most lines fit: no doubling from buf_add's 16 KiB */
+        oom();
+    if (conf->json) {
+        puts_(out, "{\"url\":");
+        json_str(out, j->url);
+        puts_(out, ",\"status\":");
+        put_u64(out, (uint64_t)j->status, 0);
+        puts_(out, ",\"bytes\":");
+        put_u64(out, j->received, 0);
+        puts_(out, ",\"ms\":");
+        put_u64(out, j->us, 1);
+        puts_(out, ",\"depth\":");
+        put_u64(out, (uint64_t)j->depth, 0);
+        puts_(out, ",\"content_type\":");
+        json_str(out, j->content_type);
+        puts_(out, ",\"title\":");
+        json_str(out, j->title);
+        puts_(out, ",\"links\":");
+        put_u64(out, j->nlinks, 0);
+        if (j->links_capped) {
+            puts_(out, ",\"links_capped\":");
+            put_u64(out, (uint64_t)j->links_capped, 0);
+        }
+        if (conf->output) {
+            puts_(out, ",\"saved\":");
+            json_str(out, j->saved);
+        }
+        puts_(out, ",\"error\":");
+        json_str(out, j->error);
+        puts_(out, "}\n");
+        return;
+    }
+    put_fmt(out, "%3ld %8.1f ms %9" PRIu64 " B  d%d  ", j->status, (double)j->us / 1000.0, j->received, j->depth);
+    text_str(out, j->url);
+    puts_(out, "  ");
+    if (j->error) {
+        puts_(out, "error: ");
+        text_str(out, j->error);
+    } else if (j->status >= 300 && j->status < 400) {
+        puts_(out, "-> ");
+        text_str(out, j->nlinks ? j->links[0].url : "(off-site or no location)");
+    } else if (j->not_html) {
+        puts_(out, "[");
+        text_str(out, j->content_type ? j->content_type : "no content type");
+        puts_(out, "]");
+    } else {
+        text_str(out, j->title ? j->title : "(no title)");
+    }
+    puts_(out, "\n");
 }
 
 /* ------------------------------------------------------------ the page task (worker side) */
@@ -1071,19 +1185,15 @@ static void add_link(job *j, worker *w, link_base *base, const char *href, size_
         return;
     if (j->nlinks == *cap) {
         size_t c = *cap ? *cap * 2 : 32;
-        char **l = realloc(j->links, c * sizeof *l);
-        size_t *s = l ? realloc(j->link_site, c * sizeof *s) : NULL;
-        if (l)
-            j->links = l;
-        if (!s) {
+        page_link *l = realloc(j->links, c * sizeof *l);
+        if (!l) {
             free(u);
             return;
         }
-        j->link_site = s;
+        j->links = l;
         *cap = c;
     }
-    j->link_site[j->nlinks] = st;
-    j->links[j->nlinks++] = u;
+    j->links[j->nlinks++] = (page_link){.url = u, .hash = hash_str(u), .site = (uint32_t)st};
 }
 
 /* Parse the page in j->body: title and resolved links into j.  Worker thread. */
@@ -1104,7 +1214,7 @@ static void scan_page(job *j, worker *w)
         charset = header_charset(j->content_type);
 
     htmlParserCtxtPtr ctxt =
-        htmlCreatePushParserCtxt((htmlSAXHandlerPtr)&page_sax, &ps, NULL, 0, j->url, XML_CHAR_ENCODING_NONE);
+        htmlCreatePushParserCtxt((htmlSAXHandlerPtr)&page_sax, &ps, NULL, 0, NULL, XML_CHAR_ENCODING_NONE);
     if (!ctxt) {
         free(charset);
         j->error = fmt("HTML parser failed");
@@ -1139,6 +1249,11 @@ static void scan_page(job *j, worker *w)
     }
     if (ps.n)
         curl_url_cleanup(lb.u);
+    if (j->nlinks && j->nlinks < cap) { /* the links wait in memory (maybe for a depth to end): no slack */
+        page_link *l = realloc(j->links, j->nlinks * sizeof *l);
+        if (l)
+            j->links = l;
+    }
     curl_free(abs_base);
     free(ps.hrefs);
     free(ps.base);
@@ -1275,6 +1390,7 @@ static int page_task(cf_task_t *task, void *arg)
             scan_page(j, w);
         if (w->conf->output)
             save_page(j, w);
+        format_result(&j->line, w->conf, j); /* here, not on the loop thread */
     }
     return 0;
 }
@@ -1306,10 +1422,12 @@ typedef struct crawl {
     int nidle;
     url_set seen;
     job_fifo level[2]; /* URLs waiting for a fetch slot: this depth, the next */
-    int depth;         /* depth being fetched */
+    int depth;         /* the shallowest depth not done */
     job inflight;      /* circular list head of jobs being fetched or parsed */
+    job_fifo held;     /* pages of the next depth, done: their links wait for this depth to end */
     long submitted;
-    int running;  /* jobs fetching or parsing */
+    int running;   /* jobs fetching or parsing */
+    int active[2]; /* ... of them at this depth, at the next */
     int fetching; /* transfers in flight (robots.txt included) */
     int parsing;  /* pages handed to the pool */
     int robots_pending;
@@ -1318,9 +1436,11 @@ typedef struct crawl {
     int starts_ok;
     uint64_t bytes;
     uint64_t t0;
+    double cpu0, loop_cpu0; /* CPU seconds of the process, of the loop thread, at t0 */
     int interrupted;
     int fatal;
     int tty;
+    buf out; /* a result line being formatted */
     uint64_t last_progress;
     ev_signal sigint, sigterm;
     char **start_urls;
@@ -1362,6 +1482,7 @@ static void inflight_add(crawl *c, job *j)
     c->inflight.prev->next = j;
     c->inflight.prev = j;
     c->running++;
+    c->active[j->depth > c->depth]++;
 }
 
 static void inflight_remove(crawl *c, job *j)
@@ -1369,27 +1490,33 @@ static void inflight_remove(crawl *c, job *j)
     j->prev->next = j->next;
     j->next->prev = j->prev;
     c->running--;
+    c->active[j->depth > c->depth]--;
 }
 
 /*
- * Queue `url` (already normalised, on site `st`) unless it was seen, is
+ * Queue `url` (already normalised, malloc'd, hash h, on site `st`; taken
+ * whatever happens) unless it was seen, is
  * deeper than --depth or disallowed by robots.txt.  The frontier holds at most
  * what the crawl can still fetch (--max-pages minus the fetches started): when
  * full, a URL of the current level takes the place of the last one of the next
  * level, and anything else is dropped and counted.
  */
-static void frontier_add(crawl *c, const char *url, size_t st, int depth, int hops, int is_start)
+static void frontier_add(crawl *c, char *url, uint32_t h, size_t st, int depth, int hops, int is_start)
 {
-    if (c->conf.max_depth >= 0 && depth > c->conf.max_depth)
+    if (c->conf.max_depth >= 0 && depth > c->conf.max_depth) {
+        free(url);
         return;
+    }
     if (!c->conf.ignore_robots && !robots_allowed(&c->conf.sites[st], url_path(url))) {
         if (!is_start)
             c->robots_blocked++;
-        if (!is_start || !url_set_add(&c->seen, url))
+        if (!is_start || !url_set_add(&c->seen, url, h)) {
+            free(url);
             return;
+        }
         /* A start URL gets its line: it is why nothing was crawled. */
         site *s = &c->conf.sites[st];
-        job line = {.url = (char *)url, .depth = depth};
+        job line = {.url = url, .depth = depth};
         line.error = s->robots_error ? fmt("robots.txt unreachable (%s): not fetched", s->robots_error)
                                      : fmt("disallowed by robots.txt");
         print_result(c, &line);
@@ -1401,20 +1528,23 @@ static void frontier_add(crawl *c, const char *url, size_t st, int depth, int ho
     int next = depth > c->depth;
     long room = c->conf.max_pages - c->submitted;
     if (c->level[0].n + c->level[1].n >= room) {
-        if (url_set_has(&c->seen, url))
-            return;
-        if (next || c->level[1].n == 0) {
-            c->links_dropped++;
+        if (url_set_has(&c->seen, url, h)) {
+            free(url);
             return;
         }
-        if (url_set_add(&c->seen, url) == 0)
+        if (next || c->level[1].n == 0) {
+            c->links_dropped++;
+            free(url);
             return;
+        }
+        url_set_add(&c->seen, url, h);
         job *victim = c->level[1].tail;
         fifo_unlink(&c->level[1], victim);
-        url_set_remove(&c->seen, victim->url);
+        url_set_remove(&c->seen, victim->url); /* frees victim->url */
         job_free(victim);
         c->links_dropped++;
-    } else if (!url_set_add(&c->seen, url)) {
+    } else if (!url_set_add(&c->seen, url, h)) {
+        free(url);
         return;
     }
     job *j = calloc(1, sizeof *j);
@@ -1422,7 +1552,7 @@ static void frontier_add(crawl *c, const char *url, size_t st, int depth, int ho
         oom();
     *j = (job){.crawl = c,
                .kind = JOB_PAGE,
-               .url = xstrdup(url),
+               .url = url,
                .site = st,
                .depth = depth,
                .hops = hops,
@@ -1430,16 +1560,39 @@ static void frontier_add(crawl *c, const char *url, size_t st, int depth, int ho
     fifo_push(&c->level[next], j);
 }
 
-/* The next job to fetch, without taking it; moves to the next level when this one is done. */
-static job *frontier_peek(crawl *c)
+/* Queue the links (or the redirect target) of a page whose depth is done with. */
+static void follow_links(crawl *c, job *j)
 {
-    job_fifo *q = &c->level[0];
-    if (!q->head && c->running == 0 && c->level[1].head) {
-        *q = c->level[1];
-        c->level[1] = (job_fifo){0};
-        c->depth++;
+    int redirect = !j->error && j->status >= 300 && j->status < 400;
+    for (size_t i = 0; i < j->nlinks; i++) {
+        page_link *l = &j->links[i];
+        frontier_add(c, l->url, l->hash, l->site, redirect ? j->depth : j->depth + 1, redirect ? j->hops + 1 : 0, 0);
+        l->url = NULL;
     }
-    return q->head;
+}
+
+/*
+ * Move on to the next depth while this one is over (nothing of it queued or in
+ * flight): the next level's queue and transfers become this level's, and the
+ * links of the pages that waited for it are followed.
+ */
+static void advance(crawl *c)
+{
+    while (!c->level[0].head && c->active[0] == 0 && (c->level[1].head || c->active[1] || c->held.head)) {
+        c->level[0] = c->level[1];
+        c->level[1] = (job_fifo){0};
+        c->active[0] = c->active[1];
+        c->active[1] = 0;
+        c->depth++;
+        job_fifo held = c->held;
+        c->held = (job_fifo){0};
+        for (job *j = held.head, *next; j; j = next) {
+            next = j->next;
+            if (!c->interrupted)
+                follow_links(c, j);
+            job_free(j);
+        }
+    }
 }
 
 static void progress(crawl *c, int final)
@@ -1457,46 +1610,12 @@ static void progress(crawl *c, int final)
     fflush(stderr);
 }
 
+/* The result line of j, to standard output. */
 static void print_result(crawl *c, const job *j)
 {
-    FILE *out = stdout;
-    if (c->conf.json) {
-        fputs("{\"url\":", out);
-        json_str(out, j->url);
-        fprintf(out, ",\"status\":%ld,\"bytes\":%" PRIu64 ",\"ms\":%.3f,\"depth\":%d,\"content_type\":", j->status,
-                j->received, j->ms, j->depth);
-        json_str(out, j->content_type);
-        fputs(",\"title\":", out);
-        json_str(out, j->title);
-        fprintf(out, ",\"links\":%zu", j->nlinks);
-        if (j->links_capped)
-            fprintf(out, ",\"links_capped\":%ld", j->links_capped);
-        if (c->conf.output) {
-            fputs(",\"saved\":", out);
-            json_str(out, j->saved);
-        }
-        fputs(",\"error\":", out);
-        json_str(out, j->error);
-        fputs("}\n", out);
-        return;
-    }
-    fprintf(out, "%3ld %8.1f ms %9" PRIu64 " B  d%d  ", j->status, j->ms, j->received, j->depth);
-    text_str(out, j->url);
-    fputs("  ", out);
-    if (j->error) {
-        fputs("error: ", out);
-        text_str(out, j->error);
-    } else if (j->status >= 300 && j->status < 400) {
-        fputs("-> ", out);
-        text_str(out, j->nlinks ? j->links[0] : "(off-site or no location)");
-    } else if (j->not_html) {
-        fputs("[", out);
-        text_str(out, j->content_type ? j->content_type : "no content type");
-        fputs("]", out);
-    } else {
-        text_str(out, j->title ? j->title : "(no title)");
-    }
-    fputc('\n', out);
+    c->out.len = 0;
+    format_result(&c->out, &c->conf, j);
+    fwrite(c->out.data, 1, c->out.len, stdout);
 }
 
 /* A page's fetch (and parse) is over: report it, queue its links, refill. */
@@ -1511,16 +1630,24 @@ static void page_done(crawl *c, job *j)
         c->non_html++;
     if (j->is_start && !j->error)
         c->starts_ok++;
-    print_result(c, j);
-    c->links_capped += j->links_capped;
-    if (!c->interrupted) {
-        int redirect = !j->error && j->status >= 300 && j->status < 400;
-        c->redirects += redirect;
-        for (size_t i = 0; i < j->nlinks; i++)
-            frontier_add(c, j->links[i], j->link_site[i], redirect ? j->depth : j->depth + 1,
-                         redirect ? j->hops + 1 : 0, 0);
+    if (j->line.len) {
+        fwrite(j->line.data, 1, j->line.len, stdout);
+        free(j->line.data);
+        j->line = (buf){0};
+    } else {
+        print_result(c, j);
     }
-    job_free(j);
+    c->links_capped += j->links_capped;
+    c->redirects += !j->error && j->status >= 300 && j->status < 400;
+    if (!c->interrupted && j->nlinks && j->depth > c->depth) {
+        /* A page of the next depth: its links wait until this depth is done. */
+        j->state = JOB_HELD;
+        fifo_push(&c->held, j);
+    } else {
+        if (!c->interrupted)
+            follow_links(c, j);
+        job_free(j);
+    }
     progress(c, 0);
 }
 
@@ -1535,8 +1662,10 @@ static void on_parsed(cf_future_t *f, int status, void *data)
             c->cancelled++;
             job_free(j);
         } else {
-            if (status != 0 && !j->error) /* only the runtime can fail the task (out of memory) */
+            if (status != 0 && !j->error) { /* only the runtime can fail the task (out of memory) */
                 j->error = fmt("%s", cf_future_error(f) ? cf_future_error(f) : cf_strerror(status));
+                j->line.len = 0; /* formatted again, with the error */
+            }
             free(j->body.data);
             j->body = (buf){0};
             page_done(c, j);
@@ -1635,6 +1764,21 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
     return len;
 }
 
+/*
+ * Is none of the variables set that libcurl reads, for every transfer, to
+ * pick a proxy for an http(s) URL?  (no_proxy only matters when one is.)
+ */
+static int no_proxy_env(void)
+{
+    static const char *const vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            return 0;
+    }
+    return 1;
+}
+
 /* An easy handle with the crawl's options; only URL and job change between transfers. */
 static CURL *easy_get(crawl *c)
 {
@@ -1658,6 +1802,11 @@ static CURL *easy_get(crawl *c)
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #endif
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    if (k->no_proxy_env) {
+        /* What curl would find in the environment, said once: no proxy. */
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+    }
     return e;
 }
 
@@ -1718,7 +1867,7 @@ static void transfer_done(crawl *c, job *j, CURLcode rc)
     curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &j->status);
     curl_easy_getinfo(j->easy, CURLINFO_TOTAL_TIME_T, &us);
     curl_easy_getinfo(j->easy, CURLINFO_CONTENT_TYPE, &ct);
-    j->ms = (double)us / 1000.0;
+    j->us = us > 0 ? (uint64_t)us : 0;
     if (ct)
         j->content_type = xstrdup(ct);
     if (j->kind == JOB_ROBOTS) {
@@ -1744,9 +1893,7 @@ static void transfer_done(crawl *c, job *j, CURLcode rc)
             curl_url_cleanup(u);
             if (t) {
                 j->links = xmalloc(sizeof *j->links);
-                j->link_site = xmalloc(sizeof *j->link_site);
-                j->links[0] = t;
-                j->link_site[0] = st;
+                j->links[0] = (page_link){.url = t, .hash = hash_str(t), .site = (uint32_t)st};
                 j->nlinks = 1;
             }
         }
@@ -1892,10 +2039,9 @@ static void seed(crawl *c)
         oom();
     for (int i = 0; i < c->nstart_urls; i++) {
         size_t st = 0;
-        char *n = resolve_url(&c->conf, u, NULL, c->start_urls[i], &st);
+        char *n = from_curl(resolve_url(&c->conf, u, NULL, c->start_urls[i], &st));
         if (n)
-            frontier_add(c, n, st, 0, 0, 1);
-        curl_free(n);
+            frontier_add(c, n, hash_str(n), st, 0, 0, 1);
     }
     curl_url_cleanup(u);
 }
@@ -1908,14 +2054,19 @@ static void on_delay(struct ev_loop *ev, ev_timer *w, int revents)
 
 /*
  * Start transfers up to --concurrency in flight, while fewer than --concurrency
- * pages wait for (or are in) a parse; stop the loop once nothing is left.
+ * pages wait for (or are in) a parse - counting, for a transfer of the next
+ * depth, the pages whose links wait too; stop the loop once nothing is left.
  */
 static void pump(crawl *c)
 {
-    while (!c->interrupted && c->robots_pending == 0 && c->fetching < c->conf.concurrency &&
-           c->parsing < c->conf.concurrency && c->submitted < c->conf.max_pages) {
-        job *j = frontier_peek(c);
-        if (!j)
+    for (;;) {
+        advance(c);
+        if (c->interrupted || c->robots_pending > 0 || c->fetching >= c->conf.concurrency ||
+            c->parsing >= c->conf.concurrency || c->submitted >= c->conf.max_pages)
+            break;
+        int next = !c->level[0].head;
+        job *j = c->level[next].head;
+        if (!j || (next && c->parsing + c->held.n >= c->conf.concurrency))
             break;
         site *s = &c->conf.sites[j->site];
         if (s->delay_ns) {
@@ -1929,7 +2080,7 @@ static void pump(crawl *c)
             }
             s->next_start_ns = now + s->delay_ns;
         }
-        fifo_unlink(&c->level[0], j);
+        fifo_unlink(&c->level[next], j);
         c->submitted++;
         if (transfer_start(c, j) != 0) {
             inflight_add(c, j);
@@ -1968,7 +2119,22 @@ static void on_signal(struct ev_loop *ev, ev_signal *w, int revents)
     }
     c->batch = c->batch_tail = NULL;
     c->nbatch = 0;
+    for (job *j = c->held.head, *next; j; j = next) {
+        next = j->next;
+        job_free(j); /* reported already; their links are not followed */
+    }
+    c->held = (job_fifo){0};
     pump(c);
+}
+
+/* CPU seconds (user and system) of the process, or with `thread` of the calling thread. */
+static double cpu_seconds(int thread)
+{
+    struct rusage ru;
+    if (getrusage(thread ? RUSAGE_THREAD : RUSAGE_SELF, &ru) != 0)
+        return 0.0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void print_summary(crawl *c)
@@ -1979,9 +2145,11 @@ static void print_summary(crawl *c)
     if (c->conf.json) {
         printf("{\"summary\":{\"pages\":%ld,\"errors\":%ld,\"redirects\":%ld,\"non_html\":%ld,\"bytes\":%" PRIu64
                ",\"seconds\":%.3f,\"pages_per_second\":%.1f,\"not_fetched\":%ld,\"links_dropped\":%ld,"
-               "\"links_capped\":%ld,\"robots_disallowed\":%ld,\"interrupted\":%s}}\n",
+               "\"links_capped\":%ld,\"robots_disallowed\":%ld,\"interrupted\":%s,\"cpu_seconds\":%.4f,"
+               "\"loop_cpu_seconds\":%.4f}}\n",
                c->pages, c->errors, c->redirects, c->non_html, c->bytes, secs, rate, left, c->links_dropped,
-               c->links_capped, c->robots_blocked, c->interrupted && !c->fatal ? "true" : "false");
+               c->links_capped, c->robots_blocked, c->interrupted && !c->fatal ? "true" : "false",
+               cpu_seconds(0) - c->cpu0, cpu_seconds(1) - c->loop_cpu0);
     } else {
         printf("\n%ld pages (%ld not HTML), %ld errors, %ld redirects, %" PRIu64 " bytes in %.2f s: %.1f pages/s",
                c->pages, c->non_html, c->errors, c->redirects, c->bytes, secs, rate);
@@ -2164,6 +2332,10 @@ int main(int argc, char **argv)
     size_t tl = strcspn(c.conf.user_agent, "/ \t");
     c.conf.robots_token = strndup(c.conf.user_agent, tl ? tl : strlen(c.conf.user_agent));
 
+    c.conf.no_proxy_env = no_proxy_env();
+    /* Results to a pipe or a file: in large writes (a terminal keeps its line buffering). */
+    if (!isatty(STDOUT_FILENO))
+        setvbuf(stdout, NULL, _IOFBF, 1u << 16);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "cfcrawl: curl_global_init failed\n");
         return 1;
@@ -2269,6 +2441,8 @@ int main(int argc, char **argv)
     c.tty = isatty(STDERR_FILENO);
 
     c.t0 = cf_now_ns();
+    c.cpu0 = cpu_seconds(0);
+    c.loop_cpu0 = cpu_seconds(1);
     if (!c.conf.ignore_robots) {
         for (size_t i = 0; i < c.conf.nsites; i++) {
             job *j = calloc(1, sizeof *j);
@@ -2309,14 +2483,16 @@ int main(int argc, char **argv)
         curl_easy_cleanup(c.idle[i]);
     free(c.idle);
     curl_multi_cleanup(c.multi);
-    for (int l = 0; l < 2; l++) {
-        while (c.level[l].head) {
-            job *j = c.level[l].head;
-            c.level[l].head = j->next;
+    job_fifo *lists[] = {&c.level[0], &c.level[1], &c.held};
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {
+        while (lists[l]->head) {
+            job *j = lists[l]->head;
+            lists[l]->head = j->next;
             job_free(j);
         }
     }
-    url_set_free(&c.seen);
+    url_set_free(&c.seen); /* after the jobs: it owns their URLs */
+    free(c.out.data);
     if (c.conf.outdir >= 0)
         close(c.conf.outdir);
     free_conf(&c.conf);

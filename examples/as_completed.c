@@ -2,6 +2,7 @@
  * as_completed.c - Python's as_completed() with the core iterator: tasks of
  * different lengths on a thread pool, each handled as soon as it completes,
  * the whole iteration bounded by a timeout.  The order varies with the load.
+ * Then the same futures through the callback form, cf_as_completed_each().
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -15,6 +16,13 @@ static int64_t collatz_steps(int64_t x)
     for (; x != 1; steps++)
         x = x % 2 ? 3 * x + 1 : x / 2;
     return steps;
+}
+
+/* The callback form: runs on the loop thread for each future, in as-completed order. */
+static void add_steps(cf_future_t *f, int status, void *data)
+{
+    if (status == 0)
+        *(int64_t *)data += cf_future_i64(f);
 }
 
 int main(void)
@@ -40,6 +48,12 @@ int main(void)
         printf("%lld reaches 1 in %lld steps\n", (long long)inputs[i], (long long)cf_future_i64(f));
     if (rc != CF_EOF)
         fprintf(stderr, "error: %s\n", cf_strerror(rc));
+    int64_t total = 0;
+    cf_future_t *each = NULL; /* done after the last callback, with the number of futures */
+    if (rc == CF_EOF && cf_as_completed_each(fs, N, 10.0, add_steps, &total, NULL, &each) == 0 &&
+        cf_future_wait(each, -1) == 0)
+        printf("%lld futures, %lld steps in all\n", (long long)cf_future_i64(each), (long long)total);
+    cf_future_unref(each);
     cf_pool_stats st; /* the pool's counters: every task finished with a value */
     if (rc == CF_EOF && cf_thread_pool_stats(cf_runtime_thread_pool(rt), &st) == 0)
         printf("the pool completed %llu tasks, %llu failed\n", (unsigned long long)st.completed,

@@ -1,7 +1,8 @@
 /*
  * combinators.c - futures of different kinds composed: a timer, a file
  * descriptor becoming readable, and a pool task.  cf_all() waits for all of
- * them, cf_then() continues with their values, cf_any() takes the first.
+ * them, cf_then() continues with their values (and can start more work,
+ * which cf_future_adopt() hands on), cf_any() takes the first.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -26,10 +27,28 @@ static int report(cf_future_t *all, cf_future_t *dst, void *data)
     return cf_future_set_i64(dst, (int64_t)n);
 }
 
+static int64_t times_ten(int64_t x) /* runs on a worker thread */
+{
+    return x * 10;
+}
+
+/* Continuation that starts more work: dst completes as the new task does. */
+static int more_work(cf_future_t *src, cf_future_t *dst, void *data)
+{
+    cf_future_t *next;
+    int rc = cf_submit_i64_i64(data /* the executor */, times_ten, cf_future_i64(src), &next);
+    if (rc == 0) {
+        rc = cf_future_adopt(dst, next);
+        cf_future_unref(next); /* dst keeps it alive */
+    }
+    return rc;
+}
+
 int main(void)
 {
     cf_runtime_t *rt;
-    cf_future_t *in[3] = {NULL}, *all = NULL, *then = NULL, *slow = NULL, *any = NULL, *late = NULL, *deadline = NULL;
+    cf_future_t *in[3] = {NULL}, *all = NULL, *then = NULL, *more = NULL, *slow = NULL, *any = NULL, *late = NULL,
+                *deadline = NULL;
     int p[2], rc = pipe(p) == 0 ? cf_runtime_new(1, 0, &rt) : -errno;
     if (rc != 0)
         return 1;
@@ -41,6 +60,8 @@ int main(void)
         (rc = cf_all(in, 3, CF_CANCEL_REST, &all)) == 0 &&
         (rc = cf_then(all, report, NULL, NULL, 0, &then)) == 0)
         printf("then: %lld futures\n", (long long)cf_future_i64(then)); /* runs the loop until `then` is done */
+    if (rc == 0 && (rc = cf_then(then, more_work, cf_runtime_threads(rt), NULL, 0, &more)) == 0)
+        printf("then, adopting a task: %lld\n", (long long)cf_future_i64(more));
 
     /* The first of a 10-second timer and the (finished) task; the timer is then cancelled. */
     if (rc == 0 && (rc = cf_sleep(loop, 10, &slow)) == 0) {
@@ -56,8 +77,8 @@ int main(void)
                cf_future_state_name(cf_future_get_state(late)));
     if (rc != 0)
         fprintf(stderr, "error: %s\n", cf_strerror(rc));
-    cf_future_t *mine[] = {in[0], in[1], in[2], all, then, slow, any, late, deadline};
-    cf_futures_unref(mine, 9);
+    cf_future_t *mine[] = {in[0], in[1], in[2], all, then, more, slow, any, late, deadline};
+    cf_futures_unref(mine, 10);
     close(p[0]);
     close(p[1]);
     return cf_runtime_free(rt) == 0 && rc == 0 ? 0 : 1;

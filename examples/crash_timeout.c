@@ -41,11 +41,18 @@ int main(void)
             printf("task %d failed: %s\n", i, cf_err_name(status));
         failures += status != 0;
     }
+    cf_process_pool_t *pool = cf_runtime_process_pool(rt);
+    if (rc == 0) /* no more submits; runs the loop until the workers have exited */
+        rc = cf_process_pool_shutdown(pool, CF_SHUTDOWN_WAIT);
+    cf_future_t *late = NULL;
+    if (rc == 0)
+        printf("submit after shutdown: %s\n", cf_err_name(cf_process_pool_submit(pool, work, "", 1, 0, &late)));
     cf_pool_stats st;
-    if (rc == 0 && (rc = cf_process_pool_stats(cf_runtime_process_pool(rt), &st)) == 0)
+    if (rc == 0 && (rc = cf_process_pool_stats(pool, &st)) == 0)
         printf("completed %llu, failed %llu\n", (unsigned long long)st.completed, (unsigned long long)st.failed);
     if (rc != 0)
         fprintf(stderr, "error: %s\n", cf_strerror(rc));
     cf_futures_unref(fs, 8);
+    cf_future_unref(late); /* NULL: the submit failed */
     return cf_runtime_free(rt) == 0 && rc == 0 && failures == 2 ? 0 : 1;
 }

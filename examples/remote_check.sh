@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # examples/remote_check.sh - run examples/remote_map against a redis-server of
-# its own on a free port, with two cfworker processes loading remote_seed.so;
-# compare with expected/remote_map.out, then drain the workers (SIGTERM).
+# its own on a free port, with two workers: a cfworker loading remote_seed.so
+# and examples/remote_worker (the same task linked in); compare with
+# expected/remote_map.out, then drain the workers (SIGTERM).
 # Skipped (77) without redis-server.  Run by make check.
 # Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
 set -u
@@ -27,7 +28,7 @@ url=redis://127.0.0.1:$port
 tasks=$build/examples/.libs/remote_seed.so
 "$build/demos/cfworker" --redis "$url" --queue seedmap --tasks "$tasks" --procs 1 --name w1 2>"$tmp/w1.err" &
 w1=$!
-"$build/demos/cfworker" --redis "$url" --queue seedmap --tasks "$tasks" --procs 1 --name w2 2>"$tmp/w2.err" &
+"$build/examples/remote_worker" "$url" 2>"$tmp/w2.err" &
 w2=$!
 out=$(timeout 120 "$build/examples/remote_map" "$url" 2>"$tmp/client.err") || {
     echo "FAIL: remote_map exited with an error:"; cat "$tmp/client.err" "$tmp"/w?.err; exit 1; }

@@ -63,6 +63,7 @@ int main(void)
     server_start(ev, 3);
     if (cf_loop_new(ev, &loop) != 0 || cf_process_pool_new(loop, NULL, &pool) != 0)
         return 1;
+    cf_loop_set_batch(loop, 64); /* at most 64 answers per loop turn: accepts and reads go on between */
     signal(SIGPIPE, SIG_IGN); /* a client may leave before its answer is written */
     ev_signal_init(&sig, on_sigterm, SIGTERM);
     ev_signal_start(ev, &sig);

@@ -209,14 +209,15 @@ struct cf_future {
         struct cf__work work;
     } u;
     cf_loop_t *loop;
-    uint32_t magic;
-    uint32_t refs;           /* loop thread only */
+    uint32_t refs;           /* loop thread only; 0 once released (the slab keeps it) */
     atomic_uchar state;      /* PENDING -> RUNNING is written by a worker; final states by the loop */
     atomic_uchar cancel_req; /* set by the loop, polled by the running task */
-    uint8_t scheduled;       /* loop thread only: a dispatch or completion is queued */
     uint8_t where;           /* owner-specific position (queued, overflow, ...) */
-    uint8_t taken;           /* the pointer value was moved out by cf_future_take() */
-    uint8_t shares_value;    /* value_src is set (instead of arg and arg_free) */
+    /* Loop thread only (one byte, apart from `where`, which a worker may write). */
+    uint8_t scheduled : 1;    /* a dispatch or completion is queued */
+    uint8_t taken : 1;        /* the pointer value was moved out by cf_future_take() */
+    uint8_t shares_value : 1; /* value_src is set (instead of arg and arg_free) */
+    uint8_t cb_inline : 1;    /* the one done callback is in cb1, not in a cbs node */
     union {
         /* What the task produced: written by the worker once it took the
          * task (it first copies out `tq` and clears the outcome), read by the
@@ -229,7 +230,16 @@ struct cf_future {
             uint64_t t_submit;
         } tq;
     };
-    struct cf__cb *cbs; /* loop thread only; newest first */
+    /* Done callbacks, loop thread only (see future.c): the usual single
+     * callback without a destroy notifier is kept inline, so registering it
+     * allocates nothing; otherwise every callback is a node in `cbs`. */
+    union {
+        struct cf__cb *cbs; /* without cb_inline: newest first, or NULL */
+        struct {
+            cf_future_cb fn;
+            void *data;
+        } cb1; /* with cb_inline */
+    };
     const struct cf__future_ops *ops;
     void *owner;
     union {
@@ -247,11 +257,10 @@ struct cf_future {
     };
 };
 
-#define CF__FUTURE_LIVE 0x43465554u /* "CFUT" */
-#define CF__FUTURE_DEAD 0xdeadf00du
-
 /* Allocate a future with one reference (the caller's). Loop thread. */
 cf_future_t *cf__future_alloc(cf_loop_t *loop);
+/* cf_future_unref(), for calls from inside the library (a hidden alias). */
+int cf__future_unref(cf_future_t *f);
 /* Return a future's memory to the loop's slab cache (refs reached 0). */
 void cf__future_release_mem(cf_future_t *f);
 /* Callback nodes, from the loop's slab cache. */

@@ -27,15 +27,33 @@
  * Start gates: a page shared by the pool and every worker (MAP_SHARED,
  * mapped before the fork server is forked), CF__PP_GATES bytes per worker
  * slot.  The n-th task a worker process receives uses byte n % CF__PP_GATES
- * of its slot: the pool resets it to GATE_OPEN before it writes the task;
- * the worker exchanges it for GATE_TAKEN before it runs the task; the pool
- * cancels a task it sent ahead by a compare-exchange GATE_OPEN ->
- * GATE_CANCELLED.  Whoever comes first wins, so a cancelled task never runs
- * and a worker never loses its life over it (it skips the task and reports
- * it cancelled).  A worker has fewer than CF__PP_GATES tasks in flight.
+ * of its slot; the pool resets it to GATE_OPEN before it writes the task.
+ * A worker has fewer than CF__PP_GATES tasks in flight, and a gate is not
+ * reused before the pool read its task's RESULT.  Every change of a gate is
+ * a compare-exchange, so whoever comes first wins:
+ *
+ *   OPEN --worker takes it--> TAKEN --worker: the task returned--> DONE
+ *     |                         |
+ *     | pool: cancel, or a      | pool: stop its worker for this task
+ *     v stop before it ran      v
+ *   CANCELLED                  STOP
+ *
+ * The worker, before it takes a gate, publishes the task's ACK with every
+ * frame it has gathered (the RESULT of the task before), then takes the
+ * gate OPEN -> TAKEN, or finds it CANCELLED and skips the task (a
+ * cancelled task never runs, and costs no worker).  When the task returns,
+ * the worker moves its gate TAKEN -> DONE before it sends the RESULT.  The
+ * pool stops a worker for task T (a timeout, a cancel of a task the worker
+ * took) only when it moved T's gate TAKEN -> STOP: the worker runs T right
+ * now, and never takes another gate: if T returns before the signal lands,
+ * the worker finds STOP instead of TAKEN, sends nothing more and waits for
+ * the signal.  If the pool finds DONE, T has ended, its RESULT is on its
+ * way and no worker is signalled (OPEN: T has not started, and the pool
+ * closes its gate instead).  So a stop can only catch the task it was
+ * meant for, and no RESULT of an earlier task is lost with it.
  */
 #define CF__PP_GATES 256u
-enum { CF__GATE_OPEN = 0, CF__GATE_TAKEN = 1, CF__GATE_CANCELLED = 2 };
+enum { CF__GATE_OPEN = 0, CF__GATE_TAKEN = 1, CF__GATE_CANCELLED = 2, CF__GATE_DONE = 3, CF__GATE_STOP = 4 };
 
 /*
  * Frame rings: a worker's frames to the pool go through a ring in shared

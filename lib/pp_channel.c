@@ -42,8 +42,9 @@
  * (want_wake = CF__PP_WAKE_ACK, until that ACK is read).  So the future's
  * RUNNING state and the `running` statistic follow a task's start by at
  * most a couple of milliseconds.  Nothing else waits for an ACK: a cancel
- * that finds the task's start gate taken stops the worker at once
- * (pp_stop.c); a timeout is counted from the start the worker stamps in
+ * that finds the task's start gate taken stops the worker at once, if the
+ * gate says the task still runs (pp_stop.c: frames not read yet do not
+ * matter); a timeout is counted from the start the worker stamps in
  * the ACK (below); crash attribution reads the ring after the pipe's EOF,
  * where an ACK published before the worker died is found as before.
  *
@@ -53,7 +54,9 @@
  * stamped in the ACK.  On expiry the ring is read; a head that has not
  * acknowledged gets its ACK asked for (its deadline is not earlier than
  * when it starts); an acknowledged one past its deadline becomes
- * PT_TIMING_OUT and the worker is stopped: cf__pp_worker_stop() sends
+ * PT_TIMING_OUT and the worker is stopped if the task's gate says it still
+ * runs (pp_stop.c; otherwise it has ended, and its RESULT, not read yet,
+ * completes it CF_ETIMEDOUT): cf__pp_worker_stop() sends
  * SIGTERM to the worker (by pid: a task may have left the group) and its
  * process group, kill_timer sends SIGKILL after the grace period.
  *
@@ -385,13 +388,11 @@ static void worker_ack(struct pp_worker *w, struct pp_task *head, uint64_t start
         w->ack_wake = 0;
         atomic_compare_exchange_strong(&w->ring->want_wake, &want, CF__PP_WAKE_RESULT);
     }
-    if (head->state == PT_SENT_CANCELLED || head->state == PT_RECALLED) {
+    if (head->state == PT_SENT_CANCELLED) {
         /* Its gate was closed before the worker came to it: the worker skips it. */
         cf__pp_task_set(head, PT_SKIPPING);
     } else if (head->state == PT_CANCELLING) {
-        /* Cancelled after the worker took it: the worker is being stopped,
-         * unless the task had ended and the worker runs the next one. */
-        cf__pp_stop_task(head);
+        /* Cancelled after the worker took it: the stop was decided then, by its gate (pp_stop.c). */
     } else {
         pool->nrunning++;
         cf__pp_task_set(head, PT_RUNNING);
@@ -412,14 +413,10 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
     w->ninflight--;
     cf__pp_worker_watch(w, now); /* the next head */
     if (was == PT_SKIPPING) {
+        /* Its future ended CANCELLED when its gate was closed. */
         free(owned);
-        if (head->f) { /* recalled from a worker being stopped: for another worker */
-            head->acked = 0;
-            cf__pp_requeue_front(pool, head);
-        } else { /* its future ended CANCELLED when its gate was closed */
-            cf__pp_task_set(head, PT_DONE);
-            cf__pp_task_free(head);
-        }
+        cf__pp_task_set(head, PT_DONE);
+        cf__pp_task_free(head);
         pool->dispatch_due = 1;
         return;
     }
@@ -487,8 +484,7 @@ static void frame_handle(struct pp_worker *w, const struct cf__frame_hdr *h, con
     }
     case CF__FR_ACK:
         if (h->len == 8 && head && head->id == h->id && !head->acked &&
-            (head->state == PT_SENT || head->state == PT_SENT_CANCELLED || head->state == PT_RECALLED ||
-             head->state == PT_CANCELLING)) {
+            (head->state == PT_SENT || head->state == PT_SENT_CANCELLED || head->state == PT_CANCELLING)) {
             uint64_t started;
             memcpy(&started, data, 8);
             free(owned);

@@ -26,23 +26,28 @@
  * process.  Leads its own process group (so a timeout kills the task's
  * children too), dies with the fork server, restores default signal handling,
  * applies the memory limit, runs the initializer, then serves frames on its
- * channel with blocking I/O: read TASK, take its start gate (pp.h), send
- * ACK (stamped with the start time), run, send RESULT (with the run
- * time, from which the pool sizes its pipelines); a task whose gate
- * the pool closed is not run: its ACK and a CANCELLED RESULT go out
- * together.  Tasks arrive on a socket; frames leave through the slot's ring
+ * channel with blocking I/O: read TASK, send ACK (stamped with the start
+ * time) with what is gathered, take its start gate (pp.h), run, mark the
+ * gate DONE, send RESULT (with the run time, from which the pool sizes its
+ * pipelines); a task whose gate the pool closed is not run: a CANCELLED
+ * RESULT follows its ACK.  After a task whose gate the pool set to STOP
+ * while it ran, nothing more is sent: the worker waits for the pool's
+ * signal (await_stop()).  Tasks arrive on a socket; frames leave through the slot's ring
  * in shared memory (pp.h), so "send ACK" costs no system call, and the
  * pipe carries a WAKE frame when the pool waits for what was published (an
  * ACK alone only when the pool asked for ACKs), and the frames that do not
  * fit in the ring.  If the pool closed its end, a write raises SIGPIPE and the worker
  * (default dispositions) dies; the pool was done with it.  Input is
  * buffered (struct chan) and a task's argument is used in place when it is
- * aligned; the ACK of a task that was already buffered goes out with the
- * RESULT of the task before.  An idle worker polls its socket for
- * CHAN_SPIN_NS before it blocks, without sched_yield() between polls (on a
- * machine with fewer cores than workers + 1 that cost a context switch per
- * poll with the loop).  It exits with _exit() (never the application's atexit handlers) on EOF
- * or after max_tasks_per_child tasks.
+ * aligned; the RESULT of a task is published with the ACK of the next,
+ * before that task's gate is taken (so a stop decided for that task cannot
+ * lose it).  An idle worker whose recent waits for a task were short polls
+ * its socket for CHAN_SPIN_NS before it blocks, without sched_yield()
+ * between polls (on a machine with fewer cores than workers + 1 that cost
+ * a context switch per poll with the loop); one whose tasks come further
+ * apart blocks at once (chan_fill()).  It exits with _exit() (never the
+ * application's atexit handlers) on EOF or after max_tasks_per_child
+ * tasks.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -129,10 +134,12 @@ struct chan {
     uint64_t tail, published; /* ring positions: written, and made visible to the pool */
     uint32_t seq;             /* the number of the next frame */
     int urgent;               /* a frame other than an ACK waits to be sent: it wakes a waiting pool */
+    uint64_t idle_avg;        /* moving average of the waits for a next task, ns (chan_fill()) */
 };
 
 #define CHAN_IN_MIN 65536
-#define CHAN_SPIN_NS 50000 /* an idle worker polls this long before it blocks */
+#define CHAN_SPIN_NS 50000               /* an idle worker polls this long before it blocks, if it polls */
+#define CHAN_IDLE_CAP (2 * CHAN_SPIN_NS) /* a wait counts this much at most in idle_avg */
 
 static size_t pad8(size_t n)
 {
@@ -297,15 +304,28 @@ static int chan_has_frame(const struct chan *c, struct cf__frame_hdr *h)
 }
 
 /*
- * Read more input: first polling without blocking for CHAN_SPIN_NS (the
- * next task of a round trip through the pool then costs no sleep and
- * wake-up; a wake-up from an idle CPU costs tens of microseconds), then
- * blocking.  The poll does not call sched_yield(): with more processes than
- * cores that made a context switch per poll with the loop.  0, 1 on EOF, -1
- * on error, -2 out of memory.
+ * Read more input: polling without blocking for up to CHAN_SPIN_NS, then
+ * blocking.  A poll that finds the next task saves a sleep and a wake-up
+ * (tens of microseconds from an idle CPU), which is what a stream of round
+ * trips through the pool costs; when tasks come further apart, the poll
+ * only takes the CPU from the processes that produce them (on a small
+ * machine: the application's loop, a broker, a remote client).  So the
+ * worker polls only while its waits for a next task have been short:
+ * idle_avg, a moving average (weight 1/4) of how long it waited with
+ * nothing buffered, each wait counted up to CHAN_IDLE_CAP, must be below
+ * CHAN_SPIN_NS.  Three long waits in a row after short ones raise it
+ * above, and the worker then blocks at once; three or four short waits
+ * bring it back (a wait it blocked for counts its wake-up too), and it
+ * polls again.  The rest of a frame already begun is always polled for.
+ * The clock is read through the vDSO: no system call.  The poll does not
+ * call sched_yield(): with more processes than cores that made a context
+ * switch per poll with the loop.  0, 1 on EOF, -1 on error, -2 out of
+ * memory.
  */
 static int chan_fill(struct chan *c, size_t want)
 {
+    int idle = c->in_off == c->in_len; /* nothing of the next frame is here */
+
     if (c->in_off > 0) { /* keep the unread bytes at the front */
         memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
         c->in_len -= c->in_off;
@@ -320,20 +340,49 @@ static int chan_fill(struct chan *c, size_t want)
         c->in = b;
         c->in_cap = want;
     }
-    uint64_t spin_until = cf_now_ns() + CHAN_SPIN_NS;
+    uint64_t t0 = cf_now_ns(), now = t0;
+    uint64_t spin_until = !idle || c->idle_avg < CHAN_SPIN_NS ? t0 + CHAN_SPIN_NS : 0;
     for (;;) {
-        int nowait = cf_now_ns() < spin_until;
+        int nowait = now < spin_until;
         ssize_t r = recv(c->in_fd, c->in + c->in_len, c->in_cap - c->in_len, nowait ? MSG_DONTWAIT : 0);
         if (r > 0) {
             c->in_len += (size_t)r;
+            if (idle) {
+                uint64_t waited = (nowait ? now : cf_now_ns()) - t0;
+                if (waited > CHAN_IDLE_CAP)
+                    waited = CHAN_IDLE_CAP;
+                c->idle_avg = c->idle_avg - c->idle_avg / 4 + waited / 4;
+            }
             return 0;
         }
         if (r == 0)
             return 1;
-        if (errno == EINTR || (nowait && (errno == EAGAIN || errno == EWOULDBLOCK)))
+        if (errno == EINTR || (nowait && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+            if (nowait)
+                now = cf_now_ns();
             continue;
+        }
         return -1;
     }
+}
+
+/*
+ * The pool decided to stop this worker for the task that just returned
+ * (its gate is STOP, pp.h): its signal is on its way.  Send nothing more,
+ * take no other task: die by it (the task may have blocked or caught
+ * SIGTERM; SIGKILL follows after the grace period in any case).
+ */
+static void await_stop(void) __attribute__((noreturn));
+static void await_stop(void)
+{
+    sigset_t term;
+
+    signal(SIGTERM, SIG_DFL);
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_UNBLOCK, &term, NULL);
+    for (;;)
+        pause();
 }
 
 static void worker_exit(const struct cf__pp_config *cfg, int index, void *wdata, int code)
@@ -398,6 +447,8 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
         uint8_t *payload;
         uint64_t start, ran;
         cf_task_fn fn;
+        _Atomic uint8_t *my_gate;
+        uint8_t taken;
         int rc, skip;
 
         /*
@@ -435,16 +486,27 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
             payload = ch.arg;
         }
         memcpy(&fn, payload, sizeof(fn));
-        /* Take the task's start gate: if the pool closed it, the task was
-         * cancelled before it started and is skipped (pp.h). */
-        skip = atomic_exchange(&gate[seq++ % CF__PP_GATES], CF__GATE_TAKEN) == CF__GATE_CANCELLED;
-        /* The ACK is published before the task starts: a crash is then
-         * the task's (pp.h).  It wakes the pool only if the pool asked for
-         * it; otherwise the pool reads it with the RESULT, or sooner. */
+        /*
+         * The ACK goes out, with what is gathered (the RESULT of the task
+         * before), before the task's start gate is taken: a crash is then
+         * the task's, and a stop decided once the gate is taken cannot take
+         * the RESULT before along (pp.h).  It wakes the pool only if the
+         * pool asked for it; otherwise the pool reads it with the RESULT,
+         * or sooner.  Then the gate: if the pool closed it, the task was
+         * cancelled before it started and is skipped (its ACK and a
+         * CANCELLED RESULT go out together when the pool closed it before
+         * the worker came to it).
+         */
         if (chan_put_ack(&ch, h.id, &start))
             _exit(CF__PP_EXIT_NOMEM_FRAME);
-        if (!skip && chan_flush(&ch))
-            _exit(CF__PP_EXIT_CHANNEL);
+        my_gate = &gate[seq++ % CF__PP_GATES];
+        skip = atomic_load_explicit(my_gate, memory_order_acquire) == CF__GATE_CANCELLED; /* closed for good */
+        if (!skip) {
+            if (chan_flush(&ch))
+                _exit(CF__PP_EXIT_CHANNEL);
+            taken = CF__GATE_OPEN;
+            skip = !atomic_compare_exchange_strong(my_gate, &taken, CF__GATE_TAKEN);
+        }
 
         memset(&o, 0, sizeof(o));
         memset(&task, 0, sizeof(task));
@@ -453,10 +515,16 @@ static void worker_main(int in_fd, int out_fd, int index, const struct cf__pp_co
         task.worker_index = index;
         task.arg = payload + 8;
         task.arg_len = (size_t)h.len - 8;
-        if (skip)
+        if (skip) {
             o.err = CF_ECANCELED;
-        else
+        } else {
             cf__task_run(&task, fn);
+            /* The task returned: its gate says so, unless the pool decided
+             * to stop this worker for it first (pp.h). */
+            taken = CF__GATE_TAKEN;
+            if (!atomic_compare_exchange_strong(my_gate, &taken, CF__GATE_DONE))
+                await_stop();
+        }
         if (o.err == 0 && o.value_free && !o.is_bytes) {
             cf__outcome_drop_value(&o);
             free(o.errmsg);

@@ -14,8 +14,7 @@
  *                 state machine, completion (through executor.c's helper)
  *   pp_channel.c  one worker's channel: buffered writes of TASK frames,
  *                 framed reads of its frames, the task and kill timers
- *   pp_stop.c     cancels, and the recall of the tasks sent ahead to a
- *                 worker being stopped
+ *   pp_stop.c     cancels, and the stop of a worker for the task it runs
  *   pp_server.c   the control protocol with the fork server (SPAWN,
  *                 SPAWNED + descriptors, EXITED) and the worker slot's
  *                 state machine: deaths, requeues, respawns
@@ -44,10 +43,6 @@
  *     |   DONE        |    \ cancel, gate already taken --> CANCELLING
  *     |               |  cancel, gate closed: SENT_CANCELLED --ACK--> SKIPPING
  *     +-worker died---+       \--worker died--> DONE      RESULT --> DONE
- *     |               \                                    ^
- *     |                stop decided for the task ahead:    | (future cancelled)
- *     |                RECALLED --ACK--> SKIPPING ---------+
- *     +---- RESULT of the skipped task, or worker died ----+ (future pending)
  *
  * The ACK that moves SENT to RUNNING is read lazily (pp_channel.c): a
  * task may end before the pool knows it started, and then goes through
@@ -55,13 +50,13 @@
  *
  * Cancelling a task sent ahead (SENT) closes its start gate (pp.h): if the
  * worker has not taken the gate yet, the future ends CANCELLED at once and
- * the worker skips the task; if it has, the task is running and is stopped
- * like a running one (CF_EBUSY).  A 0 from cancel means the task never runs.
- * A worker about to be stopped is STOPPING and gets no new task, and the
- * tasks sent ahead to it are recalled first: their gates are closed, so the
- * worker cannot start one even if the stopped task ends just before the
- * signal lands; they go back to the front of the queue, for another worker
- * (pp_stop.c).
+ * the worker skips the task; if it has, the task runs (or has just ended)
+ * and is stopped like a running one (CF_EBUSY).  A 0 from cancel means the
+ * task never runs.  A worker is stopped for a task (timeout, cancel) only
+ * while it runs that very task, which the task's gate decides, not the
+ * frames read so far (pp.h, pp_stop.c); it is then STOPPING and gets no
+ * new task, takes no other gate, and the tasks sent ahead to it go back to
+ * the front of the queue, for another worker, when it is gone.
  *
  * Dispatch.  Queued tasks go to ready workers breadth first (every idle
  * worker gets one before any gets a second); results are read in bursts and
@@ -100,7 +95,6 @@ static const char *const pt_names[] = {
     [PT_TIMING_OUT] = "TIMING_OUT",
     [PT_CANCELLING] = "CANCELLING",
     [PT_SKIPPING] = "SKIPPING",
-    [PT_RECALLED] = "RECALLED",
     [PT_DONE] = "DONE",
 };
 
@@ -108,11 +102,9 @@ static const char *const pt_names[] = {
 static const unsigned pt_next[] = {
     [0] = B(PT_QUEUED),
     [PT_QUEUED] = B(PT_SENT) | B(PT_DONE),
-    [PT_SENT] = B(PT_QUEUED) | B(PT_RUNNING) | B(PT_SENT_CANCELLED) | B(PT_CANCELLING) | B(PT_RECALLED) |
-                B(PT_DONE),
+    [PT_SENT] = B(PT_QUEUED) | B(PT_RUNNING) | B(PT_SENT_CANCELLED) | B(PT_CANCELLING) | B(PT_DONE),
     [PT_SENT_CANCELLED] = B(PT_SKIPPING) | B(PT_DONE),
-    [PT_RECALLED] = B(PT_SKIPPING) | B(PT_SENT_CANCELLED) | B(PT_QUEUED),
-    [PT_SKIPPING] = B(PT_DONE) | B(PT_QUEUED),
+    [PT_SKIPPING] = B(PT_DONE),
     [PT_RUNNING] = B(PT_TIMING_OUT) | B(PT_CANCELLING) | B(PT_DONE),
     [PT_TIMING_OUT] = B(PT_DONE),
     [PT_CANCELLING] = B(PT_DONE),
@@ -591,8 +583,6 @@ int cf_process_pool_shutdown(cf_process_pool_t *pool, int flags)
                 cf__pp_cancel(t->f);
             else if ((flags & CF_SHUTDOWN_CANCEL) && t->state == PT_SENT)
                 cf__pp_cancel_sent(t); /* sent ahead, not started: it must not run either */
-            else if ((flags & CF_SHUTDOWN_CANCEL) && t->f && (t->state == PT_RECALLED || t->state == PT_SKIPPING))
-                cf__pp_cancel(t->f); /* recalled from a worker being stopped: not started either */
         }
         /* Idle workers: closing our write side ends them (EOF -> exit 0). */
         if (!pool->nqueued && w->fd >= 0 && w->ninflight == 0)

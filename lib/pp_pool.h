@@ -21,11 +21,11 @@ enum pt_state {
     PT_SENT,           /* in a worker's inflight, not acknowledged */
     PT_SENT_CANCELLED, /* the same, but its future already ended CANCELLED: it must not run */
     PT_RUNNING,        /* acknowledged: the worker runs it */
-    PT_TIMING_OUT,     /* running past its timeout: the worker is being stopped */
-    PT_CANCELLING,     /* running (or taken by the worker), cancelled: the worker is being stopped */
-    PT_SKIPPING,       /* SENT_CANCELLED or RECALLED, acknowledged: the worker skips it, its RESULT follows */
-    PT_RECALLED,       /* sent ahead to a worker being stopped: gate closed, future pending; queued again
-                        * once the worker skipped it or died */
+    PT_TIMING_OUT,     /* running past its timeout: the worker is being stopped, unless the task had
+                        * ended (pp_stop.c) */
+    PT_CANCELLING,     /* running (or taken by the worker), cancelled: the worker is being stopped,
+                        * unless the task had ended (pp_stop.c) */
+    PT_SKIPPING,       /* SENT_CANCELLED, acknowledged: the worker skips it, its RESULT follows */
     PT_DONE,           /* out of every list; about to be freed */
 };
 
@@ -159,7 +159,6 @@ void cf__pp_timer_stop(cf_loop_t *loop, ev_timer *t);
 int cf__pp_cancel(cf_future_t *f);
 int cf__pp_cancel_sent(struct pp_task *t);
 void cf__pp_stop_task(struct pp_task *t);
-void cf__pp_requeue_front(cf_process_pool_t *pool, struct pp_task *t);
 
 /* pp_channel.c */
 void cf__pp_worker_flush(struct pp_worker *w);

@@ -192,10 +192,10 @@ void cf__pp_worker_finalize(struct pp_worker *w)
                                                  mid_result ? "sending the task's result" : "running the task"));
             }
             cf__pp_task_free(t);
-        } else if (was == PT_SENT_CANCELLED || (was == PT_SKIPPING && !t->f)) {
+        } else if (was == PT_SENT_CANCELLED || was == PT_SKIPPING) {
             cf__pp_task_set(t, PT_DONE); /* cancelled while in the pipe: nothing to do */
             cf__pp_task_free(t);
-        } else { /* sent, or recalled from this worker: for another one */
+        } else { /* sent, not taken (or behind a task the worker was stopped for): for another worker */
             cf__pp_task_set(t, PT_QUEUED);
             t->w = NULL;
             t->acked = 0;

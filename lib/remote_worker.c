@@ -387,7 +387,7 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
     strcpy(w->claim_from, "-");
     ev_timer_init(&w->retry, rw_retry_cb, 0, 0);
     w->retry.data = w;
-    ev_timer_init(&w->confirm, rw_confirm_cb, 0.1, 0);
+    ev_timer_init(&w->confirm, rw_confirm_cb, 0, 0); /* set when started (cf__rw_post()) */
     w->confirm.data = w;
     ev_timer_init(&w->tick, rw_tick_cb, o.claim_idle / 3, o.claim_idle / 3);
     w->tick.data = w;

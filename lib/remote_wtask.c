@@ -50,12 +50,26 @@ void cf__rw_check_done(cf_remote_worker_t *w)
         w->done = 1;
 }
 
+/*
+ * Write what waits in c's output buffer now, rather than in the write
+ * watcher's turn (which costs the loop an epoll_ctl() to watch for
+ * writability and another to stop).  Not from one of c's own reply
+ * callbacks: a write error there would free the context under hiredis'
+ * feet; the write watcher sends it in this loop iteration then.
+ */
+static void rw_flush(struct cf__rconn *c)
+{
+    if (c->ac && !(c->ac->c.flags & REDIS_IN_CALLBACK))
+        cf__rconn_flush(c);
+}
+
 /* ------------------------------------------------------------------ results */
 
 /* Results posted but not yet confirmed: a PING follows once this many are
  * waiting (or this many bytes), or RW_CONFIRM_AFTER seconds after a post. */
 #define RW_CONFIRM_TASKS 64
 #define RW_CONFIRM_BYTES ((size_t)1 << 20)
+#define RW_CONFIRM_AFTER 0.1
 
 struct confirm {
     cf_remote_worker_t *w;
@@ -158,10 +172,15 @@ void cf__rw_post(struct wtask *t)
     w->posted_bytes += t->rlen;
     if (confirm_due(w))
         cf__rw_confirm(w);
-    else if (!ev_is_active(&w->confirm)) /* a few results: confirmed soon all the same */
+    else if (!ev_is_active(&w->confirm)) { /* a few results: confirmed soon all the same */
+        /* Set again each time: a stopped ev_timer keeps what was left of its
+         * time (about 0 once it fired), and would fire at once: a PING per
+         * result. */
+        ev_timer_set(&w->confirm, RW_CONFIRM_AFTER, 0);
         ev_timer_start(w->loop->ev, &w->confirm);
+    }
     if (!w->nrunning || t->rlen >= 16384)
-        cf__rconn_flush(&w->cmd); /* nothing else is about to end, or big: out now */
+        rw_flush(&w->cmd); /* nothing else is about to end, or big: out now */
 }
 
 /* The task ends with `o` (encoded now) or with err and a message. */
@@ -445,6 +464,7 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
             for (size_t i = 0; i < entries->elements; i++)
                 cf__rw_take(w, entries->element[i], 1);
         }
+        rw_flush(&w->cmd); /* the deliveries' history records, now that the tasks are handed over */
     }
     cf__rw_fetch(w);
     cf__rw_check_done(w);

@@ -41,7 +41,11 @@
  * `incoming` under one submit_mu acquisition.  The batch is flushed at once
  * unless the tasks already visible to the workers outnumber the workers that
  * are not running one, so a task starts as soon as a worker could take it
- * even when the application does not return to the loop; otherwise at
+ * even when the application does not return to the loop.  That test reads
+ * counters the workers write (nin, nq, nrunning), which costs the loop a
+ * cache miss each time, so it is made on the first task of a batch and
+ * then on every TP_CHECK_EVERY-th: a burst leaves a starving worker
+ * waiting for at most that many submits.  Otherwise the batch is flushed at
  * TP_BATCH_MAX tasks,
  * from an ev_prepare watcher before the loop waits, and before shutdown or
  * a refill from overflow.  Batched tasks count as queued and cancel at once.
@@ -265,10 +269,14 @@ int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thre
 /* The submit time recorded for queue-time statistics.  The clock is read for
  * the first task that finds no task queued and then once every
  * TP_STAMP_EVERY submits; tasks in between share the last reading, so a
- * queue time may be overstated by the duration of that many submits. */
-#define TP_STAMP_EVERY 16u
+ * queue time may be overstated by the duration of that many submits (a few
+ * microseconds).  A clock reading costs as much as a few submits. */
+#define TP_STAMP_EVERY 64u
 /* Largest loop-side batch of submitted tasks moved to the workers at once. */
 #define TP_BATCH_MAX 64u
+/* A batch checks whether a worker is starving on its first task and then on
+ * every TP_CHECK_EVERY-th (a power of two; see "Batching"). */
+#define TP_CHECK_EVERY 8u
 static uint64_t tp_submit_stamp(cf_thread_pool_t *pool)
 {
     if (pool->stamp_left == 0 || (pool->nbatch == 0 && tp_load(&pool->nin) == 0 && tp_load(&pool->nq) == 0)) {
@@ -314,7 +322,9 @@ static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t le
         cf__list_push(&pool->batch, &f->u.qlink);
         /* Batch only while the workers that are not running a task still
          * find enough tasks waiting: none of them could start this one now. */
-        if (++pool->nbatch >= TP_BATCH_MAX || tp_load(&pool->nin) + tp_load(&pool->nq) < cf__tp_workers_idle(pool) + 1u)
+        if (++pool->nbatch >= TP_BATCH_MAX ||
+            ((pool->nbatch & (TP_CHECK_EVERY - 1)) == 1 &&
+             tp_load(&pool->nin) + tp_load(&pool->nq) < cf__tp_workers_idle(pool) + 1u))
             cf__tp_flush(pool);
     }
 

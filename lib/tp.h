@@ -77,6 +77,10 @@ struct cf_thread_pool {
     char prefix[16];
     struct cf__tp_worker *workers;
     int nworkers;
+    /* Written once, under mu and submit_mu, when the pool breaks; read by
+     * every submit, so it sits with the fields that never change, not on a
+     * line the workers write. */
+    atomic_int broken;
 
     /* Take side: mu guards mu_guarded_ (reached through tp_mu()); the
      * atomics are written under it and also read without it. */
@@ -93,7 +97,6 @@ struct cf_thread_pool {
     _Alignas(CF__CACHELINE) cf__mutex_t submit_mu;
     struct cf__tp_by_submit_mu submit_mu_guarded_;
     atomic_size_t nin;       /* tasks in incoming */
-    atomic_int broken;       /* written under mu and submit_mu */
 
     /* Loop thread only. */
     _Alignas(CF__CACHELINE) struct cf__list batch;   /* accepted tasks not yet moved to incoming (see tp_flush()) */

@@ -178,7 +178,7 @@ void cf__tp_complete(cf_loop_t *loop, struct cf__work *w)
     cf__exec_complete(&pool->cnt, f, CF__COMPLETE_CALLER_DISPATCHES);
     tp_refill(pool);
     cf__future_dispatch(f);
-    cf_future_unref(f); /* the pool's reference */
+    cf__future_unref(f); /* the pool's reference */
     if (pool->released && pool->cnt.outstanding == 0)
         cf__tp_destroy(pool);
 }

@@ -90,6 +90,40 @@ static void test_callbacks_in_registration_order(void **state)
     assert_int_equal(cf_future_unref(f), 0);
 }
 
+/* The first callback without a destroy notifier is kept inside the future;
+ * later ones (with or without one) still run after it, in order, and only
+ * theirs are destroyed. */
+static void test_mixed_callbacks_in_registration_order(void **state)
+{
+    struct fixture *fx = *state;
+    struct cbrec rec = {.loop_thread = pthread_self()};
+    cf_future_t *f, *g;
+
+    g_rec = &rec;
+    assert_int_equal(cf_future_new(fx->loop, &f), 0);
+    assert_int_equal(cf_future_on_done(f, record_cb, (void *)0, NULL), 0);
+    assert_int_equal(cf_future_on_done(f, record_cb, (void *)1, record_destroy), 0);
+    assert_int_equal(cf_future_on_done(f, record_cb, (void *)2, NULL), 0);
+    assert_int_equal(cf_future_new(fx->loop, &g), 0);
+    assert_int_equal(cf_future_on_done(g, record_cb, (void *)3, NULL), 0);
+    assert_int_equal(cf_future_on_done(g, record_cb, (void *)4, NULL), 0);
+    assert_int_equal(cf_future_set_i64(f, 1), 0);
+    ev_run(fx->ev, 0);
+    assert_int_equal(cf_future_set_i64(g, 2), 0);
+    ev_run(fx->ev, 0);
+    assert_int_equal(rec.calls, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(rec.order[i], i);
+    assert_int_equal(rec.destroyed, 1);
+    /* A callback added to a done future whose inline callback already ran. */
+    assert_int_equal(cf_future_on_done(g, record_cb, (void *)5, NULL), 0);
+    ev_run(fx->ev, 0);
+    assert_int_equal(rec.calls, 6);
+    assert_int_equal(rec.order[5], 5);
+    assert_int_equal(cf_future_unref(f), 0);
+    assert_int_equal(cf_future_unref(g), 0);
+}
+
 static void test_callback_on_done_future_runs_later(void **state)
 {
     struct fixture *fx = *state;
@@ -341,6 +375,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_promise_finishes_once),
         T(test_callbacks_in_registration_order),
+        T(test_mixed_callbacks_in_registration_order),
         T(test_callback_on_done_future_runs_later),
         T(test_callback_added_from_callback),
         T(test_pointer_value_ownership),

@@ -3,7 +3,10 @@
  * initializers that die before their worker is ready, tasks that leave
  * their worker's process group, cancellation of tasks sent ahead (they
  * never run and cost no worker), stops that spare the tasks sent ahead,
- * arguments over the channel's frame limit, fork-server deaths.
+ * stops that catch only the task they were decided for (never one the
+ * worker moved on to before the pool read its frames, nor the result of
+ * the task before), arguments over the channel's frame limit, fork-server
+ * deaths.
  *
  * Crash matrix: a worker that dies at each point of a task's life, each
  * with the affected future failing CF_EWORKER (or, for a task not yet
@@ -344,8 +347,9 @@ static int t_square_unless_stopping(cf_task_t *t, void *arg)
 
 /*
  * A stop decided for a task (timeout, cancel) does not catch the tasks sent
- * ahead behind it, even when the task ends before the signal lands: they
- * are recalled and run on the next worker.
+ * ahead behind it, even when the task ends before the signal lands: the
+ * worker finds the task's gate set to STOP, takes no other task and waits
+ * for the signal; they run on the next worker.
  */
 static void test_stop_spares_tasks_sent_ahead(void **state)
 {
@@ -775,6 +779,161 @@ static void test_worker_killed_writing_a_result(void **state)
 }
 
 /*
+ * Waits for the file named in its argument (struct go_bytes), then returns
+ * `n` bytes of 0x5a: a result larger than the worker's pipe holds, sent
+ * when the test says.
+ */
+struct go_bytes {
+    char go[32];
+    int64_t n;
+};
+
+static int t_go_then_bytes(cf_task_t *t, void *arg)
+{
+    size_t len;
+    struct go_bytes g;
+    uint8_t *b;
+    int rc;
+
+    (void)arg;
+    memcpy(&g, cf_task_arg(t, &len), sizeof(g));
+    for (int i = 0; i < 20000 && access(g.go, F_OK) != 0; i++)
+        usleep(1000);
+    if (!(b = malloc((size_t)g.n)))
+        return cf_task_fail(t, CF_ENOMEM, "no memory for %lld bytes", (long long)g.n);
+    memset(b, 0x5a, (size_t)g.n);
+    rc = cf_task_set_bytes(t, b, (size_t)g.n);
+    free(b);
+    return rc;
+}
+
+/* Creates the file named by its argument's first half, then waits for the one named by its second half. */
+static int t_mark_then_wait(cf_task_t *t, void *arg)
+{
+    size_t len;
+    const char *paths = cf_task_arg(t, &len);
+    int fd = open(paths, O_CREAT | O_WRONLY, 0600);
+
+    (void)arg;
+    if (fd >= 0)
+        close(fd);
+    for (int i = 0; i < 20000 && access(paths + len / 2, F_OK) != 0; i++)
+        usleep(1000);
+    cf_task_set_i64(t, 1);
+    return 0;
+}
+
+static void touch(const char *path)
+{
+    int fd = open(path, O_CREAT | O_WRONLY, 0600);
+
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+/*
+ * A stop is never decided for a task from a worker's state the pool has
+ * not read yet.  Task A ends with a result larger than the worker's pipe
+ * holds, and the loop does not run: the worker is blocked writing A's
+ * RESULT, with task B (sent ahead with A, in the worker's input already)
+ * next.  Cancelling B then finds B's start gate open - B has not started,
+ * the cancel returns 0 and kills nobody - and A's result arrives whole.
+ * (Had the worker taken B's gate before it sent A's RESULT, the cancel
+ * would stop the worker for B and A would die with it, "killed by signal
+ * 15 (SIGTERM) while sending the task's result".)
+ */
+static void test_stop_for_next_task_spares_result(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    char mark[] = "/tmp/cf-mark-XXXXXX";
+    struct go_bytes g = {.go = "/tmp/cf-go-XXXXXX", .n = 8 << 20};
+    cf_worker_info before, after;
+    cf_future_t *a, *b;
+    const void *data;
+    size_t len = 0;
+    int rc;
+
+    tmpname(g.go);
+    tmpname(mark);
+    /* Both submitted before the worker is ready: it gets them in one write. */
+    assert_int_equal(cf_process_pool_submit(p, t_go_then_bytes, &g, sizeof(g), -1, &a), 0);
+    assert_int_equal(cf_process_pool_submit(p, t_touch, mark, sizeof(mark), -1, &b), 0);
+    run_until_running(fx, a);
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &before), 0);
+    touch(g.go);
+    wait_blocked_in(before.pid, SYS_write, 4, 0); /* A's RESULT fills the pipe */
+    rc = cf_future_cancel(b);
+    assert_int_equal(cf_future_wait(a, -1), 0);
+    if (cf_future_result_bytes(a, &data, &len) != 0)
+        fail_msg("the task before (the cancel returned %s): %s", cf_err_name(rc), cf_future_error(a));
+    assert_int_equal(len, (size_t)g.n);
+    if (rc != 0)
+        fail_msg("cancel of the task behind a result being sent: %s, expected 0", cf_err_name(rc));
+    assert_int_equal(cf_future_status(b), CF_ECANCELED);
+    assert_int_equal(access(mark, F_OK), -1); /* b never ran */
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &after), 0);
+    assert_int_equal(after.pid, before.pid); /* and no worker was stopped */
+    assert_int_equal(after.restarts, 0);
+    unlink(g.go);
+    assert_int_equal(cf_future_unref(a), 0);
+    assert_int_equal(cf_future_unref(b), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
+/*
+ * A cancel of a task that has ended, while the worker runs the next one
+ * and the pool has read neither A's RESULT nor B's ACK (the loop does not
+ * run), stops no worker: B runs to its end on the same worker; A, whose
+ * cancel returned CF_EBUSY (the pool knew it RUNNING), ends CANCELLED when
+ * its RESULT is read.
+ */
+static void test_cancel_after_task_ended_spares_next(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 1, 0.2);
+    char go_a[] = "/tmp/cf-go-XXXXXX", paths[64];
+    char *started = paths, *go_b = paths + sizeof(paths) / 2;
+    cf_worker_info before, after;
+    cf_future_t *a, *b;
+    int64_t v = 0;
+
+    tmpname(go_a);
+    strcpy(started, "/tmp/cf-mark-XXXXXX");
+    strcpy(go_b, "/tmp/cf-go-XXXXXX");
+    tmpname(started);
+    tmpname(go_b);
+    assert_int_equal(cf_process_pool_submit(p, t_wait_file, go_a, sizeof(go_a), -1, &a), 0);
+    assert_int_equal(cf_process_pool_submit(p, t_mark_then_wait, paths, sizeof(paths), -1, &b), 0);
+    run_until_running(fx, a);
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &before), 0);
+    touch(go_a);
+    for (int i = 0; i < 20000 && access(started, F_OK) != 0; i++)
+        usleep(1000); /* B started: A ended */
+    assert_int_equal(access(started, F_OK), 0);
+    assert_int_equal(cf_future_get_state(a), CF_FUTURE_RUNNING); /* as far as the pool knows */
+    assert_int_equal(cf_future_cancel(a), CF_EBUSY);
+    touch(go_b);
+    assert_int_equal(cf_future_wait(b, -1), 0);
+    if (cf_future_result_i64(b, &v) != 0)
+        fail_msg("the task after: %s", cf_future_error(b));
+    assert_int_equal(v, 1);
+    assert_int_equal(cf_future_wait(a, -1), 0);
+    assert_int_equal(cf_future_status(a), CF_ECANCELED);
+    assert_int_equal(cf_process_pool_worker_info(p, 0, &after), 0);
+    assert_int_equal(after.pid, before.pid); /* no worker was stopped */
+    assert_int_equal(after.restarts, 0);
+    unlink(go_a);
+    unlink(started);
+    unlink(go_b);
+    assert_int_equal(cf_future_unref(a), 0);
+    assert_int_equal(cf_future_unref(b), 0);
+    assert_int_equal(cf_process_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_process_pool_free(p);
+}
+
+/*
  * Full channels without a death are no fault: results larger than the pipe
  * while the loop is busy elsewhere, arguments larger than the socket while
  * the worker is busy - every task completes.
@@ -1088,6 +1247,8 @@ int main(void)
         T(test_cancel_sent_ahead_then_worker_dies),
         T(test_shutdown_cancel_covers_sent_ahead),
         T(test_stop_spares_tasks_sent_ahead),
+        T(test_stop_for_next_task_spares_result),
+        T(test_cancel_after_task_ended_spares_next),
         T(test_argument_over_frame_limit),
         T(test_timeout_zero_is_none),
         T(test_result_out_of_memory),

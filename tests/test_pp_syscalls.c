@@ -111,11 +111,15 @@
  *   63 asprintf/strdup (initializer-failure, result-too-large, not-a-number messages; 3 sites)
  *                                   argued: a NULL message; the pool names the code or status
  *   64 the small CF_ENOMEM result after 59 failed  argued: reached only after 59; exit 119
+ *   67 signal, sigprocmask, pause (a task whose gate the pool set to STOP returned: the worker
+ *      waits for the signal)         argued: valid arguments; pause() returns only after a
+ *                                   caught signal and is called again; the pool's SIGKILL follows
+ *                                   after the grace period in any case
  *
- * Count: 66 entries (a few group sites that share one path).  Failure
+ * Count: 67 entries (a few group sites that share one path).  Failure
  * injected here: 37 (1-5, 7-10, 15-19, 23-25, 28, 29, 31, 33, 36-41, 43,
- * 45, 51-56, 58, 65); covered by another test: 1 (59); argued: 28 (6,
- * 11-14, 20-22, 26, 27, 30, 32, 34, 35, 42, 44, 46-50, 57, 60-64, 66).
+ * 45, 51-56, 58, 65); covered by another test: 1 (59); argued: 29 (6,
+ * 11-14, 20-22, 26, 27, 30, 32, 34, 35, 42, 44, 46-50, 57, 60-64, 66, 67).
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */

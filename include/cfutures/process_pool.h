@@ -22,8 +22,9 @@
  * starts when a worker takes the task; on expiry the worker (by pid, in case
  * the task left its process group) and its process group get SIGTERM, then
  * SIGKILL after a grace period, the future fails with CF_ETIMEDOUT and the
- * worker is replaced.  Cancelling a running task stops its worker the same
- * way.  A worker that ends in any way before it is ready (its initializer
+ * worker is replaced (a worker whose task returned just before the timeout
+ * was decided is kept).  Cancelling a running task stops its worker the same
+ * way; a worker is only ever stopped while it runs the task concerned.  A worker that ends in any way before it is ready (its initializer
  * failed, crashed or exited) counts as an initializer failure:
  * max_init_failures of them in a row break the pool (CF_EBROKEN, naming the
  * last).  A worker that cannot be started for want of resources

@@ -15,6 +15,7 @@ end in per-URL errors and exit status 3 (every start URL failed), with robots.tx
 first and with --ignore-robots.  The hostile cases are in crawl_hostile_test.py.
 Exit status: 0 pass, 1 fail, 77 skip (no nginx).
 """
+import http.server
 import json
 import os
 import shutil
@@ -134,6 +135,64 @@ def silent_server():
     return ls.getsockname()[1], accepted, close
 
 
+class LevelSite(http.server.BaseHTTPRequestHandler):
+    """/ links to /a and /b; /b to /c; /a and /c both to /x.  /a (depth 1) is slow: it answers once /x is
+    requested or after HOLD_S, whichever comes first.  /x is first linked at depth 2 (from /a), so a crawler that
+    followed /c's links (depth 2, so /x at depth 3) before /a is done would fetch /x early and report it too deep;
+    a correct one fetches /c while /a is pending and /x only after /a (the timeout is the normal path)."""
+    protocol_version = "HTTP/1.1"
+    LINKS = {"/": ["/a", "/b"], "/a": ["/x"], "/b": ["/c"], "/c": ["/x"], "/x": []}
+    HOLD_S = 1.0
+    x_requested = None  # threading.Event, set per server
+    events = None  # list of (event, path)
+
+    def do_GET(self):
+        path = self.path
+        links = self.LINKS.get(path)
+        if links is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.events.append(("request", path))
+        if path == "/x":
+            self.x_requested.set()
+        if path == "/a":
+            self.x_requested.wait(self.HOLD_S)
+        body = ("<html><title>%s</title>%s</html>" % (
+            path, "".join('<a href="%s">l</a>' % l for l in links))).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.events.append(("answered", path))
+
+    def log_message(self, *args):
+        pass
+
+
+def level_overlap():
+    """Crawl LevelSite: --depth stays exact while the next depth's transfers start before this depth ends."""
+    handler = type("Handler", (LevelSite,), {"x_requested": threading.Event(), "events": []})
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        base = "http://127.0.0.1:%d" % srv.server_address[1]
+        r, rows, summ = crawl(["--depth", "-1", "--concurrency", "4", base + "/"], timeout=60)
+        depth = {x["url"][len(base):]: x["depth"] for x in rows}
+        check(r.returncode == 0 and depth == {"/": 0, "/a": 1, "/b": 1, "/c": 2, "/x": 2},
+              "next depth started early: every URL still at its smallest depth", str(depth) + r.stderr[-300:])
+        ev = handler.events
+        check(("request", "/c") in ev and ("answered", "/a") in ev
+              and ev.index(("request", "/c")) < ev.index(("answered", "/a")),
+              "a page of the next depth is fetched while one of this depth is still in flight", str(ev))
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def main():
     if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
         print("skip: nginx not installed")
@@ -166,6 +225,8 @@ def main():
                       and summ["redirects"] == 1 and summ["non_html"] == 2 and summ["links_dropped"] == 0 and summ["bytes"] == sum(x["bytes"] for x in rows)
                       and summ["interrupted"] is False,
                       name + ": summary", str(summ))
+                check(summ is not None and 0 <= summ["loop_cpu_seconds"] <= summ["cpu_seconds"] + 0.01,
+                      name + ": CPU seconds of the crawl and of its loop thread", str(summ))
             check(not any("other.invalid" in x["url"] or ":1/" in x["url"] for x in rows),
                   "other hosts and ports are not followed")
             check(not any("#" in x["url"] for x in rows), "fragments are dropped")
@@ -241,6 +302,40 @@ def main():
                   "interrupt: exit 130 with the summary", "rc=%s out=%r err=%r" % (p.returncode, out, err[-300:]))
         finally:
             close()
+
+        level_overlap()
+
+        # Proxies come from the environment, as in curl: the request goes to http_proxy.
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(4)
+        got = []
+
+        def proxy():
+            try:
+                c, _ = ls.accept()
+                data = b""
+                while b"\r\n" not in data:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                got.append(data.split(b"\r\n")[0])
+                c.close()
+            except OSError:
+                pass
+
+        t = threading.Thread(target=proxy, daemon=True)
+        t.start()
+        env = dict(os.environ, http_proxy="http://127.0.0.1:%d" % ls.getsockname()[1])
+        env.pop("no_proxy", None)
+        env.pop("NO_PROXY", None)
+        r = subprocess.run([CFCRAWL, "--json", "--ignore-robots", "--timeout", "5", "http://proxied.invalid/p"],
+                           capture_output=True, text=True, timeout=60, env=env)
+        t.join(30)
+        ls.close()
+        check(got == [b"GET http://proxied.invalid/p HTTP/1.1"], "http_proxy from the environment is used",
+              "%r rc=%d %s" % (got, r.returncode, r.stderr[-300:]))
 
         # Usage errors.
         for args in (["--depth"], ["--concurrency", "0"], ["--bogus", "http://x/"], ["ftp://x/"], []):
