@@ -114,6 +114,22 @@ def run_json(cmd, timeout=1200):
     return json.loads([l for l in r.stdout.splitlines() if l.startswith("{")][-1])
 
 
+def peer_json(what, workers, cmd, timeout=1200):
+    """One run of a peer (Celery, RQ) against a Redis and workers of its own:
+    cmd(url) is its command.  A peer run that fails or hangs past `timeout` is
+    logged and run once more on fresh servers (Celery's client has been seen
+    to wait for ever on a result its backend already holds); a second failure
+    is an error of the case."""
+    for attempt in (1, 2):
+        try:
+            with Redis() as r, workers(r.url):
+                return run_json(cmd(r.url), timeout)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            if attempt == 2:
+                raise
+            log("  %s: the peer's run failed, running it again on fresh servers: %s" % (what, str(e)[-300:]))
+
+
 def cfworkers(b, url):
     tasks = os.path.join(b.build, "bench", "peers", ".libs", "remote_tasks.so")
     cfw = os.path.join(b.build, "demos", "cfworker")
@@ -139,10 +155,10 @@ def remote_pingpong(b):
     for i in range(b.reps_for("remote_pingpong")):
         with Redis() as r, cfworkers(b, r.url):
             cf_runs.append(run_json(client(b, "pingpong", r.url, n))["value"])
-        with Redis() as r, celery_workers(r.url):
-            celery.append(run_json([PY, os.path.join(PEERS, "celery_remote.py"), "pingpong", r.url, n])["value"])
-        with Redis() as r, rq_workers(r.url):
-            rq.append(run_json([PY, os.path.join(PEERS, "rq_remote.py"), "pingpong", r.url, n])["value"])
+        celery.append(peer_json("remote_pingpong", celery_workers,
+                                lambda url: [PY, os.path.join(PEERS, "celery_remote.py"), "pingpong", url, n])["value"])
+        rq.append(peer_json("remote_pingpong", rq_workers,
+                            lambda url: [PY, os.path.join(PEERS, "rq_remote.py"), "pingpong", url, n])["value"])
         peer_runs.append(min(celery[-1], rq[-1]))
         log("  remote_pingpong run %d: cfutures %.1f us, celery %.1f us, rq %.1f us" % (
             i + 1, cf_runs[-1], celery[-1], rq[-1]))
@@ -156,8 +172,10 @@ def remote_batch(b):
     for i in range(b.reps_for("remote_batch")):
         with Redis() as r, cfworkers(b, r.url):
             cf_runs.append(run_json(client(b, "batch", r.url, n))["value"])
-        with Redis() as r, celery_workers(r.url):
-            peer_runs.append(run_json([PY, os.path.join(PEERS, "celery_remote.py"), "batch", r.url, n])["value"])
+        # Celery takes about 2 minutes here; 8 are a hang.
+        peer_runs.append(peer_json("remote_batch", celery_workers,
+                                   lambda url: [PY, os.path.join(PEERS, "celery_remote.py"), "batch", url, n],
+                                   timeout=480)["value"])
         log("  remote_batch run %d: cfutures %.0f tasks/s, celery %.0f tasks/s" % (i + 1, cf_runs[-1], peer_runs[-1]))
     return cf_runs, peer_runs
 

@@ -437,7 +437,16 @@ def main():
         for key in keys:
             what, unit, peer_name, form, target, direction = CASES[key]
             log("== %s: %s" % (key, what))
-            cf_runs, peer_runs = getattr(b, key)()
+            try:
+                cf_runs, peer_runs = getattr(b, key)()
+            except Exception as e:  # one failed case is reported in its row; the others still run
+                log("  %s failed: %s" % (key, e))
+                results.append({"key": key, "label": LABELS.get(key, key), "what": what, "unit": unit,
+                                "cfutures": None, "peer_name": peer_name, "peer": None, "ratio": None,
+                                "ratio_form": form, "target": None if target is None else "%s %g" % (direction, target),
+                                "better": "higher" if direction == ">=" else "lower", "met": None if target is None else False,
+                                "error": str(e)[-300:], "cfutures_runs": [], "peer_runs": []})
+                continue
             cf = med(cf_runs)
             peer = med(peer_runs) if peer_runs else None
             if form == "cf/peer":
@@ -557,6 +566,12 @@ def render_table(results, stamp, reps, quick):
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
         unit = r["unit"]
+        if r.get("error"):
+            err = " ".join(r["error"].replace("|", "/").split())
+            lines.append("| %s (`%s`) | %s | error: %s | - | - | %s | %s | %s |" % (
+                r["label"], r["key"], r["what"], err, r["target"] or "-", r["better"],
+                "-" if r["met"] is None else "**no**"))
+            continue
         cf = spread(r["cfutures_runs"], unit)
         peer = "%s: %s" % (r["peer_name"], spread(r["peer_runs"], unit)) if r["peer"] is not None else "-"
         ex = r.get("extra")
