@@ -293,9 +293,14 @@ int cf__rconn_cmd_noreply(struct cf__rconn *c, int argc, const char **argv, cons
     return rc;
 }
 
+/*
+ * Not from one of c's own reply callbacks: a write error there would free
+ * the context under hiredis' feet; the write watcher sends it in this loop
+ * iteration then.
+ */
 void cf__rconn_flush(struct cf__rconn *c)
 {
-    if (c->ac && c->up)
+    if (c->ac && c->up && !(c->ac->c.flags & REDIS_IN_CALLBACK))
         redisAsyncHandleWrite(c->ac); /* the rest, if any, waits for the write watcher */
 }
 

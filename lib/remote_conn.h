@@ -64,8 +64,9 @@ int cf__rconn_cmdf_noreply(struct cf__rconn *c, const char *fmt, ...);
 int cf__rconn_cmd_noreply(struct cf__rconn *c, int argc, const char **argv, const size_t *lens);
 
 /* Write what is queued now, not at the loop's next turn (for a command on
- * the critical path).  A write error reports through on_down before this
- * returns. */
+ * the critical path; it spares the loop watching for writability).  A write
+ * error reports through on_down before this returns.  Called from one of
+ * c's own reply callbacks it leaves the write to the write watcher. */
 void cf__rconn_flush(struct cf__rconn *c);
 
 /* Fields of a stream entry reply ([id, [k1, v1, k2, v2 ...]]): the value of `key`, or NULL. */

@@ -50,19 +50,6 @@ void cf__rw_check_done(cf_remote_worker_t *w)
         w->done = 1;
 }
 
-/*
- * Write what waits in c's output buffer now, rather than in the write
- * watcher's turn (which costs the loop an epoll_ctl() to watch for
- * writability and another to stop).  Not from one of c's own reply
- * callbacks: a write error there would free the context under hiredis'
- * feet; the write watcher sends it in this loop iteration then.
- */
-static void rw_flush(struct cf__rconn *c)
-{
-    if (c->ac && !(c->ac->c.flags & REDIS_IN_CALLBACK))
-        cf__rconn_flush(c);
-}
-
 /* ------------------------------------------------------------------ results */
 
 /* Results posted but not yet confirmed: a PING follows once this many are
@@ -180,7 +167,7 @@ void cf__rw_post(struct wtask *t)
         ev_timer_start(w->loop->ev, &w->confirm);
     }
     if (!w->nrunning || t->rlen >= 16384)
-        rw_flush(&w->cmd); /* nothing else is about to end, or big: out now */
+        cf__rconn_flush(&w->cmd); /* nothing else is about to end, or big: out now */
 }
 
 /* The task ends with `o` (encoded now) or with err and a message. */
@@ -464,7 +451,7 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
             for (size_t i = 0; i < entries->elements; i++)
                 cf__rw_take(w, entries->element[i], 1);
         }
-        rw_flush(&w->cmd); /* the deliveries' history records, now that the tasks are handed over */
+        cf__rconn_flush(&w->cmd); /* the deliveries' history records, now that the tasks are handed over */
     }
     cf__rw_fetch(w);
     cf__rw_check_done(w);
