@@ -313,6 +313,7 @@ struct run {
     const char *what[MAXF];
     int lenient[MAXF];
     int n;
+    int delivered; /* callbacks counted; outlives failing_work(), whose iteration may yield after it returns */
 };
 
 static void keep_as(struct run *r, cf_future_t *f, const char *what, int lenient)
@@ -389,7 +390,7 @@ static void failing_work(cf_loop_t *loop, struct run *r, cf_thread_pool_t **pool
 {
     cf_thread_pool_opts o;
     cf_future_t *in[4], *f, *never = NULL;
-    int nin = 0, rc, delivered = 0;
+    int nin = 0, rc;
     int64_t pulled = 0;
     cf_map_t *m = NULL;
     cf_group_t *g = NULL;
@@ -474,7 +475,7 @@ static void failing_work(cf_loop_t *loop, struct run *r, cf_thread_pool_t **pool
     rc = cf_future_new(loop, &never);
     OK_OR_RESOURCE(rc);
     if (never) {
-        if (!(rc = cf_as_completed_each_index(&never, 1, 0, each_count, &delivered, NULL, &f)))
+        if (!(rc = cf_as_completed_each_index(&never, 1, 0, each_count, &r->delivered, NULL, &f)))
             keep_lenient(r, f, "cf_as_completed_each_index timing out");
         OK_OR_RESOURCE(rc);
         if (!(rc = cf_timeout(never, 0, &f)))
@@ -490,7 +491,7 @@ static void failing_work(cf_loop_t *loop, struct run *r, cf_thread_pool_t **pool
         rc = cf_map_new(cf_thread_pool_executor(pools[0]), map_square, pull_five, &pulled, NULL, &m);
         OK_OR_RESOURCE(rc);
         if (m) {
-            rc = cf_map_each(m, map_result_cb, &delivered, &f);
+            rc = cf_map_each(m, map_result_cb, &r->delivered, &f);
             OK_OR_RESOURCE(rc);
             if (!rc) {
                 cf_future_wait(f, -1);
