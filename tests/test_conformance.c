@@ -35,6 +35,42 @@
 
 /* ------------------------------------------------------------------ helpers */
 
+/*
+ * Gates and the FIFO that tasks block on live for the whole program, and the
+ * teardown opens them: a test that fails while a worker waits there does not
+ * leave the worker blocked on memory that is gone, nor the teardown's loop
+ * run waiting for it.
+ */
+static struct gate test_gate, map_gate, shutdown_gate;
+static int fifo_fd = -1;
+static char fifo_path[64];
+
+static void gate_close(struct gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = 0;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static int conf_teardown(void **state)
+{
+    gate_open(&test_gate);
+    gate_open(&map_gate);
+    gate_open(&shutdown_gate);
+    if (fifo_fd >= 0) {
+        /* One byte more than any reader waits for, so a failed test's reader returns. */
+        if (write(fifo_fd, "\1", 1) != 1)
+            fail_msg("fifo: %s", strerror(errno));
+        close(fifo_fd);
+        fifo_fd = -1;
+        unlink(fifo_path);
+    }
+    return fixture_teardown(state);
+}
+
+#undef T
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, conf_teardown)
+
 /* Counts calls of a destroy notifier. */
 static void count_destroy(void *data)
 {
@@ -291,7 +327,6 @@ static void test_on_done_notifier_after_the_callback(void **state)
 
 /* cf_map: after cf_map_free(), neither the pull callback nor the result
  * callback runs, even for a chunk that was running when it was freed. */
-static struct gate map_gate;
 
 static int map_item_blocks_first(cf_task_t *t, const void *item, size_t len)
 {
@@ -357,7 +392,7 @@ static void test_map_free_ends_every_callback(void **state)
     cf_map_t *m = probe_map(fx, pool, &p);
     int pulls;
 
-    gate_init(&map_gate);
+    gate_close(&map_gate);
     assert_int_equal(cf_map_each(m, map_probe_cb, &p, &done), 0);
     run_until(fx, gate_has_waiter, &map_gate); /* item 0 is running, blocked */
     pulls = p.pulls;
@@ -372,7 +407,6 @@ static void test_map_free_ends_every_callback(void **state)
     assert_int_not_equal(cf_future_status(done), 0);
     assert_int_equal(cf_future_unref(done), 0);
     cf_thread_pool_free(pool);
-    gate_destroy(&map_gate);
 }
 
 static void test_map_stopped_or_cancelled_calls_nothing_more(void **state)
@@ -382,7 +416,7 @@ static void test_map_stopped_or_cancelled_calls_nothing_more(void **state)
     cf_future_t *done;
     int64_t n = -1;
 
-    gate_init(&map_gate);
+    gate_close(&map_gate);
     gate_open(&map_gate);
     /* Stopped by its callback after 5 results. */
     {
@@ -425,7 +459,6 @@ static void test_map_stopped_or_cancelled_calls_nothing_more(void **state)
         assert_int_equal(cf_future_unref(done), 0);
     }
     cf_thread_pool_free(pool);
-    gate_destroy(&map_gate);
 }
 
 /* arg_free: once per accepted task, whatever its end; never for a refused one. */
@@ -433,15 +466,14 @@ static void test_arg_free_once_per_accepted_task(void **state)
 {
     struct fixture *fx = *state;
     cf_thread_pool_t *pool = make_pool(fx, 1);
-    struct gate g;
     int freed[4] = {0};
     cf_future_t *blocker, *queued, *shut, *ran, *refused = NULL;
 
-    gate_init(&g);
-    assert_int_equal(cf_thread_pool_submit(pool, task_wait_gate, &g, NULL, &blocker), 0);
+    gate_close(&test_gate);
+    assert_int_equal(cf_thread_pool_submit(pool, task_wait_gate, &test_gate, NULL, &blocker), 0);
     assert_int_equal(cf_thread_pool_submit(pool, task_noop, &freed[0], count_destroy, &queued), 0);
     assert_int_equal(cf_thread_pool_submit(pool, task_noop, &freed[1], count_destroy, &shut), 0);
-    run_until(fx, gate_has_waiter, &g);
+    run_until(fx, gate_has_waiter, &test_gate);
     assert_int_equal(cf_future_cancel(queued), 0);
     ev_run(fx->ev, EVRUN_NOWAIT);
     assert_int_equal(freed[0], 1);
@@ -449,7 +481,7 @@ static void test_arg_free_once_per_accepted_task(void **state)
     assert_int_equal(cf_future_get_state(shut), CF_FUTURE_CANCELLED);
     assert_int_equal(cf_thread_pool_submit(pool, task_noop, &freed[2], count_destroy, &refused), CF_ESHUTDOWN);
     assert_null(refused);
-    gate_open(&g);
+    gate_open(&test_gate);
     assert_int_equal(cf_thread_pool_shutdown(pool, CF_SHUTDOWN_WAIT), 0);
     ev_run(fx->ev, 0);
     assert_int_equal(freed[0], 1);
@@ -466,7 +498,6 @@ static void test_arg_free_once_per_accepted_task(void **state)
     ev_run(fx->ev, 0);
     assert_int_equal(freed[3], 1);
     unref_all((cf_future_t *[]){blocker, queued, shut, ran}, 4);
-    gate_destroy(&g);
 }
 
 /* ================================================================== CPython test_concurrent_futures */
@@ -536,13 +567,12 @@ static void test_wait_on_running_tasks(void **state)
 {
     struct fixture *fx = *state;
     cf_thread_pool_t *pool = make_pool(fx, 2);
-    struct gate g;
     cf_future_t *running, *quick, *boom;
     unsigned char done[3];
     size_t ndone;
 
-    gate_init(&g);
-    assert_int_equal(cf_thread_pool_submit(pool, task_wait_gate, &g, NULL, &running), 0);
+    gate_close(&test_gate);
+    assert_int_equal(cf_thread_pool_submit(pool, task_wait_gate, &test_gate, NULL, &running), 0);
     assert_int_equal(cf_thread_pool_submit(pool, task_square, (void *)3, NULL, &quick), 0);
     assert_int_equal(cf_wait((cf_future_t *[]){running, quick}, 2, CF_FIRST_COMPLETED, -1, done, &ndone), 0);
     assert_int_equal(ndone, 1);
@@ -553,12 +583,11 @@ static void test_wait_on_running_tasks(void **state)
     assert_memory_equal(done, ((unsigned char[]){0, 1, 1}), 3);
     assert_int_equal(cf_future_status(boom), CF_EFAIL);
     assert_string_equal(cf_future_error(boom), "boom 1");
-    gate_open(&g);
+    gate_open(&test_gate);
     assert_int_equal(cf_wait((cf_future_t *[]){running, quick, boom}, 3, CF_ALL_COMPLETED, -1, done, &ndone), 0);
     assert_int_equal(ndone, 3);
     cf_thread_pool_free(pool);
     unref_all((cf_future_t *[]){running, quick, boom}, 3);
-    gate_destroy(&g);
 }
 
 /* as_completed(): duplicates once each, then the timeout; the iterator's
@@ -609,18 +638,17 @@ static void test_cancel_and_set_result_rules(void **state)
 {
     struct fixture *fx = *state;
     cf_thread_pool_t *pool = make_pool(fx, 1);
-    struct gate g;
     cf_future_t *running, *finished, *p;
     static int first, second;
 
-    gate_init(&g);
-    assert_int_equal(cf_thread_pool_submit(pool, task_wait_gate, &g, NULL, &running), 0);
-    run_until(fx, gate_has_waiter, &g);
+    gate_close(&test_gate);
+    assert_int_equal(cf_thread_pool_submit(pool, task_wait_gate, &test_gate, NULL, &running), 0);
+    run_until(fx, gate_has_waiter, &test_gate);
     assert_int_equal(cf_future_get_state(running), CF_FUTURE_RUNNING);
     assert_int_equal(cf_future_cancel(running), CF_EBUSY); /* requested, not done */
     assert_int_equal(cf_future_get_state(running), CF_FUTURE_RUNNING);
     assert_int_equal(cf_future_set_i64(running, 5), CF_EPERM); /* an executor's future */
-    gate_open(&g);
+    gate_open(&test_gate);
     assert_int_equal(cf_future_wait(running, -1), 0);
     assert_int_equal(cf_future_status(running), 0); /* the task ignored the request */
     assert_int_equal(cf_future_cancel(running), CF_EALREADY);
@@ -653,7 +681,6 @@ static void test_cancel_and_set_result_rules(void **state)
 
     cf_thread_pool_free(pool);
     unref_all((cf_future_t *[]){running, finished}, 2);
-    gate_destroy(&g);
 }
 
 /* Submitting from a done callback: a chain of tasks, each started by the
@@ -735,7 +762,8 @@ static void make_fifo(char *path, size_t size, int *rdwr)
     snprintf(path, size, "/tmp/cf-conformance-%ld-%d", (long)getpid(), rand());
     assert_int_equal(mkfifo(path, 0600), 0);
     /* Held open for writing so a reader's open() does not wait for a writer. */
-    *rdwr = open(path, O_RDWR);
+    snprintf(fifo_path, sizeof(fifo_path), "%s", path);
+    *rdwr = fifo_fd = open(path, O_RDWR);
     assert_true(*rdwr >= 0);
 }
 
@@ -766,7 +794,6 @@ static void shutdown_no_wait(struct fixture *fx, cf_executor_t *ex, cf_task_fn b
     assert_int_equal(cf_future_unref(running), 0);
 }
 
-static struct gate shutdown_gate;
 
 static int tp_gate_bytes(cf_task_t *t, void *arg)
 {
@@ -796,11 +823,10 @@ static void test_shutdown_without_wait_cancels_queued(void **state)
     char path[64];
     int rdwr;
 
-    gate_init(&shutdown_gate);
+    gate_close(&shutdown_gate);
     shutdown_no_wait(fx, cf_thread_pool_executor(tp), tp_gate_bytes, NULL, 0, pt_square, open_shutdown_gate,
                      NULL);
     cf_thread_pool_free(tp);
-    gate_destroy(&shutdown_gate);
 
     cf_process_pool_opts_init(&o);
     o.max_workers = 1;
@@ -811,6 +837,7 @@ static void test_shutdown_without_wait_cancels_queued(void **state)
                      write_fifo_one, &rdwr);
     cf_process_pool_free(pp);
     close(rdwr);
+    fifo_fd = -1;
     unlink(path);
 }
 
@@ -939,6 +966,7 @@ static void test_timeout_stops_only_its_worker(void **state)
     unref_all((cf_future_t *[]){survivor, spin}, 2);
     cf_process_pool_free(pp);
     close(rdwr);
+    fifo_fd = -1;
     unlink(path);
 }
 
@@ -1094,33 +1122,34 @@ static void test_saturated_queue_on_many_threads(void **state)
     cf_thread_pool_free(pool);
 
     /* Under CF_QUEUE_FULL_FAIL the submit beyond the bound is refused, nothing kept. */
-    struct gate g;
     cf_future_t *blocker, *q[2], *over = NULL;
     int freed = 0;
-    gate_init(&g);
+    gate_close(&test_gate);
     o.max_workers = 1;
     o.max_queued = 2;
     o.on_full = CF_QUEUE_FULL_FAIL;
     assert_int_equal(cf_thread_pool_new(fx->loop, &o, &pool), 0);
-    assert_int_equal(cf_thread_pool_submit(pool, task_wait_gate, &g, NULL, &blocker), 0);
-    run_until(fx, gate_has_waiter, &g);
+    assert_int_equal(cf_thread_pool_submit(pool, task_wait_gate, &test_gate, NULL, &blocker), 0);
+    run_until(fx, gate_has_waiter, &test_gate);
     for (int i = 0; i < 2; i++)
         assert_int_equal(cf_thread_pool_submit(pool, task_noop, NULL, NULL, &q[i]), 0);
     assert_int_equal(cf_thread_pool_submit(pool, task_noop, &freed, count_destroy, &over), CF_EAGAIN);
     assert_null(over);
     assert_int_equal(cf_future_cancel(q[0]), 0); /* cancelling queued work makes room */
     assert_int_equal(cf_thread_pool_submit(pool, task_noop, &freed, count_destroy, &over), 0);
-    gate_open(&g);
+    gate_open(&test_gate);
     assert_int_equal(cf_wait((cf_future_t *[]){blocker, q[1], over}, 3, CF_ALL_COMPLETED, -1, NULL, NULL), 0);
     ev_run(fx->ev, 0);
     assert_int_equal(freed, 1);
     cf_thread_pool_free(pool);
     unref_all((cf_future_t *[]){blocker, q[0], q[1], over}, 4);
-    gate_destroy(&g);
 }
 
 int main(void)
 {
+    gate_init(&test_gate);
+    gate_init(&map_gate);
+    gate_init(&shutdown_gate);
     const struct CMUnitTest tests[] = {
         T(test_each_cancelled_from_its_callback_stops),
         T(test_each_timeout_ends_the_iteration),
