@@ -113,6 +113,16 @@ struct cf_loop {
     struct cf__slab_cache cbs;      /* done-callback nodes */
 };
 
+/* A spin-wait pause: lets the sibling hyperthread run, saves power. */
+static inline void cf__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* Hand `w` to the loop from any thread (lock-free; wakes the loop when it found the inbox empty). */
 void cf__loop_post(cf_loop_t *loop, struct cf__work *w);
 /* The same in two steps, for posting under another lock: returns 1 when the

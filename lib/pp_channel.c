@@ -673,14 +673,113 @@ eof:
         cf__pp_worker_ended(w);
 }
 
+/* Count one wait of the loop for a frame (capped at twice the poll) in pool.wait_avg (weight 1/4). */
+static void pool_waited(cf_process_pool_t *pool, uint64_t waited)
+{
+    if (waited > 2 * CF__PP_POLL_NS)
+        waited = 2 * CF__PP_POLL_NS;
+    pool->wait_avg = pool->wait_avg - pool->wait_avg / 4 + waited / 4;
+}
+
 static void worker_rio_cb(struct ev_loop *ev, ev_io *io, int revents)
 {
     struct pp_worker *w = io->data;
+    cf_process_pool_t *pool = w->pool;
 
     (void)ev;
     (void)revents;
+    if (pool->block_ns) { /* woken for a frame after a wait with tasks in flight */
+        pool_waited(pool, cf_now_ns() - pool->block_ns);
+        pool->block_ns = 0;
+    }
     cf__pp_worker_read(w);
-    cf__pp_dispatch_due(w->pool);
+    cf__pp_dispatch_due(pool);
+}
+
+/* A worker the loop-side poll looks at: it has tasks in flight, and is not asked to wake the pool for ACKs. */
+static int poll_worth(const struct pp_worker *w)
+{
+    return w->rfd >= 0 && w->ninflight && !w->ack_wake;
+}
+
+/*
+ * The loop-side poll (pool.poll, an ev_prepare: it runs just before the
+ * loop waits).  A worker that publishes a frame the pool asked to be woken
+ * for writes a WAKE to its pipe, and the loop's wait ends in epoll: a
+ * system call on each side and a wake-up of the loop, which on a virtual
+ * machine cost more than a short task itself.  So while tasks are in
+ * flight and the loop's recent waits for a frame were short (wait_avg, a
+ * moving average like the worker's idle_avg in pp_child.c, each wait
+ * counted up to twice CF__PP_POLL_NS, below CF__PP_POLL_NS), and fewer
+ * workers have tasks in flight than there are CPUs (so the poll does not
+ * take a CPU from a worker: with every CPU busy computing, a wait costs
+ * less than a poll), the loop
+ * first polls the rings for up to CF__PP_POLL_NS, with want_wake cleared so
+ * that the workers do not write WAKEs meanwhile.  Frames found are handled
+ * (ring_drain()); the poll ends as soon as a future completed (its
+ * callbacks are then due, and the loop does not wait) or time is up.
+ * Either way want_wake is set again and each ring read once more before
+ * the loop may wait (pp.h), so a frame published at any moment wakes the
+ * loop or is read here.  When waits were long (tasks that run for a
+ * while), the loop does not poll at all: it only notes when it went to
+ * wait, and worker_rio_cb() counts the wait.  Nothing else changes: the
+ * frames are the same, taken in the same order, by the same code.
+ */
+static void pool_poll_cb(struct ev_loop *ev, ev_prepare *p, int revents)
+{
+    cf_process_pool_t *pool = p->data;
+    cf_loop_t *loop = pool->loop;
+    uint64_t t0, now = 0, until;
+    int any = 0;
+
+    (void)ev;
+    (void)revents;
+    pool->block_ns = 0;
+    if (ev_is_active(&loop->idle))
+        return; /* the loop will not wait: work is due */
+    for (int i = 0; i < pool->nworkers; i++)
+        any += poll_worth(&pool->workers[i]);
+    if (!any || any >= pool->ncpu)
+        return; /* nothing to poll for, or no CPU left for polling: the workers would lose it */
+    t0 = cf_now_ns();
+    if (pool->wait_avg >= CF__PP_POLL_NS) {
+        pool->block_ns = t0;
+        return;
+    }
+    for (int i = 0; i < pool->nworkers; i++) {
+        struct pp_worker *w = &pool->workers[i];
+        uint32_t want = CF__PP_WAKE_RESULT;
+        if (poll_worth(w)) /* 0 already: a WAKE is on its way (and the pipe's read sets it again) */
+            atomic_compare_exchange_strong(&w->ring->want_wake, &want, 0);
+    }
+    until = t0 + CF__PP_POLL_NS;
+    for (unsigned spins = 1; !ev_is_active(&loop->idle); spins++) {
+        for (int i = 0; i < pool->nworkers; i++) {
+            struct pp_worker *w = &pool->workers[i];
+            if (w->rfd >= 0 && atomic_load_explicit(&w->ring->tail, memory_order_acquire) != w->ring_head) {
+                now = 0;
+                ring_drain(w, &now);
+            }
+        }
+        if (pool->dispatch_due)
+            cf__pp_dispatch_due(pool);
+        if ((spins & 15) == 0 && (now = cf_now_ns()) >= until)
+            break;
+        cf__cpu_relax();
+    }
+    if (ev_is_active(&loop->idle))
+        pool_waited(pool, cf_now_ns() - t0);
+    else
+        pool->block_ns = t0;
+    for (int i = 0; i < pool->nworkers; i++) {
+        struct pp_worker *w = &pool->workers[i];
+        if (w->rfd < 0)
+            continue;
+        now = 0;
+        atomic_store(&w->ring->want_wake, w->ack_wake ? CF__PP_WAKE_ACK : CF__PP_WAKE_RESULT);
+        ring_drain(w, &now);
+    }
+    cf__pp_dispatch_due(pool);
 }
 
 /* ------------------------------------------------------------------ set-up */
@@ -698,12 +797,26 @@ void cf__pp_worker_init(struct pp_worker *w, cf_process_pool_t *pool, int index)
     w->kill_timer.data = w;
 }
 
-/* Watch the pool's ACK tick (pool.tick_fd, made by cf_process_pool_new()). */
+/* Watch the pool's ACK tick (pool.tick_fd, made by cf_process_pool_new()); poll the rings before the loop waits. */
 void cf__pp_tick_init(cf_process_pool_t *pool)
 {
     ev_io_init(&pool->tick_io, pool_tick_cb, pool->tick_fd, EV_READ);
     pool->tick_io.data = pool;
     cf__pp_io_start(pool->loop, &pool->tick_io);
+    pool->ncpu = cf_cpu_count();
+    ev_prepare_init(&pool->poll, pool_poll_cb);
+    pool->poll.data = pool;
+    ev_prepare_start(pool->loop->ev, &pool->poll);
+    ev_unref(pool->loop->ev);
+}
+
+/* Stop watching the tick and polling the rings; close the tick. */
+void cf__pp_tick_fini(cf_process_pool_t *pool)
+{
+    cf__pp_io_stop(pool->loop, &pool->tick_io);
+    close(pool->tick_fd);
+    ev_ref(pool->loop->ev); /* balance the ev_unref() after starting the poll */
+    ev_prepare_stop(pool->loop->ev, &pool->poll);
 }
 
 /* The worker's channel arrived from the fork server: watch it. */

@@ -634,8 +634,7 @@ void cf_process_pool_free(cf_process_pool_t *pool)
         while (waitpid(pool->server_pid, NULL, 0) < 0 && errno == EINTR)
             ;
     }
-    cf__pp_io_stop(pool->loop, &pool->tick_io);
-    close(pool->tick_fd);
+    cf__pp_tick_fini(pool);
     pool->loop->live_executors--;
     free(pool->broken_msg);
     munmap(pool->rings, (size_t)pool->nworkers * (sizeof(struct cf__pp_ring) + CF__PP_GATES));

@@ -131,6 +131,10 @@ struct cf_process_pool {
     int tick_fd;               /* the ACK tick: a timerfd (cf__pp_worker_watch()) */
     ev_io tick_io;
     int tick_on;
+    ev_prepare poll;   /* the loop-side poll of the rings before the loop waits (pp_channel.c); unreferenced */
+    uint64_t wait_avg; /* moving average of the loop's waits for a frame with tasks in flight, ns */
+    uint64_t block_ns; /* when the loop went to wait for frames with tasks in flight; 0: it did not */
+    int ncpu;          /* cf_cpu_count() when the pool was made */
 };
 
 /* The ACK tick: how long after a task became the head of its worker's
@@ -140,6 +144,9 @@ struct cf_process_pool {
 /* Work (in average task time) a worker may have sent ahead of the task it runs. */
 #define CF__PP_AHEAD_NS 2000000u
 #define CF__PP_RBUF 65536
+/* The loop polls the rings this long at most before it waits, while its
+ * recent waits for a frame were shorter on average (pp_channel.c). */
+#define CF__PP_POLL_NS 30000u
 
 /* pp_pool.c */
 int cf__pp_server_start(cf_process_pool_t *pool);
@@ -170,6 +177,7 @@ void cf__pp_worker_close(struct pp_worker *w);
 void cf__pp_worker_open(struct pp_worker *w, int fd, int rfd);
 void cf__pp_worker_init(struct pp_worker *w, cf_process_pool_t *pool, int index);
 void cf__pp_tick_init(cf_process_pool_t *pool);
+void cf__pp_tick_fini(cf_process_pool_t *pool);
 
 /* pp_server.c */
 void cf__pp_worker_set(struct pp_worker *w, int st);

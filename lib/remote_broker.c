@@ -289,6 +289,15 @@ static void xadd_cb(redisAsyncContext *ac, void *r, void *priv)
 
     (void)ac;
     t->replies--;
+    if (t->via_rd) {
+        cf_remote_pool_t *pool = t->pool;
+        t->via_rd = 0;
+        if (--pool->rd_xadds == 0 && reply && !pool->freeing && pool->nqueued) {
+            t->replies++; /* t stays while the tasks held back for this answer go out */
+            cf__rp_pump(pool);
+            t->replies--;
+        }
+    }
     if (t->state == RT_SENT && reply && reply->type == REDIS_REPLY_STRING && reply->len < sizeof(t->entry)) {
         memcpy(t->entry, reply->str, reply->len + 1);
         t->confirmed = 1;
@@ -301,7 +310,7 @@ static void xadd_cb(redisAsyncContext *ac, void *r, void *priv)
     rt_maybe_free(t);
 }
 
-static int rp_send(cf_remote_pool_t *pool, struct rtask *t)
+static int rp_send(cf_remote_pool_t *pool, struct rtask *t, struct cf__rconn *c)
 {
     char id[24], to[24], md[16], ci[24];
     const char *argv[21];
@@ -337,31 +346,48 @@ static int rp_send(cf_remote_pool_t *pool, struct rtask *t)
     ARG((const char *)(t->data ? t->data : (const uint8_t *)""), t->len);
 #undef ARG
 #undef ARGS
-    if (cf__rconn_cmd(&pool->cmd, xadd_cb, t, n, argv, lens) != 0)
+    if (cf__rconn_cmd(c, xadd_cb, t, n, argv, lens) != 0)
         return -ENOTCONN;
     t->replies++;
     t->confirmed = 0;
+    if (c == &pool->rd) {
+        t->via_rd = 1;
+        pool->rd_xadds++;
+    }
     return 0;
 }
 
-/* Send queued tasks while there is room on the broker. */
+/*
+ * Send queued tasks while there is room on the broker.  Tasks go on `cmd`,
+ * except when no XREAD is outstanding on `rd` (nothing was on the broker:
+ * the first task of a round trip, say): then they go on `rd`, followed by
+ * the XREAD for their results (and the XDEL of the results read before),
+ * in one write, which the broker handles in one wake-up.  Until the broker
+ * answered those XADDs no task goes on `cmd` (they wait here, a broker
+ * round trip at most), so the stream keeps the submission order.
+ */
 void cf__rp_pump(cf_remote_pool_t *pool)
 {
-    while (pool->ready && pool->nqueued && pool->nsent < pool->opts.max_inflight) {
+    struct cf__rconn *c = pool->reading ? &pool->cmd : &pool->rd;
+
+    while (pool->ready && pool->nqueued && pool->nsent < pool->opts.max_inflight &&
+           (c == &pool->rd || !pool->rd_xadds)) {
         struct rtask *t = cf__container_of(pool->queue.next, struct rtask, link);
         if (tab_add(pool, t) != 0)
             break;
         cf__list_remove(&t->link);
         pool->nqueued--;
         t->state = RT_SENT;
-        if (rp_send(pool, t) != 0)
+        if (rp_send(pool, t, c) != 0)
             break; /* down: re-sent on reconnect (unconfirmed) */
-        /* Alone on the broker (a round trip waits for it) or big (the
-         * workers can start while the next ones are encoded): out now. */
-        if (pool->nsent == 1 || t->len >= 16384)
+        /* On cmd, alone on the broker (a round trip waits for it) or big
+         * (the workers can start while the next ones are encoded): out now. */
+        if (c == &pool->cmd && (pool->nsent == 1 || t->len >= 16384))
             cf__rconn_flush(&pool->cmd);
     }
     rp_read(pool);
+    if (c == &pool->rd)
+        cf__rconn_flush(&pool->rd);
 }
 
 /* ------------------------------------------------------------------ results */

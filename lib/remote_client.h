@@ -30,6 +30,7 @@ struct rtask {
     uint8_t state;
     uint8_t confirmed;   /* the XADD reply arrived (entry is valid) */
     uint8_t cancel_req;
+    uint8_t via_rd;      /* its XADD went on rd, ahead of an XREAD (cf__rp_pump()) */
     unsigned replies;    /* replies still expected that point at this task */
     char entry[48];      /* stream entry id */
 };
@@ -45,6 +46,7 @@ struct cf_remote_pool {
     struct cf__rconn cmd, rd;
     int ready;        /* both up and the connect sequence done */
     int reading;      /* an XREAD is outstanding on rd */
+    unsigned rd_xadds; /* XADDs sent on rd whose replies have not come */
     int shut;
     int freeing;
     struct cf__exec_counters cnt;

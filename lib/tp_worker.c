@@ -27,15 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline void tp_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 
 /* Move the submit side's list to the take side.  Both locks held. */
 void cf__tp_splice_incoming(cf_thread_pool_t *pool)
@@ -269,7 +260,7 @@ void *cf__tp_worker_main(void *arg)
             while (!tp_load(&pool->nin) && !tp_load(&pool->nq) &&
                    !atomic_load_explicit(&pool->stopping, memory_order_relaxed) &&
                    ((++spins & 31u) || cf_now_ns() < until))
-                tp_cpu_relax();
+                cf__cpu_relax();
             cf__mutex_lock(&pool->mu);
             /* A submitter that saw us spinning did not signal: we re-check both lists below. */
             atomic_fetch_sub_explicit(&pool->nspinning, 1, memory_order_relaxed);

@@ -212,6 +212,16 @@ static int t_pid_then_pause(cf_task_t *t, void *arg)
     return 0;
 }
 
+/* Sleeps for its payload's milliseconds: a task that is short, but not
+ * short enough to end while the loop polls for it. */
+static int t_sleep_ms(cf_task_t *t, void *arg)
+{
+    (void)arg;
+    usleep((useconds_t)(arg_i(t) * 1000));
+    cf_task_set_i64(t, arg_i(t));
+    return 0;
+}
+
 /* Returns once the file named by its payload exists (the test creates it). */
 static int t_wait_file(cf_task_t *t, void *arg)
 {
@@ -675,6 +685,39 @@ static void test_timeout_counts_from_the_start(void **state)
     cf_process_pool_free(p);
 }
 
+/*
+ * After a stream of round trips, the loop polls the workers' rings before
+ * it waits (pp_channel.c); a task that starts during the poll (its ACK is
+ * read there) but ends after it must still wake the loop: the poll asks
+ * for wake-ups again before the loop waits.  Then the other way round: a
+ * round trip after long waits, and again a stream.  Every result arrives
+ * (a lost wake-up would leave the wait to its timeout).
+ */
+static void test_poll_then_wait(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *p = ppool(fx, 2, 0.2);
+    int64_t v = 0;
+
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 200; i++) {
+            cf_future_t *f = submit_i(p, t_square, i, -1);
+            assert_int_equal(cf_future_wait(f, 30.0), 0);
+            assert_int_equal(cf_future_result_i64(f, &v), 0);
+            assert_int_equal(v, (int64_t)i * i);
+            assert_int_equal(cf_future_unref(f), 0);
+        }
+        for (int i = 0; i < 5; i++) {
+            cf_future_t *f = submit_i(p, t_sleep_ms, 20 + round, -1);
+            assert_int_equal(cf_future_wait(f, 30.0), 0);
+            assert_int_equal(cf_future_result_i64(f, &v), 0);
+            assert_int_equal(v, 20 + round);
+            assert_int_equal(cf_future_unref(f), 0);
+        }
+    }
+    cf_process_pool_free(p);
+}
+
 static void test_64_mib_in_and_out(void **state)
 {
     struct fixture *fx = *state;
@@ -1108,6 +1151,7 @@ int main(void)
         T(test_cancel_task_sent_ahead),
         T(test_start_not_read_yet),
         T(test_timeout_counts_from_the_start),
+        T(test_poll_then_wait),
         T(test_64_mib_in_and_out),
         T(test_mixed_sizes_in_one_stream),
         T(test_100k_tiny_tasks_and_map),
