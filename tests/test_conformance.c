@@ -351,7 +351,7 @@ static int map_probe_pull(void *src, const void **item, size_t *len)
 {
     struct map_probe *p = src;
 
-    p->pulls++; /* endless: the window bounds what is in flight */
+    p->pulls++;         /* endless: the window bounds what is in flight */
     p->cur = p->next++; /* the map copies the bytes before the next call */
     *item = &p->cur;
     *len = sizeof(p->cur);
@@ -539,8 +539,7 @@ static void test_wait_over_mixed_states(void **state)
     /* ALL_COMPLETED with a pending one and a timeout: not a failure. */
     assert_int_equal(cf_wait((cf_future_t *[]){finished, pending}, 2, CF_ALL_COMPLETED, 0, done, &ndone), 0);
     assert_int_equal(ndone, 1);
-    assert_int_equal(cf_wait((cf_future_t *[]){finished, pending}, 2, CF_ALL_COMPLETED, NAN, done, &ndone),
-                     CF_EINVAL);
+    assert_int_equal(cf_wait((cf_future_t *[]){finished, pending}, 2, CF_ALL_COMPLETED, NAN, done, &ndone), CF_EINVAL);
 
     /* The callback form agrees. */
     cf_future_t *w;
@@ -794,7 +793,6 @@ static void shutdown_no_wait(struct fixture *fx, cf_executor_t *ex, cf_task_fn b
     assert_int_equal(cf_future_unref(running), 0);
 }
 
-
 static int tp_gate_bytes(cf_task_t *t, void *arg)
 {
     (void)arg;
@@ -824,8 +822,7 @@ static void test_shutdown_without_wait_cancels_queued(void **state)
     int rdwr;
 
     gate_close(&shutdown_gate);
-    shutdown_no_wait(fx, cf_thread_pool_executor(tp), tp_gate_bytes, NULL, 0, pt_square, open_shutdown_gate,
-                     NULL);
+    shutdown_no_wait(fx, cf_thread_pool_executor(tp), tp_gate_bytes, NULL, 0, pt_square, open_shutdown_gate, NULL);
     cf_thread_pool_free(tp);
 
     cf_process_pool_opts_init(&o);
@@ -833,8 +830,8 @@ static void test_shutdown_without_wait_cancels_queued(void **state)
     o.pipeline = 1;
     assert_int_equal(cf_process_pool_new(fx->loop, &o, &pp), 0);
     make_fifo(path, sizeof(path), &rdwr);
-    shutdown_no_wait(fx, cf_process_pool_executor(pp), pt_read_fifo, path, strlen(path) + 1, pt_square,
-                     write_fifo_one, &rdwr);
+    shutdown_no_wait(fx, cf_process_pool_executor(pp), pt_read_fifo, path, strlen(path) + 1, pt_square, write_fifo_one,
+                     &rdwr);
     cf_process_pool_free(pp);
     close(rdwr);
     fifo_fd = -1;
