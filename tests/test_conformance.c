@@ -899,17 +899,6 @@ static void test_initializer_failure_breaks_process_pool(void **state)
 
 /* ================================================================== pebble */
 
-static int pt_spin(cf_task_t *t, void *arg)
-{
-    volatile uint64_t n = 0;
-
-    (void)t;
-    (void)arg;
-    for (;;)
-        n++;
-    return 0;
-}
-
 static int pt_exit_zero(cf_task_t *t, void *arg)
 {
     (void)t;
@@ -951,7 +940,7 @@ static void test_timeout_stops_only_its_worker(void **state)
     restarts = restarts_of(pp, 2);
     assert_int_equal(cf_process_pool_submit(pp, pt_read_fifo, path, strlen(path) + 1, 0, &survivor), 0);
     run_until(fx, future_running, survivor);
-    assert_int_equal(cf_process_pool_submit(pp, pt_spin, NULL, 0, 0.1, &spin), 0);
+    assert_int_equal(cf_process_pool_submit(pp, t_spin, NULL, 0, 0.1, &spin), 0);
     assert_int_equal(cf_future_wait(spin, -1), 0);
     assert_int_equal(cf_future_status(spin), CF_ETIMEDOUT);
     assert_int_equal(cf_future_get_state(survivor), CF_FUTURE_RUNNING);
