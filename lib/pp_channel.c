@@ -558,6 +558,17 @@ malformed:
     worker_lost(w, "it sent a malformed frame", 0);
 }
 
+/* The ring was read empty: ask the worker to wake the pool for more (at
+ * the ACK level if an ACK is overdue), then look once more, for a frame
+ * published before the worker could see the request (pp.h). */
+static void ring_rearm(struct pp_worker *w)
+{
+    uint64_t now = 0;
+
+    atomic_store(&w->ring->want_wake, w->ack_wake ? CF__PP_WAKE_ACK : CF__PP_WAKE_RESULT);
+    ring_drain(w, &now);
+}
+
 /* A frame that came by the pipe: a WAKE for the ring, or the next frame in number order. */
 static void worker_frame(struct pp_worker *w, const struct cf__frame_hdr *h, const uint8_t *data, uint8_t *owned,
                          uint64_t now)
@@ -661,10 +672,8 @@ void cf__pp_worker_read(struct pp_worker *w)
     }
     now = 0;
     ring_drain(w, &now);
-    if (w->rfd < 0)
-        return;
-    atomic_store(&w->ring->want_wake, w->ack_wake ? CF__PP_WAKE_ACK : CF__PP_WAKE_RESULT);
-    ring_drain(w, &now);
+    if (w->rfd >= 0)
+        ring_rearm(w);
     return;
 eof:
     now = 0;
@@ -775,14 +784,9 @@ static void pool_poll_cb(struct ev_loop *ev, ev_prepare *p, int revents)
         pool_waited(pool, cf_now_ns() - t0);
     else
         pool->block_ns = t0;
-    for (int i = 0; i < pool->nworkers; i++) {
-        struct pp_worker *w = &pool->workers[i];
-        if (w->rfd < 0)
-            continue;
-        now = 0;
-        atomic_store(&w->ring->want_wake, w->ack_wake ? CF__PP_WAKE_ACK : CF__PP_WAKE_RESULT);
-        ring_drain(w, &now);
-    }
+    for (int i = 0; i < pool->nworkers; i++)
+        if (pool->workers[i].rfd >= 0)
+            ring_rearm(&pool->workers[i]);
     cf__pp_dispatch_due(pool);
 }
 

@@ -766,6 +766,14 @@ static void make_fifo(char *path, size_t size, int *rdwr)
     assert_true(*rdwr >= 0);
 }
 
+/* Undo make_fifo(): close the test's end, forget it, remove the FIFO. */
+static void drop_fifo(const char *path, int rdwr)
+{
+    close(rdwr);
+    fifo_fd = -1;
+    unlink(path);
+}
+
 /* shutdown(wait=False, cancel_futures=True) on both pools through the
  * executor interface: queued tasks end CANCELLED at once, the running one
  * completes, later submits fail with CF_ESHUTDOWN. */
@@ -833,9 +841,7 @@ static void test_shutdown_without_wait_cancels_queued(void **state)
     shutdown_no_wait(fx, cf_process_pool_executor(pp), pt_read_fifo, path, strlen(path) + 1, pt_square, write_fifo_one,
                      &rdwr);
     cf_process_pool_free(pp);
-    close(rdwr);
-    fifo_fd = -1;
-    unlink(path);
+    drop_fifo(path, rdwr);
 }
 
 /* max_workers out of range, with a message that names the field. */
@@ -951,9 +957,7 @@ static void test_timeout_stops_only_its_worker(void **state)
     assert_int_equal(restarts_of(pp, 2), restarts + 1);
     unref_all((cf_future_t *[]){survivor, spin}, 2);
     cf_process_pool_free(pp);
-    close(rdwr);
-    fifo_fd = -1;
-    unlink(path);
+    drop_fifo(path, rdwr);
 }
 
 /* A task that calls exit(0): its future fails with CF_EWORKER (a clean exit
