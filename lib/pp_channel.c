@@ -301,7 +301,9 @@ void cf__pp_worker_watch(struct pp_worker *w, uint64_t now)
  * The head task's timeout timer: read the ring (the ACKs published since
  * the pool last looked); a running head past its timeout is stopped; a
  * head that has not said it started by the time it could have timed out
- * gets its ACK asked for (its precise deadline is known from the ACK).
+ * gets its ACK asked for (its precise deadline is known from the ACK).  The
+ * ACK goes out just before the worker takes the task's start gate: a head
+ * whose gate is still open has not started, and its clock starts again.
  */
 static void worker_task_timer_cb(struct ev_loop *ev, ev_timer *t, int revents)
 {
@@ -321,8 +323,17 @@ static void worker_task_timer_cb(struct ev_loop *ev, ev_timer *t, int revents)
         head = worker_head(w);
     }
     if (w->rfd >= 0 && head && head->state == PT_RUNNING && head->timeout > 0 && task_left(head, now) <= 0) {
-        cf__pp_task_set(head, PT_TIMING_OUT);
-        cf__pp_stop_task(head);
+        if (!head->clock_restarted && !cf__pp_task_started(head)) {
+            /* Acknowledged but not started yet (a worker that had no CPU
+             * since its ACK): its clock starts again, once, so that a task
+             * times out after it ran for its timeout; still not started
+             * then, it is closed out (and never runs). */
+            head->clock_restarted = 1;
+            head->t_submit = now;
+        } else {
+            cf__pp_task_set(head, PT_TIMING_OUT);
+            cf__pp_stop_task(head);
+        }
     }
     if (w->rfd >= 0)
         cf__pp_worker_watch(w, now);
@@ -428,7 +439,17 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
     w->tasks_done++;
     if (was != PT_RUNNING) { /* being stopped anyway; the result came first */
         free(owned);
-        cf__pp_complete(head, NULL, was == PT_TIMING_OUT ? CF_ETIMEDOUT : CF_ECANCELED, NULL);
+        const char *found = head->stop_found == CF__STOP_NOT_STARTED
+                                ? "it had not started when that was decided, and never ran"
+                                : "it had just returned when that was decided; its result is dropped";
+        if (was == PT_TIMING_OUT)
+            cf__pp_complete(head, NULL, CF_ETIMEDOUT,
+                            cf__printf_alloc("the task timed out after %.3f s; worker %d (pid %d) was kept: %s",
+                                             head->timeout, w->index, (int)w->pid, found));
+        else
+            cf__pp_complete(head, NULL, CF_ECANCELED,
+                            cf__printf_alloc("the task was cancelled; worker %d (pid %d) was kept: %s", w->index,
+                                             (int)w->pid, found));
     } else {
         rc = frame_outcome((size_t)h->len - 8, data, owned, &o);
         if (rc)

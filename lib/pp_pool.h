@@ -42,6 +42,9 @@ enum w_state {
 
 struct pp_worker;
 
+/* What a stop decided for a task found (pp_stop.c): the worker is stopped, or it is spared. */
+enum { CF__STOP_WORKER, CF__STOP_ENDED, CF__STOP_NOT_STARTED };
+
 struct pp_task {
     struct cf__list link; /* pool.queue or worker.inflight */
     cf_future_t *f;       /* NULL once the future completed (PT_SENT_CANCELLED, PT_DONE) */
@@ -57,6 +60,8 @@ struct pp_task {
     uint8_t payload_owned;          /* payload is a malloc'd buffer (adopted), not inl */
     uint8_t acked;                  /* the worker acknowledged it (it runs, or skips it) */
     uint8_t deliveries_failed;      /* workers that died while this task was being delivered */
+    uint8_t clock_restarted;        /* its timeout found it acknowledged but not started: counted afresh */
+    uint8_t stop_found;             /* a stop decided for it found it ended or not started (CF__STOP_*) */
     uint8_t hdr[CF__FRAME_HDR + 8]; /* frame header + fn pointer */
     size_t sent;                    /* bytes of the frame written */
     uint32_t seq;                   /* its place among the tasks sent to the worker's process (gates) */
@@ -167,6 +172,7 @@ void cf__pp_timer_stop(cf_loop_t *loop, ev_timer *t);
 /* pp_stop.c */
 int cf__pp_cancel(cf_future_t *f);
 int cf__pp_cancel_sent(struct pp_task *t);
+int cf__pp_task_started(const struct pp_task *t);
 void cf__pp_stop_task(struct pp_task *t);
 
 /* pp_channel.c */

@@ -66,6 +66,12 @@ int cf__pp_cancel_sent(struct pp_task *t)
     return 0;
 }
 
+/* Has the worker taken the start gate of `t` (sent to t->w), that is, has `t` started? */
+int cf__pp_task_started(const struct pp_task *t)
+{
+    return atomic_load(&t->w->gate[t->seq % CF__PP_GATES]) != CF__GATE_OPEN;
+}
+
 /*
  * The pool decided to stop the task `t` (PT_TIMING_OUT or PT_CANCELLING)
  * by stopping its worker: done only if `t` runs right now, which its gate
@@ -81,11 +87,18 @@ void cf__pp_stop_task(struct pp_task *t)
 
     for (;;) {
         if (atomic_compare_exchange_strong(g, &v, CF__GATE_STOP) || v == CF__GATE_STOP) {
+            t->stop_found = CF__STOP_WORKER;
             cf__pp_worker_stop(t->w);
             return;
         }
-        if (v != CF__GATE_OPEN || atomic_compare_exchange_strong(g, &v, CF__GATE_CANCELLED))
-            return; /* DONE: it has ended; or closed before it started */
+        if (v != CF__GATE_OPEN) {
+            t->stop_found = CF__STOP_ENDED; /* DONE: it has ended */
+            return;
+        }
+        if (atomic_compare_exchange_strong(g, &v, CF__GATE_CANCELLED)) {
+            t->stop_found = CF__STOP_NOT_STARTED; /* closed before it started */
+            return;
+        }
         /* The worker took it in between: v is TAKEN now. */
     }
 }

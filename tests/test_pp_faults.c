@@ -307,18 +307,23 @@ static void test_shutdown_cancel_covers_sent_ahead(void **state)
 /* ------------------------------------------------------------------ stops and the tasks sent ahead */
 
 /*
- * Blocks SIGTERM in its worker and returns as soon as one is pending: a
- * task that ends just before the pool's stop signal lands (the signal waits
- * until the worker dies by SIGKILL after the grace period).
+ * Blocks SIGTERM in its worker, creates the file named by its argument
+ * (it runs now, SIGTERM blocked), and returns as soon as a SIGTERM is
+ * pending: a task that ends just before the pool's stop signal lands (the
+ * signal waits until the worker dies by SIGKILL after the grace period).
  */
 static int t_end_at_sigterm(cf_task_t *t, void *arg)
 {
     sigset_t term, pending;
+    const char *started = cf_task_arg(t, NULL);
+    int fd;
 
     (void)arg;
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
     sigprocmask(SIG_BLOCK, &term, NULL);
+    if ((fd = open(started, O_CREAT | O_WRONLY, 0600)) >= 0)
+        close(fd);
     for (int i = 0; i < 20000; i++) {
         sigpending(&pending);
         if (sigismember(&pending, SIGTERM))
@@ -345,24 +350,62 @@ static int t_square_unless_stopping(cf_task_t *t, void *arg)
     return t_square(t, arg);
 }
 
+/* Run the loop until `f` is done or the file `path` exists (20 s at most); 1 if it exists. */
+static int run_until_file(struct fixture *fx, cf_future_t *f, const char *path)
+{
+    ev_timer t;
+    uint64_t deadline = cf_now_ns() + 20 * 1000000000ull;
+
+    ev_timer_init(&t, tick, 0.001, 0.001);
+    ev_timer_start(fx->ev, &t);
+    while (access(path, F_OK) != 0 && cf_future_status(f) == CF_EPENDING && cf_now_ns() < deadline)
+        ev_run(fx->ev, EVRUN_ONCE);
+    ev_timer_stop(fx->ev, &t);
+    return access(path, F_OK) == 0;
+}
+
 /*
  * A stop decided for a task (timeout, cancel) does not catch the tasks sent
  * ahead behind it, even when the task ends before the signal lands: the
  * worker finds the task's gate set to STOP, takes no other task and waits
  * for the signal; they run on the next worker.
+ *
+ * The stop must find the task running: the test waits until the task says
+ * it runs (a cancel decided between its ACK and the worker's taking its
+ * gate would close the gate: the task would never run, no worker stopped).
+ * A timeout that finds the gate open starts the clock again, once; a worker
+ * that had no CPU for twice the timeout right there (a loaded machine) gets
+ * the task closed out - it never runs, the message says so - and the
+ * scenario is repeated with a doubled timeout.
  */
 static void test_stop_spares_tasks_sent_ahead(void **state)
 {
     struct fixture *fx = *state;
+    double timeout = 0.2;
 
     for (int cancel = 0; cancel < 2; cancel++) {
         cf_process_pool_t *p = ppool(fx, 1, 0.3);
+        char started[] = "/tmp/cf-mark-XXXXXX";
         cf_future_t *a, *fs[2];
         cf_worker_info wi;
         int64_t v = 0;
 
-        a = submit_i(p, t_end_at_sigterm, 0, cancel ? -1 : 0.2);
-        run_until_running(fx, a);
+        tmpname(started);
+        assert_int_equal(
+            cf_process_pool_submit(p, t_end_at_sigterm, started, sizeof(started), cancel ? -1 : timeout, &a), 0);
+        if (!run_until_file(fx, a, started)) {
+            assert_true(!cancel && cf_future_status(a) != CF_EPENDING && timeout < 10);
+            assert_int_equal(cf_future_status(a), CF_ETIMEDOUT);
+            assert_non_null(strstr(cf_future_error(a), "had not started"));
+            assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
+            assert_int_equal(wi.restarts, 0);
+            assert_int_equal(cf_future_unref(a), 0);
+            cf_process_pool_free(p);
+            timeout *= 2;
+            cancel--; /* again */
+            continue;
+        }
+        unlink(started);
         for (int i = 0; i < 2; i++)
             fs[i] = submit_i(p, t_square_unless_stopping, i + 2, -1); /* sent ahead */
         if (cancel)
@@ -376,6 +419,7 @@ static void test_stop_spares_tasks_sent_ahead(void **state)
         }
         assert_int_equal(cf_future_wait(a, -1), 0);
         assert_int_equal(cf_future_status(a), cancel ? CF_ECANCELED : CF_ETIMEDOUT);
+        assert_non_null(strstr(cf_future_error(a), "was stopped"));
         assert_int_equal(cf_process_pool_worker_info(p, 0, &wi), 0);
         assert_int_equal(wi.restarts, 1);
         assert_int_equal(cf_future_unref(a), 0);
