@@ -255,6 +255,10 @@ static void map_chunk_open(cf_map_t *m, struct chunk *c)
         size_t len;
         uint64_t run_ns;
 
+        if (c->count == 1 && !c->f->out.is_bytes) {
+            c->one_number = 1; /* the item's number is the future's value */
+            return;
+        }
         cf_future_result_bytes(c->f, (const void **)&p, &len);
         if (cf__chunk_result_open(p, len, c->count, &c->off, &run_ns) == 0) {
             c->res = p;
@@ -298,6 +302,10 @@ int cf__map_take(cf_map_t *m, cf_map_result *r)
             m->cur_msg = strdup(c->msg);
             r->error = m->cur_msg ? m->cur_msg : cf_strerror(st);
         }
+    } else if (c->one_number) {
+        st = 0;
+        r->i64 = c->f->out.value.i64;
+        memcpy(&r->f64, &c->f->out.value, sizeof(r->f64));
     } else {
         struct cf__outcome_view v;
 

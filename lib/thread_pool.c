@@ -51,10 +51,18 @@
  * a refill from overflow.  Batched tasks count as queued and cancel at once.
  *
  * Taking.  Under mu a worker pops k tasks into its `taken` slots, k = 1
- * unless the queue is long: k = nq / (2 * workers), at most TP_TAKE_MAX, so
- * every other worker still finds at least as many tasks as this one took
- * and a long task holds back at most a few short ones.  The clock is read
- * once per take for the queue-time statistics.  A slot is claimed by whoever
+ * unless the queue is long: k = nq / (2 * workers), at most TP_TAKE_LONG
+ * (16), so every other worker still finds at least as many tasks as this
+ * one took and a long task holds back at most a few short ones.  Each
+ * worker keeps a moving average of what its tasks took (the clock is read
+ * once per batch, which also serves the queue-time statistics of the next
+ * take).  While that is under TP_SHORT_NS (5 us) it takes up to
+ * TP_TAKE_MAX (32) and hands the batch's tasks back together, after the
+ * last one, with at most one wake-up of the loop: a batch is then at most
+ * ~160 us of work, and a map with chunksize 1 wakes its loop once per
+ * batch instead of once every few items (each wake-up is an eventfd write
+ * for the worker and an epoll_wait() return for the loop).  Longer tasks
+ * go back one by one as they finish.  A slot is claimed by whoever
  * swaps its pointer to NULL first: the worker (atomic exchange, just before
  * it runs the task) or the loop (compare-and-swap, in cancel and in
  * shutdown), so a taken task that has not started still cancels at once.
@@ -67,8 +75,9 @@
  *                   state PENDING -> RUNNING.
  *   run (worker):   fn(task, arg) without locks; outcome written into the future.
  *   hand back:      worker.current = NULL, then the future is pushed onto the
- *                   lock-free loop inbox; the ev_async wake-up is sent only
- *                   when the loop had found the inbox empty.
+ *                   lock-free loop inbox (at once, or with its batch's other
+ *                   short tasks, see "Taking"); the ev_async wake-up is sent
+ *                   only when the loop had found the inbox empty.
  *   complete (loop): cf__tp_complete(): final state, counters, arg_free, refill from
  *                   overflow, done callbacks, drop the pool's reference.
  * Cancel of a batched, queued or taken-but-unclaimed task removes it (under

@@ -166,7 +166,8 @@ void *cf__tp_worker_main(void *arg)
 {
     struct cf__tp_worker *w = arg;
     cf_thread_pool_t *pool = w->pool;
-    int rc = 0, may_spin = 0;
+    int rc = 0, may_spin = 0, clock_ok = 0;
+    uint64_t t_end = 0; /* clock reading after the last batch (valid with clock_ok) */
 
     tp_set_thread_name(pool, w->index);
     tp_set_batch_policy();
@@ -189,16 +190,21 @@ void *cf__tp_worker_main(void *arg)
         }
         if (!cf__list_empty(&tp_mu(pool)->queue)) {
             size_t nq = tp_load(&pool->nq);
-            size_t k = nq / (2u * (size_t)pool->nworkers);
-            uint64_t now = cf_now_ns();
+            size_t k = nq / (2u * (size_t)pool->nworkers), got = 0;
+            int short_tasks = w->task_ns && w->task_ns < TP_SHORT_NS;
+            size_t kmax = short_tasks ? TP_TAKE_MAX : TP_TAKE_LONG;
+            uint64_t now = clock_ok ? t_end : cf_now_ns();
+            cf_future_t *done[TP_TAKE_MAX];
+            size_t ndone = 0, ran = 0;
+            int wake = 0;
 
             /* Take several only while the queue is long: each other worker still finds
-             * at least as many tasks as this one took. */
+             * at least as many tasks as this one took (more of them while tasks are short). */
             if (k < 1)
                 k = 1;
-            if (k > TP_TAKE_MAX)
-                k = TP_TAKE_MAX;
-            for (size_t i = 0; i < k && (n = cf__list_pop(&tp_mu(pool)->queue)); i++) {
+            if (k > kmax)
+                k = kmax;
+            for (; got < k && (n = cf__list_pop(&tp_mu(pool)->queue)); got++) {
                 cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
                 uint64_t waited = now > f->tq.t_submit ? now - f->tq.t_submit : 0;
 
@@ -206,7 +212,7 @@ void *cf__tp_worker_main(void *arg)
                 if (waited > tp_mu(pool)->queue_ns_max)
                     tp_mu(pool)->queue_ns_max = waited;
                 f->where = TP_TAKEN;
-                atomic_store_explicit(&w->taken[i], f, memory_order_relaxed);
+                atomic_store_explicit(&w->taken[got], f, memory_order_relaxed);
                 nq--;
             }
             atomic_store_explicit(&pool->nq, nq, memory_order_relaxed);
@@ -215,7 +221,7 @@ void *cf__tp_worker_main(void *arg)
             tp_wake_more_locked(pool);
             cf__mutex_unlock(&pool->mu);
 
-            for (size_t i = 0; i < k; i++) {
+            for (size_t i = 0; i < got; i++) {
                 cf_future_t *f = atomic_load_explicit(&w->taken[i], memory_order_relaxed);
                 cf_task_fn fn;
                 size_t arg_len;
@@ -234,11 +240,26 @@ void *cf__tp_worker_main(void *arg)
                 cf__future_set_state(f, CF_FUTURE_RUNNING);
                 tp_outcome_reset(f);
                 tp_run_task(w, f, fn, arg_len);
+                ran++;
 
                 /* Cleared before the hand-back: once the loop sees the task it may free it. */
                 atomic_store_explicit(&w->current, NULL, memory_order_release);
-                if (tp_hand_back(pool, f))
+                if (short_tasks)
+                    done[ndone++] = f; /* handed back with the batch's others, below */
+                else if (tp_hand_back(pool, f))
                     cf__loop_wake(pool->loop);
+            }
+            for (size_t i = 0; i < ndone; i++)
+                wake |= tp_hand_back(pool, done[i]);
+            if (wake)
+                cf__loop_wake(pool->loop); /* once for the batch */
+            /* What this batch's tasks took each (see "Taking"); the reading also
+             * serves the next take if it follows at once. */
+            t_end = cf_now_ns();
+            clock_ok = 1;
+            if (ran) {
+                uint64_t each = (t_end - now) / ran;
+                w->task_ns = w->task_ns ? (3 * w->task_ns + each) / 4 : each;
             }
             may_spin = 1;
             cf__mutex_lock(&pool->mu);
@@ -246,6 +267,7 @@ void *cf__tp_worker_main(void *arg)
                                   memory_order_relaxed);
             continue;
         }
+        clock_ok = 0;
         if (atomic_load_explicit(&pool->stopping, memory_order_relaxed) && !tp_load(&pool->nin))
             break;
         /* One spinner is enough to take the next task at once; more would
