@@ -373,6 +373,11 @@ int cf__chunk_result_open(const uint8_t *p, size_t len, size_t count, size_t *of
     return 0;
 }
 
+int cf__chunk_result_numbers(const uint8_t *p, size_t len)
+{
+    return len >= RES_HDR && rd_u64(p) == NUMBERS_MAGIC;
+}
+
 int cf__chunk_result_next(const uint8_t *p, size_t len, size_t *off, struct cf__outcome_view *v)
 {
     if (len >= RES_HDR && rd_u64(p) == NUMBERS_MAGIC) {
