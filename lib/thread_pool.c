@@ -115,8 +115,9 @@
  *   - Only the loop thread frees futures, and a worker clears worker.current
  *     (release) before handing its task back, so a future the loop reads from
  *     worker.current is alive.  A worker sets current before it claims a
- *     slot (both sequentially consistent), so a shutdown that fails to claim
- *     the slot sees the task in current and sets its cancel_req.
+ *     slot with an exchange (acquire-release), so a shutdown whose
+ *     compare-and-swap fails has read the NULL that exchange wrote, and with
+ *     it sees the task in current and sets its cancel_req.
  *   - `where` of a task in `incoming` or `queue` is TP_QUEUED; a worker sets
  *     TP_TAKEN under mu when it takes it and never writes it again; cancel
  *     reads it under mu.

@@ -228,9 +228,10 @@ void *cf__tp_worker_main(void *arg)
 
                 if (!f)
                     continue; /* cancelled by the loop thread */
-                /* `current` first: a shutdown that fails to claim the slot then sees it. */
-                atomic_store_explicit(&w->current, f, memory_order_seq_cst);
-                f = atomic_exchange_explicit(&w->taken[i], NULL, memory_order_seq_cst);
+                /* `current` first: a shutdown that fails to claim the slot read
+                 * this exchange's NULL (acquire), so it then sees `current`. */
+                atomic_store_explicit(&w->current, f, memory_order_relaxed);
+                f = atomic_exchange_explicit(&w->taken[i], NULL, memory_order_acq_rel);
                 if (!f) {
                     atomic_store_explicit(&w->current, NULL, memory_order_release);
                     continue;
