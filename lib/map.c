@@ -195,7 +195,11 @@ static int map_submit_chunk(cf_map_t *m)
     rc = cf__executor_submit(
         m->ex,
         &(struct cf__submit){
-            .fn = cf__map_chunk_run, .arg = b.p, .len = b.len, .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED},
+            .fn = cf__map_chunk_run,
+            .arg = b.p,
+            .len = b.len,
+            /* A chunk waits for nothing the loop does: its completion may come with its worker's next ones. */
+            .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED | CF__SUBMIT_BATCHABLE},
         &f);
     if (rc) {
         free(b.p);

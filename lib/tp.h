@@ -41,6 +41,8 @@ enum cf__tp_where {
 #define TP_TAKE_LONG 16
 #define TP_TAKE_MAX 32
 #define TP_SHORT_NS 5000u
+/* A batch holds finished batchable tasks back this long at most (ns). */
+#define TP_HOLD_NS 50000u
 
 struct cf__tp_worker {
     _Alignas(CF__CACHELINE) cf_thread_pool_t *pool; /* one cache line or more per worker */

@@ -88,6 +88,19 @@ static int tp_hand_back(cf_thread_pool_t *pool, cf_future_t *f)
     return cf__loop_post_nowake(pool->loop, &f->u.work);
 }
 
+/* Hand back the finished tasks a batch held (see "Taking" in
+ * thread_pool.c), with one wake-up of the loop at most. */
+static void tp_hand_back_held(cf_thread_pool_t *pool, cf_future_t **done, size_t *ndone)
+{
+    int wake = 0;
+
+    for (size_t i = 0; i < *ndone; i++)
+        wake |= tp_hand_back(pool, done[i]);
+    *ndone = 0;
+    if (wake)
+        cf__loop_wake(pool->loop);
+}
+
 /* An initializer failed: the pool is broken; fail every queued task. */
 static void tp_break(struct cf__tp_worker *w, int err)
 {
@@ -196,7 +209,6 @@ void *cf__tp_worker_main(void *arg)
             uint64_t now = clock_ok ? t_end : cf_now_ns();
             cf_future_t *done[TP_TAKE_MAX];
             size_t ndone = 0, ran = 0;
-            int wake = 0;
 
             /* Take several only while the queue is long: each other worker still finds
              * at least as many tasks as this one took (more of them while tasks are short). */
@@ -225,6 +237,7 @@ void *cf__tp_worker_main(void *arg)
                 cf_future_t *f = atomic_load_explicit(&w->taken[i], memory_order_relaxed);
                 cf_task_fn fn;
                 size_t arg_len;
+                int hold;
 
                 if (!f)
                     continue; /* cancelled by the loop thread */
@@ -238,6 +251,9 @@ void *cf__tp_worker_main(void *arg)
                 }
                 fn = f->tq.fn;
                 arg_len = f->tq.arg_len;
+                hold = short_tasks && f->tq.batchable;
+                if (!hold)
+                    tp_hand_back_held(pool, done, &ndone); /* this task might wait for the loop to see them */
                 cf__future_set_state(f, CF_FUTURE_RUNNING);
                 tp_outcome_reset(f);
                 tp_run_task(w, f, fn, arg_len);
@@ -245,20 +261,24 @@ void *cf__tp_worker_main(void *arg)
 
                 /* Cleared before the hand-back: once the loop sees the task it may free it. */
                 atomic_store_explicit(&w->current, NULL, memory_order_release);
-                if (short_tasks)
-                    done[ndone++] = f; /* handed back with the batch's others, below */
-                else if (tp_hand_back(pool, f))
-                    cf__loop_wake(pool->loop);
+                if (!hold) {
+                    if (tp_hand_back(pool, f))
+                        cf__loop_wake(pool->loop);
+                    continue;
+                }
+                done[ndone++] = f; /* handed back with the batch's others */
+                if (cf_now_ns() - now > TP_HOLD_NS) {
+                    tp_hand_back_held(pool, done, &ndone); /* not so short after all */
+                    short_tasks = 0;
+                }
             }
-            for (size_t i = 0; i < ndone; i++)
-                wake |= tp_hand_back(pool, done[i]);
-            if (wake)
-                cf__loop_wake(pool->loop); /* once for the batch */
-            /* What this batch's tasks took each (see "Taking"); the reading also
-             * serves the next take if it follows at once. */
+            tp_hand_back_held(pool, done, &ndone);
+            /* What this batch's tasks took each (see "Taking"; a task taken
+             * alone is not counted); the reading also serves the next take if
+             * it follows at once. */
             t_end = cf_now_ns();
             clock_ok = 1;
-            if (ran) {
+            if (ran > 1) {
                 uint64_t each = (t_end - now) / ran;
                 w->task_ns = w->task_ns ? (3 * w->task_ns + each) / 4 : each;
             }
