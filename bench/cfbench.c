@@ -193,21 +193,32 @@ static void count_done(cf_future_t *f, int status, void *data)
 static int run_batch(cf_executor_t *ex, long n, double *secs)
 {
     struct counter c = {0, 0, 0};
+    const char *failed = NULL;
+    int rc = 0;
     uint64_t t0 = cf_now_ns();
     cpu_start();
     for (long i = 0; i < n; i++) {
         cf_future_t *f = NULL;
-        int rc = submit_noop(ex, &f);
-        if (rc != 0)
-            return fail("submit", rc);
+        rc = submit_noop(ex, &f);
+        if (rc != 0) {
+            failed = "submit";
+            break;
+        }
         rc = cf_future_on_done(f, count_done, &c, NULL);
         cf_future_unref(f); /* the callback holds its own reference */
-        if (rc != 0)
-            return fail("cf_future_on_done", rc);
+        if (rc != 0) {
+            failed = "cf_future_on_done";
+            break;
+        }
     }
-    ev_run(ev, 0); /* returns once every task is done and its callback ran */
+    /* Returns once every task is done and its callback ran.  Also after a
+     * failed submit: the callbacks registered so far count into `c`, which
+     * lives in this frame. */
+    ev_run(ev, 0);
     *secs = secs_since(t0);
     cpu_stop();
+    if (failed)
+        return fail(failed, rc);
     if (c.errors)
         return fail("a no-op task failed", c.first_error);
     if (c.done != n) {
@@ -646,8 +657,10 @@ static int run_case(void)
         rc = cf_map_new(cf_thread_pool_executor(tpool), small_item, stream_pull, &s, NULL, &m);
         if (rc == 0)
             rc = cf_map_each(m, stream_cb, &s, &done);
-        if (rc != 0)
+        if (rc != 0) {
+            cf_map_free(m); /* holds &s, which this block owns */
             return fail("cf_map", rc);
+        }
         ev_run(ev, 0);
         secs = secs_since(t0);
         int st = cf_future_status(done);

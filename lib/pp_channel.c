@@ -714,7 +714,10 @@ static int poll_worth(const struct pp_worker *w)
  * workers have tasks in flight than there are CPUs (so the poll does not
  * take a CPU from a worker: with every CPU busy computing, a wait costs
  * less than a poll), the loop
- * first polls the rings for up to CF__PP_POLL_NS, with want_wake cleared so
+ * first polls the rings for up to CF__PP_POLL_NS (CF__PP_POLL_QUIET_NS
+ * if no frame at all comes meanwhile, not even an ACK: then the workers
+ * are not running, another process has the CPU, and polling would only
+ * keep it from them), with want_wake cleared so
  * that the workers do not write WAKEs meanwhile.  Frames found are handled
  * (ring_drain()); the poll ends as soon as a future completed (its
  * callbacks are then due, and the loop does not wait) or time is up.
@@ -730,7 +733,7 @@ static void pool_poll_cb(struct ev_loop *ev, ev_prepare *p, int revents)
     cf_process_pool_t *pool = p->data;
     cf_loop_t *loop = pool->loop;
     uint64_t t0, now = 0, until;
-    int any = 0;
+    int any = 0, heard = 0;
 
     (void)ev;
     (void)revents;
@@ -757,13 +760,14 @@ static void pool_poll_cb(struct ev_loop *ev, ev_prepare *p, int revents)
         for (int i = 0; i < pool->nworkers; i++) {
             struct pp_worker *w = &pool->workers[i];
             if (w->rfd >= 0 && atomic_load_explicit(&w->ring->tail, memory_order_acquire) != w->ring_head) {
+                heard = 1;
                 now = 0;
                 ring_drain(w, &now);
             }
         }
         if (pool->dispatch_due)
             cf__pp_dispatch_due(pool);
-        if ((spins & 15) == 0 && (now = cf_now_ns()) >= until)
+        if ((spins & 15) == 0 && ((now = cf_now_ns()) >= until || (!heard && now >= t0 + CF__PP_POLL_QUIET_NS)))
             break;
         cf__cpu_relax();
     }

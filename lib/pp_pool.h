@@ -147,6 +147,8 @@ struct cf_process_pool {
 /* The loop polls the rings this long at most before it waits, while its
  * recent waits for a frame were shorter on average (pp_channel.c). */
 #define CF__PP_POLL_NS 30000u
+/* ... and this long only, if no frame at all came meanwhile. */
+#define CF__PP_POLL_QUIET_NS 5000u
 
 /* pp_pool.c */
 int cf__pp_server_start(cf_process_pool_t *pool);
