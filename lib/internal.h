@@ -238,6 +238,7 @@ struct cf_future {
             cf_task_fn fn;
             size_t arg_len;
             uint64_t t_submit;
+            uint8_t batchable; /* CF__SUBMIT_BATCHABLE */
         } tq;
     };
     /* Done callbacks, loop thread only (see future.c): the usual single
@@ -308,6 +309,10 @@ enum {
      * free() when the task ends, or keeps it (a process pool sends it as the
      * task's payload without copying). */
     CF__SUBMIT_OWNED = 1u << 1,
+    /* The task's completion may reach the loop late, with later short tasks
+     * of the same worker (the thread pool, see "Taking" in thread_pool.c):
+     * no task waits for the loop to have seen it.  A map's chunks. */
+    CF__SUBMIT_BATCHABLE = 1u << 2,
 };
 
 struct cf__executor_ops {

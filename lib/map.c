@@ -32,7 +32,10 @@
  * owns nothing: the map's delivery slot (cur_f, cur_msg) holds a reference
  * on the chunk's future (the records, the future's own error) and a private
  * copy of the range message, from the delivery until the next cf_map_next()
- * or until the callback returns.  So ending, cancelling or freeing the map
+ * or until the callback returns, and longer: the reference stays while the
+ * results come from the same chunk (one reference per chunk, not per
+ * result), until one from another chunk is delivered or the map lets go
+ * (it has nothing to deliver, ends or is freed).  So ending, cancelling or freeing the map
  * while a result is out can free every chunk without reaching the result.
  *
  * map_api.c has the public functions, the timer and callback mode.
@@ -192,7 +195,11 @@ static int map_submit_chunk(cf_map_t *m)
     rc = cf__executor_submit(
         m->ex,
         &(struct cf__submit){
-            .fn = cf__map_chunk_run, .arg = b.p, .len = b.len, .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED},
+            .fn = cf__map_chunk_run,
+            .arg = b.p,
+            .len = b.len,
+            /* A chunk waits for nothing the loop does: its completion may come with its worker's next ones. */
+            .flags = CF__SUBMIT_BYTES | CF__SUBMIT_OWNED | CF__SUBMIT_BATCHABLE},
         &f);
     if (rc) {
         free(b.p);
@@ -255,10 +262,15 @@ static void map_chunk_open(cf_map_t *m, struct chunk *c)
         size_t len;
         uint64_t run_ns;
 
+        if (c->count == 1 && !c->f->out.is_bytes) {
+            c->one_number = 1; /* the item's number is the future's value */
+            return;
+        }
         cf_future_result_bytes(c->f, (const void **)&p, &len);
         if (cf__chunk_result_open(p, len, c->count, &c->off, &run_ns) == 0) {
             c->res = p;
             c->res_len = len;
+            c->numbers = cf__chunk_result_numbers(p, len);
             map_adapt(m, run_ns, c->count);
             return;
         }
@@ -284,8 +296,12 @@ int cf__map_take(cf_map_t *m, cf_map_result *r)
     c = &m->ring[m->head];
     if (c->pos == 0 && cf_future_get_state(c->f) < CF_FUTURE_FINISHED)
         return 0; /* (a chunk with items taken is done) */
-    /* What the previous result pointed at is let go; this one's is held below. */
-    cf__map_release_cur(m);
+    /* The previous result's message is let go; its chunk's reference is moved
+     * below (kept when this result comes from the same chunk). */
+    if (m->cur_msg) {
+        free(m->cur_msg);
+        m->cur_msg = NULL;
+    }
     memset(r, 0, sizeof(*r));
     r->index = c->first + c->pos;
     if (c->pos == 0)
@@ -298,6 +314,15 @@ int cf__map_take(cf_map_t *m, cf_map_result *r)
             m->cur_msg = strdup(c->msg);
             r->error = m->cur_msg ? m->cur_msg : cf_strerror(st);
         }
+    } else if (c->one_number) {
+        st = 0;
+        r->i64 = c->f->out.value.i64;
+        memcpy(&r->f64, &c->f->out.value, sizeof(r->f64));
+    } else if (c->numbers && c->res_len - c->off >= 8) {
+        st = 0; /* the compact form: just the number (cf__chunk_result_next()'s first case, inline) */
+        memcpy(&r->i64, c->res + c->off, 8);
+        memcpy(&r->f64, c->res + c->off, 8);
+        c->off += 8;
     } else {
         struct cf__outcome_view v;
 
@@ -321,14 +346,19 @@ int cf__map_take(cf_map_t *m, cf_map_result *r)
         r->f64 = 0;
     }
 
-    /* The result points into this chunk's buffer: keep it until the next delivery. */
-    cf_future_ref(c->f);
-    m->cur_f = c->f;
+    /* The result points into this chunk's buffer: keep it until a result from
+     * another chunk is delivered, or the map lets go of its results. */
+    if (m->cur_f != c->f) {
+        if (m->cur_f)
+            cf__future_unref(m->cur_f);
+        c->f->refs++;
+        m->cur_f = c->f;
+    }
     m->cur_ranged = c->msg != NULL;
     if (++c->pos == c->count) {
         if (m->cb)
             cf__future_remove_cb(c->f, cf__map_chunk_done, m);
-        cf_future_unref(c->f);
+        cf__future_unref(c->f); /* the chunk's own; the delivery slot holds another */
         free(c->msg);
         map_chunk_leaves(m, c);
         m->head = (m->head + 1) % m->ring_cap;

@@ -152,12 +152,12 @@ int cf_map_next(cf_map_t *m, cf_map_result *r)
 
     if (!m || !r || m->cb)
         return CF__EINVAL(!m ? "m is NULL" : !r ? "r is NULL" : "the map delivers to a callback (cf_map_each())");
-    cf__map_release_cur(m);
     for (;;) {
         if (!m->ended && cf__map_take(m, r)) {
             cf__map_after_delivery(m, r);
             return 0;
         }
+        cf__map_release_cur(m); /* nothing to deliver now: the previous result is let go */
         if (m->ended)
             return m->status ? m->status : CF_EOF;
         cf__map_fill(m);
@@ -221,7 +221,6 @@ static void map_pump(cf_map_t *m)
                 cf__map_end(m, 0, NULL);
             else
                 cf__map_after_delivery(m, &r);
-            cf__map_release_cur(m);
             continue;
         }
         cf__map_fill(m);

@@ -26,6 +26,15 @@
  * that does not fit turns the buffer into records.  The reader accepts both
  * (cf__chunk_result_next()).
  *
+ * One item.  A FIXED chunk of one item (an array mapped with chunksize 1)
+ * whose item succeeded with a number and no message answers with that
+ * number as the task's own value instead of a result buffer: the common
+ * chunksize-1 map then allocates nothing on the worker (and the loop frees
+ * no buffer from another thread's heap).  Anything else, and every other
+ * chunk, answers with a result buffer; the map accepts both
+ * (map_chunk_open() in map.c).  Only a pull map's chunks (CHUNK form, or
+ * SPARSE made from one) are timed: an array's chunk size never adapts.
+ *
  * The third chunk form is for the remote executor, whose chunks cross the
  * network and the broker several times: cf__chunk_compact() re-encodes a
  * chunk whose items all have one length and differ from each other only
@@ -130,7 +139,18 @@ void cf__chunk_add(struct cf__chunk_buf *b, const void *item, size_t len)
 
 void cf__chunk_begin_array(struct cf__chunk_buf *b, cf_map_fn fn, size_t item_len, size_t max_count)
 {
-    if (buf_reserve(b, FIXED_HDR + max_count * pad8(item_len)) != 0)
+    size_t size = FIXED_HDR + max_count * pad8(item_len);
+
+    /* The whole chunk's size is known: one allocation of just that (a chunk of one
+     * small item is 40 bytes, not the 256 a growing buffer starts with). */
+    if (!b->p && !b->oom) {
+        b->p = malloc(size);
+        if (!b->p)
+            b->oom = 1;
+        else
+            b->cap = size;
+    }
+    if (buf_reserve(b, size) != 0)
         return;
     buf_u64(b, FIXED_MAGIC);
     memcpy(b->p + b->len, &fn, sizeof(fn));
@@ -353,6 +373,11 @@ int cf__chunk_result_open(const uint8_t *p, size_t len, size_t count, size_t *of
     return 0;
 }
 
+int cf__chunk_result_numbers(const uint8_t *p, size_t len)
+{
+    return len >= RES_HDR && rd_u64(p) == NUMBERS_MAGIC;
+}
+
 int cf__chunk_result_next(const uint8_t *p, size_t len, size_t *off, struct cf__outcome_view *v)
 {
     if (len >= RES_HDR && rd_u64(p) == NUMBERS_MAGIC) {
@@ -415,6 +440,62 @@ static void numbers_to_records(struct cf__chunk_buf *out, uint64_t done)
     *out = rec;
 }
 
+/* Run the item function on one item into `o` (or record that the task was cancelled). */
+static void chunk_run_item(cf_task_t *task, cf_map_fn fn, const uint8_t *ip, size_t ilen, struct cf__outcome *o)
+{
+    memset(o, 0, sizeof(*o));
+    if (cf_task_cancelled(task)) {
+        o->err = CF_ECANCELED;
+    } else {
+        struct cf_task it = *task;
+        it.out = o;
+        it.arg = (void *)ip;
+        it.arg_len = ilen;
+        cf__task_finish(&it, fn(&it, ip, ilen));
+        cf__outcome_make_portable(o, "a mapped item");
+    }
+}
+
+/* Hand the result buffer to the task's outcome (or fail the task when it could not be built). */
+static int chunk_finish(cf_task_t *task, struct cf__chunk_buf *out, uint64_t run_ns)
+{
+    if (out->oom) {
+        free(out->p);
+        return cf_task_fail(task, CF_ENOMEM, "out of memory while building map results");
+    }
+    memcpy(out->p + 16, &run_ns, 8);
+    cf__outcome_drop_value(task->out);
+    task->out->value.ptr = out->p;
+    task->out->value_free = free;
+    task->out->len = out->len;
+    task->out->is_bytes = 1;
+    return 0;
+}
+
+/*
+ * A FIXED chunk of one item (an array mapped with chunksize 1): its item's
+ * number is the task's own value, no result buffer (see "One item" above);
+ * anything else goes back as one outcome record.
+ */
+static int chunk_run_one(cf_task_t *task, cf_map_fn fn, const uint8_t *ip, size_t ilen)
+{
+    struct cf__chunk_buf out = {0};
+    struct cf__outcome o;
+
+    chunk_run_item(task, fn, ip, ilen, &o);
+    if (is_plain_number(&o)) {
+        cf__outcome_drop_value(task->out);
+        task->out->value = o.value;
+        return 0;
+    }
+    buf_u64(&out, RESULT_MAGIC);
+    buf_u64(&out, 1);
+    buf_u64(&out, 0); /* run_ns: an array's chunks are not timed */
+    put_record(&out, &o);
+    cf__outcome_clear(&o);
+    return chunk_finish(task, &out, 0);
+}
+
 /* The task every chunk runs: the item function over each item of the chunk. */
 int cf__map_chunk_run(cf_task_t *task, void *arg)
 {
@@ -422,7 +503,7 @@ int cf__map_chunk_run(cf_task_t *task, void *arg)
     const uint8_t *p = cf_task_arg(task, &len);
     struct cf__chunk_buf out = {0};
     cf_map_fn fn;
-    uint64_t count, fixed_len = 0, t0 = cf_now_ns();
+    uint64_t count, fixed_len = 0, t0 = 0;
     int fixed, numbers = 1;
     uint8_t *item = NULL; /* SPARSE form: the item being rebuilt from the template */
     const uint8_t *vars = NULL;
@@ -450,7 +531,13 @@ int cf__map_chunk_run(cf_task_t *task, void *arg)
             count > (len - FIXED_HDR) / pad8((size_t)fixed_len))
             return cf_task_fail(task, CF_EINVAL, "malformed map chunk");
         off = FIXED_HDR;
+        if (count == 1)
+            return chunk_run_one(task, fn, p + off, (size_t)fixed_len);
     }
+    /* Only a pull map's chunks are timed: their size adapts to it (map.c);
+     * an array's chunk size is fixed. */
+    if (rd_u64(p) != FIXED_MAGIC)
+        t0 = cf_now_ns();
     buf_u64(&out, NUMBERS_MAGIC);
     buf_u64(&out, count);
     buf_u64(&out, 0); /* run_ns, filled in below */
@@ -465,7 +552,6 @@ int cf__map_chunk_run(cf_task_t *task, void *arg)
 
         const uint8_t *ip;
 
-        memset(&o, 0, sizeof(o));
         if (item) {
             ilen = fixed_len;
             at = off;
@@ -485,16 +571,7 @@ int cf__map_chunk_run(cf_task_t *task, void *arg)
             at = off + 8;
         }
         ip = item ? item : p + at;
-        if (cf_task_cancelled(task)) {
-            o.err = CF_ECANCELED;
-        } else {
-            struct cf_task it = *task;
-            it.out = &o;
-            it.arg = (void *)ip;
-            it.arg_len = (size_t)ilen;
-            cf__task_finish(&it, fn(&it, ip, (size_t)ilen));
-            cf__outcome_make_portable(&o, "a mapped item");
-        }
+        chunk_run_item(task, fn, ip, (size_t)ilen, &o);
         if (numbers && !is_plain_number(&o)) {
             numbers = 0;
             numbers_to_records(&out, i);
@@ -511,18 +588,5 @@ int cf__map_chunk_run(cf_task_t *task, void *arg)
             off = at + pad8((size_t)ilen);
     }
     free(item);
-    if (out.oom) {
-        free(out.p);
-        return cf_task_fail(task, CF_ENOMEM, "out of memory while building map results");
-    }
-    {
-        uint64_t run_ns = cf_now_ns() - t0;
-        memcpy(out.p + 16, &run_ns, 8);
-    }
-    cf__outcome_drop_value(task->out);
-    task->out->value.ptr = out.p;
-    task->out->value_free = free;
-    task->out->len = out.len;
-    task->out->is_bytes = 1;
-    return 0;
+    return chunk_finish(task, &out, t0 ? cf_now_ns() - t0 : 0);
 }

@@ -53,10 +53,13 @@ int cf__chunk_patch_items(uint8_t *p, size_t len, size_t at, cf_any_fn fn);
 
 /*
  * Check a chunk's result buffer for `count` items: 0 with *off at the first
- * outcome record (read them with cf__outcome_record_next()) and *run_ns the
+ * outcome record (read them with cf__chunk_result_next()) and *run_ns the
  * time the worker spent on the chunk, or -1 when it is malformed.
  */
 int cf__chunk_result_open(const uint8_t *p, size_t len, size_t count, size_t *off, uint64_t *run_ns);
+/* 1 when an opened result buffer is in the compact form: each outcome is just
+ * its number's 8 bytes, read in place. */
+int cf__chunk_result_numbers(const uint8_t *p, size_t len);
 /*
  * The outcome of the next item at *off (advanced past it), in either result
  * form: 0, or CF_EINVAL when malformed.

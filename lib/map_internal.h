@@ -21,6 +21,8 @@ struct chunk {
     size_t off; /* read offset in the result buffer */
     const uint8_t *res; /* the result buffer (the future's bytes), once opened */
     size_t res_len;
+    int one_number; /* a one-item chunk answered with its number itself (map_chunk.c) */
+    int numbers;    /* the result buffer is in the compact form of numbers only */
     /* Set when the first item is taken: 0, or the error of the whole chunk
      * (its task failed: a worker died, a timeout...), with its message. */
     int err;

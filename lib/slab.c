@@ -21,6 +21,7 @@ struct cf__slab {
     size_t nfree;                 /* free objects, bump part included */
     size_t nobj;
     int on_partial;
+    int huge; /* the helper asked for a huge page for it (filler_main()) */
 };
 
 #define SLAB_HDR ((sizeof(struct cf__slab) + 63) & ~(size_t)63)
@@ -102,27 +103,36 @@ static uint64_t thread_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* What faulting in a block of 4 KiB pages costs, about (1 ms on a 2026 VM):
- * a huge page that took longer is tried against them. */
+/* What faulting in a block of 4 KiB pages costs, about (0.5-1 ms on a 2026
+ * VM): a huge page that took longer is tried against them. */
 #define FILL_SMALL_GUESS_NS 1000000u
-/* Every this many blocks, the kind not in use is tried again. */
+/* While huge pages cost less, small ones are tried again every this many blocks. */
 #define FILL_PROBE_EVERY 16u
+/* While huge pages cost more, they are tried again every this many blocks,
+ * or as soon as the helper has returned a huge block (see filler_main()). */
+#define FILL_PROBE_COLD 64u
 
 /*
  * The helper thread.  Huge or small pages: a huge page is usually several
- * times cheaper to fault in, but where the hypervisor takes free 2 MiB pages
- * back (free page reporting) it can cost ten times as much while the host
- * faults it in again, and whether it does changes from minute to minute.  So
- * the helper times each block (its own CPU time, which includes such stalls)
- * and keeps using the kind that cost less, trying the other one again every
- * FILL_PROBE_EVERY blocks.
+ * times cheaper to fault in (~0.2 ms for 2 MiB against 0.5-1 ms of 4 KiB
+ * pages on a 2026 VM), but where the hypervisor takes free 2 MiB pages
+ * back (free page reporting, a couple of seconds after they were freed) it
+ * costs 4-6 ms while the host faults it in again.  So the helper times each
+ * block (its own CPU time, which includes such stalls) and keeps using the
+ * kind that cost less.  While huge pages are cheaper it tries small ones
+ * again every FILL_PROBE_EVERY blocks.  Once a huge page was expensive the
+ * supply of recently freed ones is used up, and it stays so until more are
+ * freed: the helper tries a huge page again only after it has returned a
+ * huge block itself (whose page the kernel hands out again, still backed),
+ * or after FILL_PROBE_COLD blocks, so a burst on a cold machine does not pay
+ * a 5 ms probe every 16 blocks.
  */
 static void *filler_main(void *arg)
 {
     struct cf__slab_filler *fl = arg;
     uint64_t ns_huge = 0, ns_small = 0;
-    unsigned nmapped = 0;
-    int huge = 1;
+    unsigned nmapped = 0, next_probe = FILL_PROBE_EVERY, huge_freed = 0;
+    int huge = 1, prefer = 1;
 
 #ifdef HAVE_PTHREAD_SETNAME_NP
     pthread_setname_np(pthread_self(), "cf-slab");
@@ -139,6 +149,7 @@ static void *filler_main(void *arg)
             struct cf__slab *d = fl->dead;
             fl->dead = d->next;
             cf__mutex_unlock(&fl->mu);
+            huge_freed += d->huge;
             munmap(d, CF__SLAB_SIZE);
             cf__mutex_lock(&fl->mu);
             continue;
@@ -146,21 +157,30 @@ static void *filler_main(void *arg)
         cf__mutex_unlock(&fl->mu);
         {
             uint64_t t0 = thread_cpu_ns(), dt;
+            int prefer_huge; /* which kind cost less when last measured */
 
             b = slab_map(1, huge);
             dt = thread_cpu_ns() - t0;
-            if (b && t0) {
-                if (huge)
+            if (b) {
+                ((struct cf__slab *)b)->huge = huge;
+                if (t0 && huge)
                     ns_huge = dt;
-                else
+                else if (t0)
                     ns_small = dt;
             }
-            if (ns_huge && ns_small)
-                huge = ns_huge <= ns_small;
-            else if (huge && ns_huge > FILL_SMALL_GUESS_NS)
-                huge = 0; /* slow: see what small pages cost */
-            if (++nmapped % FILL_PROBE_EVERY == 0)
-                huge = !huge;
+            if (huge)
+                huge_freed = 0; /* what was freed before this one no longer tells */
+            prefer_huge = !ns_huge || ns_huge <= (ns_small ? ns_small : FILL_SMALL_GUESS_NS);
+            if (prefer_huge != prefer) { /* the other kind's turn comes after a full interval */
+                prefer = prefer_huge;
+                next_probe = nmapped + (prefer ? FILL_PROBE_EVERY : FILL_PROBE_COLD);
+            }
+            if (++nmapped >= next_probe) { /* try the other kind once */
+                huge = !prefer;
+                next_probe = nmapped + (prefer ? FILL_PROBE_EVERY : FILL_PROBE_COLD);
+            } else {
+                huge = prefer || huge_freed;
+            }
         }
         cf__mutex_lock(&fl->mu);
         if (b)

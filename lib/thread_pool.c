@@ -51,13 +51,27 @@
  * a refill from overflow.  Batched tasks count as queued and cancel at once.
  *
  * Taking.  Under mu a worker pops k tasks into its `taken` slots, k = 1
- * unless the queue is long: k = nq / (2 * workers), at most TP_TAKE_MAX, so
- * every other worker still finds at least as many tasks as this one took
- * and a long task holds back at most a few short ones.  The clock is read
- * once per take for the queue-time statistics.  A slot is claimed by whoever
- * swaps its pointer to NULL first: the worker (atomic exchange, just before
- * it runs the task) or the loop (compare-and-swap, in cancel and in
- * shutdown), so a taken task that has not started still cancels at once.
+ * unless the queue is long: k = nq / (2 * workers), at most TP_TAKE_LONG
+ * (16), so every other worker still finds at least as many tasks as this
+ * one took and a long task holds back at most a few short ones.  Each
+ * worker keeps a moving average of what its tasks took, from the batches
+ * of several (the clock is read once per batch, which also serves the
+ * queue-time statistics of the next take; a task taken alone says nothing
+ * about a long queue).  While that is under TP_SHORT_NS (5 us) it takes up
+ * to TP_TAKE_MAX (32), and the batch's tasks submitted as batchable
+ * (CF__SUBMIT_BATCHABLE: a map's chunks) go back together with at most one
+ * wake-up of the loop, once the batch ends or has run for TP_HOLD_NS (50
+ * us), whichever comes first: a map with chunksize 1 then wakes its loop
+ * once per batch instead of once every few items (each wake-up is an
+ * eventfd write for the worker and an epoll_wait() return for the loop).
+ * Any other task goes back as soon as it finished, and the held ones go
+ * before it runs: a task may wait for the loop to have seen an earlier one
+ * (a done callback that releases it), which holding that one back would
+ * deadlock; a map's item has no business waiting for the map's own
+ * results.  A slot is claimed by whoever swaps its pointer to NULL first:
+ * the worker (atomic exchange, just before it runs the task) or the loop
+ * (compare-and-swap, in cancel and in shutdown), so a taken task that has
+ * not started still cancels at once.
  *
  * Life of a task.
  *   submit (loop):  future gets the pool's reference; appended to `batch`
@@ -67,8 +81,10 @@
  *                   state PENDING -> RUNNING.
  *   run (worker):   fn(task, arg) without locks; outcome written into the future.
  *   hand back:      worker.current = NULL, then the future is pushed onto the
- *                   lock-free loop inbox; the ev_async wake-up is sent only
- *                   when the loop had found the inbox empty.
+ *                   lock-free loop inbox (at once, or a batchable short task
+ *                   with its batch's others, see "Taking"); the ev_async
+ *                   wake-up is sent only when the loop had found the inbox
+ *                   empty.
  *   complete (loop): cf__tp_complete(): final state, counters, arg_free, refill from
  *                   overflow, done callbacks, drop the pool's reference.
  * Cancel of a batched, queued or taken-but-unclaimed task removes it (under
@@ -106,8 +122,9 @@
  *   - Only the loop thread frees futures, and a worker clears worker.current
  *     (release) before handing its task back, so a future the loop reads from
  *     worker.current is alive.  A worker sets current before it claims a
- *     slot (both sequentially consistent), so a shutdown that fails to claim
- *     the slot sees the task in current and sets its cancel_req.
+ *     slot with an exchange (acquire-release), so a shutdown whose
+ *     compare-and-swap fails has read the NULL that exchange wrote, and with
+ *     it sees the task in current and sets its cancel_req.
  *   - `where` of a task in `incoming` or `queue` is TP_QUEUED; a worker sets
  *     TP_TAKEN under mu when it takes it and never writes it again; cancel
  *     reads it under mu.
@@ -287,7 +304,7 @@ static uint64_t tp_submit_stamp(cf_thread_pool_t *pool)
     return pool->stamp;
 }
 
-static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t len, cf_free_fn arg_free,
+static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t len, cf_free_fn arg_free, int batchable,
                      cf_future_t **out)
 {
     cf_future_t *f;
@@ -308,6 +325,7 @@ static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t le
     f->tq.fn = fn;
     f->tq.arg_len = len;
     f->tq.t_submit = tp_submit_stamp(pool);
+    f->tq.batchable = (uint8_t)batchable;
     f->arg = arg;
     f->arg_free = arg_free;
 
@@ -340,13 +358,13 @@ int cf_thread_pool_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, cf_f
         return CF__EINVAL("fn is NULL");
     if (!out)
         return CF__EINVAL("out is NULL");
-    return tp_submit(pool, fn, arg, 0, arg_free, out);
+    return tp_submit(pool, fn, arg, 0, arg_free, 0, out);
 }
 
 static int tp_ex_submit(cf_executor_t *ex, const struct cf__submit *s, cf_future_t **out)
 {
     return tp_submit((cf_thread_pool_t *)ex, s->fn, s->arg, s->len, (s->flags & CF__SUBMIT_OWNED) ? free : s->arg_free,
-                     out);
+                     (s->flags & CF__SUBMIT_BATCHABLE) != 0, out);
 }
 
 static int tp_ex_shutdown(cf_executor_t *ex, int flags)

@@ -35,8 +35,14 @@ enum cf__tp_where {
     TP_TAKEN = 4,    /* taken by a worker: in one of its `taken` slots until it claims it */
 };
 
-/* Most tasks a worker takes per acquisition of pool.mu (see "Taking" above). */
-#define TP_TAKE_MAX 16
+/* Most tasks a worker takes per acquisition of pool.mu (see "Taking" in
+ * thread_pool.c): TP_TAKE_LONG while its recent tasks took TP_SHORT_NS or
+ * more each (or nothing is known yet), TP_TAKE_MAX while they were shorter. */
+#define TP_TAKE_LONG 16
+#define TP_TAKE_MAX 32
+#define TP_SHORT_NS 5000u
+/* A batch holds finished batchable tasks back this long at most (ns). */
+#define TP_HOLD_NS 50000u
 
 struct cf__tp_worker {
     _Alignas(CF__CACHELINE) cf_thread_pool_t *pool; /* one cache line or more per worker */
@@ -44,6 +50,9 @@ struct cf__tp_worker {
     int index;
     int started;
     void *data; /* from the initializer */
+    /* This worker's estimate of what its recent tasks took each (ns,
+     * moving average over its batches; 0: nothing known yet).  Worker only. */
+    uint64_t task_ns;
     pthread_cond_t cv; /* this worker sleeps on it, with pool.mu */
     int sleeping_;     /* pool.mu, through tp_sleeping(): waiting on cv, not yet signalled */
     /* The task this worker runs: set before the worker claims it from its

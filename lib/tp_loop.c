@@ -189,8 +189,9 @@ static int tp_claim_taken(cf_thread_pool_t *pool, cf_future_t *f)
     for (int i = 0; i < pool->nworkers; i++) {
         for (int j = 0; j < TP_TAKE_MAX; j++) {
             cf_future_t *expect = f;
-            if (atomic_compare_exchange_strong_explicit(&pool->workers[i].taken[j], &expect, NULL,
-                                                        memory_order_seq_cst, memory_order_seq_cst))
+            if (atomic_load_explicit(&pool->workers[i].taken[j], memory_order_relaxed) == f &&
+                atomic_compare_exchange_strong_explicit(&pool->workers[i].taken[j], &expect, NULL, memory_order_seq_cst,
+                                                        memory_order_seq_cst))
                 return 1;
         }
     }

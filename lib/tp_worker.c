@@ -88,6 +88,19 @@ static int tp_hand_back(cf_thread_pool_t *pool, cf_future_t *f)
     return cf__loop_post_nowake(pool->loop, &f->u.work);
 }
 
+/* Hand back the finished tasks a batch held (see "Taking" in
+ * thread_pool.c), with one wake-up of the loop at most. */
+static void tp_hand_back_held(cf_thread_pool_t *pool, cf_future_t **done, size_t *ndone)
+{
+    int wake = 0;
+
+    for (size_t i = 0; i < *ndone; i++)
+        wake |= tp_hand_back(pool, done[i]);
+    *ndone = 0;
+    if (wake)
+        cf__loop_wake(pool->loop);
+}
+
 /* An initializer failed: the pool is broken; fail every queued task. */
 static void tp_break(struct cf__tp_worker *w, int err)
 {
@@ -166,7 +179,8 @@ void *cf__tp_worker_main(void *arg)
 {
     struct cf__tp_worker *w = arg;
     cf_thread_pool_t *pool = w->pool;
-    int rc = 0, may_spin = 0;
+    int rc = 0, may_spin = 0, clock_ok = 0;
+    uint64_t t_end = 0; /* clock reading after the last batch (valid with clock_ok) */
 
     tp_set_thread_name(pool, w->index);
     tp_set_batch_policy();
@@ -189,16 +203,20 @@ void *cf__tp_worker_main(void *arg)
         }
         if (!cf__list_empty(&tp_mu(pool)->queue)) {
             size_t nq = tp_load(&pool->nq);
-            size_t k = nq / (2u * (size_t)pool->nworkers);
-            uint64_t now = cf_now_ns();
+            size_t k = nq / (2u * (size_t)pool->nworkers), got = 0;
+            int short_tasks = w->task_ns && w->task_ns < TP_SHORT_NS;
+            size_t kmax = short_tasks ? TP_TAKE_MAX : TP_TAKE_LONG;
+            uint64_t now = clock_ok ? t_end : cf_now_ns();
+            cf_future_t *done[TP_TAKE_MAX];
+            size_t ndone = 0, ran = 0;
 
             /* Take several only while the queue is long: each other worker still finds
-             * at least as many tasks as this one took. */
+             * at least as many tasks as this one took (more of them while tasks are short). */
             if (k < 1)
                 k = 1;
-            if (k > TP_TAKE_MAX)
-                k = TP_TAKE_MAX;
-            for (size_t i = 0; i < k && (n = cf__list_pop(&tp_mu(pool)->queue)); i++) {
+            if (k > kmax)
+                k = kmax;
+            for (; got < k && (n = cf__list_pop(&tp_mu(pool)->queue)); got++) {
                 cf_future_t *f = cf__container_of(n, struct cf_future, u.qlink);
                 uint64_t waited = now > f->tq.t_submit ? now - f->tq.t_submit : 0;
 
@@ -206,7 +224,7 @@ void *cf__tp_worker_main(void *arg)
                 if (waited > tp_mu(pool)->queue_ns_max)
                     tp_mu(pool)->queue_ns_max = waited;
                 f->where = TP_TAKEN;
-                atomic_store_explicit(&w->taken[i], f, memory_order_relaxed);
+                atomic_store_explicit(&w->taken[got], f, memory_order_relaxed);
                 nq--;
             }
             atomic_store_explicit(&pool->nq, nq, memory_order_relaxed);
@@ -215,30 +233,54 @@ void *cf__tp_worker_main(void *arg)
             tp_wake_more_locked(pool);
             cf__mutex_unlock(&pool->mu);
 
-            for (size_t i = 0; i < k; i++) {
+            for (size_t i = 0; i < got; i++) {
                 cf_future_t *f = atomic_load_explicit(&w->taken[i], memory_order_relaxed);
                 cf_task_fn fn;
                 size_t arg_len;
+                int hold;
 
                 if (!f)
                     continue; /* cancelled by the loop thread */
-                /* `current` first: a shutdown that fails to claim the slot then sees it. */
-                atomic_store_explicit(&w->current, f, memory_order_seq_cst);
-                f = atomic_exchange_explicit(&w->taken[i], NULL, memory_order_seq_cst);
+                /* `current` first: a shutdown that fails to claim the slot read
+                 * this exchange's NULL (acquire), so it then sees `current`. */
+                atomic_store_explicit(&w->current, f, memory_order_relaxed);
+                f = atomic_exchange_explicit(&w->taken[i], NULL, memory_order_acq_rel);
                 if (!f) {
                     atomic_store_explicit(&w->current, NULL, memory_order_release);
                     continue;
                 }
                 fn = f->tq.fn;
                 arg_len = f->tq.arg_len;
+                hold = short_tasks && f->tq.batchable;
+                if (!hold)
+                    tp_hand_back_held(pool, done, &ndone); /* this task might wait for the loop to see them */
                 cf__future_set_state(f, CF_FUTURE_RUNNING);
                 tp_outcome_reset(f);
                 tp_run_task(w, f, fn, arg_len);
+                ran++;
 
                 /* Cleared before the hand-back: once the loop sees the task it may free it. */
                 atomic_store_explicit(&w->current, NULL, memory_order_release);
-                if (tp_hand_back(pool, f))
-                    cf__loop_wake(pool->loop);
+                if (!hold) {
+                    if (tp_hand_back(pool, f))
+                        cf__loop_wake(pool->loop);
+                    continue;
+                }
+                done[ndone++] = f; /* handed back with the batch's others */
+                if (cf_now_ns() - now > TP_HOLD_NS) {
+                    tp_hand_back_held(pool, done, &ndone); /* not so short after all */
+                    short_tasks = 0;
+                }
+            }
+            tp_hand_back_held(pool, done, &ndone);
+            /* What this batch's tasks took each (see "Taking"; a task taken
+             * alone is not counted); the reading also serves the next take if
+             * it follows at once. */
+            t_end = cf_now_ns();
+            clock_ok = 1;
+            if (ran > 1) {
+                uint64_t each = (t_end - now) / ran;
+                w->task_ns = w->task_ns ? (3 * w->task_ns + each) / 4 : each;
             }
             may_spin = 1;
             cf__mutex_lock(&pool->mu);
@@ -246,6 +288,7 @@ void *cf__tp_worker_main(void *arg)
                                   memory_order_relaxed);
             continue;
         }
+        clock_ok = 0;
         if (atomic_load_explicit(&pool->stopping, memory_order_relaxed) && !tp_load(&pool->nin))
             break;
         /* One spinner is enough to take the next task at once; more would

@@ -144,12 +144,12 @@ static int mixed_item(cf_task_t *t, const void *item, size_t len)
 /*
  * Array items whose size is no multiple of 8, and chunks whose results start
  * as plain numbers and then meet bytes and errors (the compact number form
- * turns into records part-way): every result is the item's.
+ * turns into records part-way): every result is the item's.  With chunksize
+ * 1 each chunk is one item, which answers with its number itself when it
+ * has one (map_chunk.c) and with a record otherwise; on both pools.
  */
-static void test_odd_items_and_mixed_results(void **state)
+static void mixed_results_on(cf_executor_t *ex, size_t chunksize)
 {
-    struct fixture *fx = *state;
-    cf_thread_pool_t *p = make_pool(fx, 2);
     char items[40][3];
     cf_map_opts o;
     cf_map_t *m;
@@ -163,9 +163,9 @@ static void test_odd_items_and_mixed_results(void **state)
         items[i][2] = (char)('0' + i % 10);
     }
     cf_map_opts_init(&o);
-    o.chunksize = 13;
+    o.chunksize = chunksize;
     o.on_error = CF_MAP_CONTINUE;
-    assert_int_equal(cf_map_new_array(cf_thread_pool_executor(p), mixed_item, items, 40, 3, &o, &m), 0);
+    assert_int_equal(cf_map_new_array(ex, mixed_item, items, 40, 3, &o, &m), 0);
     while ((rc = cf_map_next(m, &r)) == 0) {
         assert_int_equal(r.index, k);
         if (items[k][0] == 'b') {
@@ -181,13 +181,31 @@ static void test_odd_items_and_mixed_results(void **state)
             assert_int_equal(r.status, 0);
             assert_null(r.data);
             assert_int_equal(r.i64, (int64_t)k);
+            assert_memory_equal(&r.f64, &r.i64, 8); /* the same eight bytes, read as a double */
         }
         k++;
     }
     assert_int_equal(rc, CF_EOF);
     assert_int_equal(k, 40);
     cf_map_free(m);
+}
+
+static void test_odd_items_and_mixed_results(void **state)
+{
+    struct fixture *fx = *state;
+    cf_process_pool_t *pp;
+    cf_process_pool_opts po;
+    cf_thread_pool_t *p;
+
+    cf_process_pool_opts_init(&po); /* before any thread of this test */
+    po.max_workers = 2;
+    assert_int_equal(cf_process_pool_new(fx->loop, &po, &pp), 0);
+    p = make_pool(fx, 2);
+    mixed_results_on(cf_thread_pool_executor(p), 13);
+    mixed_results_on(cf_thread_pool_executor(p), 1);
+    mixed_results_on(cf_process_pool_executor(pp), 1);
     cf_thread_pool_free(p);
+    cf_process_pool_free(pp);
 }
 
 static void test_error_policies(void **state)

@@ -444,6 +444,110 @@ static void test_cancel_task_taken_but_not_started(void **state)
     gate_destroy(&g2);
 }
 
+/*
+ * A worker whose tasks are short holds a map's finished chunks back and
+ * hands them to the loop with the rest of its batch; any other task taken
+ * in the same batch must not run while it holds them, since it may wait for
+ * the loop to have seen them.  Here one worker, trained on short chunks,
+ * takes a map's chunk and then a task that waits until the map's callback
+ * (on the loop) has had that chunk's result.  Holding the chunk across the
+ * task would leave the task waiting until its deadline.
+ */
+static int quick_item(cf_task_t *t, const void *item, size_t len)
+{
+    int64_t x;
+
+    (void)len;
+    memcpy(&x, item, sizeof(x));
+    cf_task_set_i64(t, x + 1);
+    return 0;
+}
+
+static atomic_int chunk_seen;
+
+static int saw_chunk(cf_map_t *m, const cf_map_result *r, void *data)
+{
+    (void)m;
+    (void)data;
+    if (r->status == 0 && r->i64 == 42)
+        atomic_store(&chunk_seen, 1);
+    return 0;
+}
+
+/* Waits (at most 20 s) for the loop to have delivered the map's result. */
+static int wait_for_chunk(cf_task_t *t, void *arg)
+{
+    struct timespec t0, now;
+
+    (void)arg;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!atomic_load(&chunk_seen)) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec > 20)
+            return cf_task_fail(t, CF_ETIMEDOUT, "the loop never saw the chunk taken before this task");
+        sched_yield();
+    }
+    return 0;
+}
+
+static void test_task_after_held_chunks_is_not_held_up(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_t *p = make_pool(fx, 1);
+    cf_executor_t *ex = cf_thread_pool_executor(p);
+    enum { TRAIN = 4096 };
+    int64_t *xs = malloc(TRAIN * sizeof(*xs)), one = 41;
+    cf_future_t *g, *b, *f1, *f2, *done = NULL;
+    cf_map_opts o;
+    cf_map_t *m;
+    cf_map_result r;
+    struct gate gt;
+    size_t k = 0;
+    int rc;
+
+    assert_non_null(xs);
+    for (int i = 0; i < TRAIN; i++)
+        xs[i] = i;
+    /* Short chunks, many at a time: the worker learns that its tasks are short. */
+    cf_map_opts_init(&o);
+    o.chunksize = 1;
+    assert_int_equal(cf_map_new_array(ex, quick_item, xs, TRAIN, sizeof(xs[0]), &o, &m), 0);
+    while ((rc = cf_map_next(m, &r)) == 0)
+        assert_int_equal(r.i64, (int64_t)k++ + 1);
+    assert_int_equal(rc, CF_EOF);
+    assert_int_equal(k, TRAIN);
+    cf_map_free(m);
+
+    /* The worker waits at a gate (a task taken alone, which its estimate does
+     * not count) while the chunk, the waiting task and two more queue up
+     * behind it: it then takes the chunk and the waiting task together. */
+    gate_init(&gt);
+    atomic_store(&chunk_seen, 0);
+    assert_int_equal(cf_thread_pool_submit(p, wait_gate, &gt, NULL, &g), 0);
+    gate_wait_for(&gt, 1);
+    assert_int_equal(cf_map_new_array(ex, quick_item, &one, 1, sizeof(one), &o, &m), 0);
+    assert_int_equal(cf_map_each(m, saw_chunk, NULL, &done), 0);
+    ev_run(fx->ev, EVRUN_NOWAIT); /* the map's first pump submits its chunk */
+    assert_int_equal(cf_thread_pool_submit(p, wait_for_chunk, NULL, NULL, &b), 0);
+    assert_int_equal(cf_thread_pool_submit(p, noop, NULL, NULL, &f1), 0);
+    assert_int_equal(cf_thread_pool_submit(p, noop, NULL, NULL, &f2), 0);
+    ev_run(fx->ev, EVRUN_NOWAIT); /* the prepare watcher publishes the rest */
+    gate_open(&gt);
+    ev_run(fx->ev, 0);
+    assert_int_equal(cf_future_status(b), 0);
+    assert_int_equal(atomic_load(&chunk_seen), 1);
+    assert_int_equal(cf_future_status(done), 0);
+    cf_future_unref(g);
+    cf_future_unref(b);
+    cf_future_unref(f1);
+    cf_future_unref(f2);
+    cf_future_unref(done);
+    cf_map_free(m);
+    cf_thread_pool_free(p);
+    gate_destroy(&gt);
+    free(xs);
+}
+
 static void test_cancel_running_task(void **state)
 {
     struct fixture *fx = *state;
@@ -1023,6 +1127,7 @@ int main(void)
         T(test_cancel_queued_task),
         T(test_cancel_task_taken_but_not_started),
         T(test_cancel_running_task),
+        T(test_task_after_held_chunks_is_not_held_up),
         T(test_cancel_races_with_workers),
         T(test_spinning_worker_does_not_hide_a_sleeper),
         T(test_tasks_behind_busy_workers),
