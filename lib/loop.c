@@ -220,7 +220,13 @@ int cf_loop_close(cf_loop_t *loop)
         return CF__EINVAL("loop is NULL");
     if (loop->live_futures || loop->live_executors || cf__inbox_nonempty(loop) || loop->ready_n ||
         atomic_load(&loop->calls_pending))
-        return CF_ELOOPBUSY;
+        return cf__set_error(CF_ELOOPBUSY,
+                             "cf_loop_close: %lu future(s) and %lu executor(s) still alive, completions %s; "
+                             "unref and free them (and let the loop run) first",
+                             (unsigned long)loop->live_futures, (unsigned long)loop->live_executors,
+                             cf__inbox_nonempty(loop) || loop->ready_n || atomic_load(&loop->calls_pending)
+                                 ? "waiting to be delivered"
+                                 : "all delivered");
     CF_ASSERT(loop->outstanding == 0, "no future alive but tasks outstanding");
 
     ev_ref(loop->ev); /* balance the ev_unref() done after starting the async watcher */
@@ -284,7 +290,9 @@ void cf__loop_task_end(cf_loop_t *loop)
 
 int cf__loop_can_block(cf_loop_t *loop)
 {
-    return ev_depth(loop->ev) == 0 ? 0 : CF_EDEADLK;
+    if (ev_depth(loop->ev) == 0)
+        return 0;
+    return cf__set_error(CF_EDEADLK, "cannot wait inside a callback of the loop: it would wait for itself");
 }
 
 static void cf__run_until_timer_cb(struct ev_loop *ev, ev_timer *w, int revents)
@@ -318,7 +326,8 @@ int cf__loop_run_until(cf_loop_t *loop, int (*done)(void *arg), void *arg, doubl
          * queued either, nothing on this loop can make progress any more (only
          * foreign threads could, and they must hold the loop: cf_loop_hold()). */
         if (!ev_run(loop->ev, EVRUN_ONCE) && !fired && !done(arg) && cf__loop_idle(loop)) {
-            rc = CF_EDEADLK;
+            rc = cf__set_error(CF_EDEADLK, "nothing on the loop can complete what is waited for (no task, watcher "
+                                           "or timer left, and no thread holds the loop)");
             break;
         }
     }

@@ -496,9 +496,9 @@ static int pp_submit(cf_process_pool_t *pool, cf_task_fn fn, const void *data, u
     int fresh;
 
     if (pool->shut)
-        return CF_ESHUTDOWN;
+        return cf__set_error(CF_ESHUTDOWN, "process pool: shut down, it takes no new tasks");
     if (pool->broken)
-        return CF_EBROKEN;
+        return cf__set_error(CF_EBROKEN, "%s", pool->broken_msg ? pool->broken_msg : "process pool broken");
     if ((uint64_t)len > CF__FRAME_MAX_LEN - 8)
         return cf__set_error(CF_E2BIG,
                              "process pool: a task argument of %zu bytes is over the channel's frame limit "

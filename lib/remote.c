@@ -51,7 +51,7 @@ static int rp_submit(cf_executor_t *ex, const struct cf__submit *s, cf_future_t 
     int compact = 0;
 
     if (pool->shut)
-        return CF_ESHUTDOWN;
+        return cf__set_error(CF_ESHUTDOWN, "remote executor: shut down, it takes no new tasks");
     if (!(s->flags & CF__SUBMIT_BYTES))
         return cf__set_error(CF_ENOTSUP, "remote executor: tasks take bytes, not pointers");
     name = cf_fn_name((cf_any_fn)s->fn);

@@ -120,7 +120,7 @@ int cf_runtime_free(cf_runtime_t *rt)
     if (!rt)
         return 0;
     if (ev_depth(rt->ev) > 0)
-        return CF_EDEADLK;
+        return cf__set_error(CF_EDEADLK, "cf_runtime_free: called from inside the runtime's own loop");
     runtime_free_pools(rt);
     /* Cancelled and killed tasks complete on the loop: let their callbacks run. */
     ev_run(rt->ev, 0);
@@ -137,7 +137,7 @@ int cf_runtime_run(cf_runtime_t *rt)
     if (!rt)
         return CF__EINVAL("rt is NULL");
     if (ev_depth(rt->ev) > 0)
-        return CF_EDEADLK;
+        return cf__set_error(CF_EDEADLK, "cf_runtime_run: called from inside the runtime's own loop");
     ev_run(rt->ev, 0);
     return 0;
 }

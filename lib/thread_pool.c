@@ -304,15 +304,28 @@ static uint64_t tp_submit_stamp(cf_thread_pool_t *pool)
     return pool->stamp;
 }
 
+/* A submit to a broken pool: CF_EBROKEN, with why it broke as the message. */
+static int tp_refuse_broken(cf_thread_pool_t *pool)
+{
+    const char *msg;
+    int rc;
+
+    cf__mutex_lock(&pool->submit_mu);
+    msg = tp_smu(pool)->broken_msg;
+    rc = cf__set_error(CF_EBROKEN, "%s", msg ? msg : "thread pool broken");
+    cf__mutex_unlock(&pool->submit_mu);
+    return rc;
+}
+
 static int tp_submit(cf_thread_pool_t *pool, cf_task_fn fn, void *arg, size_t len, cf_free_fn arg_free, int batchable,
                      cf_future_t **out)
 {
     cf_future_t *f;
 
     if (pool->shut)
-        return CF_ESHUTDOWN;
+        return cf__set_error(CF_ESHUTDOWN, "thread pool: shut down, it takes no new tasks");
     if (atomic_load_explicit(&pool->broken, memory_order_relaxed))
-        return CF_EBROKEN;
+        return tp_refuse_broken(pool);
     if (pool->opts.max_queued &&
         (pool->noverflow ||
          pool->nbatch + tp_load(&pool->nin) + tp_load(&pool->nq) >= pool->opts.max_queued) &&

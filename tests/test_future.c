@@ -340,6 +340,7 @@ static void test_wait_without_hope_is_a_deadlock(void **state)
     /* Nothing on the loop can ever resolve it: an error, not a hang. */
     assert_int_equal(cf_future_new(fx->loop, &f), 0);
     assert_int_equal(cf_future_wait(f, -1), CF_EDEADLK);
+    assert_last_error("nothing on the loop can complete");
     assert_int_equal(cf_future_unref(f), 0);
 }
 

@@ -42,6 +42,7 @@ static void test_close_refuses_while_future_alive(void **state)
 
     assert_int_equal(cf_future_new(fx->loop, &f), 0);
     assert_int_equal(cf_loop_close(fx->loop), CF_ELOOPBUSY);
+    assert_last_error("1 future(s) and 0 executor(s) still alive");
     assert_int_equal(cf_future_unref(f), 0);
 }
 

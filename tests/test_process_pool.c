@@ -345,6 +345,7 @@ static void test_values_and_misuse(void **state)
     assert_int_equal(cf_future_status(g), CF_ENOTSUP);
     assert_int_equal(cf_process_pool_shutdown(p, 0), 0);
     assert_int_equal(cf_process_pool_submit(p, t_fib, &v, sizeof(v), -1, &h), CF_ESHUTDOWN);
+    assert_last_error("shut down");
     assert_int_equal(cf_future_unref(f), 0);
     assert_int_equal(cf_future_unref(g), 0);
     cf_process_pool_free(p);
@@ -910,6 +911,7 @@ static void test_initializers(void **state)
         assert_int_equal(cf_future_unref(fs[i]), 0);
     }
     assert_int_equal(cf_process_pool_submit(p, t_square, &v, sizeof(v), -1, &f), CF_EBROKEN);
+    assert_last_error("process pool broken");
     cf_process_pool_free(p);
 }
 

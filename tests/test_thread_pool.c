@@ -109,6 +109,7 @@ static void test_misuse_returns_errors(void **state)
 
     assert_int_equal(cf_thread_pool_shutdown(p, 0), 0);
     assert_int_equal(cf_thread_pool_submit(p, noop, NULL, NULL, &f), CF_ESHUTDOWN);
+    assert_last_error("shut down");
     assert_int_equal(cf_thread_pool_shutdown(p, 0), 0); /* again: harmless */
     cf_thread_pool_free(p);
 }
@@ -819,6 +820,7 @@ static void test_failing_initializer_breaks_the_pool(void **state)
     }
     assert_int_equal(broken, 20);
     assert_int_equal(cf_thread_pool_submit(p, noop, NULL, NULL, &later), CF_EBROKEN);
+    assert_last_error("thread pool broken: initializer");
     cf_thread_pool_free(p);
 }
 
