@@ -421,11 +421,8 @@ void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, unsigned deliveries
         /* A first delivery (XREADGROUP >) cannot be over the limit: record it
          * and start at once, without waiting for the broker's answer.  The
          * record goes on `rd`, ahead of the next XREADGROUP: one write. */
-        struct cf__rconn *c = w->reading ? &w->cmd : &w->rd; /* never behind a blocking read */
-        cf__rconn_cmdf_noreply(c, "RPUSH %s %s", hkey, w->ident);
-        cf__rconn_cmdf_noreply(c, "EXPIRE %s 86400", hkey);
-        if (c == &w->cmd)
-            cf__rconn_flush(c);
+        cf__rconn_cmdf_noreply(&w->rd, "RPUSH %s %s", hkey, w->ident);
+        cf__rconn_cmdf_noreply(&w->rd, "EXPIRE %s 86400", hkey);
         rw_start(t, h->inner, h->item);
         free(h->inner);
         free(h->item);
