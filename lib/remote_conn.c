@@ -149,25 +149,11 @@ static void rc_skip_probe_cb(redisAsyncContext *ac, void *r, void *priv)
         c->skip = 1;
 }
 
-static void rc_flush_soon_cb(struct ev_loop *ev, ev_prepare *p, int revents)
-{
-    struct cf__rconn *c = p->data;
-
-    (void)revents;
-    ev_ref(ev);
-    ev_prepare_stop(ev, p);
-    cf__rconn_flush(c);
-}
-
 int cf__rconn_open(struct cf__rconn *c)
 {
     redisAsyncContext *ac;
 
     CF_ASSERT(!c->ac, "connection already open");
-    if (!ev_is_active(&c->flush_soon)) {
-        ev_prepare_init(&c->flush_soon, rc_flush_soon_cb);
-        c->flush_soon.data = c;
-    }
     ac = redisAsyncConnect(c->url->host, c->url->port);
     if (!ac)
         return CF_ENOMEM;
@@ -211,10 +197,6 @@ void cf__rconn_close(struct cf__rconn *c)
 {
     redisAsyncContext *ac = c->ac;
 
-    if (ev_is_active(&c->flush_soon)) {
-        ev_ref(c->loop->ev);
-        ev_prepare_stop(c->loop->ev, &c->flush_soon);
-    }
     if (!ac)
         return;
     c->ac = NULL;
@@ -318,14 +300,8 @@ int cf__rconn_cmd_noreply(struct cf__rconn *c, int argc, const char **argv, cons
  */
 void cf__rconn_flush(struct cf__rconn *c)
 {
-    if (!c->ac || !c->up)
-        return;
-    if (!(c->ac->c.flags & REDIS_IN_CALLBACK))
+    if (c->ac && c->up && !(c->ac->c.flags & REDIS_IN_CALLBACK))
         redisAsyncHandleWrite(c->ac); /* the rest, if any, waits for the write watcher */
-    else if (!ev_is_active(&c->flush_soon)) {
-        ev_prepare_start(c->loop->ev, &c->flush_soon);
-        ev_unref(c->loop->ev); /* it does not keep ev_run() alive */
-    }
 }
 
 const redisReply *cf__rentry_field(const redisReply *entry, const char *key)

@@ -43,7 +43,6 @@ struct cf__rconn {
     void (*on_down)(struct cf__rconn *c, const char *why);
     void *data;
     char err[128];        /* the latest connection error */
-    ev_prepare flush_soon; /* a flush asked for from a reply callback: done before the loop polls */
 };
 
 /* Start connecting; on_up or on_down follows.  0, or CF_ENOMEM. */
@@ -67,9 +66,7 @@ int cf__rconn_cmd_noreply(struct cf__rconn *c, int argc, const char **argv, cons
 /* Write what is queued now, not at the loop's next turn (for a command on
  * the critical path; it spares the loop watching for writability).  A write
  * error reports through on_down before this returns.  Called from one of
- * c's own reply callbacks (hiredis must not lose its context under them) it
- * writes just before the loop next polls, in one write with whatever the
- * rest of this loop iteration adds, and still with no writability watch. */
+ * c's own reply callbacks it leaves the write to the write watcher. */
 void cf__rconn_flush(struct cf__rconn *c);
 
 /* Fields of a stream entry reply ([id, [k1, v1, k2, v2 ...]]): the value of `key`, or NULL. */

@@ -21,8 +21,7 @@
  * and is posted again if the connection drops first.  A result finished
  * while the broker is away waits in w->unsent and is posted after the
  * reconnect.  The history's RPUSH and EXPIRE of a first delivery ask for no
- * replies either, and go on the reading connection ahead of the next
- * XREADGROUP, in one write.
+ * replies either.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -419,10 +418,9 @@ void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, unsigned deliveries
     snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", w->queue, t->client, t->id);
     if (deliveries <= 1) {
         /* A first delivery (XREADGROUP >) cannot be over the limit: record it
-         * and start at once, without waiting for the broker's answer.  The
-         * record goes on `rd`, ahead of the next XREADGROUP: one write. */
-        cf__rconn_cmdf_noreply(&w->rd, "RPUSH %s %s", hkey, w->ident);
-        cf__rconn_cmdf_noreply(&w->rd, "EXPIRE %s 86400", hkey);
+         * and start at once, without waiting for the broker's answer. */
+        cf__rconn_cmdf_noreply(&w->cmd, "RPUSH %s %s", hkey, w->ident);
+        cf__rconn_cmdf_noreply(&w->cmd, "EXPIRE %s 86400", hkey);
         rw_start(t, h->inner, h->item);
         free(h->inner);
         free(h->item);
@@ -453,7 +451,7 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
             for (size_t i = 0; i < entries->elements; i++)
                 cf__rw_take(w, entries->element[i], 1);
         }
-        cf__rconn_flush(&w->rd); /* the history records (and the next XREADGROUP), the tasks handed over */
+        cf__rconn_flush(&w->cmd); /* the deliveries' history records, now that the tasks are handed over */
     }
     cf__rw_fetch(w);
     cf__rw_check_done(w);
@@ -479,9 +477,7 @@ void cf__rw_fetch(cf_remote_worker_t *w)
     if (!w->ready || w->reading || w->draining || free_procs <= 0)
         return;
     if (cf__rconn_cmdf(&w->rd, read_cb, w, "XREADGROUP GROUP " RW_GROUP " %s COUNT %d BLOCK 1000 STREAMS %s >",
-                       w->name, free_procs, w->queue) == 0) {
+                       w->name, free_procs, w->queue) == 0)
         w->reading = 1;
-        cf__rconn_flush(&w->rd);
-    }
 }
 
