@@ -216,17 +216,17 @@ int cf_loop_new(struct ev_loop *ev, cf_loop_t **out)
 
 int cf_loop_close(cf_loop_t *loop)
 {
+    int undelivered;
+
     if (!loop)
         return CF__EINVAL("loop is NULL");
-    if (loop->live_futures || loop->live_executors || cf__inbox_nonempty(loop) || loop->ready_n ||
-        atomic_load(&loop->calls_pending))
+    undelivered = cf__inbox_nonempty(loop) || loop->ready_n || atomic_load(&loop->calls_pending);
+    if (loop->live_futures || loop->live_executors || undelivered)
         return cf__set_error(CF_ELOOPBUSY,
                              "cf_loop_close: %lu future(s) and %lu executor(s) still alive, completions %s; "
                              "unref and free them (and let the loop run) first",
                              (unsigned long)loop->live_futures, (unsigned long)loop->live_executors,
-                             cf__inbox_nonempty(loop) || loop->ready_n || atomic_load(&loop->calls_pending)
-                                 ? "waiting to be delivered"
-                                 : "all delivered");
+                             undelivered ? "waiting to be delivered" : "all delivered");
     CF_ASSERT(loop->outstanding == 0, "no future alive but tasks outstanding");
 
     ev_ref(loop->ev); /* balance the ev_unref() done after starting the async watcher */

@@ -439,9 +439,8 @@ static void worker_result(struct pp_worker *w, struct pp_task *head, const struc
     w->tasks_done++;
     if (was != PT_RUNNING) { /* being stopped anyway; the result came first */
         free(owned);
-        const char *found = head->stop_found == CF__STOP_NOT_STARTED
-                                ? "it had not started when that was decided, and never ran"
-                                : "it had just returned when that was decided; its result is dropped";
+        const char *found = head->never_started ? "it had not started when that was decided, and never ran"
+                                                : "it had just returned when that was decided; its result is dropped";
         if (was == PT_TIMING_OUT)
             cf__pp_complete(head, NULL, CF_ETIMEDOUT,
                             cf__printf_alloc("the task timed out after %.3f s; worker %d (pid %d) was kept: %s",

@@ -42,9 +42,6 @@ enum w_state {
 
 struct pp_worker;
 
-/* What a stop decided for a task found (pp_stop.c): the worker is stopped, or it is spared. */
-enum { CF__STOP_WORKER, CF__STOP_ENDED, CF__STOP_NOT_STARTED };
-
 struct pp_task {
     struct cf__list link; /* pool.queue or worker.inflight */
     cf_future_t *f;       /* NULL once the future completed (PT_SENT_CANCELLED, PT_DONE) */
@@ -55,13 +52,13 @@ struct pp_task {
     cf_task_fn fn;
     uint8_t *payload;
     size_t len;
-    uint64_t t_submit;              /* when submitted; once acknowledged, when it started (the worker's stamp) */
+    uint64_t t_submit; /* when submitted; once acknowledged, when it started (the worker's stamp) */
     uint8_t state;
     uint8_t payload_owned;          /* payload is a malloc'd buffer (adopted), not inl */
     uint8_t acked;                  /* the worker acknowledged it (it runs, or skips it) */
     uint8_t deliveries_failed;      /* workers that died while this task was being delivered */
     uint8_t clock_restarted;        /* its timeout found it acknowledged but not started: counted afresh */
-    uint8_t stop_found;             /* a stop decided for it found it ended or not started (CF__STOP_*) */
+    uint8_t never_started;          /* a stop decided for it closed its gate before the worker took it */
     uint8_t hdr[CF__FRAME_HDR + 8]; /* frame header + fn pointer */
     size_t sent;                    /* bytes of the frame written */
     uint32_t seq;                   /* its place among the tasks sent to the worker's process (gates) */
@@ -80,8 +77,8 @@ struct pp_worker {
     struct cf__frame_reader rd;
     struct cf__list inflight;
     size_t ninflight;
-    int status;     /* wait status, once the fork server reported the exit */
-    char *stop_why; /* why the pool itself killed it (its channel failed), for the messages */
+    int status;       /* wait status, once the fork server reported the exit */
+    char *stop_why;   /* why the pool itself killed it (its channel failed), for the messages */
     int pool_stopped; /* the pool signalled it (timeout, cancel, channel failure): its death is not a task's fault */
     char *init_msg;
     ev_timer task_timer;
@@ -89,9 +86,9 @@ struct pp_worker {
     uint64_t tasks_done;
     uint64_t restarts;
     uint64_t start_failures;
-    unsigned used;         /* tasks taken by the current process */
-    uint32_t seq;          /* tasks sent to the current process */
-    _Atomic uint8_t *gate; /* its CF__PP_GATES start gates (pp.h) */
+    unsigned used;            /* tasks taken by the current process */
+    uint32_t seq;             /* tasks sent to the current process */
+    _Atomic uint8_t *gate;    /* its CF__PP_GATES start gates (pp.h) */
     struct cf__pp_ring *ring; /* its frame ring (pp.h) */
     uint64_t ring_head;       /* how far the pool read the ring */
     uint32_t rseq;            /* the number of the next frame to take from the current process */
@@ -123,15 +120,15 @@ struct cf_process_pool {
     int broken_err;
     char *broken_msg;
     int server_dead;
-    unsigned server_deaths;  /* in a row, without a worker getting ready in between */
-    unsigned start_failures; /* workers that could not be started for want of resources, in a row */
-    unsigned start_failed_at; /* start_failures when queued tasks were last failed for them */
-    int start_err;           /* the last such failure (negated errno) */
-    ev_timer respawn_timer;  /* retries empty slots after such a failure, with backoff */
-    uint8_t *rbuf;           /* read buffer shared by the workers' channels (loop thread) */
-    uint64_t task_ns_avg;    /* moving average of task run time (RESULT frames); 0 = none measured yet */
-    int dispatch_due;        /* results were read: dispatch once the read burst is handled */
-    _Atomic uint8_t *gates;  /* shared with the workers: nworkers * CF__PP_GATES */
+    unsigned server_deaths;    /* in a row, without a worker getting ready in between */
+    unsigned start_failures;   /* workers that could not be started for want of resources, in a row */
+    unsigned start_failed_at;  /* start_failures when queued tasks were last failed for them */
+    int start_err;             /* the last such failure (negated errno) */
+    ev_timer respawn_timer;    /* retries empty slots after such a failure, with backoff */
+    uint8_t *rbuf;             /* read buffer shared by the workers' channels (loop thread) */
+    uint64_t task_ns_avg;      /* moving average of task run time (RESULT frames); 0 = none measured yet */
+    int dispatch_due;          /* results were read: dispatch once the read burst is handled */
+    _Atomic uint8_t *gates;    /* shared with the workers: nworkers * CF__PP_GATES */
     struct cf__pp_ring *rings; /* shared with the workers: one per slot, the gates follow them */
     int tick_fd;               /* the ACK tick: a timerfd (cf__pp_worker_watch()) */
     ev_io tick_io;

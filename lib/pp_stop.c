@@ -45,12 +45,18 @@
 
 #include <signal.h>
 
-/* Close the start gate of `t`, sent to t->w: 0, or -1 if the worker took it first. */
+/* The start gate of `t`, sent to t->w. */
+static _Atomic uint8_t *task_gate(const struct pp_task *t)
+{
+    return &t->w->gate[t->seq % CF__PP_GATES];
+}
+
+/* Close the start gate of `t`: 0, or -1 if the worker took it first. */
 static int gate_close(struct pp_task *t)
 {
     uint8_t open = CF__GATE_OPEN;
 
-    return atomic_compare_exchange_strong(&t->w->gate[t->seq % CF__PP_GATES], &open, CF__GATE_CANCELLED) ? 0 : -1;
+    return atomic_compare_exchange_strong(task_gate(t), &open, CF__GATE_CANCELLED) ? 0 : -1;
 }
 
 /*
@@ -69,7 +75,7 @@ int cf__pp_cancel_sent(struct pp_task *t)
 /* Has the worker taken the start gate of `t` (sent to t->w), that is, has `t` started? */
 int cf__pp_task_started(const struct pp_task *t)
 {
-    return atomic_load(&t->w->gate[t->seq % CF__PP_GATES]) != CF__GATE_OPEN;
+    return atomic_load(task_gate(t)) != CF__GATE_OPEN;
 }
 
 /*
@@ -82,21 +88,18 @@ int cf__pp_task_started(const struct pp_task *t)
  */
 void cf__pp_stop_task(struct pp_task *t)
 {
-    _Atomic uint8_t *g = &t->w->gate[t->seq % CF__PP_GATES];
+    _Atomic uint8_t *g = task_gate(t);
     uint8_t v = CF__GATE_TAKEN;
 
     for (;;) {
         if (atomic_compare_exchange_strong(g, &v, CF__GATE_STOP) || v == CF__GATE_STOP) {
-            t->stop_found = CF__STOP_WORKER;
             cf__pp_worker_stop(t->w);
             return;
         }
-        if (v != CF__GATE_OPEN) {
-            t->stop_found = CF__STOP_ENDED; /* DONE: it has ended */
-            return;
-        }
+        if (v != CF__GATE_OPEN)
+            return; /* DONE: it has ended */
         if (atomic_compare_exchange_strong(g, &v, CF__GATE_CANCELLED)) {
-            t->stop_found = CF__STOP_NOT_STARTED; /* closed before it started */
+            t->never_started = 1; /* closed before it started */
             return;
         }
         /* The worker took it in between: v is TAKEN now. */

@@ -96,17 +96,31 @@ static void tick(struct ev_loop *ev, ev_timer *w, int revents)
     (void)revents;
 }
 
-/* Run the loop until the future is RUNNING; bounded. */
-static void run_until_running(struct fixture *fx, cf_future_t *f)
+/* Without `path`: `f` has not started.  With it: `f` is not done and the file `path` does not exist yet. */
+static int waiting(cf_future_t *f, const char *path)
+{
+    if (path)
+        return access(path, F_OK) != 0 && cf_future_status(f) == CF_EPENDING;
+    return cf_future_get_state(f) == CF_FUTURE_PENDING;
+}
+
+/* Run the loop while waiting(f, path), 20 s at most (a tick makes it look again). */
+static void run_while_waiting(struct fixture *fx, cf_future_t *f, const char *path)
 {
     ev_timer t;
     uint64_t deadline = cf_now_ns() + 20 * 1000000000ull;
 
-    ev_timer_init(&t, tick, 0.005, 0.005);
+    ev_timer_init(&t, tick, 0.001, 0.001);
     ev_timer_start(fx->ev, &t);
-    while (cf_future_get_state(f) == CF_FUTURE_PENDING && cf_now_ns() < deadline)
+    while (waiting(f, path) && cf_now_ns() < deadline)
         ev_run(fx->ev, EVRUN_ONCE);
     ev_timer_stop(fx->ev, &t);
+}
+
+/* Run the loop until the future is RUNNING; bounded. */
+static void run_until_running(struct fixture *fx, cf_future_t *f)
+{
+    run_while_waiting(fx, f, NULL);
     assert_int_equal(cf_future_get_state(f), CF_FUTURE_RUNNING);
 }
 
@@ -353,14 +367,7 @@ static int t_square_unless_stopping(cf_task_t *t, void *arg)
 /* Run the loop until `f` is done or the file `path` exists (20 s at most); 1 if it exists. */
 static int run_until_file(struct fixture *fx, cf_future_t *f, const char *path)
 {
-    ev_timer t;
-    uint64_t deadline = cf_now_ns() + 20 * 1000000000ull;
-
-    ev_timer_init(&t, tick, 0.001, 0.001);
-    ev_timer_start(fx->ev, &t);
-    while (access(path, F_OK) != 0 && cf_future_status(f) == CF_EPENDING && cf_now_ns() < deadline)
-        ev_run(fx->ev, EVRUN_ONCE);
-    ev_timer_stop(fx->ev, &t);
+    run_while_waiting(fx, f, path);
     return access(path, F_OK) == 0;
 }
 
