@@ -2,12 +2,15 @@
  * cfworker - run cfutures remote tasks: a worker of the remote executor.
  *
  *   cfworker --redis URL --queue NAME --tasks LIB.so [--procs N] [--timeout S]
- *            [--claim-idle S] [--prefetch K] [--name W]
+ *            [--claim-idle S] [--prefetch K] [--broker-timeout S] [--name W]
  *
  * Loads LIB.so (its CF_REGISTER() constructors register the tasks), then
  * takes tasks from the queue and runs them in a local process pool of N
- * processes, holding up to K tasks per process (default 4).  SIGTERM or SIGINT drains: running tasks finish and post their
- * results, no new ones are taken, exit status 0.
+ * processes, holding up to K tasks per process (default 4).  SIGTERM or
+ * SIGINT drains: running tasks finish and post their results, no new ones
+ * are taken, exit status 0; results that cannot be posted because the broker
+ * stays away for --broker-timeout seconds (default 30) are given up: exit
+ * status 3, their tasks stay pending on the broker for another worker.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -29,7 +32,7 @@ static ev_timer poll_done;
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cfworker --redis URL --queue NAME --tasks LIB.so [--procs N] [--timeout S]\n"
-               "                [--claim-idle S] [--prefetch K] [--name W]\n");
+               "                [--claim-idle S] [--prefetch K] [--broker-timeout S] [--name W]\n");
     if (f != stdout)
         return;
     fprintf(f, "Runs the cfutures remote tasks of the Redis queue NAME, registered by LIB.so, in N worker\n"
@@ -42,9 +45,12 @@ static void usage(FILE *f)
                "  --claim-idle S     seconds without a heartbeat before another worker claims a task,\n"
                "                     for tasks whose client set none (default 30)\n"
                "  --prefetch K       tasks held per worker process (default 4, at most 1024)\n"
+               "  --broker-timeout S while draining, seconds to wait for an absent broker to post the\n"
+               "                     last results (default 30); then their tasks are left pending there\n"
                "  --name W           consumer name (default host:pid)\n"
                "  --version, --help\n"
-               "Exit status: 0 drained, 1 setup error, 2 usage error.\n");
+               "Exit status: 0 drained, 1 setup error, 2 usage error, 3 drained without the broker:\n"
+               "some results were not posted (their tasks run again on another worker).\n");
 }
 
 /* A numeric option's value, or a usage error naming the option. */
@@ -94,6 +100,7 @@ int main(int argc, char **argv)
         {"timeout", required_argument, 0, 'T'},    {"claim-idle", required_argument, 0, 'c'},
         {"name", required_argument, 0, 'n'},       {"help", no_argument, 0, 'h'},
         {"prefetch", required_argument, 0, 'P'},   {"version", no_argument, 0, 'V'},
+        {"broker-timeout", required_argument, 0, 'B'},
         {0, 0, 0, 0},
     };
     cf_remote_worker_opts o;
@@ -103,10 +110,11 @@ int main(int argc, char **argv)
     cf_loop_t *loop;
     ev_signal sterm, sint;
     long long num;
+    size_t unposted;
     int c, rc;
 
     cf_remote_worker_opts_init(&o);
-    while ((c = getopt_long(argc, argv, "r:q:t:p:T:c:n:P:hV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:q:t:p:T:c:n:P:B:hV", lo, NULL)) != -1) {
         switch (c) {
         case 'r': o.url = optarg; break;
         case 'q': o.queue = optarg; break;
@@ -123,6 +131,10 @@ int main(int argc, char **argv)
         case 'c':
             if (demo_parse_seconds(optarg, 1e9, &o.claim_idle) != 0)
                 return bad_value("claim-idle", optarg);
+            break;
+        case 'B':
+            if (demo_parse_seconds(optarg, 1e9, &o.broker_timeout) != 0)
+                return bad_value("broker-timeout", optarg);
             break;
         case 'P':
             if (demo_parse_uint(optarg, 1, 1024, &num) != 0)
@@ -169,15 +181,22 @@ int main(int argc, char **argv)
     ev_timer_stop(ev, &poll_done);
     ev_signal_stop(ev, &sterm);
     ev_signal_stop(ev, &sint);
+    unposted = cf_remote_worker_unposted(worker);
     {
         uint64_t done = 0;
         cf_remote_worker_stats(worker, &done, NULL);
-        fprintf(stderr, "cfworker: %s drained after %llu tasks\n", o.name ? o.name : "worker",
-                (unsigned long long)done);
+        if (unposted)
+            fprintf(stderr,
+                    "cfworker: %s drained after %llu tasks without the broker: %zu results not posted "
+                    "after %g s; their tasks stay pending there and run again on another worker\n",
+                    o.name ? o.name : "worker", (unsigned long long)done, unposted, o.broker_timeout);
+        else
+            fprintf(stderr, "cfworker: %s drained after %llu tasks\n", o.name ? o.name : "worker",
+                    (unsigned long long)done);
     }
     cf_remote_worker_free(worker);
     /* Let the loop settle what the pool handed back, then close it. */
     ev_run(ev, EVRUN_NOWAIT);
     cf_loop_close(loop);
-    return 0;
+    return unposted ? 3 : 0;
 }

@@ -43,6 +43,25 @@
 
 /* ------------------------------------------------------------------ connection */
 
+/* A drain waits opts.broker_timeout for an absent broker at most (then cf__rw_check_done() lets it end). */
+static void rw_give_up_arm(cf_remote_worker_t *w)
+{
+    if (w->draining && !w->ready && w->opts.broker_timeout >= 0 && !ev_is_active(&w->give_up)) {
+        ev_timer_set(&w->give_up, w->opts.broker_timeout, 0);
+        ev_timer_start(w->loop->ev, &w->give_up);
+    }
+}
+
+static void rw_give_up_cb(struct ev_loop *ev, ev_timer *tm, int revents)
+{
+    cf_remote_worker_t *w = tm->data;
+
+    (void)ev;
+    (void)revents;
+    w->gave_up = 1;
+    cf__rw_check_done(w);
+}
+
 static void rw_down(cf_remote_worker_t *w)
 {
     w->ready = 0;
@@ -58,6 +77,7 @@ static void rw_down(cf_remote_worker_t *w)
         ev_timer_start(w->loop->ev, &w->retry);
     }
     w->backoff = w->backoff * 2 > 2.0 ? 2.0 : w->backoff * 2;
+    rw_give_up_arm(w);
     cf__rw_check_done(w); /* a drain that waited for the blocking read */
 }
 
@@ -93,6 +113,9 @@ static void group_cb(redisAsyncContext *ac, void *r, void *priv)
         return;
     w->ready = 1;
     w->backoff = 0.05;
+    w->gave_up = 0; /* back in time after all: everything is posted */
+    if (ev_is_active(&w->give_up))
+        ev_timer_stop(w->loop->ev, &w->give_up);
     /* Results that finished while the broker was away. */
     while (!cf__list_empty(&w->unsent)) {
         struct wtask *t = cf__container_of(w->unsent.next, struct wtask, link);
@@ -326,6 +349,7 @@ void cf_remote_worker_opts_init(cf_remote_worker_opts *o)
     o->procs = cf_cpu_count();
     o->task_timeout = -1;
     o->claim_idle = 30;
+    o->broker_timeout = 30;
     o->prefetch = 4;
 }
 
@@ -347,6 +371,8 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
         return cf__set_error(CF_EINVAL, "cf_remote_worker_new: opts->procs must be >= 1 (got %d)", o.procs);
     if (o.prefetch < 1)
         return cf__set_error(CF_EINVAL, "cf_remote_worker_new: opts->prefetch must be >= 1 (got %d)", o.prefetch);
+    if (isnan(o.broker_timeout))
+        return cf__set_error(CF_EINVAL, "cf_remote_worker_new: opts->broker_timeout is NaN (a negative value means none)");
     if (!(o.claim_idle > 0))
         return cf__set_error(CF_EINVAL, "cf_remote_worker_new: opts->claim_idle must be > 0");
     if (!o.queue || !*o.queue || strchr(o.queue, ' '))
@@ -389,6 +415,8 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
     w->retry.data = w;
     ev_timer_init(&w->confirm, rw_confirm_cb, 0, 0); /* set when started (cf__rw_post()) */
     w->confirm.data = w;
+    ev_timer_init(&w->give_up, rw_give_up_cb, 0, 0);
+    w->give_up.data = w;
     ev_timer_init(&w->tick, rw_tick_cb, o.claim_idle / 3, o.claim_idle / 3);
     w->tick.data = w;
     ev_timer_start(loop->ev, &w->tick);
@@ -421,6 +449,7 @@ void cf_remote_worker_drain(cf_remote_worker_t *w)
     CF_REQUIRE(w, "worker is NULL");
     w->draining = 1;
     cf__rw_confirm(w);
+    rw_give_up_arm(w);
     cf__rw_check_done(w);
 }
 
@@ -428,6 +457,17 @@ int cf_remote_worker_done(const cf_remote_worker_t *w)
 {
     CF_REQUIRE(w, "worker is NULL");
     return w->done;
+}
+
+size_t cf_remote_worker_unposted(const cf_remote_worker_t *w)
+{
+    size_t n = 0;
+
+    CF_REQUIRE(w, "worker is NULL");
+    if (w->gave_up)
+        for (const struct cf__list *l = w->unsent.next; l != &w->unsent; l = l->next)
+            n++;
+    return n + (w->gave_up ? w->nposted : 0);
 }
 
 int cf_remote_worker_stats(const cf_remote_worker_t *w, uint64_t *tasks_done, int *running)
@@ -471,6 +511,8 @@ void cf_remote_worker_free(cf_remote_worker_t *w)
         ev_timer_stop(w->loop->ev, &w->retry);
     if (ev_is_active(&w->confirm))
         ev_timer_stop(w->loop->ev, &w->confirm);
+    if (ev_is_active(&w->give_up))
+        ev_timer_stop(w->loop->ev, &w->give_up);
     free(w->queue);
     free(w->name);
     free(w->tasks_id);

@@ -56,11 +56,13 @@ struct cf_remote_worker {
     char claim_from[48]; /* where the next claim script call walks the pending entries from */
     int ready;
     int draining;
+    int gave_up; /* a drain waited opts.broker_timeout for an absent broker: unsent results stay unposted */
     int done;
     uint64_t tasks_done;
     uint64_t task_ns; /* moving average of a task's time from hand-over to result */
     ev_timer tick, retry, claim;
     ev_timer confirm; /* 0.1 s after a result is posted: confirm what is still unconfirmed */
+    ev_timer give_up; /* while draining without the broker: opts.broker_timeout */
     double backoff;
 };
 
@@ -79,7 +81,7 @@ void cf__rw_fetch(cf_remote_worker_t *w);
 void cf__rw_confirm(cf_remote_worker_t *w);
 /* The broker went away: posted results not yet confirmed are posted again after the reconnect. */
 void cf__rw_repost_all(cf_remote_worker_t *w);
-/* Mark the worker done once a drain has nothing left. */
+/* Mark the worker done once a drain has nothing left (or gave up on the broker). */
 void cf__rw_check_done(cf_remote_worker_t *w);
 /* The process-pool future's callback (removed again by cf_remote_worker_free()). */
 void cf__rw_task_done_cb(cf_future_t *f, int status, void *data);

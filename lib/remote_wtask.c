@@ -45,8 +45,8 @@ void cf__rw_task_free(struct wtask *t)
 
 void cf__rw_check_done(cf_remote_worker_t *w)
 {
-    if (w->draining && !w->nrunning && !w->reading && !w->claiming && cf__list_empty(&w->unsent) &&
-        cf__list_empty(&w->posted))
+    if (w->draining && !w->nrunning && !w->reading && !w->claiming &&
+        ((cf__list_empty(&w->unsent) && cf__list_empty(&w->posted)) || w->gave_up))
         w->done = 1;
 }
 

@@ -51,6 +51,7 @@ struct env {
     char url[64];
     const char *queue;
     int fds_before;
+    const char *worker_opt, *worker_val; /* one more cfworker option for the next worker_start() */
 };
 
 static int count_fds(void)
@@ -151,8 +152,12 @@ static pid_t worker_start(struct env *e, const char *lib, const char *queue, con
         dup2(null, 1);
         if (!getenv("CF_TEST_VERBOSE"))
             dup2(null, 2);
-        execl(CFWORKER, "cfworker", "--redis", e->url, "--queue", queue, "--tasks", lib, "--procs", p, "--name", name,
-              "--claim-idle", claim_idle, (char *)NULL);
+        {
+            char *argv[] = {"cfworker", "--redis", e->url,     "--queue",         (char *)queue,
+                            "--tasks",  (char *)lib, "--procs", p, "--name", (char *)name, "--claim-idle",
+                            (char *)claim_idle, (char *)e->worker_opt, (char *)e->worker_val, NULL};
+            execv(CFWORKER, argv);
+        }
         _exit(127);
     }
     e->workers[e->nworkers++] = pid;
@@ -777,6 +782,46 @@ static void test_drain_broker_gone(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/*
+ * A drain with a result it cannot post (the broker died while the task ran)
+ * waits --broker-timeout seconds for the broker, then exits with status 3,
+ * the task left pending there; without that bound it would wait for ever.
+ */
+static void test_drain_unposted_result(void **state)
+{
+    struct env *e = *state;
+    cf_executor_t *ex;
+    cf_future_t *f;
+    char who[64];
+    int st = -1;
+    pid_t w, got = 0;
+
+    e->worker_opt = "--broker-timeout";
+    e->worker_val = "0.5";
+    w = worker_start(e, TASKS_SO, "q14", "u1", 1, "30");
+    ex = client(e, "q14", 3);
+    assert_int_equal(submit_i64(ex, task("rt_sleep"), 1500, &f), 0);
+    assert_int_equal(holder(e, "q14", who, sizeof(who)), 0);
+    kill(w, SIGTERM); /* the drain is asked while the task runs, */
+    redis_stop(e, SIGKILL); /* then the broker goes */
+    for (int i = 0; i < 3000 && got == 0; i++) { /* up to 30 s */
+        got = waitpid(w, &st, WNOHANG);
+        if (got == 0)
+            nap();
+    }
+    if (got == 0) {
+        kill(w, SIGKILL);
+        waitpid(w, &st, 0);
+    }
+    for (int i = 0; i < e->nworkers; i++)
+        if (e->workers[i] == w)
+            e->workers[i] = 0;
+    assert_int_equal(got, w);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 3);
+    cf_future_unref(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -794,6 +839,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_idle_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_beyond_first_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_broker_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_unposted_result, setup, teardown),
     };
     if (!*REDIS_SERVER || access(REDIS_SERVER, X_OK) != 0) {
         printf("SKIP: redis-server not found\n");

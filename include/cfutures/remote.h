@@ -114,6 +114,10 @@ typedef struct cf_remote_worker_opts {
                                While tasks take 2 ms or more, 2 at most (one waiting behind
                                the running one), so a map's last chunks are not held here
                                while another worker is idle */
+    double broker_timeout;  /* a drain with results it cannot post (the broker is away) waits this
+                               many seconds for the broker, then gives up: done, those tasks left
+                               pending on the broker for another worker to run again
+                               (cf_remote_worker_unposted()); default 30; < 0: wait for ever */
 } cf_remote_worker_opts;
 
 /* Fill `o` with the defaults.  Any thread. */
@@ -130,8 +134,13 @@ CF_EXTERN int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts 
 /* Take no new task; finish the running ones, post their results, then be done.  Loop thread. */
 CF_EXTERN void cf_remote_worker_drain(cf_remote_worker_t *w);
 
-/* 1 once a drain finished (nothing running, nothing left to post), else 0. */
+/* 1 once a drain finished (nothing running, nothing left to post), else 0.
+ * A drain that gave up on an absent broker (opts.broker_timeout) is done
+ * too, with cf_remote_worker_unposted() > 0. */
 CF_EXTERN int cf_remote_worker_done(const cf_remote_worker_t *w);
+
+/* Results this worker could not post: nonzero only after a drain gave up on the broker. */
+CF_EXTERN size_t cf_remote_worker_unposted(const cf_remote_worker_t *w);
 
 /* Counters: tasks run to the end (any outcome) and tasks running now. */
 CF_EXTERN int cf_remote_worker_stats(const cf_remote_worker_t *w, uint64_t *tasks_done, int *running);
