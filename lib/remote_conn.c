@@ -104,6 +104,35 @@ static void rc_cleanup(void *p)
     redisLibevCleanup(p); /* frees the adapter's state */
 }
 
+/* The adapter's read event, noting when this connection last read. */
+static void rc_read_event(struct ev_loop *ev, ev_io *w, int revents)
+{
+    redisLibevEvents *e = w->data;
+    struct cf__rconn *c = e->context->data;
+
+    if (c)
+        c->last_rx = ev_now(ev);
+    redisLibevReadEvent(ev, w, revents);
+}
+
+/* Once a second: a connection that awaits replies and read nothing for CF__RCONN_STALL s is dropped. */
+static void rc_stall_cb(struct ev_loop *ev, ev_timer *t, int revents)
+{
+    struct cf__rconn *c = t->data;
+
+    (void)revents;
+    if (!c->ac || !c->ac->replies.head) {
+        c->last_rx = ev_now(ev); /* nothing awaited: the clock starts with the next command */
+        return;
+    }
+    if (ev_now(ev) - c->last_rx < CF__RCONN_STALL)
+        return;
+    cf__rconn_close(c); /* pending callbacks run with a NULL reply */
+    snprintf(c->err, sizeof(c->err), "the broker answered nothing for %.0f s", CF__RCONN_STALL);
+    if (c->on_down)
+        c->on_down(c, c->err);
+}
+
 /* The context is gone (hiredis frees it after this callback): report once. */
 static void rc_lost(struct cf__rconn *c, const char *why)
 {
@@ -171,11 +200,21 @@ int cf__rconn_open(struct cf__rconn *c)
         redisAsyncFree(ac);
         return CF_ENOMEM;
     }
+    ev_set_cb(&((redisLibevEvents *)ac->ev.data)->rev, rc_read_event);
     ac->ev.addRead = rc_add_read;
     ac->ev.delRead = rc_del_read;
     ac->ev.addWrite = rc_add_write;
     ac->ev.delWrite = rc_del_write;
     ac->ev.cleanup = rc_cleanup;
+    c->last_rx = ev_now(c->loop->ev);
+    if (ev_is_active(&c->stall)) { /* lost (not closed) before this open */
+        ev_ref(c->loop->ev);
+        ev_timer_stop(c->loop->ev, &c->stall);
+    }
+    ev_timer_init(&c->stall, rc_stall_cb, 1.0, 1.0);
+    c->stall.data = c;
+    ev_timer_start(c->loop->ev, &c->stall);
+    ev_unref(c->loop->ev);
     redisAsyncSetConnectCallback(ac, rc_connect_cb);
     redisAsyncSetDisconnectCallback(ac, rc_disconnect_cb);
     /* Queued now, sent first once connected. */
@@ -197,6 +236,10 @@ void cf__rconn_close(struct cf__rconn *c)
 {
     redisAsyncContext *ac = c->ac;
 
+    if (ev_is_active(&c->stall)) {
+        ev_ref(c->loop->ev);
+        ev_timer_stop(c->loop->ev, &c->stall);
+    }
     if (!ac)
         return;
     c->ac = NULL;

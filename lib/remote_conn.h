@@ -9,7 +9,9 @@
  * alive; outstanding tasks do (cf__loop_task_begin()).  On connect it sends
  * AUTH and SELECT from the URL before anything else (pipelined: Redis
  * answers in order).  A lost connection reports once through on_down; the
- * owner reconnects with cf__rconn_open() (with its own backoff).
+ * owner reconnects with cf__rconn_open() (with its own backoff).  A broker
+ * that stops answering (frozen, or a peer that accepts and says nothing)
+ * counts as lost after CF__RCONN_STALL seconds with replies awaited.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -43,7 +45,15 @@ struct cf__rconn {
     void (*on_down)(struct cf__rconn *c, const char *why);
     void *data;
     char err[128];        /* the latest connection error */
+    ev_timer stall;       /* every second while open: replies awaited and nothing read for
+                             CF__RCONN_STALL seconds drop the connection (a frozen broker) */
+    double last_rx;       /* loop time of the latest read, or of the open */
 };
+
+/* Seconds a connection may await a reply with nothing read before it is
+ * dropped as dead (hiredis 0.14 has no reply timeouts; every blocking read
+ * here blocks for 1 s at most, so a live broker answers far sooner). */
+#define CF__RCONN_STALL 10.0
 
 /* Start connecting; on_up or on_down follows.  0, or CF_ENOMEM. */
 int cf__rconn_open(struct cf__rconn *c);

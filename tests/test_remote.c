@@ -198,6 +198,8 @@ static int teardown(void **state)
     struct env *e = *state;
     int closed, fds, stray;
 
+    if (e->redis > 0)
+        kill(e->redis, SIGCONT); /* a test that froze it failed before it let it go */
     /* Processes first, so that nothing outlives a failed test. */
     for (int i = 0; i < e->nworkers; i++)
         if (e->workers[i] > 0)
@@ -822,6 +824,85 @@ static void test_drain_unposted_result(void **state)
     cf_future_unref(f);
 }
 
+/*
+ * The broker freezes (SIGSTOP: its connections stay open, nothing is
+ * answered).  The client's task fails after CF__RCONN_STALL + broker_timeout
+ * instead of waiting for ever; a worker asked to drain meanwhile exits; once
+ * the broker runs again the pool and the other worker carry on.
+ */
+static void test_broker_frozen(void **state)
+{
+    struct env *e = *state;
+    pid_t w1 = worker_start(e, TASKS_SO, "q15", "z1", 1, "30"), w2;
+    cf_remote_opts o;
+    cf_executor_t *ex;
+    cf_future_t *f;
+    int64_t v = 0;
+    int st = -1;
+    pid_t got = 0;
+
+    cf_remote_opts_init(&o);
+    o.url = e->url;
+    o.queue = "q15";
+    o.broker_timeout = 2;
+    e->queue = "q15";
+    e->worker_opt = "--broker-timeout";
+    e->worker_val = "1";
+    w2 = worker_start(e, TASKS_SO, "q15", "z2", 1, "30");
+    for (int i = 0, n = 0; n < 2; i++) { /* both workers read (a signal before z2's handler would kill it) */
+        redisReply *r = rcmd(e->port, "CLIENT LIST");
+        n = 0;
+        for (const char *p = r && r->type == REDIS_REPLY_STRING ? r->str : ""; (p = strstr(p, "cmd=xreadgroup")); p++)
+            n++;
+        freeReplyObject(r);
+        assert_true(i < 6000); /* 60 s */
+        if (n < 2)
+            nap();
+    }
+    assert_int_equal(cf_remote_pool_new(e->loop, &o, &e->pool), 0);
+    ex = cf_remote_pool_executor(e->pool);
+    assert_int_equal(submit_i64(ex, task("rt_square"), 3, &f), 0);
+    assert_int_equal(cf_future_wait(f, 60), 0);
+    assert_int_equal(cf_future_result_i64(f, &v), 0);
+    assert_int_equal(v, 9);
+    cf_future_unref(f);
+
+    kill(e->redis, SIGSTOP);
+    kill(w2, SIGTERM);
+    assert_int_equal(submit_i64(ex, task("rt_square"), 4, &f), 0);
+    assert_int_equal(cf_future_wait(f, 120), 0); /* about CF__RCONN_STALL + 2 s */
+    assert_int_equal(cf_future_status(f), -ENOTCONN);
+    print_message("    error: %s\n", cf_future_error(f));
+    assert_non_null(strstr(cf_future_error(f), "answered nothing"));
+    cf_future_unref(f);
+    for (int i = 0; i < 6000 && got == 0; i++) { /* up to 60 s */
+        got = waitpid(w2, &st, WNOHANG);
+        if (got == 0)
+            nap();
+    }
+    if (got == 0) {
+        kill(w2, SIGKILL);
+        waitpid(w2, &st, 0);
+    }
+    for (int i = 0; i < e->nworkers; i++)
+        if (e->workers[i] == w2)
+            e->workers[i] = 0;
+    assert_int_equal(got, w2);
+    if (!WIFEXITED(st))
+        print_message("    worker z2: status %#x\n", (unsigned)st);
+    assert_true(WIFEXITED(st));
+    /* 3 if the first task's result was still unconfirmed when the broker froze */
+    assert_true(WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 3);
+
+    kill(e->redis, SIGCONT);
+    assert_int_equal(submit_i64(ex, task("rt_square"), 5, &f), 0);
+    assert_int_equal(cf_future_wait(f, 60), 0);
+    assert_int_equal(cf_future_result_i64(f, &v), 0);
+    assert_int_equal(v, 25);
+    cf_future_unref(f);
+    assert_int_equal(WEXITSTATUS(worker_stop(e, w1, SIGTERM)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -840,6 +921,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_beyond_first_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_broker_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_unposted_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_frozen, setup, teardown),
     };
     if (!*REDIS_SERVER || access(REDIS_SERVER, X_OK) != 0) {
         printf("SKIP: redis-server not found\n");
