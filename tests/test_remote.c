@@ -177,6 +177,26 @@ static int worker_stop(struct env *e, pid_t pid, int sig)
     return st;
 }
 
+/* Wait up to `secs` for worker `w` to exit on its own (else SIGKILL it); returns
+ * what waitpid() returned (w, or 0 if it had to be killed) and its status in *st. */
+static pid_t worker_reap(struct env *e, pid_t w, int secs, int *st)
+{
+    pid_t got = 0;
+    for (int i = 0; i < secs * 100 && got == 0; i++) {
+        got = waitpid(w, st, WNOHANG);
+        if (got == 0)
+            nap();
+    }
+    if (got == 0) {
+        kill(w, SIGKILL);
+        waitpid(w, st, 0);
+    }
+    for (int i = 0; i < e->nworkers; i++)
+        if (e->workers[i] == w)
+            e->workers[i] = 0;
+    return got;
+}
+
 static int stray_keys(struct env *e, const char *queue);
 
 static int setup(void **state)
@@ -767,18 +787,7 @@ static void test_drain_broker_gone(void **state)
     kill(w, SIGTERM);
     redis_stop(e, SIGKILL);
     kill(w, SIGCONT);
-    for (int i = 0; i < 2000 && got == 0; i++) { /* up to 20 s */
-        got = waitpid(w, &st, WNOHANG);
-        if (got == 0)
-            nap();
-    }
-    if (got == 0) {
-        kill(w, SIGKILL);
-        waitpid(w, &st, 0);
-    }
-    for (int i = 0; i < e->nworkers; i++)
-        if (e->workers[i] == w)
-            e->workers[i] = 0;
+    got = worker_reap(e, w, 20, &st);
     assert_int_equal(got, w);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
@@ -806,18 +815,7 @@ static void test_drain_unposted_result(void **state)
     assert_int_equal(holder(e, "q14", who, sizeof(who)), 0);
     kill(w, SIGTERM); /* the drain is asked while the task runs, */
     redis_stop(e, SIGKILL); /* then the broker goes */
-    for (int i = 0; i < 3000 && got == 0; i++) { /* up to 30 s */
-        got = waitpid(w, &st, WNOHANG);
-        if (got == 0)
-            nap();
-    }
-    if (got == 0) {
-        kill(w, SIGKILL);
-        waitpid(w, &st, 0);
-    }
-    for (int i = 0; i < e->nworkers; i++)
-        if (e->workers[i] == w)
-            e->workers[i] = 0;
+    got = worker_reap(e, w, 30, &st);
     assert_int_equal(got, w);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 3);
@@ -875,18 +873,7 @@ static void test_broker_frozen(void **state)
     print_message("    error: %s\n", cf_future_error(f));
     assert_non_null(strstr(cf_future_error(f), "answered nothing"));
     cf_future_unref(f);
-    for (int i = 0; i < 6000 && got == 0; i++) { /* up to 60 s */
-        got = waitpid(w2, &st, WNOHANG);
-        if (got == 0)
-            nap();
-    }
-    if (got == 0) {
-        kill(w2, SIGKILL);
-        waitpid(w2, &st, 0);
-    }
-    for (int i = 0; i < e->nworkers; i++)
-        if (e->workers[i] == w2)
-            e->workers[i] = 0;
+    got = worker_reap(e, w2, 60, &st);
     assert_int_equal(got, w2);
     if (!WIFEXITED(st))
         print_message("    worker z2: status %#x\n", (unsigned)st);
