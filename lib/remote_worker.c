@@ -70,6 +70,7 @@ static void rw_down(cf_remote_worker_t *w)
     cf__rconn_close(&w->cmd);
     cf__rconn_close(&w->rd);
     cf__rw_repost_all(w); /* not confirmed: maybe lost with the connection */
+    memset(w->expiry, 0, sizeof(w->expiry)); /* the broker may come back without them: EXPIRE again */
     if (ev_is_active(&w->confirm))
         ev_timer_stop(w->loop->ev, &w->confirm);
     if (!ev_is_active(&w->retry)) {

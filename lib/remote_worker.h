@@ -37,6 +37,12 @@ struct wtask {
     int ended; /* its process slot is given back (w.nrunning) */
 };
 
+#define RW_EXPIRY_SLOTS 64
+struct cf__rw_expiry {
+    uint64_t hash; /* of a result stream's key */
+    double at;     /* loop time of its latest EXPIRE */
+};
+
 struct cf_remote_worker {
     cf_loop_t *loop;
     cf_remote_worker_opts opts;
@@ -60,6 +66,7 @@ struct cf_remote_worker {
     int done;
     uint64_t tasks_done;
     uint64_t task_ns; /* moving average of a task's time from hand-over to result */
+    struct cf__rw_expiry expiry[RW_EXPIRY_SLOTS]; /* result streams EXPIREd lately (remote_wtask.c) */
     ev_timer tick, retry, claim;
     ev_timer confirm; /* 0.1 s after a result is posted: confirm what is still unconfirmed */
     ev_timer give_up; /* while draining without the broker: opts.broker_timeout */

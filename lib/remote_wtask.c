@@ -124,6 +124,27 @@ void cf__rw_repost_all(cf_remote_worker_t *w)
 }
 
 /*
+ * A result stream expires a day after its latest EXPIRE (the client deletes
+ * it when freed); one EXPIRE a minute per stream is plenty, remembered in a
+ * small table by the key's hash (a collision only sends one more EXPIRE).
+ */
+static int rkey_expire_due(cf_remote_worker_t *w, const char *rkey)
+{
+    uint64_t h = 1469598103934665603ull;
+    double now = ev_now(w->loop->ev);
+    struct cf__rw_expiry *x;
+
+    for (const char *p = rkey; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    x = &w->expiry[h % RW_EXPIRY_SLOTS];
+    if (x->hash == h && now - x->at < 60)
+        return 0;
+    x->hash = h;
+    x->at = now;
+    return 1;
+}
+
+/*
  * Post t's result, ack and delete its entry and its history, in order on
  * cmd, with no replies asked for (cf__rconn_cmdf_noreply()): the worker does
  * not wake up for them.  The result stays in w->posted until a later reply
@@ -143,7 +164,7 @@ void cf__rw_post(struct wtask *t)
     snprintf(rkey, sizeof(rkey), "%s:r:%s", w->queue, t->client);
     snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", w->queue, t->client, t->id);
     if (cf__rconn_cmdf_noreply(&w->cmd, "XADD %s * i %s o %b w %s", rkey, t->id, t->result, t->rlen, w->ident) != 0 ||
-        cf__rconn_cmdf_noreply(&w->cmd, "EXPIRE %s 86400", rkey) != 0 ||
+        (rkey_expire_due(w, rkey) && cf__rconn_cmdf_noreply(&w->cmd, "EXPIRE %s 86400", rkey) != 0) ||
         cf__rconn_cmdf_noreply(&w->cmd, "XACK %s " RW_GROUP " %s", w->queue, t->entry) != 0 ||
         cf__rconn_cmdf_noreply(&w->cmd, "XDEL %s %s", w->queue, t->entry) != 0 ||
         cf__rconn_cmdf_noreply(&w->cmd, "DEL %s", hkey) != 0) {
@@ -417,11 +438,16 @@ void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, unsigned deliveries
     h->deliveries = deliveries;
     snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", w->queue, t->client, t->id);
     if (deliveries <= 1) {
-        /* A first delivery (XREADGROUP >) cannot be over the limit: record it
-         * and start at once, without waiting for the broker's answer. */
-        cf__rconn_cmdf_noreply(&w->cmd, "RPUSH %s %s", hkey, w->ident);
-        cf__rconn_cmdf_noreply(&w->cmd, "EXPIRE %s 86400", hkey);
+        /* A first delivery (XREADGROUP >) cannot be over the limit: start it
+         * at once, then record it (behind the hand-over to the process, in
+         * front of its result on cmd), without waiting for the broker's
+         * answer.  A task that ended in rw_start() (unknown name) has
+         * posted its result already: no record to leave behind. */
         rw_start(t, h->inner, h->item);
+        if (t->started) {
+            cf__rconn_cmdf_noreply(&w->cmd, "RPUSH %s %s", hkey, w->ident);
+            cf__rconn_cmdf_noreply(&w->cmd, "EXPIRE %s 86400", hkey);
+        }
         free(h->inner);
         free(h->item);
         free(h);
