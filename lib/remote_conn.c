@@ -115,6 +115,14 @@ static void rc_read_event(struct ev_loop *ev, ev_io *w, int revents)
     redisLibevReadEvent(ev, w, revents);
 }
 
+static void rc_stall_stop(struct cf__rconn *c)
+{
+    if (ev_is_active(&c->stall)) {
+        ev_ref(c->loop->ev);
+        ev_timer_stop(c->loop->ev, &c->stall);
+    }
+}
+
 /* Once a second: a connection that awaits replies and read nothing for CF__RCONN_STALL s is dropped. */
 static void rc_stall_cb(struct ev_loop *ev, ev_timer *t, int revents)
 {
@@ -207,10 +215,7 @@ int cf__rconn_open(struct cf__rconn *c)
     ac->ev.delWrite = rc_del_write;
     ac->ev.cleanup = rc_cleanup;
     c->last_rx = ev_now(c->loop->ev);
-    if (ev_is_active(&c->stall)) { /* lost (not closed) before this open */
-        ev_ref(c->loop->ev);
-        ev_timer_stop(c->loop->ev, &c->stall);
-    }
+    rc_stall_stop(c); /* lost (not closed) before this open */
     ev_timer_init(&c->stall, rc_stall_cb, 1.0, 1.0);
     c->stall.data = c;
     ev_timer_start(c->loop->ev, &c->stall);
@@ -236,10 +241,7 @@ void cf__rconn_close(struct cf__rconn *c)
 {
     redisAsyncContext *ac = c->ac;
 
-    if (ev_is_active(&c->stall)) {
-        ev_ref(c->loop->ev);
-        ev_timer_stop(c->loop->ev, &c->stall);
-    }
+    rc_stall_stop(c);
     if (!ac)
         return;
     c->ac = NULL;

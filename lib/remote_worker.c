@@ -465,10 +465,11 @@ size_t cf_remote_worker_unposted(const cf_remote_worker_t *w)
     size_t n = 0;
 
     CF_REQUIRE(w, "worker is NULL");
+    /* Giving up needs the broker away, so the posted results were moved to unsent (rw_down()). */
     if (w->gave_up)
         for (const struct cf__list *l = w->unsent.next; l != &w->unsent; l = l->next)
             n++;
-    return n + (w->gave_up ? w->nposted : 0);
+    return n;
 }
 
 int cf_remote_worker_stats(const cf_remote_worker_t *w, uint64_t *tasks_done, int *running)
