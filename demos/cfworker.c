@@ -27,7 +27,7 @@
 #include <string.h>
 
 static cf_remote_worker_t *worker;
-static ev_timer poll_done;
+static ev_timer poll_done, broker_watch;
 
 static void usage(FILE *f)
 {
@@ -90,6 +90,24 @@ static void on_poll(struct ev_loop *ev, ev_timer *t, int revents)
     (void)revents;
     if (cf_remote_worker_done(worker))
         ev_break(ev, EVBREAK_ALL);
+}
+
+/* Once a second: say when the broker cannot be reached or refuses this worker, and when it is back. */
+static void on_broker_watch(struct ev_loop *ev, ev_timer *t, int revents)
+{
+    static char said[256];
+    const char *why = cf_remote_worker_broker_error(worker);
+
+    (void)ev;
+    (void)t;
+    (void)revents;
+    if (why && strcmp(why, "connecting") != 0 && strcmp(why, said) != 0) {
+        fprintf(stderr, "cfworker: no broker: %s (retrying)\n", why);
+        snprintf(said, sizeof(said), "%s", why);
+    } else if (!why && said[0]) {
+        fprintf(stderr, "cfworker: connected to the broker again\n");
+        said[0] = 0;
+    }
 }
 
 int main(int argc, char **argv)
@@ -176,9 +194,12 @@ int main(int argc, char **argv)
     ev_signal_start(ev, &sterm);
     ev_signal_start(ev, &sint);
     ev_timer_init(&poll_done, on_poll, 0, 0.05);
+    ev_timer_init(&broker_watch, on_broker_watch, 1, 1);
+    ev_timer_start(ev, &broker_watch);
     fprintf(stderr, "cfworker: %s on %s, tasks %s\n", o.name ? o.name : "worker", o.queue, tasks_id);
     ev_run(ev, 0);
     ev_timer_stop(ev, &poll_done);
+    ev_timer_stop(ev, &broker_watch);
     ev_signal_stop(ev, &sterm);
     ev_signal_stop(ev, &sint);
     unposted = cf_remote_worker_unposted(worker);

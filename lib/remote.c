@@ -264,6 +264,14 @@ int cf_remote_pool_connected(const cf_remote_pool_t *pool)
     return pool->ready;
 }
 
+const char *cf_remote_pool_broker_error(const cf_remote_pool_t *pool)
+{
+    CF_REQUIRE(pool, "pool is NULL");
+    if (pool->ready)
+        return NULL;
+    return pool->why[0] ? pool->why : "connecting";
+}
+
 int cf_remote_pool_stats(cf_remote_pool_t *pool, cf_pool_stats *out)
 {
     if (!pool || !out)

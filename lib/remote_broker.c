@@ -170,13 +170,20 @@ static void rp_fail_all(cf_remote_pool_t *pool, int err, const char *why)
 
 static void rp_down(cf_remote_pool_t *pool, const char *why);
 
+/* Open both connections (conn_up() follows), or go down again with the reason. */
+static void rp_open(cf_remote_pool_t *pool)
+{
+    if (cf__rconn_open(&pool->cmd) != 0)
+        rp_down(pool, pool->cmd.err);
+    else if (cf__rconn_open(&pool->rd) != 0)
+        rp_down(pool, pool->rd.err);
+}
+
 static void retry_cb(struct ev_loop *ev, ev_timer *tm, int revents)
 {
-    cf_remote_pool_t *pool = tm->data;
     (void)ev;
     (void)revents;
-    if (cf__rconn_open(&pool->cmd) != 0 || cf__rconn_open(&pool->rd) != 0)
-        rp_down(pool, pool->cmd.err[0] ? pool->cmd.err : pool->rd.err);
+    rp_open(tm->data);
 }
 
 static void dead_cb(struct ev_loop *ev, ev_timer *tm, int revents)
@@ -186,7 +193,7 @@ static void dead_cb(struct ev_loop *ev, ev_timer *tm, int revents)
     (void)ev;
     (void)revents;
     msg = cf__printf_alloc("remote executor: no connection to the broker at %s:%d for %.1f s (%s)", pool->url.host,
-                           pool->url.port, pool->opts.broker_timeout, pool->cmd.err[0] ? pool->cmd.err : pool->rd.err);
+                           pool->url.port, pool->opts.broker_timeout, pool->why[0] ? pool->why : "connection lost");
     rp_fail_all(pool, -ENOTCONN, msg);
     free(msg);
 }
@@ -194,7 +201,8 @@ static void dead_cb(struct ev_loop *ev, ev_timer *tm, int revents)
 /* One of the connections failed: drop both, try again later. */
 static void rp_down(cf_remote_pool_t *pool, const char *why)
 {
-    (void)why;
+    if (why && *why && why != pool->why)
+        snprintf(pool->why, sizeof(pool->why), "%s", why);
     pool->ready = 0;
     pool->reading = 0;
     cf__rconn_close(&pool->cmd);
@@ -241,10 +249,13 @@ static void known_cb(redisAsyncContext *ac, void *r, void *priv)
     if (!reply || pool->freeing)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
-        rp_down(pool, reply->str);
+        char why[192];
+        snprintf(why, sizeof(why), "the broker refused SET of %.40s: %.120s", pool->ckey, reply->str);
+        rp_down(pool, why);
         return;
     }
     pool->ready = 1;
+    pool->why[0] = 0;
     pool->down = 0;
     pool->backoff = 0.05;
     stop_timer(pool, &pool->dead);
@@ -405,7 +416,9 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
     if (!reply || pool->freeing)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
-        rp_down(pool, reply->str);
+        char why[192];
+        snprintf(why, sizeof(why), "the broker refused XREAD of %.40s: %.120s", pool->rkey, reply->str);
+        rp_down(pool, why);
         return;
     }
     del[nd] = "XDEL", dlen[nd++] = 4;
@@ -513,8 +526,7 @@ void cf__rp_connect(cf_remote_pool_t *pool)
         c->on_down = conn_down;
         c->data = pool;
     }
-    if (cf__rconn_open(&pool->cmd) != 0 || cf__rconn_open(&pool->rd) != 0)
-        rp_down(pool, pool->cmd.err);
+    rp_open(pool);
 }
 
 void cf__rp_stop_timers(cf_remote_pool_t *pool)

@@ -60,6 +60,7 @@ struct cf_remote_pool {
     double backoff;
     ev_timer dead;    /* broker_timeout after going down */
     int down;
+    char why[192];    /* why the broker was lost last (the broker's refusal, a connection error) */
     uint64_t connects;
 };
 

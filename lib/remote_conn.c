@@ -177,6 +177,26 @@ static void rc_disconnect_cb(const redisAsyncContext *ac, int status)
         rc_lost(c, ac->err ? ac->errstr : "connection closed by the broker");
 }
 
+/*
+ * AUTH and SELECT from the URL answered: a refusal (a wrong password, a
+ * database the broker does not have) drops the connection with the
+ * broker's words as the reason; the owner retries with its backoff and
+ * reports the reason (cf_remote_pool_broker_error(), the client's
+ * broker_timeout message, cf_remote_worker_broker_error()).
+ */
+static void rc_setup_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct cf__rconn *c = ac->data;
+    redisReply *reply = r;
+
+    if (!c || !reply || reply->type != REDIS_REPLY_ERROR)
+        return;
+    cf__rconn_close(c); /* from a reply callback: hiredis frees the context once it returns */
+    snprintf(c->err, sizeof(c->err), "the broker refused %s: %.150s", (const char *)priv, reply->str);
+    if (c->on_down)
+        c->on_down(c, c->err);
+}
+
 static void rc_skip_probe_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     struct cf__rconn *c = priv;
@@ -225,12 +245,12 @@ int cf__rconn_open(struct cf__rconn *c)
     /* Queued now, sent first once connected. */
     if (c->url->pass[0]) {
         if (c->url->user[0])
-            redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", c->url->user, c->url->pass);
+            redisAsyncCommand(ac, rc_setup_cb, (void *)"AUTH", "AUTH %s %s", c->url->user, c->url->pass);
         else
-            redisAsyncCommand(ac, NULL, NULL, "AUTH %s", c->url->pass);
+            redisAsyncCommand(ac, rc_setup_cb, (void *)"AUTH", "AUTH %s", c->url->pass);
     }
     if (c->url->db)
-        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", c->url->db);
+        redisAsyncCommand(ac, rc_setup_cb, (void *)"SELECT", "SELECT %d", c->url->db);
     /* Does the broker take CLIENT REPLY (Redis >= 3.2, and the ACL allows it)? */
     c->skip = 0;
     redisAsyncCommand(ac, rc_skip_probe_cb, c, "CLIENT REPLY ON");

@@ -44,7 +44,7 @@ struct cf__rconn {
     void (*on_up)(struct cf__rconn *c);
     void (*on_down)(struct cf__rconn *c, const char *why);
     void *data;
-    char err[128];        /* the latest connection error */
+    char err[192];        /* the latest connection error */
     ev_timer stall;       /* every second while open: replies awaited and nothing read for
                              CF__RCONN_STALL seconds drop the connection (a frozen broker) */
     double last_rx;       /* loop time of the latest read, or of the open */

@@ -62,8 +62,10 @@ static void rw_give_up_cb(struct ev_loop *ev, ev_timer *tm, int revents)
     cf__rw_check_done(w);
 }
 
-static void rw_down(cf_remote_worker_t *w)
+static void rw_down(cf_remote_worker_t *w, const char *why)
 {
+    if (why && *why && why != w->why)
+        snprintf(w->why, sizeof(w->why), "%s", why);
     w->ready = 0;
     w->reading = 0;
     w->claiming = 0;
@@ -84,8 +86,24 @@ static void rw_down(cf_remote_worker_t *w)
 
 static void rw_conn_down(struct cf__rconn *c, const char *why)
 {
-    (void)why;
-    rw_down(c->data);
+    rw_down(c->data, why);
+}
+
+void cf__rw_refused(cf_remote_worker_t *w, const char *what, const char *err)
+{
+    char why[sizeof(w->why)];
+
+    snprintf(why, sizeof(why), "the broker refused %.48s: %.120s", what, err);
+    rw_down(w, why);
+}
+
+/* Open both connections (rw_conn_up() follows), or go down again with the reason. */
+static void rw_open(cf_remote_worker_t *w)
+{
+    if (cf__rconn_open(&w->cmd) != 0)
+        rw_down(w, w->cmd.err);
+    else if (cf__rconn_open(&w->rd) != 0)
+        rw_down(w, w->rd.err);
 }
 
 static void rw_confirm_cb(struct ev_loop *ev, ev_timer *tm, int revents)
@@ -97,11 +115,9 @@ static void rw_confirm_cb(struct ev_loop *ev, ev_timer *tm, int revents)
 
 static void rw_retry_cb(struct ev_loop *ev, ev_timer *tm, int revents)
 {
-    cf_remote_worker_t *w = tm->data;
     (void)ev;
     (void)revents;
-    if (cf__rconn_open(&w->cmd) != 0 || cf__rconn_open(&w->rd) != 0)
-        rw_down(w);
+    rw_open(tm->data);
 }
 
 static void group_cb(redisAsyncContext *ac, void *r, void *priv)
@@ -112,7 +128,15 @@ static void group_cb(redisAsyncContext *ac, void *r, void *priv)
     (void)ac;
     if (!reply)
         return;
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) != 0) {
+        /* Not a stream (another program's key?), or no permission: nothing to read from. */
+        char what[300];
+        snprintf(what, sizeof(what), "XGROUP CREATE on queue '%.24s'", w->queue);
+        cf__rw_refused(w, what, reply->str);
+        return;
+    }
     w->ready = 1;
+    w->why[0] = 0;
     w->backoff = 0.05;
     w->gave_up = 0; /* back in time after all: everything is posted */
     if (ev_is_active(&w->give_up))
@@ -432,8 +456,7 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
         c->on_down = rw_conn_down;
         c->data = w;
     }
-    if (cf__rconn_open(&w->cmd) != 0 || cf__rconn_open(&w->rd) != 0)
-        rw_down(w);
+    rw_open(w);
     *out = w;
     return 0;
 fail:
@@ -458,6 +481,14 @@ int cf_remote_worker_done(const cf_remote_worker_t *w)
 {
     CF_REQUIRE(w, "worker is NULL");
     return w->done;
+}
+
+const char *cf_remote_worker_broker_error(const cf_remote_worker_t *w)
+{
+    CF_REQUIRE(w, "worker is NULL");
+    if (w->ready)
+        return NULL;
+    return w->why[0] ? w->why : "connecting";
 }
 
 size_t cf_remote_worker_unposted(const cf_remote_worker_t *w)

@@ -71,6 +71,7 @@ struct cf_remote_worker {
     ev_timer confirm; /* 0.1 s after a result is posted: confirm what is still unconfirmed */
     ev_timer give_up; /* while draining without the broker: opts.broker_timeout */
     double backoff;
+    char why[192]; /* why the broker was lost last (the broker's refusal, a connection error) */
 };
 
 /* remote_wtask.c: a task's life on this worker. */
@@ -94,6 +95,9 @@ void cf__rw_check_done(cf_remote_worker_t *w);
 void cf__rw_task_done_cb(cf_future_t *f, int status, void *data);
 void cf__rw_task_free(struct wtask *t);
 
+/* remote_worker.c: the broker refused a command the worker cannot go on without
+ * (`what`, its reply `err`): drop both connections, say why, retry with backoff. */
+void cf__rw_refused(cf_remote_worker_t *w, const char *what, const char *err);
 /* remote_worker.c: heartbeat at least every claim_idle/3 s from now on. */
 void cf__rw_beat_period(cf_remote_worker_t *w, double claim_idle);
 

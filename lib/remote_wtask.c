@@ -469,8 +469,16 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
     if (!reply)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
-        if (strncmp(reply->str, "NOGROUP", 7) == 0) /* the broker lost its data */
+        if (strncmp(reply->str, "NOGROUP", 7) == 0) { /* the broker lost its data */
             cf__rconn_cmdf(&w->cmd, NULL, NULL, "XGROUP CREATE %s " RW_GROUP " 0 MKSTREAM", w->queue);
+        } else {
+            /* Reading again at once would only be refused again, as fast as
+             * the broker answers: go down, say why, retry with backoff. */
+            char what[300];
+            snprintf(what, sizeof(what), "XREADGROUP on queue '%.24s'", w->queue);
+            cf__rw_refused(w, what, reply->str);
+            return;
+        }
     } else if (reply->type == REDIS_REPLY_ARRAY) {
         for (size_t s = 0; s < reply->elements; s++) {
             const redisReply *entries = reply->element[s]->element[1];

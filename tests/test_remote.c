@@ -890,6 +890,77 @@ static void test_broker_frozen(void **state)
     assert_int_equal(WEXITSTATUS(worker_stop(e, w1, SIGTERM)), 0);
 }
 
+/*
+ * The broker refuses: a database it does not have, a password it does not
+ * take, a queue key that is not a stream.  A client's tasks fail after
+ * broker_timeout with the broker's words, and cf_remote_pool_broker_error()
+ * has them meanwhile; a worker says why (cf_remote_worker_broker_error())
+ * and retries with backoff: it does not ask again as fast as the broker
+ * answers.
+ */
+static void test_broker_refuses(void **state)
+{
+    struct env *e = *state;
+    static const struct {
+        const char *cred, *db, *want;
+    } cases[] = {
+        {"", "/99", "refused SELECT: ERR DB index is out of range"},
+        {":nopass@", "", "refused AUTH: "},
+    };
+    cf_remote_worker_opts wo;
+    cf_remote_worker_t *w;
+    redisReply *r;
+    const char *why, *calls;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char url[96];
+        cf_remote_opts o;
+        cf_remote_pool_t *pool;
+        cf_future_t *f;
+
+        snprintf(url, sizeof(url), "redis://%s127.0.0.1:%d%s", cases[i].cred, e->port, cases[i].db);
+        cf_remote_opts_init(&o);
+        o.url = url;
+        o.queue = "q10";
+        o.broker_timeout = 1;
+        assert_int_equal(cf_remote_pool_new(e->loop, &o, &pool), 0);
+        assert_int_equal(submit_i64(cf_remote_pool_executor(pool), task("rt_square"), 3, &f), 0);
+        assert_int_equal(cf_future_wait(f, 60), 0);
+        assert_int_equal(cf_future_status(f), -ENOTCONN);
+        print_message("    error: %s\n", cf_future_error(f));
+        assert_non_null(strstr(cf_future_error(f), cases[i].want));
+        assert_non_null(cf_remote_pool_broker_error(pool));
+        assert_non_null(strstr(cf_remote_pool_broker_error(pool), cases[i].want));
+        assert_int_equal(cf_remote_pool_connected(pool), 0);
+        cf_future_unref(f);
+        cf_remote_pool_free(pool);
+    }
+
+    freeReplyObject(rcmd(e->port, "SET q10s notastream"));
+    freeReplyObject(rcmd(e->port, "CONFIG RESETSTAT"));
+    cf_remote_worker_opts_init(&wo);
+    wo.url = e->url;
+    wo.queue = "q10s";
+    wo.procs = 1;
+    assert_int_equal(cf_remote_worker_new(e->loop, &wo, &w), 0);
+    for (int i = 0; i < 150; i++) {
+        ev_run(e->ev, EVRUN_NOWAIT);
+        nap();
+    }
+    why = cf_remote_worker_broker_error(w);
+    print_message("    worker: %s\n", why ? why : "(connected)");
+    assert_non_null(why);
+    assert_non_null(strstr(why, "WRONGTYPE"));
+    r = rcmd(e->port, "INFO commandstats");
+    assert_non_null(r);
+    calls = strstr(r->str, "cmdstat_xreadgroup:calls=");
+    print_message("    XREADGROUP calls: %s\n", calls ? calls + 25 : "0");
+    assert_true(!calls || atol(calls + 25) < 20); /* refused at most once per retry, not in a loop */
+    freeReplyObject(r);
+    cf_remote_worker_free(w);
+    freeReplyObject(rcmd(e->port, "DEL q10s"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -909,11 +980,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drain_broker_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_unposted_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_frozen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_refuses, setup, teardown),
     };
     if (!*REDIS_SERVER || access(REDIS_SERVER, X_OK) != 0) {
         printf("SKIP: redis-server not found\n");
         return 77;
     }
     signal(SIGPIPE, SIG_IGN);
+    if (getenv("CF_TEST_FILTER")) /* one test (or a glob of them) while working on it */
+        cmocka_set_test_filter(getenv("CF_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

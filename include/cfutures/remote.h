@@ -94,6 +94,12 @@ CF_EXTERN int cf_remote_pool_stats(cf_remote_pool_t *pool, cf_pool_stats *out);
 /* 1 while both connections to the broker are up, else 0. */
 CF_EXTERN int cf_remote_pool_connected(const cf_remote_pool_t *pool);
 
+/* While not connected: why ("connecting", a connection error, or the
+ * broker's refusal: a wrong password, a database it does not have, a
+ * queue key that is not a stream); NULL while connected.  Valid until the
+ * next loop iteration.  Loop thread. */
+CF_EXTERN const char *cf_remote_pool_broker_error(const cf_remote_pool_t *pool);
+
 /* ------------------------------------------------------------------ worker */
 
 typedef struct cf_remote_worker cf_remote_worker_t;
@@ -138,6 +144,10 @@ CF_EXTERN void cf_remote_worker_drain(cf_remote_worker_t *w);
  * A drain that gave up on an absent broker (opts.broker_timeout) is done
  * too, with cf_remote_worker_unposted() > 0. */
 CF_EXTERN int cf_remote_worker_done(const cf_remote_worker_t *w);
+
+/* While not connected to the broker: why, as cf_remote_pool_broker_error()
+ * (the worker retries with backoff meanwhile); NULL while connected. */
+CF_EXTERN const char *cf_remote_worker_broker_error(const cf_remote_worker_t *w);
 
 /* Results this worker could not post: nonzero only after a drain gave up on the broker. */
 CF_EXTERN size_t cf_remote_worker_unposted(const cf_remote_worker_t *w);
