@@ -173,10 +173,10 @@ static void rp_down(cf_remote_pool_t *pool, const char *why);
 /* Open both connections (conn_up() follows), or go down again with the reason. */
 static void rp_open(cf_remote_pool_t *pool)
 {
-    if (cf__rconn_open(&pool->cmd) != 0)
-        rp_down(pool, pool->cmd.err);
-    else if (cf__rconn_open(&pool->rd) != 0)
-        rp_down(pool, pool->rd.err);
+    const char *why = cf__rconn_open_both(&pool->cmd, &pool->rd);
+
+    if (why)
+        rp_down(pool, why);
 }
 
 static void retry_cb(struct ev_loop *ev, ev_timer *tm, int revents)
@@ -201,7 +201,7 @@ static void dead_cb(struct ev_loop *ev, ev_timer *tm, int revents)
 /* One of the connections failed: drop both, try again later. */
 static void rp_down(cf_remote_pool_t *pool, const char *why)
 {
-    if (why && *why && why != pool->why)
+    if (why && *why)
         snprintf(pool->why, sizeof(pool->why), "%s", why);
     pool->ready = 0;
     pool->reading = 0;
@@ -249,8 +249,8 @@ static void known_cb(redisAsyncContext *ac, void *r, void *priv)
     if (!reply || pool->freeing)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
-        char why[192];
-        snprintf(why, sizeof(why), "the broker refused SET of %.40s: %.120s", pool->ckey, reply->str);
+        char why[sizeof(pool->why)];
+        cf__rconn_refusal(why, sizeof(why), "SET of the client key", reply->str);
         rp_down(pool, why);
         return;
     }
@@ -416,8 +416,8 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
     if (!reply || pool->freeing)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
-        char why[192];
-        snprintf(why, sizeof(why), "the broker refused XREAD of %.40s: %.120s", pool->rkey, reply->str);
+        char why[sizeof(pool->why)];
+        cf__rconn_refusal(why, sizeof(why), "XREAD of the result stream", reply->str);
         rp_down(pool, why);
         return;
     }

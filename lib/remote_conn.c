@@ -192,7 +192,7 @@ static void rc_setup_cb(redisAsyncContext *ac, void *r, void *priv)
     if (!c || !reply || reply->type != REDIS_REPLY_ERROR)
         return;
     cf__rconn_close(c); /* from a reply callback: hiredis frees the context once it returns */
-    snprintf(c->err, sizeof(c->err), "the broker refused %s: %.150s", (const char *)priv, reply->str);
+    cf__rconn_refusal(c->err, sizeof(c->err), priv, reply->str);
     if (c->on_down)
         c->on_down(c, c->err);
 }
@@ -255,6 +255,20 @@ int cf__rconn_open(struct cf__rconn *c)
     c->skip = 0;
     redisAsyncCommand(ac, rc_skip_probe_cb, c, "CLIENT REPLY ON");
     return 0;
+}
+
+const char *cf__rconn_open_both(struct cf__rconn *a, struct cf__rconn *b)
+{
+    if (cf__rconn_open(a) != 0)
+        return a->err;
+    if (cf__rconn_open(b) != 0)
+        return b->err;
+    return NULL;
+}
+
+void cf__rconn_refusal(char *why, size_t cap, const char *what, const char *err)
+{
+    snprintf(why, cap, "the broker refused %.50s: %.120s", what, err); /* fits the 192 bytes of err/why */
 }
 
 void cf__rconn_close(struct cf__rconn *c)

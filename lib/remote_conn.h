@@ -73,6 +73,11 @@ int cf__rconn_cmdf_noreply(struct cf__rconn *c, const char *fmt, ...);
 /* The same with binary-safe arguments, as cf__rconn_cmd(). */
 int cf__rconn_cmd_noreply(struct cf__rconn *c, int argc, const char **argv, const size_t *lens);
 
+/* Open `a`, then `b` (on_up follows for each): NULL, or the error of the one that could not start. */
+const char *cf__rconn_open_both(struct cf__rconn *a, struct cf__rconn *b);
+/* "the broker refused WHAT: ERR" into why[cap]: the reason a refusal gives for going down. */
+void cf__rconn_refusal(char *why, size_t cap, const char *what, const char *err);
+
 /* Write what is queued now, not at the loop's next turn (for a command on
  * the critical path; it spares the loop watching for writability).  A write
  * error reports through on_down before this returns.  Called from one of

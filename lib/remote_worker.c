@@ -64,7 +64,7 @@ static void rw_give_up_cb(struct ev_loop *ev, ev_timer *tm, int revents)
 
 static void rw_down(cf_remote_worker_t *w, const char *why)
 {
-    if (why && *why && why != w->why)
+    if (why && *why)
         snprintf(w->why, sizeof(w->why), "%s", why);
     w->ready = 0;
     w->reading = 0;
@@ -89,21 +89,22 @@ static void rw_conn_down(struct cf__rconn *c, const char *why)
     rw_down(c->data, why);
 }
 
-void cf__rw_refused(cf_remote_worker_t *w, const char *what, const char *err)
+void cf__rw_refused(cf_remote_worker_t *w, const char *cmd, const char *err)
 {
-    char why[sizeof(w->why)];
+    char what[64], why[sizeof(w->why)];
 
-    snprintf(why, sizeof(why), "the broker refused %.48s: %.120s", what, err);
+    snprintf(what, sizeof(what), "%s on queue '%.24s'", cmd, w->queue);
+    cf__rconn_refusal(why, sizeof(why), what, err);
     rw_down(w, why);
 }
 
 /* Open both connections (rw_conn_up() follows), or go down again with the reason. */
 static void rw_open(cf_remote_worker_t *w)
 {
-    if (cf__rconn_open(&w->cmd) != 0)
-        rw_down(w, w->cmd.err);
-    else if (cf__rconn_open(&w->rd) != 0)
-        rw_down(w, w->rd.err);
+    const char *why = cf__rconn_open_both(&w->cmd, &w->rd);
+
+    if (why)
+        rw_down(w, why);
 }
 
 static void rw_confirm_cb(struct ev_loop *ev, ev_timer *tm, int revents)
@@ -130,9 +131,7 @@ static void group_cb(redisAsyncContext *ac, void *r, void *priv)
         return;
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) != 0) {
         /* Not a stream (another program's key?), or no permission: nothing to read from. */
-        char what[300];
-        snprintf(what, sizeof(what), "XGROUP CREATE on queue '%.24s'", w->queue);
-        cf__rw_refused(w, what, reply->str);
+        cf__rw_refused(w, "XGROUP CREATE", reply->str);
         return;
     }
     w->ready = 1;

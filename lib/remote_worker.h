@@ -96,8 +96,8 @@ void cf__rw_task_done_cb(cf_future_t *f, int status, void *data);
 void cf__rw_task_free(struct wtask *t);
 
 /* remote_worker.c: the broker refused a command the worker cannot go on without
- * (`what`, its reply `err`): drop both connections, say why, retry with backoff. */
-void cf__rw_refused(cf_remote_worker_t *w, const char *what, const char *err);
+ * (`cmd` on the queue, its reply `err`): drop both connections, say why, retry with backoff. */
+void cf__rw_refused(cf_remote_worker_t *w, const char *cmd, const char *err);
 /* remote_worker.c: heartbeat at least every claim_idle/3 s from now on. */
 void cf__rw_beat_period(cf_remote_worker_t *w, double claim_idle);
 

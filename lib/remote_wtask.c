@@ -474,9 +474,7 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
         } else {
             /* Reading again at once would only be refused again, as fast as
              * the broker answers: go down, say why, retry with backoff. */
-            char what[300];
-            snprintf(what, sizeof(what), "XREADGROUP on queue '%.24s'", w->queue);
-            cf__rw_refused(w, what, reply->str);
+            cf__rw_refused(w, "XREADGROUP", reply->str);
             return;
         }
     } else if (reply->type == REDIS_REPLY_ARRAY) {
