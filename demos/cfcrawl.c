@@ -71,6 +71,8 @@
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
 #define _GNU_SOURCE /* vasprintf, strndup */
+#include "common/util.h"
+
 #include <cfutures.h>
 #include <curl/curl.h>
 #include <ev.h>
@@ -2251,6 +2253,7 @@ int main(int argc, char **argv)
         {"--max-links", 0, 100000000, &max_links},
         {"--max-redirs", 0, 100, &max_redirs},
     };
+    demo_hold_signals(); /* until the loop watches them: SIGINT during start-up stops the crawl as later */
     c.conf.user_agent = "cfcrawl/" CFCRAWL_VERSION;
     c.conf.outdir = -1;
     c.inflight.next = c.inflight.prev = &c.inflight;
@@ -2438,6 +2441,7 @@ int main(int argc, char **argv)
     c.sigint.data = c.sigterm.data = &c;
     ev_signal_start(c.ev, &c.sigint);
     ev_signal_start(c.ev, &c.sigterm);
+    demo_release_signals();
     c.tty = isatty(STDERR_FILENO);
 
     c.t0 = cf_now_ns();

@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,4 +154,28 @@ const char *demo_opt_value(int argc, char **argv, int *i, const char *name)
     if (argv[*i][n] == '\0' && *i + 1 < argc)
         return argv[++*i];
     return NULL;
+}
+
+static void stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+}
+
+void demo_hold_signals(void)
+{
+    sigset_t set;
+
+    stop_signals(&set);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+void demo_release_signals(void)
+{
+    sigset_t set;
+
+    stop_signals(&set);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
 }

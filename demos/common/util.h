@@ -50,4 +50,16 @@ int demo_parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
  */
 const char *demo_opt_value(int argc, char **argv, int *i, const char *name);
 
+/*
+ * SIGINT, SIGTERM and SIGHUP held back (blocked) from the start of main()
+ * until the program's loop watches them: a program calls
+ * demo_hold_signals() first thing and demo_release_signals() once its
+ * ev_signal watchers are started, so a signal that comes while it starts up
+ * is handled as usual (a drain, a graceful stop) instead of killing it.
+ * Threads started in between inherit the mask and leave these signals to the
+ * main thread.
+ */
+void demo_hold_signals(void);
+void demo_release_signals(void);
+
 #endif

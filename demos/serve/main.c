@@ -315,6 +315,7 @@ int main(int argc, char **argv)
     const char *root = ".", *bind_addr = "127.0.0.1", *mime_path = "/etc/mime.types", *v = NULL;
     double idle = 10, header = -1, request = 60;
 
+    demo_hold_signals(); /* until the loop watches them: a stop during start-up is a graceful one */
     memset(&s, 0, sizeof(s));
     s.lfd = s.spare_fd = s.log_fd = s.root_fd = -1;
     for (int i = 1; i < argc; i++) {
@@ -503,6 +504,7 @@ int main(int argc, char **argv)
     ev_signal_start(s.ev, &s.sigint_w);
     ev_signal_start(s.ev, &s.sigterm_w);
     ev_signal_start(s.ev, &s.sighup_w);
+    demo_release_signals();
 
     printf("listening on http://%s/\n", shown);
     fflush(stdout);

@@ -413,6 +413,21 @@ def main():
                   "--bind ::1 (no IPv6 here: a clear error)", line)
         p.send_signal(signal.SIGTERM)
         p.communicate(timeout=60)
+        # A SIGTERM that comes while cfserve starts (here: pending before it
+        # runs, held by the mask it is started with) stops it the graceful
+        # way once its loop runs, not by the signal's default action.
+        p = subprocess.Popen([CFSERVE, "--port", "0", "--root", root, "--threads", "1", "--procs", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}))
+        p.send_signal(signal.SIGTERM)
+        try:
+            out, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            err += " (still running after 60 s)"
+        check(p.returncode == 0 and "SIGTERM: stopped after 0 responses" in err,
+              "SIGTERM during start-up: a graceful stop, exit 0", "rc %s: %s" % (p.returncode, err[-300:]))
         r = subprocess.run([CFSERVE, "--bind", "not-an-address"], capture_output=True, text=True, timeout=30)
         check(r.returncode == 1 and "--bind not-an-address" in r.stderr, "--bind with a bad address: a clear error",
               r.stderr)
