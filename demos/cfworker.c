@@ -173,6 +173,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* A SIGTERM while the task library loads or the worker starts drains
+     * it (nothing taken), as later. */
+    demo_hold_signals();
     if (!dlopen(lib, RTLD_NOW | RTLD_GLOBAL)) {
         fprintf(stderr, "cfworker: cannot load the task library: %s\n", dlerror());
         return 1;
@@ -197,6 +200,7 @@ int main(int argc, char **argv)
     ev_timer_init(&broker_watch, on_broker_watch, 1, 1);
     ev_timer_start(ev, &broker_watch);
     fprintf(stderr, "cfworker: %s on %s, tasks %s\n", o.name ? o.name : "worker", o.queue, tasks_id);
+    demo_release_signals(); /* one that came meanwhile is handled now */
     ev_run(ev, 0);
     ev_timer_stop(ev, &poll_done);
     ev_timer_stop(ev, &broker_watch);

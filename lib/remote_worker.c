@@ -6,26 +6,33 @@
  * DESIGN
  *
  * A worker is a consumer of the queue's group "cfw" (see remote_broker.c for
- * the keys) that runs each task in a local process pool, so a crash or a
- * timeout fails only that task.  Two connections on the loop: `rd` for
- * XREADGROUP BLOCK (issued by cf__rw_fetch() only while a process is free and
- * no drain was asked), `cmd` for everything else.  No thread.  A task's life
- * from its delivery to its posted result is in remote_wtask.c.
+ * the keys).  cf_remote_worker_new() makes a supervisor: it reads no tasks
+ * but starts `procs` task processes (remote_host.c), each a worker of its
+ * own with consumer name "NAME.K" that reads, runs and posts its tasks in
+ * place, so that a crash or a timeout fails only that task and no process
+ * stands between the broker and the task.  Two connections on a worker's
+ * loop: `rd` for XREADGROUP BLOCK (issued by cf__rw_fetch() only while the
+ * worker has room and no drain was asked), `cmd` for everything else.  No
+ * thread.  A task's life from its delivery to its posted result is in
+ * remote_wtask.c.
  *
  * Heartbeats and claims.  A task's claim idle comes with it (the client's
  * cf_remote_opts.claim_idle, field "a"; none: this worker's claim_idle).
- * A timer resets the idle time of the running tasks' entries (XCLAIM ...
+ * A timer resets the idle time of the entries a worker holds (XCLAIM ...
  * JUSTID) every third of the shortest claim idle among them (this worker's
- * own when it runs none), and checks their cancel keys (MGET; a cancelled
- * task is cancelled in the pool, which stops its process).  Another timer,
- * with a process free, runs CLAIM_LUA: it takes over entries idle for
- * longer than their own claim idle (their worker stopped heartbeating) and
- * says when the next pending one will be due, which is when it runs again
- * (at the latest after a third of this worker's claim_idle, 1 s at most).
+ * own when it holds none), and checks their cancel keys (MGET; a cancelled
+ * task not run yet ends CANCELLED).  While a task process runs a task its
+ * loop waits, so its supervisor does the same for it (remote_host.c).
+ * Another timer, with room for a task, runs CLAIM_LUA: it takes over
+ * entries idle for longer than their own claim idle (their worker stopped
+ * heartbeating), records that worker in the task's history, and says when
+ * the next pending one will be due, which is when it runs again (at the
+ * latest after a third of this worker's claim_idle, 1 s at most).
  *
  * Drain.  cf_remote_worker_drain(): no new reads or claims; when the running
  * tasks have posted their results (and the blocking read came back: what it
- * brought is run too), the worker is done.
+ * brought is run too), the worker is done.  A supervisor hands the drain on
+ * to its task processes and is done when they all are.
  *
  * Broker loss.  Connections are reopened with backoff (50 ms doubling to
  * 2 s); results finished meanwhile wait in `unsent` and are posted after the
@@ -98,10 +105,13 @@ void cf__rw_refused(cf_remote_worker_t *w, const char *cmd, const char *err)
     rw_down(w, why);
 }
 
-/* Open both connections (rw_conn_up() follows), or go down again with the reason. */
+/* Open the connections (rw_conn_up() follows), or go down again with the reason.
+ * A supervisor reads nothing: `cmd` is all it needs. */
 static void rw_open(cf_remote_worker_t *w)
 {
-    const char *why = cf__rconn_open_both(&w->cmd, &w->rd);
+    const char *why = !w->hosts ? cf__rconn_open_both(&w->cmd, &w->rd)
+                      : cf__rconn_open(&w->cmd) != 0 ? w->cmd.err
+                                                     : NULL;
 
     if (why)
         rw_down(w, why);
@@ -121,6 +131,20 @@ static void rw_retry_cb(struct ev_loop *ev, ev_timer *tm, int revents)
     rw_open(tm->data);
 }
 
+/*
+ * Q:w:CONSUMER holds a reading worker's identity for a day, renewed hourly:
+ * the claim script records it in the history of each task it takes over
+ * from that consumer, for the message that names the workers a poison task
+ * killed.
+ */
+static void rw_say_who(cf_remote_worker_t *w)
+{
+    if (w->hosts)
+        return; /* a supervisor holds no entries */
+    if (cf__rconn_cmdf_noreply(&w->cmd, "SET %s:w:%s %s EX 86400", w->queue, w->name, w->ident) == 0)
+        w->said_who = ev_now(w->loop->ev);
+}
+
 static void group_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     cf_remote_worker_t *w = priv;
@@ -136,6 +160,7 @@ static void group_cb(redisAsyncContext *ac, void *r, void *priv)
     }
     w->ready = 1;
     w->why[0] = 0;
+    rw_say_who(w);
     w->backoff = 0.05;
     w->gave_up = 0; /* back in time after all: everything is posted */
     if (ev_is_active(&w->give_up))
@@ -154,7 +179,7 @@ static void rw_conn_up(struct cf__rconn *c)
 {
     cf_remote_worker_t *w = c->data;
 
-    if (!w->cmd.up || !w->rd.up)
+    if (!w->cmd.up || (!w->hosts && !w->rd.up))
         return;
     cf__rconn_cmdf(&w->cmd, group_cb, w, "XGROUP CREATE %s " RW_GROUP " 0 MKSTREAM", w->queue);
 }
@@ -188,7 +213,14 @@ static const char CLAIM_LUA[] =
     "    if p[3] >= a then\n"
     "      if #out < max then\n"
     "        local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], a, p[1])\n"
-    "        if #c > 0 and c[1] then out[#out + 1] = c[1]; cnt[#cnt + 1] = p[4] + 1 end\n"
+    "        if #c > 0 and c[1] then\n"
+    "          out[#out + 1] = c[1]; cnt[#cnt + 1] = p[4] + 1\n"
+    "          local cl, id = '', ''\n"
+    "          for i = 1, #f, 2 do if f[i] == 'c' then cl = f[i + 1] elseif f[i] == 'i' then id = f[i + 1] end end\n"
+    "          local hk = KEYS[1] .. ':h:' .. cl .. ':' .. id\n"
+    "          redis.call('RPUSH', hk, redis.call('GET', KEYS[1] .. ':w:' .. p[2]) or p[2])\n"
+    "          redis.call('EXPIRE', hk, 86400)\n"
+    "        end\n"
     "      end\n"
     "    elseif due < 0 or a - p[3] < due then due = a - p[3] end\n"
     "  end\n"
@@ -295,8 +327,14 @@ static void cancel_check_cb(redisAsyncContext *ac, void *r, void *priv)
             /* Found by entry id: the running list may have changed since the request. */
             for (struct cf__list *n = w->running.next; n != &w->running; n = n->next) {
                 struct wtask *t = cf__container_of(n, struct wtask, link);
-                if (strcmp(t->entry, cc->entry[i]) == 0 && t->f && t->started)
-                    cf_future_cancel(t->f);
+                if (strcmp(t->entry, cc->entry[i]) != 0)
+                    continue;
+                if (t->queued) { /* not run yet (a running one is the supervisor's to stop) */
+                    cf__list_remove(&t->qlink);
+                    t->queued = 0;
+                    cf__rw_fail(t, CF_ECANCELED, "task %s cancelled on worker %s", t->fname, w->ident);
+                }
+                break;
             }
         }
     free(cc);
@@ -312,6 +350,8 @@ static void rw_tick_cb(struct ev_loop *ev, ev_timer *tm, int revents)
     if (!w->ready)
         return;
     cf__rw_confirm(w); /* results posted since the last reply on cmd */
+    if (ev_now(w->loop->ev) - w->said_who > 3600)
+        rw_say_who(w);
     if (w->nrunning) {
         size_t cap = 6 + (size_t)w->nrunning, k = 0, m = 1;
         const char **argv = calloc(cap, sizeof(*argv)), **mget = calloc((size_t)w->nrunning + 1, sizeof(*mget));
@@ -348,7 +388,7 @@ static void rw_tick_cb(struct ev_loop *ev, ev_timer *tm, int revents)
     }
     /* Back to this worker's own period once the tasks with shorter claim idles are gone. */
     {
-        double p = w->opts.claim_idle / 3;
+        double p = w->hosts ? cf__rw_hosts_beat(w) : w->opts.claim_idle / 3;
         for (struct cf__list *l = w->running.next; l != &w->running; l = l->next) {
             struct wtask *t = cf__container_of(l, struct wtask, link);
             if (t->claim_idle / 3 < p)
@@ -379,9 +419,13 @@ void cf_remote_worker_opts_init(cf_remote_worker_opts *o)
 
 int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_remote_worker_t **out)
 {
+    return cf__rw_new(loop, opts, NULL, out);
+}
+
+int cf__rw_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, struct cf__rw_slot *slot, cf_remote_worker_t **out)
+{
     cf_remote_worker_t *w;
     cf_remote_worker_opts o;
-    cf_process_pool_opts po;
     char host[64] = "host";
     int rc;
 
@@ -417,22 +461,18 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
     w->queue = strdup(o.queue);
     w->name = o.name ? strdup(o.name) : cf__printf_alloc("%s:%ld", host, (long)getpid());
     w->tasks_id = strdup(o.tasks_id ? o.tasks_id : "");
+    w->url_str = strdup(o.url ? o.url : "redis://127.0.0.1:6379");
     w->ident = w->name ? cf__printf_alloc("%s(host %s, pid %ld%s%s)", w->name, host, (long)getpid(),
                                           w->tasks_id && *w->tasks_id ? ", tasks " : "", w->tasks_id ? w->tasks_id : "")
                        : NULL;
-    if (!w->queue || !w->name || !w->tasks_id || !w->ident) {
+    if (!w->queue || !w->name || !w->tasks_id || !w->ident || !w->url_str) {
         rc = CF_ENOMEM;
         goto fail;
     }
     cf__list_init(&w->running);
     cf__list_init(&w->unsent);
     cf__list_init(&w->posted);
-    cf_process_pool_opts_init(&po);
-    po.max_workers = o.procs;
-    po.pipeline = (unsigned)o.prefetch;
-    rc = cf_process_pool_new(loop, &po, &w->pp);
-    if (rc)
-        goto fail;
+    cf__list_init(&w->runq);
     w->backoff = 0.05;
     strcpy(w->claim_from, "-");
     ev_timer_init(&w->retry, rw_retry_cb, 0, 0);
@@ -446,7 +486,8 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
     ev_timer_start(loop->ev, &w->tick);
     ev_timer_init(&w->claim, rw_claim_cb, o.claim_idle / 3 < 1.0 ? o.claim_idle / 3 : 1.0, 0);
     w->claim.data = w;
-    ev_timer_start(loop->ev, &w->claim);
+    ev_idle_init(&w->run_w, cf__rw_run_cb);
+    w->run_w.data = w;
     for (int i = 0; i < 2; i++) {
         struct cf__rconn *c = i ? &w->rd : &w->cmd;
         c->loop = loop;
@@ -455,10 +496,19 @@ int cf_remote_worker_new(cf_loop_t *loop, const cf_remote_worker_opts *opts, cf_
         c->on_down = rw_conn_down;
         c->data = w;
     }
+    if (slot) {
+        w->slot = slot; /* a task process: reads, runs and claims its tasks */
+        ev_timer_start(loop->ev, &w->claim);
+    } else if ((rc = cf__rw_hosts_start(w)) != 0) { /* before the connections: no sockets in the processes */
+        cf__rw_hosts_free(w);
+        ev_timer_stop(loop->ev, &w->tick);
+        goto fail;
+    }
     rw_open(w);
     *out = w;
     return 0;
 fail:
+    free(w->url_str);
     free(w->queue);
     free(w->name);
     free(w->tasks_id);
@@ -471,6 +521,8 @@ void cf_remote_worker_drain(cf_remote_worker_t *w)
 {
     CF_REQUIRE(w, "worker is NULL");
     w->draining = 1;
+    if (w->hosts)
+        cf__rw_hosts_drain(w);
     cf__rw_confirm(w);
     rw_give_up_arm(w);
     cf__rw_check_done(w);
@@ -499,17 +551,22 @@ size_t cf_remote_worker_unposted(const cf_remote_worker_t *w)
     if (w->gave_up)
         for (const struct cf__list *l = w->unsent.next; l != &w->unsent; l = l->next)
             n++;
-    return n;
+    return n + (size_t)w->host_unposted;
 }
 
 int cf_remote_worker_stats(const cf_remote_worker_t *w, uint64_t *tasks_done, int *running)
 {
     if (!w)
         return cf__set_error(CF_EINVAL, "cf_remote_worker_stats: worker is NULL");
+    uint64_t done = w->tasks_done;
+    int run = w->nrunning;
+
+    if (w->hosts)
+        cf__rw_hosts_stats(w, &done, &run);
     if (tasks_done)
-        *tasks_done = w->tasks_done;
+        *tasks_done = done;
     if (running)
-        *running = w->nrunning;
+        *running = run;
     return 0;
 }
 
@@ -527,14 +584,15 @@ void cf_remote_worker_free(cf_remote_worker_t *w)
     while (!cf__list_empty(&w->running) || !cf__list_empty(&w->unsent)) {
         struct cf__list *n = !cf__list_empty(&w->running) ? w->running.next : w->unsent.next;
         struct wtask *t = cf__container_of(n, struct wtask, link);
-        if (t->f) {
-            cf__future_remove_cb(t->f, cf__rw_task_done_cb, t);
-            cf_future_unref(t->f);
-        }
         cf__list_remove(n);
         cf__rw_task_free(t);
     }
-    cf_process_pool_free(w->pp);
+    if (w->slot) {
+        if (ev_is_active(&w->run_w))
+            ev_idle_stop(w->loop->ev, &w->run_w);
+    } else {
+        cf__rw_hosts_free(w);
+    }
     if (ev_is_active(&w->tick))
         ev_timer_stop(w->loop->ev, &w->tick);
     if (ev_is_active(&w->claim))
@@ -549,5 +607,6 @@ void cf_remote_worker_free(cf_remote_worker_t *w)
     free(w->name);
     free(w->tasks_id);
     free(w->ident);
+    free(w->url_str);
     free(w);
 }

@@ -3,25 +3,24 @@
  *
  * DESIGN
  *
- * XREADGROUP (or a claim, remote_worker.c) hands an entry over ->
- * cf__rw_take() copies its fields and RPUSHes this worker's identity to the
- * task's history list (the names for the message below).  A first delivery
- * starts at once; a claimed one waits for the RPUSH's answer: beyond the
- * task's max deliveries (the broker's delivery count, or the history's length
- * if longer: a first delivery's RPUSH can die unsent with its worker) it fails
- * with a message naming the workers that took it before (they died with it) -> the function is looked up by name (none:
- * the task fails naming the task and this worker) -> the inner names of map
- * chunks and typed calls are turned back into this program's pointers ->
- * cf_process_pool_submit() -> the outcome is encoded (outcome.h) and
- * cf__rw_post() XADDs it to the client's result stream, then XACKs and XDELs
- * the entry and deletes the history, in one pipeline with no replies asked
- * for (a crash between the two posts the result twice: the client drops the
- * duplicate).  The task's process slot is free once it ends; its result
- * waits in w->posted until a PING behind it is answered (cf__rw_confirm())
- * and is posted again if the connection drops first.  A result finished
- * while the broker is away waits in w->unsent and is posted after the
- * reconnect.  The history's RPUSH and EXPIRE of a first delivery ask for no
- * replies either.
+ * In a task process (remote_host.c).  XREADGROUP (or a claim,
+ * remote_worker.c) hands an entry over -> cf__rw_take() copies its fields; a
+ * claimed one beyond the task's max deliveries (the broker's delivery
+ * count) fails with a message naming the workers that took it before and
+ * died (the task's history, which the claim script writes) -> the function
+ * is looked up by name (none: the task fails naming the task and this
+ * worker) -> the inner names of map chunks and typed calls are turned back
+ * into this program's pointers -> the task waits in w->runq and runs in this
+ * process (cf__rw_run_cb(): one task per loop iteration; a lone task that
+ * just arrived runs at once, before anything else is written, so that its
+ * result is the next thing the broker hears) -> the outcome is encoded
+ * (outcome.h) and cf__rw_post() XADDs it to the client's result stream,
+ * then XACKs and XDELs the entry (and deletes a claimed task's history), in
+ * one pipeline with no replies asked for (a crash between the two posts
+ * the result twice: the client drops the duplicate).  Its result waits in
+ * w->posted until a PING behind it is answered (cf__rw_confirm()) and is
+ * posted again if the connection drops first.  A result finished while the
+ * broker is away waits in w->unsent and is posted after the reconnect.
  *
  * Copyright (c) 2026 The cfutures authors. MIT License: see LICENSE.
  */
@@ -45,7 +44,7 @@ void cf__rw_task_free(struct wtask *t)
 
 void cf__rw_check_done(cf_remote_worker_t *w)
 {
-    if (w->draining && !w->nrunning && !w->reading && !w->claiming &&
+    if (w->draining && !w->nrunning && !w->reading && !w->claiming && (!w->hosts || cf__rw_hosts_done(w)) &&
         ((cf__list_empty(&w->unsent) && cf__list_empty(&w->posted)) || w->gave_up))
         w->done = 1;
 }
@@ -167,7 +166,7 @@ void cf__rw_post(struct wtask *t)
         (rkey_expire_due(w, rkey) && cf__rconn_cmdf_noreply(&w->cmd, "EXPIRE %s 86400", rkey) != 0) ||
         cf__rconn_cmdf_noreply(&w->cmd, "XACK %s " RW_GROUP " %s", w->queue, t->entry) != 0 ||
         cf__rconn_cmdf_noreply(&w->cmd, "XDEL %s %s", w->queue, t->entry) != 0 ||
-        cf__rconn_cmdf_noreply(&w->cmd, "DEL %s", hkey) != 0) {
+        (t->claimed && cf__rconn_cmdf_noreply(&w->cmd, "DEL %s", hkey) != 0)) {
         /* Down (or out of memory): all of it again later, which is harmless. */
         cf__list_push(&w->unsent, &t->link);
         return;
@@ -191,21 +190,9 @@ void cf__rw_post(struct wtask *t)
         cf__rconn_flush(&w->cmd); /* nothing else is about to end, or big: out now */
 }
 
-/* The task ends with `o` (encoded now) or with err and a message. */
-static void rw_result(struct wtask *t, struct cf__outcome *o, int err, const char *fmt, ...) CF_PRINTF(4, 5);
-static void rw_result(struct wtask *t, struct cf__outcome *o, int err, const char *fmt, ...)
+/* The task ends with `o` (encoded now). */
+static void rw_result(struct wtask *t, struct cf__outcome *o)
 {
-    struct cf__outcome mine;
-
-    if (!o) {
-        va_list ap;
-        memset(&mine, 0, sizeof(mine));
-        mine.err = err;
-        va_start(ap, fmt);
-        cf__outcome_set_msg(&mine, fmt, ap);
-        va_end(ap);
-        o = &mine;
-    }
     cf__outcome_make_portable(o, "a remote task");
     t->rlen = cf__outcome_encoded_size(o);
     t->result = malloc(t->rlen ? t->rlen : 1);
@@ -213,8 +200,6 @@ static void rw_result(struct wtask *t, struct cf__outcome *o, int err, const cha
         cf__outcome_encode(o, t->result);
     else
         t->rlen = 0;
-    if (o == &mine)
-        cf__outcome_clear(&mine);
     cf__list_remove(&t->link);
     if (!t->ended) { /* its slot is free for the next task now, whatever the broker says */
         t->ended = 1;
@@ -224,27 +209,18 @@ static void rw_result(struct wtask *t, struct cf__outcome *o, int err, const cha
     cf__rw_post(t);
 }
 
-void cf__rw_task_done_cb(cf_future_t *f, int status, void *data)
+void cf__rw_fail(struct wtask *t, int err, const char *fmt, ...)
 {
-    struct wtask *t = data;
-    cf_remote_worker_t *w = t->w;
+    struct cf__outcome o;
+    va_list ap;
 
-    (void)status;
-    t->f = NULL;
-    {
-        uint64_t d = cf_now_ns() - t->start_ns;
-        w->task_ns = w->task_ns ? (w->task_ns * 7 + d) / 8 : d;
-    }
-    if (cf_future_get_state(f) == CF_FUTURE_CANCELLED && !f->out.errmsg)
-        rw_result(t, NULL, CF_ECANCELED, "task %s cancelled on worker %s", t->fname, t->w->ident);
-    else if (f->out.err && f->out.errmsg) {
-        char *m = f->out.errmsg;
-        rw_result(t, NULL, f->out.err, "%s (on worker %s)", m, t->w->ident);
-    } else
-        rw_result(t, &f->out, 0, NULL);
-    cf_future_unref(f);
-    cf__rw_fetch(w);
-    cf__rw_check_done(w);
+    memset(&o, 0, sizeof(o));
+    o.err = err;
+    va_start(ap, fmt);
+    cf__outcome_set_msg(&o, fmt, ap);
+    va_end(ap);
+    rw_result(t, &o);
+    cf__outcome_clear(&o);
 }
 
 /* ------------------------------------------------------------------ running */
@@ -262,16 +238,15 @@ static void rw_start(struct wtask *t, const char *inner, const char *item)
 {
     cf_remote_worker_t *w = t->w;
     cf_any_fn fn = cf_fn_lookup(t->fname);
-    double timeout = t->timeout_ms < 0 ? -1 : (double)t->timeout_ms / 1000.0;
-    int rc;
+    double timeout = t->timeout_ms <= 0 ? -1 : (double)t->timeout_ms / 1000.0;
 
     if (!fn) {
-        rw_result(t, NULL, CF_EINVAL, "worker %s has no task named '%s'", w->ident, t->fname);
+        cf__rw_fail(t, CF_EINVAL, "worker %s has no task named '%s'", w->ident, t->fname);
         return;
     }
     if (*inner) {
         if (patch(t, CF__INNER_FN_OFFSET, cf_fn_lookup(inner)) != 0) {
-            rw_result(t, NULL, CF_EINVAL, "worker %s has no task named '%s'", w->ident, inner);
+            cf__rw_fail(t, CF_EINVAL, "worker %s has no task named '%s'", w->ident, inner);
             return;
         }
         if (*item) {
@@ -279,39 +254,124 @@ static void rw_start(struct wtask *t, const char *inner, const char *item)
              * (in any chunk form: map_chunk.h). */
             cf_any_fn item_fn = cf_fn_lookup(item);
             if (!item_fn) {
-                rw_result(t, NULL, CF_EINVAL, "worker %s has no task named '%s'", w->ident, item);
+                cf__rw_fail(t, CF_EINVAL, "worker %s has no task named '%s'", w->ident, item);
                 return;
             }
             if (cf__chunk_patch_items(t->payload, t->len, CF__INNER_FN_OFFSET, item_fn) != 0) {
-                rw_result(t, NULL, CF_EINVAL, "worker %s: malformed map chunk in task entry %s", w->ident, t->entry);
+                cf__rw_fail(t, CF_EINVAL, "worker %s: malformed map chunk in task entry %s", w->ident, t->entry);
                 return;
             }
         }
     }
-    if (w->opts.task_timeout >= 0 && (timeout < 0 || timeout > w->opts.task_timeout))
+    if (w->opts.task_timeout > 0 && (timeout < 0 || timeout > w->opts.task_timeout))
         timeout = w->opts.task_timeout;
-    t->start_ns = cf_now_ns();
-    rc = cf_process_pool_submit(w->pp, (cf_task_fn)fn, t->payload, t->len, timeout, &t->f);
-    if (rc == 0)
-        rc = cf_future_on_done(t->f, cf__rw_task_done_cb, t, NULL);
-    if (rc != 0) {
-        if (t->f) {
-            cf_future_cancel(t->f);
-            cf_future_unref(t->f);
-            t->f = NULL;
-        }
-        rw_result(t, NULL, rc, "worker %s could not run task '%s': %s", w->ident, t->fname, cf_strerror(rc));
-        return;
-    }
-    t->started = 1;
+    /* Run here, in turn (cf__rw_run_cb()). */
+    t->fn = fn;
+    t->run_timeout = timeout;
+    t->queued = 1;
+    cf__list_push(&w->runq, &t->qlink);
+    if (!ev_is_active(&w->run_w))
+        ev_idle_start(w->loop->ev, &w->run_w);
 }
 
-struct hist_req {
-    struct wtask *t;
-    char *inner, *item;
-    unsigned deliveries; /* the broker's count, this one included */
-};
+/*
+ * A task process runs its tasks itself, one per loop iteration, so that what
+ * the loop has to send or read goes between two tasks.  Before a task runs,
+ * what it took is told to the supervisor (the slot) and the history records
+ * and the next read are sent; a task the supervisor saw cancelled while it
+ * waited here ends CANCELLED without running.
+ */
+static void slot_publish(cf_remote_worker_t *w, const struct wtask *run)
+{
+    struct cf__rw_slot *s = w->slot;
+    unsigned n = 0;
+    double ci = w->opts.claim_idle;
 
+    atomic_fetch_add_explicit(&s->seq, 1, memory_order_acq_rel);
+    s->running = run != NULL;
+    if (run) {
+        snprintf(s->entry, sizeof(s->entry), "%s", run->entry);
+        snprintf(s->id, sizeof(s->id), "%s", run->id);
+        snprintf(s->fname, sizeof(s->fname), "%s", run->fname);
+        snprintf(s->client, sizeof(s->client), "%s", run->client);
+        s->timeout = run->run_timeout;
+        s->deadline_ns = run->run_timeout > 0 ? run->start_ns + (uint64_t)(run->run_timeout * 1e9) : 0;
+    }
+    for (struct cf__list *l = w->running.next; l != &w->running && n < RW_HELD_MAX; l = l->next) {
+        struct wtask *t = cf__container_of(l, struct wtask, link);
+        snprintf(s->held[n], sizeof(s->held[n]), "%s", t->entry);
+        snprintf(s->hkey[n], sizeof(s->hkey[n]), "%s:x:%s:%s", w->queue, t->client, t->id);
+        if (t->claim_idle < ci)
+            ci = t->claim_idle;
+        n++;
+    }
+    s->nheld = n;
+    s->claim_idle = ci;
+    atomic_fetch_add_explicit(&s->seq, 1, memory_order_acq_rel);
+}
+
+static int slot_cancelled(const cf_remote_worker_t *w, const struct wtask *t)
+{
+    uint32_t n = atomic_load_explicit(&w->slot->ncancelled, memory_order_acquire);
+
+    for (uint32_t i = 0; i < n && i < RW_HELD_MAX; i++)
+        if (strncmp(w->slot->cancelled[i], t->entry, sizeof(w->slot->cancelled[i])) == 0)
+            return 1;
+    return 0;
+}
+
+void cf__rw_run_cb(struct ev_loop *ev, ev_idle *iw, int revents)
+{
+    cf_remote_worker_t *w = iw->data;
+    struct wtask *t;
+    struct cf__outcome o;
+    struct cf_task task;
+    uint64_t d;
+
+    (void)revents;
+    if (cf__list_empty(&w->runq)) {
+        ev_idle_stop(ev, iw);
+        return;
+    }
+    t = cf__container_of(w->runq.next, struct wtask, qlink);
+    cf__list_remove(&t->qlink);
+    t->queued = 0;
+    if (cf__list_empty(&w->runq))
+        ev_idle_stop(ev, iw); /* (a task taken meanwhile starts it again) */
+    if (slot_cancelled(w, t)) {
+        cf__rw_fail(t, CF_ECANCELED, "task %s cancelled on worker %s", t->fname, w->ident);
+        goto next;
+    }
+    t->start_ns = cf_now_ns();
+    slot_publish(w, t);
+    memset(&o, 0, sizeof(o));
+    memset(&task, 0, sizeof(task));
+    task.out = &o;
+    task.arg = t->payload;
+    task.arg_len = t->len;
+    cf__task_run(&task, (cf_task_fn)t->fn);
+    d = cf_now_ns() - t->start_ns;
+    w->task_ns = w->task_ns ? (w->task_ns * 7 + d) / 8 : d;
+    if (o.err == 0 && o.value_free && !o.is_bytes) {
+        cf__outcome_drop_value(&o);
+        cf__rw_fail(t, CF_ENOTSUP,
+                    "task %s: a remote task must produce a number or bytes (cf_task_set_bytes), not a pointer "
+                    "with a destructor (on worker %s)",
+                    t->fname, w->ident);
+    } else if (o.err && o.errmsg) {
+        cf__rw_fail(t, o.err, "%s (on worker %s)", o.errmsg, w->ident);
+    } else {
+        rw_result(t, &o);
+    }
+    cf__outcome_clear(&o);
+    atomic_fetch_add_explicit(&w->slot->tasks_done, 1, memory_order_relaxed);
+next:
+    slot_publish(w, NULL);
+    cf__rw_fetch(w);
+    cf__rw_check_done(w);
+}
+
+/* The LRANGE of a task's history: the workers that took it and died with it (the claim script records each). */
 static void hist_list_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     struct wtask *t = priv;
@@ -321,44 +381,16 @@ static void hist_list_cb(redisAsyncContext *ac, void *r, void *priv)
     size_t n = 0;
 
     (void)ac;
-    /* The last entry is this worker's own (it did not run the task). */
     if (reply && reply->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i + 1 < reply->elements && n < sizeof(who) - 1; i++)
-            n += (size_t)snprintf(who + n, sizeof(who) - n, "%s%s", i ? ", " : "", reply->element[i]->str);
+        for (size_t i = 0; i < reply->elements && n < sizeof(who) - 1; i++)
+            if (reply->element[i]->type == REDIS_REPLY_STRING)
+                n += (size_t)snprintf(who + n, sizeof(who) - n, "%s%s", n ? ", " : "", reply->element[i]->str);
     if (n >= sizeof(who))
         n = sizeof(who) - 1;
-    rw_result(t, NULL, CF_EWORKER,
+    cf__rw_fail(t, CF_EWORKER,
               "task '%s' was delivered %u times and its worker died each time (poison task?); "
               "workers: %s",
               t->fname, t->maxdel, n ? who : "?");
-    cf__rw_fetch(w);
-    cf__rw_check_done(w);
-}
-
-static void hist_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    struct hist_req *h = priv;
-    struct wtask *t = h->t;
-    cf_remote_worker_t *w = t->w;
-    redisReply *reply = r;
-
-    (void)ac;
-    if (!reply) { /* broker lost: the entry stays pending and is claimed again later */
-        cf__list_remove(&t->link);
-        t->w->nrunning--;
-        cf__rw_task_free(t);
-    } else if ((reply->type == REDIS_REPLY_INTEGER && (unsigned long long)reply->integer > t->maxdel) ||
-               h->deliveries > t->maxdel) {
-        char hkey[400];
-        snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", t->w->queue, t->client, t->id);
-        if (cf__rconn_cmdf(&t->w->cmd, hist_list_cb, t, "LRANGE %s 0 -1", hkey) != 0)
-            hist_list_cb(ac, NULL, t);
-    } else {
-        rw_start(t, h->inner, h->item);
-    }
-    free(h->inner);
-    free(h->item);
-    free(h);
     cf__rw_fetch(w);
     cf__rw_check_done(w);
 }
@@ -380,30 +412,31 @@ static char *field_dup(const redisReply *e, const char *key, size_t *len)
     return s;
 }
 
-/* Take one entry: record the delivery, then run it. */
+/*
+ * Take one entry and run it.  A claimed one (deliveries > 1: its worker
+ * stopped heartbeating it, the claim script recorded that worker in the
+ * task's history) beyond the task's max deliveries fails instead, naming
+ * the workers that took it and died.
+ */
 void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, unsigned deliveries)
 {
     struct wtask *t;
-    struct hist_req *h;
-    char hkey[400], *to, *md, *ci;
+    char *inner, *item, *to, *md, *ci;
 
     if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
         return; /* deleted meanwhile (cancelled) */
     t = calloc(1, sizeof(*t));
-    h = calloc(1, sizeof(*h));
-    if (!t || !h) {
-        free(t);
-        free(h);
+    if (!t)
         return; /* left pending: claimed again later */
-    }
     t->w = w;
     snprintf(t->entry, sizeof(t->entry), "%s", e->element[0]->str);
     t->client = field_dup(e, "c", NULL);
     t->id = field_dup(e, "i", NULL);
     t->fname = field_dup(e, "f", NULL);
     t->payload = (uint8_t *)field_dup(e, "p", &t->len);
-    h->inner = field_dup(e, "n", NULL);
-    h->item = field_dup(e, "m", NULL);
+    t->claimed = deliveries > 1;
+    inner = field_dup(e, "n", NULL);
+    item = field_dup(e, "m", NULL);
     to = field_dup(e, "t", NULL);
     md = field_dup(e, "d", NULL);
     ci = field_dup(e, "a", NULL);
@@ -418,56 +451,62 @@ void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, unsigned deliveries
     free(md);
     cf__list_push(&w->running, &t->link);
     w->nrunning++;
-    if (!t->client || !t->id || !t->fname || !t->payload || !h->inner || !h->item) {
-        free(h->inner);
-        free(h->item);
-        free(h);
+    if (!t->client || !t->id || !t->fname || !t->payload || !inner || !item) {
         if (!t->client || !t->id) { /* not a task of ours: drop it */
             cf__rconn_cmdf(&w->cmd, NULL, NULL, "XACK %s " RW_GROUP " %s", w->queue, t->entry);
             cf__list_remove(&t->link);
             w->nrunning--;
             cf__rw_task_free(t);
-            return;
+        } else {
+            if (!t->fname)
+                t->fname = strdup("?");
+            cf__rw_fail(t, CF_EINVAL, "worker %s: malformed task entry %s", w->ident, t->entry);
         }
-        if (!t->fname)
-            t->fname = strdup("?");
-        rw_result(t, NULL, CF_EINVAL, "worker %s: malformed task entry %s", w->ident, t->entry);
-        return;
+    } else if (deliveries > t->maxdel) {
+        char hkey[400];
+        snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", w->queue, t->client, t->id);
+        if (cf__rconn_cmdf(&w->cmd, hist_list_cb, t, "LRANGE %s 0 -1", hkey) != 0)
+            hist_list_cb(NULL, NULL, t);
+    } else {
+        rw_start(t, inner, item);
     }
-    h->t = t;
-    h->deliveries = deliveries;
-    snprintf(hkey, sizeof(hkey), "%s:h:%s:%s", w->queue, t->client, t->id);
-    if (deliveries <= 1) {
-        /* A first delivery (XREADGROUP >) cannot be over the limit: start it
-         * at once, then record it (behind the hand-over to the process, in
-         * front of its result on cmd), without waiting for the broker's
-         * answer.  A task that ended in rw_start() (unknown name) has
-         * posted its result already: no record to leave behind. */
-        rw_start(t, h->inner, h->item);
-        if (t->started) {
-            cf__rconn_cmdf_noreply(&w->cmd, "RPUSH %s %s", hkey, w->ident);
-            cf__rconn_cmdf_noreply(&w->cmd, "EXPIRE %s 86400", hkey);
-        }
-        free(h->inner);
-        free(h->item);
-        free(h);
-        return;
-    }
-    if (cf__rconn_cmdf(&w->cmd, hist_cb, h, "RPUSH %s %s", hkey, w->ident) != 0)
-        hist_cb(NULL, NULL, h);
-    else
-        cf__rconn_cmdf(&w->cmd, NULL, NULL, "EXPIRE %s 86400", hkey);
+    free(inner);
+    free(item);
+}
+
+/*
+ * A task process's first read is of the entries its consumer holds (ID 0
+ * instead of >).  Those the process before it in the slot held and never
+ * ran (the supervisor lists them: that process died, or was stopped for
+ * another task) are taken as they are; others (left by an earlier run of
+ * this worker) are left to the claims, which count them as deliveries
+ * again.  Entries deleted meanwhile (cancelled) are acknowledged.
+ */
+static int pel_due(const cf_remote_worker_t *w)
+{
+    return w->slot && !w->pel_read && w->slot->nresume;
+}
+
+static int resumed(const cf_remote_worker_t *w, const redisReply *e)
+{
+    for (unsigned i = 0; i < w->slot->nresume && i < RW_HELD_MAX; i++)
+        if (strncmp(w->slot->resume[i], e->element[0]->str, sizeof(w->slot->resume[i])) == 0)
+            return 1;
+    return 0;
 }
 
 static void read_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     cf_remote_worker_t *w = priv;
     redisReply *reply = r;
+    int pel = pel_due(w);
 
     (void)ac;
     w->reading = 0;
     if (!reply)
         return;
+    if (pel)
+        w->pel_read = 1;
     if (reply->type == REDIS_REPLY_ERROR) {
         if (strncmp(reply->str, "NOGROUP", 7) == 0) { /* the broker lost its data */
             cf__rconn_cmdf(&w->cmd, NULL, NULL, "XGROUP CREATE %s " RW_GROUP " 0 MKSTREAM", w->queue);
@@ -480,10 +519,24 @@ static void read_cb(redisAsyncContext *ac, void *r, void *priv)
     } else if (reply->type == REDIS_REPLY_ARRAY) {
         for (size_t s = 0; s < reply->elements; s++) {
             const redisReply *entries = reply->element[s]->element[1];
-            for (size_t i = 0; i < entries->elements; i++)
-                cf__rw_take(w, entries->element[i], 1);
+            for (size_t i = 0; i < entries->elements; i++) {
+                const redisReply *e = entries->element[i];
+                if (!pel)
+                    cf__rw_take(w, e, 1);
+                else if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING)
+                    continue;
+                else if (e->element[1]->type != REDIS_REPLY_ARRAY)
+                    cf__rconn_cmdf(&w->cmd, NULL, NULL, "XACK %s " RW_GROUP " %s", w->queue, e->element[0]->str);
+                else if (resumed(w, e))
+                    cf__rw_take(w, e, 1);
+            }
         }
-        cf__rconn_flush(&w->cmd); /* the deliveries' history records, now that the tasks are handed over */
+        /* A task process with one task to run runs it now, before anything
+         * else goes out: its result is the next thing the broker hears.
+         * With more, the next read goes out first (cf__rw_fetch() below) and
+         * they run in turn (cf__rw_run_cb()). */
+        if (w->slot && w->runq.next != &w->runq && w->runq.next->next == &w->runq)
+            cf__rw_run_cb(w->loop->ev, &w->run_w, 0);
     }
     cf__rw_fetch(w);
     cf__rw_check_done(w);
@@ -499,15 +552,23 @@ int cf__rw_room(const cf_remote_worker_t *w)
 
     if (per > 2 && w->task_ns >= RW_LONG_NS)
         per = 2;
-    return w->opts.procs * per - w->nrunning;
+    if (per > RW_HELD_MAX)
+        per = RW_HELD_MAX; /* what the supervisor can see and heartbeat */
+    return per - w->nrunning;
 }
 
 void cf__rw_fetch(cf_remote_worker_t *w)
 {
     int free_procs = cf__rw_room(w);
 
-    if (!w->ready || w->reading || w->draining || free_procs <= 0)
+    if (w->hosts || !w->ready || w->reading || w->draining || free_procs <= 0)
+        return; /* (a supervisor: its task processes read) */
+    if (pel_due(w)) {
+        if (cf__rconn_cmdf(&w->rd, read_cb, w, "XREADGROUP GROUP " RW_GROUP " %s COUNT 256 STREAMS %s 0", w->name,
+                           w->queue) == 0)
+            w->reading = 1;
         return;
+    }
     if (cf__rconn_cmdf(&w->rd, read_cb, w, "XREADGROUP GROUP " RW_GROUP " %s COUNT %d BLOCK 1000 STREAMS %s >",
                        w->name, free_procs, w->queue) == 0)
         w->reading = 1;

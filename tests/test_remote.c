@@ -441,6 +441,13 @@ static int holder(struct env *e, const char *queue, char *name, size_t cap)
     return -1;
 }
 
+/* Whether consumer `who` is one of worker `name`'s task processes ("NAME.K"). */
+static int of_worker(const char *who, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(who, name, n) == 0 && who[n] == '.';
+}
+
 static void test_worker_killed(void **state)
 {
     struct env *e = *state;
@@ -453,7 +460,7 @@ static void test_worker_killed(void **state)
 
     assert_int_equal(submit_i64(ex, task("rt_sleep"), 1500, &f), 0);
     assert_int_equal(holder(e, "q3", who, sizeof(who)), 0);
-    worker_stop(e, strcmp(who, "k1") == 0 ? w1 : w2, SIGKILL);
+    worker_stop(e, of_worker(who, "k1") ? w1 : w2, SIGKILL);
     assert_int_equal(cf_future_wait(f, 60), 0);
     assert_int_equal(cf_future_result_i64(f, &v), 0);
     assert_int_equal(v, 1500);
@@ -477,6 +484,85 @@ static void test_poison(void **state)
     assert_non_null(strstr(cf_future_error(f), "rt_poison"));
     assert_non_null(strstr(cf_future_error(f), "delivered 2 times"));
     cf_future_unref(f);
+}
+
+/* Entries consumer-held on `queue`, polled until there are `n`. */
+static int held(struct env *e, const char *queue, int n)
+{
+    for (int i = 0; i < 6000; i++) {
+        redisReply *r = rcmd(e->port, "XPENDING %s cfw", queue);
+        long long have = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? r->element[0]->integer : 0;
+        freeReplyObject(r);
+        if (have >= n)
+            return 0;
+        ev_run(e->ev, EVRUN_NOWAIT);
+        nap();
+    }
+    return -1;
+}
+
+/* A task that crashes its process fails alone with CF_EWORKER; the task its
+ * process held behind it runs in the next process; the worker goes on. */
+static void test_task_crash(void **state)
+{
+    struct env *e = *state;
+    cf_executor_t *ex;
+    cf_future_t *slow, *crash, *after, *later;
+    int64_t v;
+
+    worker_start(e, TASKS_SO, "q18", "x1", 1, "30");
+    ex = client(e, "q18", 3);
+    assert_int_equal(submit_i64(ex, task("rt_sleep"), 300, &slow), 0);
+    assert_int_equal(cf_executor_submit_bytes(ex, task("rt_crash"), "", 0, &crash), 0);
+    assert_int_equal(submit_i64(ex, task("rt_square"), 7, &after), 0);
+    assert_int_equal(cf_future_wait(crash, 60), 0);
+    assert_int_equal(cf_future_status(crash), CF_EWORKER);
+    print_message("    error: %s\n", cf_future_error(crash));
+    assert_non_null(strstr(cf_future_error(crash), "rt_crash"));
+    assert_non_null(strstr(cf_future_error(crash), "x1"));
+    assert_int_equal(cf_future_wait(slow, 60), 0);
+    assert_int_equal(cf_future_result_i64(slow, &v), 0);
+    assert_int_equal(v, 300);
+    assert_int_equal(cf_future_wait(after, 60), 0);
+    assert_int_equal(cf_future_result_i64(after, &v), 0);
+    assert_int_equal(v, 49);
+    assert_int_equal(submit_i64(ex, task("rt_square"), 8, &later), 0);
+    assert_int_equal(cf_future_wait(later, 60), 0);
+    assert_int_equal(cf_future_result_i64(later, &v), 0);
+    assert_int_equal(v, 64);
+    cf_future_unref(slow);
+    cf_future_unref(crash);
+    cf_future_unref(after);
+    cf_future_unref(later);
+}
+
+/* Cancel of a task the worker holds behind a running one: it never runs,
+ * not even in the process that replaces the one the running task crashes
+ * (which takes over the tasks its predecessor held). */
+static void test_cancel_held(void **state)
+{
+    struct env *e = *state;
+    cf_executor_t *ex;
+    cf_future_t *running, *waiting, *after;
+    int64_t v;
+
+    worker_start(e, TASKS_SO, "q19", "y1", 1, "1");
+    ex = client(e, "q19", 3);
+    assert_int_equal(submit_i64(ex, task("rt_crash"), 2500, &running), 0);
+    assert_int_equal(submit_i64(ex, task("rt_sleep"), 20000, &waiting), 0);
+    assert_int_equal(submit_i64(ex, task("rt_square"), 6, &after), 0);
+    assert_int_equal(held(e, "q19", 3), 0); /* all taken by the worker's one process */
+    assert_int_equal(cf_future_cancel(waiting), CF_EBUSY);
+    assert_int_equal(cf_future_wait(waiting, 60), 0);
+    assert_int_equal(cf_future_get_state(waiting), CF_FUTURE_CANCELLED);
+    assert_int_equal(cf_future_wait(running, 60), 0);
+    assert_int_equal(cf_future_status(running), CF_EWORKER);
+    assert_int_equal(cf_future_wait(after, 60), 0);
+    assert_int_equal(cf_future_result_i64(after, &v), 0);
+    assert_int_equal(v, 36);
+    cf_future_unref(running);
+    cf_future_unref(waiting);
+    cf_future_unref(after);
 }
 
 static void test_cancel(void **state)
@@ -532,6 +618,29 @@ static void test_sigterm_drain(void **state)
     assert_int_equal(cf_future_result_i64(f, &v), 0);
     assert_int_equal(v, 500);
     cf_future_unref(f);
+}
+
+/* SIGTERM while the worker starts (its task library loading): a drain with
+ * nothing taken, exit 0, not death by the signal. */
+static void test_sigterm_at_start(void **state)
+{
+    struct env *e = *state;
+    char fd[16], c;
+    int p[2], st;
+    pid_t w;
+
+    assert_int_equal(pipe(p), 0);
+    snprintf(fd, sizeof(fd), "%d", p[1]);
+    setenv("CF_TEST_LOAD_FD", fd, 1);
+    w = worker_start(e, TASKS_SO, "q17", "s1", 1, "30");
+    unsetenv("CF_TEST_LOAD_FD");
+    close(p[1]);
+    assert_int_equal(read(p[0], &c, 1), 1); /* loading, in cfworker's main() */
+    close(p[0]);
+    st = worker_stop(e, w, SIGTERM);
+    assert_false(WIFSIGNALED(st));
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 static void test_redis_restart(void **state)
@@ -689,7 +798,7 @@ static void test_claim_idle_from_client(void **state)
 
     assert_int_equal(submit_i64(ex, task("rt_sleep"), 1500, &f), 0);
     assert_int_equal(holder(e, "q10", who, sizeof(who)), 0);
-    worker_stop(e, strcmp(who, "c1") == 0 ? w1 : w2, SIGKILL);
+    worker_stop(e, of_worker(who, "c1") ? w1 : w2, SIGKILL);
     assert_int_equal(cf_future_wait(f, 60), 0);
     assert_int_equal(cf_future_result_i64(f, &v), 0);
     assert_int_equal(v, 1500);
@@ -969,7 +1078,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_worker_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_and_limits, setup, teardown),

@@ -10,6 +10,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +80,24 @@ static int rt_reverse(cf_task_t *t, void *arg)
 }
 CF_REGISTER(rt_reverse);
 
+/* A task that crashes its process (not the worker), after `ms` (i64 payload, or none). */
+static int rt_crash(cf_task_t *t, void *arg)
+{
+    size_t len;
+    const void *p = cf_task_arg(t, &len);
+    int64_t ms = 0;
+    (void)arg;
+    if (len == sizeof(ms))
+        memcpy(&ms, p, sizeof(ms));
+    for (int64_t i = 0; i < ms; i += 10) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    raise(SIGSEGV);
+    return 0;
+}
+CF_REGISTER(rt_crash);
+
 static pid_t ppid_of(pid_t pid)
 {
     char path[64], buf[512];
@@ -109,3 +128,22 @@ static int rt_poison(cf_task_t *t, void *arg)
     return 0;
 }
 CF_REGISTER(rt_poison);
+
+/*
+ * A slow start, for the test of a signal during a worker's start: with
+ * CF_TEST_LOAD_FD set (in cfworker, not in the test program), loading this
+ * library writes a byte to that descriptor and then takes half a second.
+ */
+__attribute__((constructor)) static void rt_slow_load(void)
+{
+    const char *fd = getenv("CF_TEST_LOAD_FD");
+    struct timespec half = {0, 500 * 1000 * 1000};
+
+    if (!fd)
+        return;
+    if (write(atoi(fd), "L", 1) != 1)
+        return;
+    close(atoi(fd));
+    while (nanosleep(&half, &half) != 0)
+        ;
+}
