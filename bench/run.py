@@ -425,6 +425,9 @@ def main():
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run, not the figures)")
     ap.add_argument("--update-readme", action="store_true", help="put the table into README.md (Performance)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the rows of bench/results.json that this run did not measure (each row says when "
+                         "it was measured)")
     a = ap.parse_args()
     keys = [k for k in a.cases.split(",") if k]
     for k in keys:
@@ -506,6 +509,10 @@ def main():
         shutil.rmtree(b.tmp, ignore_errors=True)
 
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    for r in results:
+        r["measured"] = stamp
+    if a.merge:
+        results = merge_results(results)
     table = render_table(results, stamp, a.reps, a.quick)
     print(table)
 
@@ -553,11 +560,44 @@ def spread(runs, unit):
     return "%s %s (%s–%s)" % (fmt(m), unit, fmt(min(runs)), fmt(max(runs)))
 
 
+def merge_results(new):
+    """The rows of the last results.json, with those of this run (and their floor rows) in their place."""
+    try:
+        with open(os.path.join(HERE, "results.json")) as f:
+            old = json.load(f)
+        with open(os.path.join(HERE, "results-meta.json")) as f:
+            old_date = json.load(f).get("date")
+    except (OSError, ValueError):
+        return new
+    fresh = {r["key"] for r in new}
+    out, placed = [], False
+    for r in old:
+        r.setdefault("measured", old_date)
+        owner = next((k for k, (fk, _) in FLOORS.items() if fk == r["key"]), None)
+        if r["key"] in fresh or owner in fresh:
+            if not placed:
+                out.extend(new)
+                placed = True
+            continue
+        out.append(r)
+    if not placed:
+        out.extend(new)
+    return out
+
+
 def render_table(results, stamp, reps, quick):
-    head = ("Measured %s on %s.  Each figure: median (min–max) over %d runs (3 for the slow cases), "
+    dates = sorted({r.get("measured") or stamp for r in results})
+    if len(dates) > 1:
+        base = max(dates, key=lambda d: sum(1 for r in results if (r.get("measured") or stamp) == d))
+        when = "%s on %s, except the rows marked with their own date (measured again after a change to the " \
+               "code they measure)" % (base, machine())
+    else:
+        base = dates[0] if dates else stamp
+        when = "%s on %s" % (base, machine())
+    head = ("Measured %s.  Each figure: median (min–max) over %d runs (3 for the slow cases), "
             "cfutures and its peer alternating; the machine is shared, so wall-clock figures move between "
             "runs (docs/PERFORMANCE.md).%s" % (
-                stamp, machine(), reps, " QUICK RUN: reduced inputs, not comparable." if quick else ""))
+                when, reps, " QUICK RUN: reduced inputs, not comparable." if quick else ""))
     lines = [head, "",
              "Targets: each row's ratio (cfutures / peer, or the cfutures figure itself where there is no peer) "
              "must reach its target in the direction shown (>= or <=); \"met\" compares the medians.  Floor rows "
@@ -569,7 +609,8 @@ def render_table(results, stamp, reps, quick):
         if r.get("error"):
             err = " ".join(r["error"].replace("|", "/").split())
             lines.append("| %s (`%s`) | %s | error: %s | - | - | %s | %s | %s |" % (
-                r["label"], r["key"], r["what"], err, r["target"] or "-", r["better"],
+                r["label"] if (r.get("measured") or stamp) == base else "%s, measured %s" % (r["label"], r["measured"]),
+                r["key"], r["what"], err, r["target"] or "-", r["better"],
                 "-" if r["met"] is None else "**no**"))
             continue
         cf = spread(r["cfutures_runs"], unit)
@@ -606,8 +647,9 @@ def render_table(results, stamp, reps, quick):
             ratio += "; RSS growth %.1f MiB" % r["rss_growth_mib"]
             target += "; RSS growth <= 32 MiB"
         met = "-" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        label = r["label"] if (r.get("measured") or stamp) == base else "%s, measured %s" % (r["label"], r["measured"])
         lines.append("| %s (`%s`) | %s | %s | %s | %s | %s | %s | %s |" % (
-            r["label"], r["key"], r["what"], cf, peer, ratio, target, r["better"], met))
+            label, r["key"], r["what"], cf, peer, ratio, target, r["better"], met))
     return "\n".join(lines) + "\n"
 
 
