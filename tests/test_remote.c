@@ -501,6 +501,21 @@ static int held(struct env *e, const char *queue, int n)
     return -1;
 }
 
+/* Wait until `n` entries are in the stream of `queue` (the client's XADDs sent). */
+static int queued(struct env *e, const char *queue, int n)
+{
+    for (int i = 0; i < 6000; i++) {
+        redisReply *r = rcmd(e->port, "XLEN %s", queue);
+        long long have = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        freeReplyObject(r);
+        if (have >= n)
+            return 0;
+        ev_run(e->ev, EVRUN_NOWAIT);
+        nap();
+    }
+    return -1;
+}
+
 /* A task that crashes its process fails alone with CF_EWORKER; the task its
  * process held behind it runs in the next process; the worker goes on. */
 static void test_task_crash(void **state)
@@ -510,11 +525,12 @@ static void test_task_crash(void **state)
     cf_future_t *slow, *crash, *after, *later;
     int64_t v;
 
-    worker_start(e, TASKS_SO, "q18", "x1", 1, "30");
     ex = client(e, "q18", 3);
     assert_int_equal(submit_i64(ex, task("rt_sleep"), 300, &slow), 0);
     assert_int_equal(cf_executor_submit_bytes(ex, task("rt_crash"), "", 0, &crash), 0);
     assert_int_equal(submit_i64(ex, task("rt_square"), 7, &after), 0);
+    assert_int_equal(queued(e, "q18", 3), 0); /* taken in one read: `after` is held behind the crash */
+    worker_start(e, TASKS_SO, "q18", "x1", 1, "30");
     assert_int_equal(cf_future_wait(crash, 60), 0);
     assert_int_equal(cf_future_status(crash), CF_EWORKER);
     print_message("    error: %s\n", cf_future_error(crash));
@@ -546,11 +562,15 @@ static void test_cancel_held(void **state)
     cf_future_t *running, *waiting, *after;
     int64_t v;
 
-    worker_start(e, TASKS_SO, "q19", "y1", 1, "1");
+    /* All three are in the stream before the worker starts, so its one
+     * process takes them in one read (one alone would run at once and hold
+     * nothing behind it). */
     ex = client(e, "q19", 3);
     assert_int_equal(submit_i64(ex, task("rt_crash"), 2500, &running), 0);
     assert_int_equal(submit_i64(ex, task("rt_sleep"), 20000, &waiting), 0);
     assert_int_equal(submit_i64(ex, task("rt_square"), 6, &after), 0);
+    assert_int_equal(queued(e, "q19", 3), 0);
+    worker_start(e, TASKS_SO, "q19", "y1", 1, "1");
     assert_int_equal(held(e, "q19", 3), 0); /* all taken by the worker's one process */
     assert_int_equal(cf_future_cancel(waiting), CF_EBUSY);
     assert_int_equal(cf_future_wait(waiting, 60), 0);
