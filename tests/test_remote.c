@@ -560,14 +560,17 @@ static void test_cancel_held(void **state)
     struct env *e = *state;
     cf_executor_t *ex;
     cf_future_t *running, *waiting, *after;
+    char mark[64];
     int64_t v;
 
     /* All three are in the stream before the worker starts, so its one
      * process takes them in one read (one alone would run at once and hold
      * nothing behind it). */
+    snprintf(mark, sizeof(mark), "/tmp/cf-test-mark-%d", (int)getpid());
+    unlink(mark);
     ex = client(e, "q19", 3);
     assert_int_equal(submit_i64(ex, task("rt_crash"), 2500, &running), 0);
-    assert_int_equal(submit_i64(ex, task("rt_sleep"), 20000, &waiting), 0);
+    assert_int_equal(cf_executor_submit_bytes(ex, task("rt_mark"), mark, strlen(mark), &waiting), 0);
     assert_int_equal(submit_i64(ex, task("rt_square"), 6, &after), 0);
     assert_int_equal(queued(e, "q19", 3), 0);
     worker_start(e, TASKS_SO, "q19", "y1", 1, "1");
@@ -580,6 +583,43 @@ static void test_cancel_held(void **state)
     assert_int_equal(cf_future_wait(after, 60), 0);
     assert_int_equal(cf_future_result_i64(after, &v), 0);
     assert_int_equal(v, 36);
+    assert_int_equal(access(mark, F_OK), -1); /* it never ran */
+    cf_future_unref(running);
+    cf_future_unref(waiting);
+    cf_future_unref(after);
+}
+
+/* Cancel of a task held behind one that goes on running in the same
+ * process: the supervisor, which sees the cancel while the process is busy,
+ * tells it, and the process skips the task when its turn comes (it leaves
+ * no trace), where its own look at the cancel key would come too late. */
+static void test_cancel_held_same_process(void **state)
+{
+    struct env *e = *state;
+    cf_executor_t *ex;
+    cf_future_t *running, *waiting, *after;
+    char mark[64];
+    int64_t v;
+
+    snprintf(mark, sizeof(mark), "/tmp/cf-test-mark-%d", (int)getpid());
+    unlink(mark);
+    ex = client(e, "q20", 3);
+    assert_int_equal(submit_i64(ex, task("rt_sleep"), 3000, &running), 0);
+    assert_int_equal(cf_executor_submit_bytes(ex, task("rt_mark"), mark, strlen(mark), &waiting), 0);
+    assert_int_equal(submit_i64(ex, task("rt_square"), 6, &after), 0);
+    assert_int_equal(queued(e, "q20", 3), 0);
+    worker_start(e, TASKS_SO, "q20", "z1", 1, "1");
+    assert_int_equal(held(e, "q20", 3), 0);
+    assert_int_equal(cf_future_cancel(waiting), CF_EBUSY);
+    assert_int_equal(cf_future_wait(waiting, 60), 0);
+    assert_int_equal(cf_future_get_state(waiting), CF_FUTURE_CANCELLED);
+    assert_int_equal(cf_future_wait(running, 60), 0);
+    assert_int_equal(cf_future_result_i64(running, &v), 0);
+    assert_int_equal(v, 3000);
+    assert_int_equal(cf_future_wait(after, 60), 0);
+    assert_int_equal(cf_future_result_i64(after, &v), 0);
+    assert_int_equal(v, 36);
+    assert_int_equal(access(mark, F_OK), -1); /* it never ran */
     cf_future_unref(running);
     cf_future_unref(waiting);
     cf_future_unref(after);
@@ -1100,6 +1140,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_held_same_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),

@@ -8,6 +8,7 @@
 #include <cfutures.h>
 #include <cfutures/registry.h>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,27 @@ static int rt_reverse(cf_task_t *t, void *arg)
     return cf_task_set_bytes(t, buf, len);
 }
 CF_REGISTER(rt_reverse);
+
+/* Create the file named by the payload (bytes): a trace that the task ran. */
+static int rt_mark(cf_task_t *t, void *arg)
+{
+    size_t len;
+    const char *p = cf_task_arg(t, &len);
+    char path[256];
+    int fd;
+    (void)arg;
+    if (len == 0 || len >= sizeof(path))
+        return cf_task_fail(t, CF_EINVAL, "rt_mark: a path of 1 to 255 bytes");
+    memcpy(path, p, len);
+    path[len] = 0;
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return cf_task_fail(t, CF_EFAIL, "rt_mark: cannot create %s", path);
+    close(fd);
+    cf_task_set_i64(t, 1);
+    return 0;
+}
+CF_REGISTER(rt_mark);
 
 /* A task that crashes its process (not the worker), after `ms` (i64 payload, or none). */
 static int rt_crash(cf_task_t *t, void *arg)
