@@ -131,8 +131,8 @@ static int rw_host_main(cf_task_t *task, void *arg)
 /*
  * A consistent copy of slot k (the process writes it between two increments
  * of seq): 0, or -1 when the process kept writing (then the copy may be
- * torn).  A process that died in the middle of a write leaves seq odd: the
- * caller that knows it is gone takes the copy as it is.
+ * torn).  A process that died in the middle of a write leaves seq odd for
+ * good: its copy is never trusted (host_done_cb()).
  */
 static int slot_read(const cf_remote_worker_t *w, int k, struct cf__rw_slot *out)
 {
@@ -244,7 +244,13 @@ static void host_done_cb(cf_future_t *f, int status, void *data)
     char msg[1024];
     int setup_failed = 0;
 
-    slot_read(w, h->index, &s); /* the process is gone: as it left it */
+    if (slot_read(w, h->index, &s) != 0) {
+        /* It died in the middle of a write: what it ran and held is not
+         * known (the copy may mix two tasks).  Nothing is posted or resumed
+         * on a guess: the entries stay pending in its consumer's name, and
+         * the claims take them over once their heartbeats stop. */
+        memset(&s, 0, sizeof(s));
+    }
     if (h->stop_err == CF_ETIMEDOUT) {
         snprintf(msg, sizeof(msg), "task %s timed out after %.3f s on worker %s process %d (stopped)", h->fname,
                  h->stop_after, w->ident, h->index);
@@ -272,6 +278,9 @@ static void host_done_cb(cf_future_t *f, int status, void *data)
     {
         struct cf__rw_slot *live = &w->slots[h->index];
         unsigned n = 0;
+        uint32_t q = atomic_load_explicit(&live->seq, memory_order_acquire);
+        if (q & 1) /* a write it left half done: even again, or the next process's would read as odd */
+            atomic_store_explicit(&live->seq, q + 1, memory_order_release);
         atomic_fetch_add_explicit(&live->seq, 1, memory_order_acq_rel);
         for (unsigned i = 0; i < s.nheld; i++)
             if (!(s.running && strcmp(s.held[i], s.entry) == 0) && strcmp(s.held[i], h->entry) != 0)
