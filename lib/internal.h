@@ -125,6 +125,17 @@ static inline void cf__cpu_relax(void)
 
 /* Hand `w` to the loop from any thread (lock-free; wakes the loop when it found the inbox empty). */
 void cf__loop_post(cf_loop_t *loop, struct cf__work *w);
+/*
+ * Just before the loop waits, while another thread is about to post (an
+ * executor's short task in flight): look at the inbox until `until_ns`
+ * (cf_now_ns()) with the wake-up disarmed, so that neither the poster's
+ * eventfd write nor the loop's wake-up from epoll is paid.  give_up(data,
+ * now) is asked every few microseconds whether to stop early.  1 when
+ * something came or is due (the idle watcher runs: the loop does not
+ * wait); 0 when nothing came (the wake-up is armed again, as after a pass
+ * that found the inbox empty).  Loop thread, from an ev_prepare callback.
+ */
+int cf__loop_poll_inbox(cf_loop_t *loop, uint64_t until_ns, int (*give_up)(void *data, uint64_t now), void *data);
 /* The same in two steps, for posting under another lock: returns 1 when the
  * caller must call cf__loop_wake() (after releasing its own lock). */
 int cf__loop_post_nowake(cf_loop_t *loop, struct cf__work *w);

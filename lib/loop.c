@@ -119,6 +119,34 @@ static int cf__loop_inbox_drained(cf_loop_t *loop)
     return cf__inbox_nonempty(loop);
 }
 
+int cf__loop_poll_inbox(cf_loop_t *loop, uint64_t until_ns, int (*give_up)(void *data, uint64_t now), void *data)
+{
+    int got = 0;
+
+    if (ev_is_active(&loop->idle))
+        return 1; /* the loop will not wait */
+    /* Disarmed: a poster meanwhile links its node and sends no wake-up. */
+    atomic_store(&loop->inbox_idle, 0);
+    for (unsigned spins = 1;; spins++) {
+        if (cf__inbox_nonempty(loop)) {
+            got = 1;
+            break;
+        }
+        if ((spins & 15) == 0) {
+            uint64_t now = cf_now_ns();
+            if (now >= until_ns || give_up(data, now))
+                break;
+        }
+        cf__cpu_relax();
+    }
+    /* Armed again and looked at once more, as a pass that found it empty. */
+    if (got || cf__loop_inbox_drained(loop)) {
+        ev_idle_start(loop->ev, &loop->idle);
+        return 1;
+    }
+    return 0;
+}
+
 /* One pass: run what was due in `ready` when it started, then take posted
  * items from the inbox and run each as it is taken, `batch` items in all;
  * keep the idle watcher on while more is due. */

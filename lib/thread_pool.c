@@ -231,6 +231,7 @@ int cf_thread_pool_new(cf_loop_t *loop, const cf_thread_pool_opts *opts, cf_thre
              opts->name_prefix && *opts->name_prefix ? opts->name_prefix : "cf-worker");
     pool->opts.name_prefix = NULL; /* not kept: the caller owns the string */
     pool->nworkers = opts->max_workers;
+    pool->ncpu = cf_cpu_count();
     cf__list_init(&tp_mu_unshared(pool)->queue); /* no worker runs yet */
     cf__list_init(&tp_smu_unshared(pool)->incoming);
     cf__list_init(&pool->batch);

@@ -110,7 +110,10 @@ struct cf_thread_pool {
     /* Loop thread only. */
     _Alignas(CF__CACHELINE) struct cf__list batch;   /* accepted tasks not yet moved to incoming (see tp_flush()) */
     size_t nbatch;
-    ev_prepare prepare;      /* flushes `batch` before the loop waits; unreferenced */
+    ev_prepare prepare;      /* flushes `batch` before the loop waits, then may poll the inbox (tp_poll()); unreferenced */
+    uint64_t block_ns;       /* when the loop went to wait with tasks in flight; 0: not waiting (or not timed) */
+    uint64_t wait_avg;       /* moving average of those waits (each counted up to 2 x CF__TP_POLL_NS) */
+    int ncpu;
     struct cf__list overflow;
     size_t noverflow;
     struct cf__exec_counters cnt; /* submitted ... outstanding (executor.c) */
@@ -165,6 +168,12 @@ static inline void tp_outcome_reset(cf_future_t *f)
 {
     memset(&f->out, 0, sizeof(f->out));
 }
+
+/* The loop-side poll (tp_poll() in tp_loop.c): at most this long before
+ * the loop waits, and only while recent waits were shorter; given up after
+ * CF__TP_POLL_QUIET_NS while no worker runs a task. */
+#define CF__TP_POLL_NS 30000u
+#define CF__TP_POLL_QUIET_NS 5000u
 
 /* ------------------------------------------------------------------ tp_worker.c */
 

@@ -76,11 +76,64 @@ void cf__tp_flush(cf_thread_pool_t *pool)
         tp_wake_one(pool);
 }
 
+/* A wait of the loop for this pool's tasks ended (a completion came, or the poll saw one). */
+static void tp_waited(cf_thread_pool_t *pool, uint64_t ns)
+{
+    if (ns > 2 * CF__TP_POLL_NS)
+        ns = 2 * CF__TP_POLL_NS;
+    pool->wait_avg = (pool->wait_avg * 3 + ns) / 4;
+}
+
+static int tp_poll_give_up(void *data, uint64_t now)
+{
+    cf_thread_pool_t *pool = data;
+
+    /* No worker has a task: it sleeps, or has no CPU (another process has
+     * it), and polling would only keep the CPU from it. */
+    return now >= pool->block_ns + CF__TP_POLL_QUIET_NS && !atomic_load_explicit(&pool->nrunning, memory_order_relaxed);
+}
+
+/*
+ * The loop-side poll.  A task's end wakes a waiting loop through the
+ * eventfd (the worker's write, the loop's return from epoll_wait): on a
+ * virtual machine that costs more than a short task.  So just before the
+ * loop waits, while this pool has tasks in flight but fewer than there are
+ * CPUs (each task can have a CPU and one is left for the loop: a poll must
+ * not take a CPU from a worker) and the loop's recent waits for this pool were short
+ * (wait_avg below CF__TP_POLL_NS), the loop looks at its inbox for up to
+ * CF__TP_POLL_NS with the wake-up disarmed (cf__loop_poll_inbox()), and
+ * gives up after CF__TP_POLL_QUIET_NS while no worker runs a task.  With
+ * long tasks the waits are long and the loop does not poll (it notes when
+ * it went to wait; cf__tp_complete() counts the wait).  Nothing else
+ * changes: completions come through the inbox as before.
+ */
+static void tp_poll(cf_thread_pool_t *pool)
+{
+    cf_loop_t *loop = pool->loop;
+    uint64_t t0;
+
+    pool->block_ns = 0;
+    if (!pool->cnt.outstanding || ev_is_active(&loop->idle))
+        return; /* nothing in flight, or the loop will not wait */
+    if (pool->cnt.outstanding >= (size_t)pool->ncpu)
+        return; /* a CPU for each task and none left over: a wait costs less than a poll */
+    t0 = pool->block_ns = cf_now_ns();
+    if (pool->wait_avg >= CF__TP_POLL_NS)
+        return; /* long tasks: wait (and count the wait) */
+    if (cf__loop_poll_inbox(loop, t0 + CF__TP_POLL_NS, tp_poll_give_up, pool)) {
+        tp_waited(pool, cf_now_ns() - t0);
+        pool->block_ns = 0;
+    } else {
+        pool->block_ns = t0; /* the wait counts from here: a poll that was too short shows as a long wait */
+    }
+}
+
 void cf__tp_prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents)
 {
     (void)ev;
     (void)revents;
     cf__tp_flush(w->data);
+    tp_poll(w->data);
 }
 
 /* Tell the workers to exit once the queue is empty, when no more tasks can come. */
@@ -175,6 +228,10 @@ void cf__tp_complete(cf_loop_t *loop, struct cf__work *w)
     cf_thread_pool_t *pool = f->owner;
 
     (void)loop;
+    if (pool->block_ns) { /* the first completion after the loop waited for this pool */
+        tp_waited(pool, cf_now_ns() - pool->block_ns);
+        pool->block_ns = 0;
+    }
     cf__exec_complete(&pool->cnt, f, CF__COMPLETE_CALLER_DISPATCHES);
     tp_refill(pool);
     cf__future_dispatch(f);

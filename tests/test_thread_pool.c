@@ -1090,6 +1090,46 @@ static void test_two_loops_in_two_threads(void **state)
     }
 }
 
+static int sleep_ms(cf_task_t *t, void *arg)
+{
+    struct timespec ts = {0, (long)(intptr_t)arg * 1000000L};
+    nanosleep(&ts, NULL);
+    cf_task_set_i64(t, (int64_t)(intptr_t)arg);
+    return 0;
+}
+
+/*
+ * The loop-side poll: a loop waiting for a short task looks at its inbox
+ * before it sleeps, with the wake-up disarmed.  Sequential short tasks all
+ * complete with their values; then a task that outlasts the poll still
+ * wakes the loop (the wake-up was armed again when the poll gave up),
+ * well before the wait's timeout.
+ */
+static void test_loop_poll_then_long_task(void **state)
+{
+    struct fixture *fx = *state;
+    cf_thread_pool_t *p = make_pool(fx, 2);
+    cf_future_t *f;
+    int64_t v;
+
+    for (int i = 0; i < 3; i++) {
+        for (int64_t k = 0; k < 2000; k++) {
+            assert_int_equal(cf_thread_pool_submit(p, square, (void *)(intptr_t)k, NULL, &f), 0);
+            assert_int_equal(cf_future_wait(f, 60), 0);
+            assert_int_equal(cf_future_result_i64(f, &v), 0);
+            assert_int_equal(v, k * k);
+            assert_int_equal(cf_future_unref(f), 0);
+        }
+        assert_int_equal(cf_thread_pool_submit(p, sleep_ms, (void *)(intptr_t)20, NULL, &f), 0);
+        assert_int_equal(cf_future_wait(f, 10), 0);
+        assert_int_equal(cf_future_result_i64(f, &v), 0);
+        assert_int_equal(v, 20);
+        assert_int_equal(cf_future_unref(f), 0);
+    }
+    assert_int_equal(cf_thread_pool_shutdown(p, CF_SHUTDOWN_WAIT), 0);
+    cf_thread_pool_free(p);
+}
+
 static void test_executor_interface(void **state)
 {
     struct fixture *fx = *state;
@@ -1143,6 +1183,7 @@ int main(void)
         T(test_a_million_tasks),
         T(test_two_loops_in_two_threads),
         T(test_executor_interface),
+        T(test_loop_poll_then_long_task),
     };
     return cmocka_run_group_tests_name("thread_pool", tests, NULL, NULL);
 }
