@@ -486,12 +486,16 @@ static void test_poison(void **state)
     cf_future_unref(f);
 }
 
-/* Entries consumer-held on `queue`, polled until there are `n`. */
-static int held(struct env *e, const char *queue, int n)
+/* Poll `cmd` on `queue` (XPENDING ... cfw: its count; XLEN) until it says
+ * `n` or more, running the loop meanwhile; 0, or -1 after a minute. */
+static int await_count(struct env *e, const char *cmd, const char *queue, int n)
 {
     for (int i = 0; i < 6000; i++) {
-        redisReply *r = rcmd(e->port, "XPENDING %s cfw", queue);
-        long long have = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? r->element[0]->integer : 0;
+        redisReply *r = rcmd(e->port, strcmp(cmd, "XLEN") == 0 ? "XLEN %s" : "XPENDING %s cfw", queue);
+        long long have = !r                                                ? 0
+                         : r->type == REDIS_REPLY_INTEGER                  ? r->integer
+                         : r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? r->element[0]->integer
+                                                                           : 0;
         freeReplyObject(r);
         if (have >= n)
             return 0;
@@ -501,19 +505,16 @@ static int held(struct env *e, const char *queue, int n)
     return -1;
 }
 
+/* Entries consumer-held on `queue`, polled until there are `n`. */
+static int held(struct env *e, const char *queue, int n)
+{
+    return await_count(e, "XPENDING", queue, n);
+}
+
 /* Wait until `n` entries are in the stream of `queue` (the client's XADDs sent). */
 static int queued(struct env *e, const char *queue, int n)
 {
-    for (int i = 0; i < 6000; i++) {
-        redisReply *r = rcmd(e->port, "XLEN %s", queue);
-        long long have = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-        freeReplyObject(r);
-        if (have >= n)
-            return 0;
-        ev_run(e->ev, EVRUN_NOWAIT);
-        nap();
-    }
-    return -1;
+    return await_count(e, "XLEN", queue, n);
 }
 
 /* A task that crashes its process fails alone with CF_EWORKER; the task its
@@ -552,34 +553,43 @@ static void test_task_crash(void **state)
     cf_future_unref(later);
 }
 
-/* Cancel of a task the worker holds behind a running one: it never runs,
- * not even in the process that replaces the one the running task crashes
- * (which takes over the tasks its predecessor held). */
-static void test_cancel_held(void **state)
+/*
+ * Cancel of a task the worker holds behind a running one (all three tasks
+ * are in the stream before the worker starts, so its one process takes
+ * them in one read; one alone would run at once and hold nothing behind
+ * it).  The held task ends CANCELLED and never runs (rt_mark would leave
+ * its file); the one behind it runs.  `crash`: the running task crashes its
+ * process, whose successor takes over what it held; else it goes on
+ * running, and the supervisor, which sees the cancel while the process is
+ * busy, tells the process, whose own look at the cancel key would come
+ * too late.
+ */
+static void cancel_held(struct env *e, const char *queue, int crash)
 {
-    struct env *e = *state;
     cf_executor_t *ex;
     cf_future_t *running, *waiting, *after;
     char mark[64];
     int64_t v;
 
-    /* All three are in the stream before the worker starts, so its one
-     * process takes them in one read (one alone would run at once and hold
-     * nothing behind it). */
     snprintf(mark, sizeof(mark), "/tmp/cf-test-mark-%d", (int)getpid());
     unlink(mark);
-    ex = client(e, "q19", 3);
-    assert_int_equal(submit_i64(ex, task("rt_crash"), 2500, &running), 0);
+    ex = client(e, queue, 3);
+    assert_int_equal(submit_i64(ex, task(crash ? "rt_crash" : "rt_sleep"), crash ? 2500 : 3000, &running), 0);
     assert_int_equal(cf_executor_submit_bytes(ex, task("rt_mark"), mark, strlen(mark), &waiting), 0);
     assert_int_equal(submit_i64(ex, task("rt_square"), 6, &after), 0);
-    assert_int_equal(queued(e, "q19", 3), 0);
-    worker_start(e, TASKS_SO, "q19", "y1", 1, "1");
-    assert_int_equal(held(e, "q19", 3), 0); /* all taken by the worker's one process */
+    assert_int_equal(queued(e, queue, 3), 0);
+    worker_start(e, TASKS_SO, queue, crash ? "y1" : "z1", 1, "1");
+    assert_int_equal(held(e, queue, 3), 0); /* all taken by the worker's one process */
     assert_int_equal(cf_future_cancel(waiting), CF_EBUSY);
     assert_int_equal(cf_future_wait(waiting, 60), 0);
     assert_int_equal(cf_future_get_state(waiting), CF_FUTURE_CANCELLED);
     assert_int_equal(cf_future_wait(running, 60), 0);
-    assert_int_equal(cf_future_status(running), CF_EWORKER);
+    if (crash) {
+        assert_int_equal(cf_future_status(running), CF_EWORKER);
+    } else {
+        assert_int_equal(cf_future_result_i64(running, &v), 0);
+        assert_int_equal(v, 3000);
+    }
     assert_int_equal(cf_future_wait(after, 60), 0);
     assert_int_equal(cf_future_result_i64(after, &v), 0);
     assert_int_equal(v, 36);
@@ -589,40 +599,14 @@ static void test_cancel_held(void **state)
     cf_future_unref(after);
 }
 
-/* Cancel of a task held behind one that goes on running in the same
- * process: the supervisor, which sees the cancel while the process is busy,
- * tells it, and the process skips the task when its turn comes (it leaves
- * no trace), where its own look at the cancel key would come too late. */
+static void test_cancel_held(void **state)
+{
+    cancel_held(*state, "q19", 1);
+}
+
 static void test_cancel_held_same_process(void **state)
 {
-    struct env *e = *state;
-    cf_executor_t *ex;
-    cf_future_t *running, *waiting, *after;
-    char mark[64];
-    int64_t v;
-
-    snprintf(mark, sizeof(mark), "/tmp/cf-test-mark-%d", (int)getpid());
-    unlink(mark);
-    ex = client(e, "q20", 3);
-    assert_int_equal(submit_i64(ex, task("rt_sleep"), 3000, &running), 0);
-    assert_int_equal(cf_executor_submit_bytes(ex, task("rt_mark"), mark, strlen(mark), &waiting), 0);
-    assert_int_equal(submit_i64(ex, task("rt_square"), 6, &after), 0);
-    assert_int_equal(queued(e, "q20", 3), 0);
-    worker_start(e, TASKS_SO, "q20", "z1", 1, "1");
-    assert_int_equal(held(e, "q20", 3), 0);
-    assert_int_equal(cf_future_cancel(waiting), CF_EBUSY);
-    assert_int_equal(cf_future_wait(waiting, 60), 0);
-    assert_int_equal(cf_future_get_state(waiting), CF_FUTURE_CANCELLED);
-    assert_int_equal(cf_future_wait(running, 60), 0);
-    assert_int_equal(cf_future_result_i64(running, &v), 0);
-    assert_int_equal(v, 3000);
-    assert_int_equal(cf_future_wait(after, 60), 0);
-    assert_int_equal(cf_future_result_i64(after, &v), 0);
-    assert_int_equal(v, 36);
-    assert_int_equal(access(mark, F_OK), -1); /* it never ran */
-    cf_future_unref(running);
-    cf_future_unref(waiting);
-    cf_future_unref(after);
+    cancel_held(*state, "q20", 0);
 }
 
 static void test_cancel(void **state)
@@ -754,8 +738,8 @@ static void test_timeout_and_limits(void **state)
     o.task_timeout = 0.3;
     o.max_payload = 1024;
     assert_int_equal(cf_remote_pool_new(e->loop, &o, &e->pool), 0);
-    assert_int_equal(cf_executor_submit_bytes(cf_remote_pool_executor(e->pool), task("rt_reverse"), big, sizeof(big), &f),
-                     CF_E2BIG);
+    assert_int_equal(
+        cf_executor_submit_bytes(cf_remote_pool_executor(e->pool), task("rt_reverse"), big, sizeof(big), &f), CF_E2BIG);
     assert_non_null(strstr(cf_last_error(), "max_payload"));
     assert_null(f);
     assert_int_equal(submit_i64(cf_remote_pool_executor(e->pool), task("rt_sleep"), 600000, &f), 0);
@@ -916,7 +900,7 @@ static void test_claim_beyond_first_page(void **state)
     /* The task, taken by a consumer that never runs it. */
     assert_int_equal(submit_i64(ex, task("rt_square"), 7, &f), 0);
     for (int i = 0; i < 2000 && !got; i++) { /* up to 20 s */
-        cf_future_wait(f, 0.01);              /* runs the loop: the client sends the task */
+        cf_future_wait(f, 0.01);             /* runs the loop: the client sends the task */
         r = redisCommand(c, "XREADGROUP GROUP cfw dead COUNT 1 STREAMS q12 >");
         got = r && r->type == REDIS_REPLY_ARRAY && r->elements == 1;
         freeReplyObject(r);
@@ -982,7 +966,7 @@ static void test_drain_unposted_result(void **state)
     ex = client(e, "q14", 3);
     assert_int_equal(submit_i64(ex, task("rt_sleep"), 1500, &f), 0);
     assert_int_equal(holder(e, "q14", who, sizeof(who)), 0);
-    kill(w, SIGTERM); /* the drain is asked while the task runs, */
+    kill(w, SIGTERM);       /* the drain is asked while the task runs, */
     redis_stop(e, SIGKILL); /* then the broker goes */
     got = worker_reap(e, w, 30, &st);
     assert_int_equal(got, w);
