@@ -102,7 +102,8 @@ static int tp_poll_give_up(void *data, uint64_t now)
  * not take a CPU from a worker) and the loop's recent waits for this pool were short
  * (wait_avg below CF__TP_POLL_NS), the loop looks at its inbox for up to
  * CF__TP_POLL_NS with the wake-up disarmed (cf__loop_poll_inbox()), and
- * gives up after CF__TP_POLL_QUIET_NS while no worker runs a task.  With
+ * gives up after CF__TP_POLL_QUIET_NS while no worker runs a task (and
+ * never polls with opts.spin_us 0: a pool asked not to spin).  With
  * long tasks the waits are long and the loop does not poll (it notes when
  * it went to wait; cf__tp_complete() counts the wait).  Nothing else
  * changes: completions come through the inbox as before.
@@ -113,8 +114,8 @@ static void tp_poll(cf_thread_pool_t *pool)
     uint64_t t0;
 
     pool->block_ns = 0;
-    if (!pool->cnt.outstanding || ev_is_active(&loop->idle))
-        return; /* nothing in flight, or the loop will not wait */
+    if (!pool->opts.spin_us || !pool->cnt.outstanding || ev_is_active(&loop->idle))
+        return; /* asked never to spin, nothing in flight, or the loop will not wait */
     if (pool->cnt.outstanding >= (size_t)pool->ncpu)
         return; /* a CPU for each task and none left over: a wait costs less than a poll */
     t0 = pool->block_ns = cf_now_ns();
