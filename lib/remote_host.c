@@ -170,6 +170,14 @@ static int slot_read(const cf_remote_worker_t *w, int k, struct cf__rw_slot *out
 
 static void host_done_cb(cf_future_t *f, int status, void *data);
 
+/* Start process h again after its backoff (50 ms doubling to 2 s). */
+static void host_retry_later(struct cf__rw_host *h)
+{
+    ev_timer_set(&h->restart, h->backoff, 0);
+    ev_timer_start(h->w->loop->ev, &h->restart);
+    h->backoff = h->backoff * 2 > 2.0 ? 2.0 : h->backoff * 2;
+}
+
 static void host_start(struct cf__rw_host *h)
 {
     cf_remote_worker_t *w = h->w;
@@ -187,9 +195,7 @@ static void host_start(struct cf__rw_host *h)
         h->f = NULL;
         fprintf(stderr, "cfutures: remote worker %s: cannot start task process %d: %s (again in %.2f s)\n", w->name,
                 h->index, cf_last_error(), h->backoff);
-        ev_timer_set(&h->restart, h->backoff, 0);
-        ev_timer_start(w->loop->ev, &h->restart);
-        h->backoff = h->backoff * 2 > 2.0 ? 2.0 : h->backoff * 2;
+        host_retry_later(h);
     }
 }
 
@@ -296,9 +302,7 @@ static void host_done_cb(cf_future_t *f, int status, void *data)
     if (h->finished) {
         /* drained */
     } else if (setup_failed) {
-        ev_timer_set(&h->restart, h->backoff, 0);
-        ev_timer_start(w->loop->ev, &h->restart);
-        h->backoff = h->backoff * 2 > 2.0 ? 2.0 : h->backoff * 2;
+        host_retry_later(h);
     } else {
         /* The failure's XACK goes out first: the next process reads what its consumer still holds. */
         cf__rconn_flush(&w->cmd);

@@ -355,9 +355,8 @@ static void rw_tick_cb(struct ev_loop *ev, ev_timer *tm, int revents)
     if (w->nrunning) {
         size_t cap = 6 + (size_t)w->nrunning, k = 0, m = 1;
         const char **argv = calloc(cap, sizeof(*argv)), **mget = calloc((size_t)w->nrunning + 1, sizeof(*mget));
-        char **keys = calloc((size_t)w->nrunning, sizeof(*keys));
         struct cancel_check *cc = calloc(1, sizeof(*cc) + (size_t)w->nrunning * sizeof(cc->entry[0]));
-        if (argv && mget && keys && cc) {
+        if (argv && mget && cc) {
             cc->w = w;
             argv[k++] = "XCLAIM";
             argv[k++] = w->queue;
@@ -369,8 +368,7 @@ static void rw_tick_cb(struct ev_loop *ev, ev_timer *tm, int revents)
                 struct wtask *t = cf__container_of(l, struct wtask, link);
                 argv[k++] = t->entry;
                 memcpy(cc->entry[n], t->entry, sizeof(cc->entry[0]));
-                keys[n] = cf__printf_alloc("%s:x:%s:%s", w->queue, t->client, t->id);
-                mget[m++] = keys[n] ? keys[n] : "-";
+                mget[m++] = t->xkey ? t->xkey : "-";
                 n++;
             }
             argv[k++] = "JUSTID";
@@ -380,9 +378,6 @@ static void rw_tick_cb(struct ev_loop *ev, ev_timer *tm, int revents)
                 cc = NULL;
         }
         free(cc);
-        for (int i = 0; keys && i < n; i++)
-            free(keys[i]);
-        free(keys);
         free(argv);
         free(mget);
     }

@@ -22,6 +22,7 @@ struct wtask {
     char entry[48];
     char *client;
     char *id;
+    char *xkey; /* its cancel key, Q:x:C:ID (NULL: none) */
     char *fname;
     uint8_t *payload;
     size_t len;

@@ -36,6 +36,7 @@ void cf__rw_task_free(struct wtask *t)
 {
     free(t->client);
     free(t->id);
+    free(t->xkey);
     free(t->fname);
     free(t->payload);
     free(t->result);
@@ -300,7 +301,7 @@ static void slot_publish(cf_remote_worker_t *w, const struct wtask *run)
     for (struct cf__list *l = w->running.next; l != &w->running && n < RW_HELD_MAX; l = l->next) {
         struct wtask *t = cf__container_of(l, struct wtask, link);
         snprintf(s->held[n], sizeof(s->held[n]), "%s", t->entry);
-        snprintf(s->hkey[n], sizeof(s->hkey[n]), "%s:x:%s:%s", w->queue, t->client, t->id);
+        snprintf(s->hkey[n], sizeof(s->hkey[n]), "%s", t->xkey ? t->xkey : "-");
         if (t->claim_idle < ci)
             ci = t->claim_idle;
         n++;
@@ -434,6 +435,8 @@ void cf__rw_take(cf_remote_worker_t *w, const redisReply *e, unsigned deliveries
     t->id = field_dup(e, "i", NULL);
     t->fname = field_dup(e, "f", NULL);
     t->payload = (uint8_t *)field_dup(e, "p", &t->len);
+    if (t->client && t->id) /* built once: the heartbeats read it each tick */
+        t->xkey = cf__printf_alloc("%s:x:%s:%s", w->queue, t->client, t->id);
     t->claimed = deliveries > 1;
     inner = field_dup(e, "n", NULL);
     item = field_dup(e, "m", NULL);
